@@ -1,0 +1,451 @@
+//! `harness.toml`: loading and validation.
+//!
+//! Every error names the file, line and column. Values whose later validation can fail (paths that
+//! must exist, versions that must parse) stay `Spanned` so those errors can point at the line too.
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::error::{Exit, Failure};
+
+pub const FILE_NAME: &str = "harness.toml";
+
+/// The loaded configuration plus where it came from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The project root: paths in the file are relative to it.
+    pub root: PathBuf,
+    pub file: PathBuf,
+    source: String,
+    pub package: PackageConfig,
+    pub targets: BTreeMap<String, TargetConfig>,
+    pub stack: StackConfig,
+    pub test: TestConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    package: PackageConfig,
+    #[serde(default)]
+    targets: BTreeMap<String, TargetConfig>,
+    #[serde(default)]
+    stack: StackConfig,
+    #[serde(default)]
+    test: TestConfig,
+}
+
+/// A file or folder copied into the package: `from` is relative to the project, `to` to the zip root.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub from: Spanned<String>,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageConfig {
+    pub sources: Vec<Mapping>,
+    pub entry_point: Mapping,
+    #[serde(default)]
+    pub extra_files: Vec<Mapping>,
+    /// Requirements for `vendor/`; without it the package has no vendored wheels.
+    #[serde(default)]
+    pub requirements: Option<Spanned<String>>,
+    #[serde(default = "default_pythons")]
+    pub pythons: Spanned<Vec<String>>,
+    #[serde(default = "default_platforms")]
+    pub platforms: Vec<String>,
+    /// Added to the built-in excludes (`**/__pycache__/**`, `**/*.pyc`), which always apply.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Files at the package root that hold data, not code: kept out of the code fingerprint.
+    #[serde(default)]
+    pub data_files: Vec<String>,
+    /// Globs (package paths) the secret guard lets through.
+    #[serde(default)]
+    pub allow_secrets: Vec<Spanned<String>>,
+    /// A project template for DEPLOY_README.md; the built-in one is used otherwise.
+    #[serde(default)]
+    pub deploy_readme: Option<Spanned<String>>,
+    #[serde(default)]
+    pub database: Option<Spanned<DatabaseConfig>>,
+    /// Secrets the build generates, by name. They are reused from the state file when it exists.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretKind>,
+    /// API clients whose tokens (`naf_<alias>_<secret>`) the build generates.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// The database file, relative to the package root.
+    pub path: String,
+    /// SQL files applied in order with rusqlite, with `{{...}}` placeholders for generated secrets.
+    #[serde(default)]
+    pub sql: Vec<Spanned<String>>,
+    /// SQL files applied after `sql` when `--seed-demo` is given.
+    #[serde(default)]
+    pub demo_sql: Vec<Spanned<String>>,
+    /// The app's own seed command, run from the project root.
+    #[serde(default)]
+    pub seed_command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecretKind {
+    /// 20 characters from an unambiguous alphabet, for humans to type.
+    Password,
+    /// 64 hex characters, for keys such as Flask's SECRET_KEY.
+    Hex,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub is_primary: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// SQL files applied after `[package.database] sql` for this target only.
+    #[serde(default)]
+    pub extra_sql: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub ssh: Option<String>,
+    #[serde(default)]
+    pub remote_dir: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    #[serde(default = "default_fqdn")]
+    pub fqdn: String,
+    #[serde(default = "default_health")]
+    pub health_path: String,
+    #[serde(default = "default_version")]
+    pub version_path: String,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        Self {
+            fqdn: default_fqdn(),
+            health_path: default_health(),
+            version_path: default_version(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestConfig {
+    #[serde(default = "default_test_path")]
+    pub path: String,
+    #[serde(default)]
+    pub requirements: Option<String>,
+    #[serde(default = "default_smoke")]
+    pub smoke: Vec<String>,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        Self {
+            path: default_test_path(),
+            requirements: None,
+            smoke: default_smoke(),
+        }
+    }
+}
+
+fn default_pythons() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, vec!["3.11".into()])
+}
+fn default_platforms() -> Vec<String> {
+    vec!["manylinux2014_x86_64".into(), "any".into()]
+}
+fn default_fqdn() -> String {
+    "app.localtest.me".into()
+}
+fn default_health() -> String {
+    "/health".into()
+}
+fn default_version() -> String {
+    "/version".into()
+}
+fn default_test_path() -> String {
+    "ui_tests".into()
+}
+fn default_smoke() -> Vec<String> {
+    vec!["-m".into(), "smoke".into()]
+}
+
+pub const TARGETS: [&str; 2] = ["local", "webhosting"];
+
+impl Config {
+    /// Loads `harness.toml` from `file`, or from `project/harness.toml` when `file` is `None`.
+    pub fn load(project: &Path, file: Option<&Path>) -> Result<Config, Failure> {
+        let file = match file {
+            Some(f) if f.is_absolute() => f.to_path_buf(),
+            Some(f) => std::env::current_dir()
+                .map(|d| d.join(f))
+                .unwrap_or_else(|_| f.to_path_buf()),
+            None => project.join(FILE_NAME),
+        };
+        let source = std::fs::read_to_string(&file).map_err(|e| {
+            let f = Failure::new(Exit::BadInput, format!("cannot read {}: {e}", file.display()));
+            if e.kind() == std::io::ErrorKind::NotFound {
+                f.hint(format!(
+                    "run harness in the app's repository (or pass --project DIR); it needs a {FILE_NAME} \
+                     there. docs/config.md shows a complete example"
+                ))
+            } else {
+                f
+            }
+        })?;
+        let root = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| project.to_path_buf());
+        Self::parse(root, file, source)
+    }
+
+    /// Parses and validates; `root` is where relative paths start.
+    pub fn parse(root: PathBuf, file: PathBuf, source: String) -> Result<Config, Failure> {
+        let raw: RawConfig = toml::from_str(&source).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| location(&source, s.start))
+                .unwrap_or((1, 1));
+            let msg = e.message().trim().to_string();
+            let hint = if msg.contains("unknown field") {
+                "remove or rename the key; docs/config.md lists every key and its default"
+            } else if msg.contains("invalid type") {
+                "fix the value's type; docs/config.md shows the type of every key"
+            } else if msg.contains("missing field") {
+                "add the missing key; docs/config.md shows a complete example"
+            } else {
+                "fix the TOML syntax at that position"
+            };
+            Failure::new(
+                Exit::BadInput,
+                format!("{}:{}:{}: {msg}", file.display(), at.0, at.1),
+            )
+            .hint(hint)
+        })?;
+        let config = Config {
+            root,
+            file,
+            source,
+            package: raw.package,
+            targets: raw.targets,
+            stack: raw.stack,
+            test: raw.test,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// An error pointing at a span of the config file.
+    pub fn error_at(&self, span: Range<usize>, message: impl std::fmt::Display) -> Failure {
+        let (line, col) = location(&self.source, span.start);
+        Failure::new(
+            Exit::BadInput,
+            format!("{}:{line}:{col}: {message}", self.file.display()),
+        )
+    }
+
+    /// A project-relative path from the config, resolved against the root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn target(&self, name: &str) -> TargetConfig {
+        self.targets.get(name).cloned().unwrap_or_default()
+    }
+
+    fn validate(&self) -> Result<(), Failure> {
+        for name in self.targets.keys() {
+            if !TARGETS.contains(&name.as_str()) {
+                return Err(Failure::new(
+                    Exit::BadInput,
+                    format!("{}: unknown target [targets.{name}]", self.file.display()),
+                )
+                .hint("targets are `local` and `webhosting`"));
+            }
+        }
+        let pythons = &self.package.pythons;
+        if pythons.get_ref().is_empty() {
+            return Err(self
+                .error_at(pythons.span(), "`pythons` is empty")
+                .hint("list at least one, e.g. [\"3.11\"]"));
+        }
+        for p in pythons.get_ref() {
+            let ok = p.split('.').count() == 2
+                && p.split('.')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if !ok {
+                return Err(self
+                    .error_at(pythons.span(), format!("`{p}` is not a Python version"))
+                    .hint("write MAJOR.MINOR, e.g. \"3.11\""));
+            }
+        }
+        for pat in self
+            .package
+            .exclude
+            .iter()
+            .chain(&self.package.allow_secrets)
+        {
+            if let Err(e) = globset::Glob::new(pat.get_ref()) {
+                return Err(self.error_at(pat.span(), format!("bad glob `{}`: {e}", pat.get_ref())));
+            }
+        }
+        if let Some(db) = &self.package.database {
+            let d = db.get_ref();
+            match (d.sql.is_empty(), d.seed_command.is_empty()) {
+                (true, true) => {
+                    return Err(self
+                        .error_at(
+                            db.span(),
+                            "[package.database] needs `sql` or `seed_command`",
+                        )
+                        .hint("give SQL files to apply, or the app's own seed command"));
+                }
+                (false, false) => {
+                    return Err(self
+                        .error_at(
+                            db.span(),
+                            "[package.database] has both `sql` and `seed_command`",
+                        )
+                        .hint(
+                            "keep one: SQL files are applied by harness, a seed command by the app",
+                        ));
+                }
+                _ => {}
+            }
+            if !self.package.data_files.contains(&d.path) {
+                return Err(self
+                    .error_at(db.span(), format!("the database `{}` is not listed in `data_files`", d.path))
+                    .hint(format!("add \"{}\" to [package] data_files so it stays out of the code fingerprint", d.path)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn location(source: &str, offset: usize) -> (usize, usize) {
+    let before = &source[..offset.min(source.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, Failure> {
+        Config::parse(
+            PathBuf::from("/p"),
+            PathBuf::from("/p/harness.toml"),
+            s.to_string(),
+        )
+    }
+
+    const MINIMAL: &str = r#"
+[package]
+sources = [{ from = "src", to = "src" }]
+entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.package.pythons.get_ref(), &vec!["3.11".to_string()]);
+        assert_eq!(c.package.platforms, vec!["manylinux2014_x86_64", "any"]);
+        assert_eq!(c.stack.fqdn, "app.localtest.me");
+        assert!(c.package.requirements.is_none());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_column() {
+        let src = format!("{MINIMAL}sorces = []\n");
+        let e = parse(&src).unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
+        assert!(
+            e.message.starts_with("/p/harness.toml:5:1: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("sorces"), "{}", e.message);
+        assert!(e.hint.unwrap().contains("docs/config.md"));
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let src = MINIMAL.replace(
+            "sources = [{ from = \"src\", to = \"src\" }]",
+            "sources = \"src\"",
+        );
+        let e = parse(&src).unwrap_err();
+        assert!(e.message.starts_with("/p/harness.toml:3:"), "{}", e.message);
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+    }
+
+    #[test]
+    fn bad_python_version_points_at_list() {
+        let src = format!("{MINIMAL}pythons = [\"3.x\"]\n");
+        let e = parse(&src).unwrap_err();
+        assert!(
+            e.message.starts_with("/p/harness.toml:5:11: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("3.x"));
+    }
+
+    #[test]
+    fn database_needs_exactly_one_seed_way_and_data_file() {
+        let both = format!(
+            "{MINIMAL}data_files=[\"app.db\"]\n[package.database]\npath = \"app.db\"\nsql = [\"a.sql\"]\nseed_command = [\"x\"]\n"
+        );
+        assert!(parse(&both).unwrap_err().message.contains("both"));
+        let neither =
+            format!("{MINIMAL}data_files=[\"app.db\"]\n[package.database]\npath = \"app.db\"\n");
+        assert!(parse(&neither).unwrap_err().message.contains("needs"));
+        let undeclared =
+            format!("{MINIMAL}[package.database]\npath = \"app.db\"\nsql = [\"a.sql\"]\n");
+        let e = parse(&undeclared).unwrap_err();
+        assert!(e.message.contains("data_files"), "{}", e.message);
+        assert!(e.message.contains(":5:1:"), "{}", e.message);
+    }
+
+    #[test]
+    fn unknown_target_is_rejected() {
+        let src = format!("{MINIMAL}[targets.staging]\nenv = {{}}\n");
+        assert!(parse(&src).unwrap_err().message.contains("staging"));
+    }
+}

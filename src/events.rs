@@ -1,0 +1,82 @@
+//! Stages report progress as typed events; reporters decide how they look. No stage prints.
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    PhaseStarted {
+        phase: &'static str,
+    },
+    PhaseFinished {
+        phase: &'static str,
+        elapsed: Duration,
+        detail: String,
+    },
+    Note {
+        message: String,
+    },
+    Warning {
+        message: String,
+    },
+}
+
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// One line per finished phase on stderr, so stdout stays free for results.
+pub struct TerminalReporter;
+
+impl Reporter for TerminalReporter {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::PhaseStarted { .. } => {}
+            Event::PhaseFinished {
+                phase,
+                elapsed,
+                detail,
+            } => {
+                let ms = elapsed.as_secs_f64() * 1000.0;
+                if detail.is_empty() {
+                    eprintln!("  {phase:<10} {ms:>8.1} ms");
+                } else {
+                    eprintln!("  {phase:<10} {ms:>8.1} ms  {detail}");
+                }
+            }
+            Event::Note { message } => eprintln!("  {message}"),
+            Event::Warning { message } => eprintln!("warning: {message}"),
+        }
+    }
+}
+
+/// Keeps events for a machine-readable summary (`--json`); prints nothing itself.
+#[derive(Default)]
+pub struct CollectingReporter {
+    pub events: Mutex<Vec<Event>>,
+}
+
+impl Reporter for CollectingReporter {
+    fn event(&self, event: &Event) {
+        self.events
+            .lock()
+            .expect("reporter lock")
+            .push(event.clone());
+    }
+}
+
+/// Times a phase and reports its start and end.
+pub fn phase<T, E>(
+    reporter: &dyn Reporter,
+    phase: &'static str,
+    work: impl FnOnce() -> Result<(T, String), E>,
+) -> Result<T, E> {
+    reporter.event(&Event::PhaseStarted { phase });
+    let start = std::time::Instant::now();
+    let (value, detail) = work()?;
+    reporter.event(&Event::PhaseFinished {
+        phase,
+        elapsed: start.elapsed(),
+        detail,
+    });
+    Ok(value)
+}
