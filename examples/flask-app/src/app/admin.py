@@ -94,8 +94,8 @@ def change_password() -> Any:
     return redirect(url_for("admin.dashboard"))
 
 
-@bp.get("/admin")
 @bp.get("/admin/")
+@bp.get("/admin")  # registered first, so url_for() builds the form without the slash
 @admin_required
 def dashboard() -> Any:
     conn = db.get()

@@ -108,13 +108,12 @@ def update_dns(conn: sqlite3.Connection, config: netcup.NetcupConfig, request: R
 def notify(conn: sqlite3.Connection, actor: str, to: str | None, subject: str, body: str) -> str:
     """Send a notification and record it. Returns "sent" or "error: ..."; never raises for
     delivery problems, because a DNS change must not be reported as failed over a mail."""
+    recipient = to or "?"
     try:
         config = mailer.load_config(conn)
         recipient = to or config.notify_to
-        message_id = mailer.send(config, recipient, subject, body)
-        status, message = "sent", message_id
+        status, message = "sent", mailer.send(config, recipient, subject, body)
     except mailer.MailError as exc:
-        recipient = to or "?"
         status, message = "error", str(exc)
     conn.execute(
         "INSERT INTO notifications (created_at, actor, recipient, subject, status, message)"
