@@ -83,7 +83,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
                  "NETCUP_API_URL", "NETCUP_CUSTOMER_NUMBER", "NETCUP_API_KEY",
                  "NETCUP_API_PASSWORD", "NETCUP_DOMAIN", "GEOIP_ACCOUNT_ID",
                  "GEOIP_LICENSE_KEY", "GEOIP_HOST", "MAIL_HOST", "MAIL_PORT", "MAIL_USERNAME",
-                 "MAIL_PASSWORD", "MAIL_FROM", "MAIL_USE_TLS", "MAIL_NOTIFY_TO"):
+                 "MAIL_PASSWORD", "MAIL_FROM", "MAIL_USE_TLS", "MAIL_NOTIFY_TO",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY",
+                 "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
 
 

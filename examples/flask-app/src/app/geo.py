@@ -9,6 +9,7 @@ from typing import Any
 
 import geoip2.errors
 import geoip2.webservice
+import requests
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,9 @@ def lookup_country(config: GeoConfig, ip: str) -> dict[str, Any]:
             raise GeoError(502, "GEOIP_ACCOUNT", f"GeoIP service refused the account: {exc}") from exc
         except geoip2.errors.InvalidRequestError as exc:
             raise GeoError(400, "IP_ADDRESS_REJECTED", str(exc)) from exc
-        except geoip2.errors.GeoIP2Error as exc:
+        except (geoip2.errors.GeoIP2Error, requests.RequestException) as exc:
+            # The client lets transport errors (refused, TLS verification) through as
+            # requests exceptions; to the caller they are the same outage.
             raise GeoError(502, "GEOIP_UNAVAILABLE", f"GeoIP service failed: {exc}") from exc
     return {
         "ip": address,
