@@ -66,3 +66,14 @@ def test_admin_page_shows_the_country(client, geoip):
     # Without ?ip the form offers the caller's own address as the proxy reported it.
     own = client.get("/geo", headers={"X-Forwarded-For": "81.2.69.160"}).get_data(as_text=True)
     assert 'value="81.2.69.160"' in own
+
+
+def test_settings_from_the_request_environ_fill_gaps(client, geoip, monkeypatch):
+    # Apache's SetEnv reaches the app per request in the WSGI environ, not always in os.environ.
+    monkeypatch.delenv("GEOIP_ACCOUNT_ID")
+    monkeypatch.delenv("GEOIP_LICENSE_KEY")
+    assert client.get("/api/geo/81.2.69.160", headers=AUTH).status_code == 503
+    response = client.get("/api/geo/81.2.69.160", headers=AUTH, environ_base={
+        "GEOIP_ACCOUNT_ID": "42", "GEOIP_LICENSE_KEY": "lic"})
+    assert response.status_code == 200
+    assert response.get_json()["country_iso"] == "GB"

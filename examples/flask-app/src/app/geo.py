@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import geoip2.errors
 import geoip2.webservice
 import requests
+
+from . import envconf
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,15 @@ class GeoConfig:
 
     @classmethod
     def from_env(cls) -> "GeoConfig | None":
-        account = os.environ.get("GEOIP_ACCOUNT_ID", "").strip()
-        key = os.environ.get("GEOIP_LICENSE_KEY", "").strip()
+        account = envconf.lookup("GEOIP_ACCOUNT_ID")
+        key = envconf.lookup("GEOIP_LICENSE_KEY")
         if not account or not key:
             return None
         try:
             account_id = int(account)
         except ValueError:
             return None
-        return cls(account_id, key, os.environ.get("GEOIP_HOST", "").strip() or "geoip.maxmind.com")
+        return cls(account_id, key, envconf.lookup("GEOIP_HOST") or "geoip.maxmind.com")
 
 
 class GeoError(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import smtplib
 import sqlite3
@@ -11,7 +10,13 @@ from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from . import envconf
+
 ADDRESS_RE = re.compile(r"^[^@\s<>,;\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$|^[^@\s<>,;\"']+@[A-Za-z0-9-]+$")
+
+
+ENV_NAMES = ("MAIL_HOST", "MAIL_PORT", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_FROM",
+             "MAIL_USE_TLS", "MAIL_NOTIFY_TO")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,7 @@ class MailError(Exception):
 
 
 def load_config(conn: sqlite3.Connection, env: dict[str, str] | None = None) -> MailConfig:
-    env = dict(os.environ) if env is None else env
+    env = envconf.snapshot(ENV_NAMES) if env is None else env
     row = conn.execute(
         "SELECT host, port, username, password, use_tls, from_address, notify_to"
         " FROM email_config WHERE id = 1"

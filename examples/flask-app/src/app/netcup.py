@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+
+from . import envconf
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class NetcupConfig:
     def from_env(cls) -> "NetcupConfig | None":
         names = ("NETCUP_API_URL", "NETCUP_CUSTOMER_NUMBER", "NETCUP_API_KEY",
                  "NETCUP_API_PASSWORD", "NETCUP_DOMAIN")
-        values = [os.environ.get(n, "").strip() for n in names]
+        values = [envconf.lookup(n) for n in names]
         if not all(values):
             return None
         return cls(endpoint_url(values[0]), *values[1:])
