@@ -97,3 +97,19 @@ def test_netcup_needs_every_variable(monkeypatch):
         monkeypatch.setenv(name, "")
         assert netcup.NetcupConfig.from_env() is None, name
         monkeypatch.setenv(name, names[name])
+
+
+def test_harness_werkzeug_placeholder_format_is_accepted():
+    """The harness builds `{{NAME|werkzeug}}` in Rust without Werkzeug. This is the format it
+    must produce: pbkdf2:sha256:<n>$<salt as text>$<hex of pbkdf2_hmac(password, salt)>."""
+    import hashlib
+
+    from app.security import verify_password
+
+    password, salt, rounds = "correct horse battery staple", "AbCdEfGh12345678", 600000
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), rounds).hex()
+    built = f"pbkdf2:sha256:{rounds}${salt}${digest}"
+    assert built == ("pbkdf2:sha256:600000$AbCdEfGh12345678$"
+                     "c5a0c14dbb731b6e16dfd9b0560d5cc17c0eec105ceee6dad5a90b0348a6569b")
+    assert verify_password(built, password)
+    assert not verify_password(built, password + "x")
