@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -16,6 +17,11 @@ from .security import (admin_required, check_csrf, csrf_token, current_user, has
 
 bp = Blueprint("admin", __name__)
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password("no user has this password")
 
 
 @bp.app_context_processor
@@ -42,7 +48,10 @@ def login() -> Any:
         "SELECT id, password_hash, must_change_password FROM users WHERE username = ?",
         (username,),
     ).fetchone()
-    if user is None or not verify_password(user["password_hash"], password):
+    # An unknown name costs the same hash computation as a wrong password, so response
+    # times do not tell which user names exist.
+    password_hash = user["password_hash"] if user is not None else _dummy_hash()
+    if not verify_password(password_hash, password) or user is None:
         log.warning("login failed for %r from %s", username[:64], request.remote_addr)
         flash("Invalid user name or password.", "error")
         return render_template("login.html", next=request.form.get("next", "")), 401

@@ -147,9 +147,15 @@ class NetcupClient:
             "domainname": domain, "dnsrecordset": {"dnsrecords": [record]},
         })
         records = _records(data)
+        # Match by id when updating; a new record is found by content, compared the way DNS
+        # compares names, since the service may normalise case or a trailing dot.
+        wanted = _dns_text(destination)
         stored = next(
-            (r for r in records if r.get("hostname") == hostname
-             and str(r.get("type", "")).upper() == rtype and r.get("destination") == destination),
+            (r for r in records
+             if ("id" in record and str(r.get("id")) == record["id"])
+             or ("id" not in record and r.get("hostname") == hostname
+                 and str(r.get("type", "")).upper() == rtype
+                 and _dns_text(str(r.get("destination", ""))) == wanted)),
             None,
         )
         if stored is None:
@@ -161,6 +167,10 @@ def _records(data: Any) -> list[dict[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("dnsrecords"), list):
         return [r for r in data["dnsrecords"] if isinstance(r, dict)]
     return []
+
+
+def _dns_text(value: str) -> str:
+    return value.strip().rstrip(".").lower()
 
 
 def _int_or_none(value: Any) -> int | None:
