@@ -14,6 +14,8 @@ from werkzeug.security import generate_password_hash
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
+# Keep src/ free of __pycache__: a later `harness build` must not find stale bytecode there.
+sys.dont_write_bytecode = True
 
 ADMIN_PASSWORD = "seeded-Admin-pw-0123"
 SECRET_KEY = "5f" * 32
