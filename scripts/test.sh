@@ -32,6 +32,12 @@ log "building harness"
 cargo build --workspace --all-targets
 export HARNESS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/harness"
 
+# The README's main command. It also warms the wheel cache that tests/example.rs relies on: the
+# tests themselves never reach a package index.
+log "main job: harness build on examples/flask-app"
+"$HARNESS_BIN" --project examples/flask-app build
+"$HARNESS_BIN" --project examples/flask-app build --local
+
 log "Rust tests (unit, integration, end-to-end)"
 cargo nextest run --workspace --no-fail-fast
 
