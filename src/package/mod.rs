@@ -191,11 +191,11 @@ pub fn build(
     // Stage.
     let sources = t.run("stage", || {
         let files = stage::walk(config)?;
-        stage::guard(config, &files)?;
-        stage::copy_into(&files, &build_path)?;
+        let staged = stage::stage(config, &files, &build_path)?;
         let n = files.len();
-        Ok((files, format!("{n} files")))
+        Ok(((files, staged), format!("{n} files")))
     })?;
+    let (sources, staged) = sources;
     let input_fp = fingerprint::input(config, target, req.seed_demo, &sources);
 
     // Vendor.
@@ -322,12 +322,24 @@ pub fn build(
     // Metadata and zip.
     let (manifest_entries, code_fp, build_id, sha256, zip_size) = t.run("zip", || {
         let mut entries: BTreeMap<String, (Source, u32)> = BTreeMap::new();
-        for f in &sources {
-            entries.insert(f.zip_path.clone(), (Source::Disk(build_path.join(&f.zip_path)), f.mode));
-        }
         let mut known: BTreeMap<String, FileEntry> = BTreeMap::new();
+        for s in staged {
+            let src = match s.bytes {
+                Some(b) => Source::Bytes(b),
+                None => Source::Disk(build_path.join(&s.entry.path)),
+            };
+            entries.insert(s.entry.path.clone(), (src, s.entry.mode));
+            known.insert(s.entry.path.clone(), s.entry);
+        }
         if let Some(v) = &vendor {
             for (i, f) in v.files.iter().enumerate() {
+                if entries.contains_key(&f.path) {
+                    return Err(Failure::new(
+                        Exit::BadInput,
+                        format!("`{}` comes both from the sources and from a vendored wheel", f.path),
+                    )
+                    .hint("vendor/ belongs to the wheels: move or exclude that source file"));
+                }
                 entries.insert(f.path.clone(), (Source::Vendor(i), f.mode));
                 known.insert(f.path.clone(), f.clone());
             }
@@ -354,7 +366,8 @@ pub fn build(
         let mut listed: Vec<FileEntry> = Vec::with_capacity(entries.len() + 3);
         for (path, (src, mode)) in &entries {
             let entry = match src {
-                Source::Vendor(_) => known[path].clone(),
+                _ if known.contains_key(path) => known[path].clone(),
+                Source::Vendor(_) => unreachable!("every vendor entry is in `known`"),
                 Source::Bytes(b) => FileEntry::of(path.clone(), b, *mode),
                 Source::Disk(p) => {
                     let bytes = std::fs::read(p).map_err(|e| io_fail(p, e))?;

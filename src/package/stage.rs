@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use super::archive::FileEntry;
 use crate::config::{Config, Mapping};
 use crate::error::{Exit, Failure};
 
@@ -153,8 +154,23 @@ fn walk_mapping(
     Ok(())
 }
 
-/// Refuses files that look like secrets unless `allow_secrets` lets them through.
-pub fn guard(config: &Config, files: &[SourceFile]) -> Result<(), Failure> {
+/// A staged file: its manifest entry and, for small files, its bytes, so the zip is written
+/// from exactly what was hashed and checked.
+pub struct Staged {
+    pub entry: FileEntry,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Files above this size are re-read from the staged copy instead of being held in memory.
+const KEEP_IN_MEMORY: u64 = 1 << 20;
+
+/// Reads every walked file once: refuses secrets (unless `allow_secrets` lets them through),
+/// writes the staged copy into `build_dir` and hashes it.
+pub fn stage(
+    config: &Config,
+    files: &[SourceFile],
+    build_dir: &Path,
+) -> Result<Vec<Staged>, Failure> {
     let allowed = globs(
         config
             .package
@@ -162,25 +178,54 @@ pub fn guard(config: &Config, files: &[SourceFile]) -> Result<(), Failure> {
             .iter()
             .map(|s| s.get_ref().as_str()),
     );
+    let mut made = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(files.len());
     for f in files {
-        if allowed.is_match(&f.zip_path) {
-            continue;
-        }
-        if let Some(why) = looks_secret(&f.zip_path, &f.disk) {
-            return Err(Failure::new(
-                Exit::BadInput,
-                format!("refusing to package `{}` ({}): {why}", f.zip_path, f.disk.display()),
+        let bytes = std::fs::read(&f.disk).map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot read {}: {e}", f.disk.display()),
             )
-            .hint(format!(
-                "remove it from the sources, exclude it ([package] exclude), or if it is meant to ship add \"{}\" to [package] allow_secrets",
-                f.zip_path
-            )));
+        })?;
+        if !allowed.is_match(&f.zip_path) {
+            if let Some(why) = looks_secret(&f.zip_path, &bytes) {
+                return Err(Failure::new(
+                    Exit::BadInput,
+                    format!("refusing to package `{}` ({}): {why}", f.zip_path, f.disk.display()),
+                )
+                .hint(format!(
+                    "remove it from the sources, exclude it ([package] exclude), or if it is meant to ship add \"{}\" to [package] allow_secrets",
+                    f.zip_path
+                )));
+            }
         }
+        let dest = build_dir.join(&f.zip_path);
+        let parent = dest.parent().expect("file has a parent").to_path_buf();
+        if made.insert(parent.clone()) {
+            std::fs::create_dir_all(&parent).map_err(|e| {
+                Failure::new(
+                    Exit::Environment,
+                    format!("cannot create {}: {e}", parent.display()),
+                )
+            })?;
+        }
+        std::fs::write(&dest, &bytes).map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot write {}: {e}", dest.display()),
+            )
+        })?;
+        let entry = FileEntry::of(f.zip_path.clone(), &bytes, f.mode);
+        let keep = (bytes.len() as u64) <= KEEP_IN_MEMORY;
+        out.push(Staged {
+            entry,
+            bytes: keep.then_some(bytes),
+        });
     }
-    Ok(())
+    Ok(out)
 }
 
-fn looks_secret(zip_path: &str, disk: &Path) -> Option<&'static str> {
+fn looks_secret(zip_path: &str, bytes: &[u8]) -> Option<&'static str> {
     let name = zip_path.rsplit('/').next().unwrap_or(zip_path);
     if name == ".env" || name.starts_with(".env.") {
         return Some("a dotenv file holds secrets");
@@ -199,44 +244,11 @@ fn looks_secret(zip_path: &str, disk: &Path) -> Option<&'static str> {
     if key_names.contains(&name) {
         return Some("an SSH private key");
     }
-    // Content check: cheap for source-sized files, and it catches keys under any name.
-    let meta = std::fs::metadata(disk).ok()?;
-    if meta.len() > 4 * 1024 * 1024 {
-        return None;
-    }
-    let bytes = std::fs::read(disk).ok()?;
+    // Content check: it catches keys under any name.
     let needle = b"PRIVATE KEY-----";
     let found = bytes.windows(needle.len()).any(|w| w == needle)
         && bytes.windows(11).any(|w| w == b"-----BEGIN ");
     found.then_some("it contains a PEM private key")
-}
-
-/// Copies the walked files into the build directory.
-pub fn copy_into(files: &[SourceFile], build_dir: &Path) -> Result<(), Failure> {
-    let mut made = std::collections::HashSet::new();
-    for f in files {
-        let dest = build_dir.join(&f.zip_path);
-        let parent = dest.parent().expect("file has a parent").to_path_buf();
-        if made.insert(parent.clone()) {
-            std::fs::create_dir_all(&parent).map_err(|e| {
-                Failure::new(
-                    Exit::Environment,
-                    format!("cannot create {}: {e}", parent.display()),
-                )
-            })?;
-        }
-        std::fs::copy(&f.disk, &dest).map_err(|e| {
-            Failure::new(
-                Exit::Environment,
-                format!(
-                    "cannot copy {} to {}: {e}",
-                    f.disk.display(),
-                    dest.display()
-                ),
-            )
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -245,29 +257,29 @@ mod tests {
 
     #[test]
     fn secret_names_are_recognised() {
-        let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("plain.py");
-        std::fs::write(&plain, "x = 1\n").unwrap();
+        let plain: &[u8] = b"x = 1\n";
         for name in [
             "src/.env",
             "src/.env.production",
             "deployment_state_local.json",
             "keys/id_ed25519",
         ] {
-            assert!(looks_secret(name, &plain).is_some(), "{name}");
+            assert!(looks_secret(name, plain).is_some(), "{name}");
         }
         for name in [
             "src/app/id_utils.py",
             "src/environment.py",
             "keys/id_ed25519.pub",
         ] {
-            assert!(looks_secret(name, &plain).is_none(), "{name}");
+            assert!(looks_secret(name, plain).is_none(), "{name}");
         }
-        let pem = dir.path().join("cert.txt");
-        std::fs::write(&pem, "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n").unwrap();
-        assert!(looks_secret("src/cert.txt", &pem).is_some());
-        let cert = dir.path().join("ca.pem");
-        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nabc\n").unwrap();
-        assert!(looks_secret("src/ca.pem", &cert).is_none());
+        assert!(
+            looks_secret(
+                "src/cert.txt",
+                b"-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n"
+            )
+            .is_some()
+        );
+        assert!(looks_secret("src/ca.pem", b"-----BEGIN CERTIFICATE-----\nabc\n").is_none());
     }
 }
