@@ -187,17 +187,17 @@ pub fn stage(
                 format!("cannot read {}: {e}", f.disk.display()),
             )
         })?;
-        if !allowed.is_match(&f.zip_path) {
-            if let Some(why) = looks_secret(&f.zip_path, &bytes) {
-                return Err(Failure::new(
-                    Exit::BadInput,
-                    format!("refusing to package `{}` ({}): {why}", f.zip_path, f.disk.display()),
-                )
-                .hint(format!(
-                    "remove it from the sources, exclude it ([package] exclude), or if it is meant to ship add \"{}\" to [package] allow_secrets",
-                    f.zip_path
-                )));
-            }
+        if !allowed.is_match(&f.zip_path)
+            && let Some(why) = looks_secret(&f.zip_path, &bytes)
+        {
+            return Err(Failure::new(
+                Exit::BadInput,
+                format!("refusing to package `{}` ({}): {why}", f.zip_path, f.disk.display()),
+            )
+            .hint(format!(
+                "remove it from the sources, exclude it ([package] exclude), or if it is meant to ship add \"{}\" to [package] allow_secrets",
+                f.zip_path
+            )));
         }
         let dest = build_dir.join(&f.zip_path);
         let parent = dest.parent().expect("file has a parent").to_path_buf();
