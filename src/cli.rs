@@ -44,6 +44,23 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// Show the project's local certificate authority and how to trust it, or rotate it.
+    ///
+    /// The CA lives in .harness/ca/ (key mode 0600) and is reused across runs; stacks get
+    /// short-lived leaf certificates from it. --fqdn also issues a leaf for that name into
+    /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
+    /// given the new ca.pem.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Issue a leaf certificate for this name (default: [stack] fqdn).
+    #[arg(long, value_name = "NAME")]
+    pub fqdn: Option<String>,
+    /// Replace the CA with a new one.
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,5 +147,61 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Certs(args) => certs(cli, args),
     }
+}
+
+fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {
+    // The CA belongs to the project; harness.toml is optional here, it only supplies the FQDN.
+    let (root, fqdn) = match Config::load(&cli.project, cli.config.as_deref()) {
+        Ok(c) => (c.root.clone(), c.stack.fqdn.clone()),
+        Err(_) if cli.config.is_none() => (
+            std::fs::canonicalize(&cli.project).unwrap_or(cli.project.clone()),
+            crate::config::StackConfig::default().fqdn,
+        ),
+        Err(e) => return Err(e),
+    };
+    let dir = crate::tls::ca_dir(&root);
+    let (ca, created) = if args.rotate {
+        (crate::tls::Ca::create(&dir)?, true)
+    } else {
+        crate::tls::Ca::load_or_create(&dir)?
+    };
+    let name = args.fqdn.clone().unwrap_or(fqdn);
+    let leaf = if args.fqdn.is_some() {
+        let leaf = ca.issue(std::slice::from_ref(&name))?;
+        Some(leaf.write(&root.join(".harness").join("certs"), &name, &ca)?)
+    } else {
+        None
+    };
+    if cli.json {
+        let v = serde_json::json!({
+            "ca": ca.cert_path(), "key": ca.key_path(), "fingerprint_sha256": ca.fingerprint,
+            "created": created, "leaf": leaf.as_ref().map(|(c, k)| serde_json::json!({"cert": c, "key": k, "name": name})),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        return Ok(Exit::Success);
+    }
+    let verb = if args.rotate {
+        "rotated"
+    } else if created {
+        "created"
+    } else {
+        "in use"
+    };
+    println!("CA ({verb}): {}", ca.cert_path().display());
+    println!("  sha256 fingerprint {}", ca.fingerprint);
+    println!(
+        "  key                {} (mode 0600)",
+        ca.key_path().display()
+    );
+    if let Some((c, k)) = &leaf {
+        println!("leaf for {name}: {}  key {}", c.display(), k.display());
+    }
+    println!("Trust it from the host, e.g. against a running stack's published port PORT:");
+    println!(
+        "  curl --cacert {} --resolve {name}:PORT:127.0.0.1 https://{name}:PORT/health",
+        ca.cert_path().display()
+    );
+    Ok(Exit::Success)
 }

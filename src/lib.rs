@@ -4,5 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod fsutil;
 pub mod git;
 pub mod package;
+pub mod tls;

@@ -4,8 +4,8 @@
 //! 0600, keeps every key it does not manage (tests write a changed admin password back into it),
 //! and is never packaged.
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+#[cfg(test)]
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
@@ -256,33 +256,7 @@ pub fn write_state(
     write_private(path, &super::archive::pretty_json(&Value::Object(s)))
 }
 
-/// Atomic write of a file only its owner may read.
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let io = |e: std::io::Error| {
-        Failure::new(
-            Exit::Environment,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
+pub use crate::fsutil::write_private;
 
 #[cfg(test)]
 mod tests {
