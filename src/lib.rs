@@ -4,4 +4,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod gate;
+pub mod gatekeeper;
+pub mod git;
+pub mod ledger;
 pub mod package;
