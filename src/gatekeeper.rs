@@ -66,11 +66,12 @@ pub fn evaluate(
     request: &GateRequest,
     now: Timestamp,
 ) -> Result<GateOutcome, Failure> {
-    let runs = ledger.runs()?;
+    let (runs, census) = ledger.gate_runs(package.code, package.schema)?;
     let tree = crate::git::tree_facts(&config.root, gate::candidate_commits(&runs, &package));
     let decision = gate::decide(&GateFacts {
         package,
         runs: &runs,
+        census,
         now,
         max_age: config.gate.max_age,
         tree: &tree,

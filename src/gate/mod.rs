@@ -3,11 +3,11 @@
 //! A package may ship when one recorded run (or a complete set of shards), all of:
 //! 1. is green;
 //! 2. has the package's code and schema fingerprints;
-//! 3. is local, or imported and signed by a key in `[gate] trusted_keys`;
-//! 4. is complete: unfiltered, or every shard of its N green under rules 1–6;
-//! 5. finished no longer than `max_age` ago;
-//! 6. ran on a clean tree whose commit has the same tree as HEAD, and HEAD has no uncommitted
-//!    changes, unless `--allow-dirty` (recorded).
+//! 3. is complete: unfiltered, or every shard of its N passes all the other rules;
+//! 4. finished no longer than `max_age` ago;
+//! 5. ran on a clean tree whose commit has the same tree as HEAD, and HEAD has no uncommitted
+//!    changes, unless `--allow-dirty` (recorded);
+//! 6. is local, or imported and signed by a key in `[gate] trusted_keys`.
 //!
 //! `--force --reason` opens it regardless, and the decision records what the rules said.
 //! The rules are checked in that order per run; the run that gets furthest is the "closest run",
@@ -83,11 +83,35 @@ impl Force {
     }
 }
 
+/// How many runs the ledger holds; `runs` may be a subset (see [`GateFacts::runs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    pub runs: usize,
+    pub green: usize,
+}
+
+impl Census {
+    pub fn of(runs: &[StoredRun]) -> Census {
+        Census {
+            runs: runs.len(),
+            green: runs
+                .iter()
+                .filter(|r| r.record.outcome == Outcome::Green)
+                .count(),
+        }
+    }
+}
+
 /// Everything the gate decides on.
 #[derive(Debug, Clone, Copy)]
 pub struct GateFacts<'a> {
     pub package: PackageFacts<'a>,
+    /// All runs, or a subset that decides the same: every green run with the package's
+    /// fingerprints, the latest green run and the latest run. Any other run fails earlier in the
+    /// rules than one of those, so it can be neither the qualifying run nor the closest one.
+    /// `Ledger::gate_runs` reads exactly that subset.
     pub runs: &'a [StoredRun],
+    pub census: Census,
     pub now: Timestamp,
     pub max_age: Duration,
     pub tree: &'a TreeFacts,
@@ -368,15 +392,11 @@ fn open_with(
 }
 
 fn census(f: &GateFacts<'_>, evals: &[Eval]) -> String {
-    let green = f
-        .runs
-        .iter()
-        .filter(|r| r.record.outcome == Outcome::Green)
-        .count();
     let same = evals.iter().filter(|e| e.passed >= 2).count();
     format!(
-        "{} runs recorded, {green} green, {same} green with these fingerprints (code {}, schema {})",
-        f.runs.len(),
+        "{} runs recorded, {} green, {same} green with these fingerprints (code {}, schema {})",
+        f.census.runs,
+        f.census.green,
         short(f.package.code),
         f.package.schema.map(short).unwrap_or("none")
     )
@@ -480,23 +500,6 @@ fn evaluate(run: &StoredRun, f: &GateFacts<'_>) -> Eval {
     if !step(&mut e, fingerprints) {
         return e;
     }
-    let trust = match &run.origin {
-        Origin::Local => Ok(()),
-        Origin::Imported { signature, .. } => {
-            let t = Trust::of(signature.as_ref(), r, f.trusted_keys);
-            if t.counts() {
-                Ok(())
-            } else {
-                Err((
-                    Rule::TrustedRecord,
-                    format!("run {} was imported and {}", run.id, t.explain()),
-                ))
-            }
-        }
-    };
-    if !step(&mut e, trust) {
-        return e;
-    }
     let complete = match &r.selection {
         Selection::Full => Ok(()),
         Selection::Filtered { expr } => Err((
@@ -544,7 +547,25 @@ fn evaluate(run: &StoredRun, f: &GateFacts<'_>) -> Eval {
         }
         (Some(why), false) => Err((Rule::CleanTree, why)),
     };
-    step(&mut e, clean);
+    if !step(&mut e, clean) {
+        return e;
+    }
+    // Last because it is the one expensive check (an ed25519 verification per imported run).
+    let trust = match &run.origin {
+        Origin::Local => Ok(()),
+        Origin::Imported { signature, .. } => {
+            let t = Trust::of(signature.as_ref(), r, f.trusted_keys);
+            if t.counts() {
+                Ok(())
+            } else {
+                Err((
+                    Rule::TrustedRecord,
+                    format!("run {} was imported and {}", run.id, t.explain()),
+                ))
+            }
+        }
+    };
+    step(&mut e, trust);
     e
 }
 

@@ -67,6 +67,7 @@ fn decide_with(runs: &[StoredRun], adjust: impl FnOnce(&mut GateFacts<'_>)) -> G
             schema: Some(SCHEMA),
         },
         runs,
+        census: Census::of(runs),
         now: Timestamp::from_unix_ms(NOW),
         max_age: Duration::from_secs(24 * 3600),
         tree: &tree,

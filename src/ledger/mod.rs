@@ -100,7 +100,8 @@ CREATE TABLE runs (
     verified           INTEGER NOT NULL DEFAULT 0,
     recorded_at_ms     INTEGER NOT NULL
 );
-CREATE INDEX runs_by_code ON runs (code_fingerprint);
+CREATE INDEX runs_by_code ON runs (code_fingerprint, outcome);
+CREATE INDEX runs_by_finish ON runs (finished_at_ms, id);
 CREATE TABLE gate_decisions (
     id                 INTEGER PRIMARY KEY,
     decided_at_ms      INTEGER NOT NULL,
@@ -348,6 +349,49 @@ impl Ledger {
         rows.into_iter()
             .map(|r| r.map_err(|e| self.bad_row(e)))
             .collect()
+    }
+
+    /// The runs that decide the gate for a package (see `gate::GateFacts::runs`): every green
+    /// run with these fingerprints, the latest green run and the latest run, plus the census.
+    /// With an index on the fingerprint this stays fast however long the history grows.
+    pub fn gate_runs(
+        &self,
+        code: &str,
+        schema: Option<&str>,
+    ) -> Result<(Vec<StoredRun>, crate::gate::Census), LedgerError> {
+        let latest = "ORDER BY finished_at_ms DESC, id DESC LIMIT 1";
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE code_fingerprint = ?1 AND outcome = 'green' \
+             AND schema_fingerprint IS ?2 \
+             UNION SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs WHERE outcome = 'green' {latest}) \
+             UNION SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs {latest}) \
+             ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![code, schema], read_run)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        let runs = rows
+            .into_iter()
+            .map(|r| r.map_err(|e| self.bad_row(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (total, green): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT count(*), count(*) FILTER (WHERE outcome = 'green') FROM runs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok((
+            runs,
+            crate::gate::Census {
+                runs: total as usize,
+                green: green as usize,
+            },
+        ))
     }
 
     pub fn run(&self, id: i64) -> Result<Option<StoredRun>, LedgerError> {
@@ -601,7 +645,7 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
     };
     let origin = match (origin.as_str(), signer, signature) {
         ("local", ..) => Origin::Local,
-        ("imported", Some(k), Some(s)) => match Signature::from_parts(&k, &s) {
+        ("imported", Some(k), Some(s)) => match Signature::from_stored(&k, &s) {
             Ok(sig) => Origin::Imported {
                 signature: Some(sig),
                 verified,
