@@ -212,7 +212,7 @@ pub fn runs_table(runs: &[ledger::StoredRun]) -> String {
             .into();
     }
     let mut out = format!(
-        "{:>5}  {:<19}  {:<7}  {:<14}  {:>15}  {:<13}  {:<12}  {}\n",
+        "{:>5}  {:<19}  {:<7}  {:<14}  {:>18}  {:<13}  {:<12}  {}\n",
         "ID",
         "FINISHED (UTC)",
         "OUTCOME",

@@ -334,7 +334,7 @@ fn rule_decision(f: &GateFacts<'_>, evals: &[Eval]) -> GateDecision {
     } else {
         why.clone()
     };
-    let mut d = closed(
+    closed(
         rule,
         summary,
         Some(ClosestRun {
@@ -343,9 +343,7 @@ fn rule_decision(f: &GateFacts<'_>, evals: &[Eval]) -> GateDecision {
             why: format!("{}; does not count: {why}", describe(run, f.now)),
             shard_runs: Vec::new(),
         }),
-    );
-    d.reasons.push(format!("rule: {}", rule.title()));
-    d
+    )
 }
 
 fn open_with(
