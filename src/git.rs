@@ -43,14 +43,31 @@ fn git(root: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn head(root: &Path) -> Result<String, String> {
-    git(root, &["rev-parse", "--verify", "-q", "HEAD"]).map(|s| s.trim().to_string())
+/// HEAD, and the project's folder inside its repository ("" at the top, else "sub/dir/").
+fn locate(root: &Path) -> Result<(String, String), String> {
+    let out = git(root, &["rev-parse", "--show-prefix", "HEAD"]).map_err(|e| {
+        if e.contains("unknown revision") {
+            "the repository has no commit yet".to_string()
+        } else {
+            e
+        }
+    })?;
+    let mut lines = out.lines();
+    let prefix = lines.next().unwrap_or("").trim().to_string();
+    let head = lines.next().unwrap_or("").trim().to_string();
+    if head.is_empty() {
+        return Err("git rev-parse printed no HEAD".into());
+    }
+    Ok((head, prefix))
 }
 
-/// Uncommitted changes in the whole repository (tracked or untracked, not ignored), except
-/// harness's own outputs.
+/// Uncommitted changes in the project's folder (tracked or untracked, not ignored), except
+/// harness's own outputs. Paths are relative to the repository root.
+///
+/// Scoped to the project, not the repository: an app kept in a subfolder of a larger repository
+/// is not dirty because a sibling changed.
 fn work_tree(root: &Path) -> WorkTree {
-    let mut args = vec!["status", "--porcelain=v1", "-z", "--", ":/"];
+    let mut args = vec!["status", "--porcelain=v1", "-z", "--", "."];
     args.extend(OWN_OUTPUTS);
     match git(root, &args) {
         Err(reason) => WorkTree::Unknown { reason },
@@ -74,7 +91,7 @@ fn work_tree(root: &Path) -> WorkTree {
 }
 
 pub fn head_facts(root: &Path) -> HeadFacts {
-    let commit = head(root).ok();
+    let commit = locate(root).ok().map(|(head, _)| head);
     let dirty = match work_tree(root) {
         WorkTree::Clean => Some(false),
         WorkTree::Dirty { .. } => Some(true),
@@ -83,11 +100,12 @@ pub fn head_facts(root: &Path) -> HeadFacts {
     HeadFacts { commit, dirty }
 }
 
-/// The facts the gate's clean-tree rule needs: HEAD, the work tree, and the tree object of each
-/// commit a candidate run was made on (a different commit with the same tree is the same source).
+/// The facts the gate's clean-tree rule needs: HEAD, the work tree, and the tree of the project's
+/// folder in HEAD and in each commit a candidate run was made on (a different commit with the same
+/// project files is the same source).
 pub fn tree_facts<'a>(root: &Path, commits: impl IntoIterator<Item = &'a str>) -> TreeFacts {
-    let head = match head(root) {
-        Ok(h) => h,
+    let (head, prefix) = match locate(root) {
+        Ok(found) => found,
         Err(reason) => {
             return TreeFacts {
                 head: None,
@@ -100,7 +118,7 @@ pub fn tree_facts<'a>(root: &Path, commits: impl IntoIterator<Item = &'a str>) -
     wanted.push(&head);
     wanted.sort_unstable();
     wanted.dedup();
-    let trees = tree_ids(root, &wanted);
+    let trees = tree_ids(root, &wanted, &prefix);
     TreeFacts {
         work_tree: work_tree(root),
         trees,
@@ -108,8 +126,13 @@ pub fn tree_facts<'a>(root: &Path, commits: impl IntoIterator<Item = &'a str>) -
     }
 }
 
-/// commit → tree id for the commits this repository has; one `git cat-file` for all of them.
-fn tree_ids(root: &Path, commits: &[&str]) -> std::collections::BTreeMap<String, String> {
+/// commit → id of the project folder's tree in that commit, for the commits this repository has;
+/// one `git cat-file` for all of them.
+fn tree_ids(
+    root: &Path,
+    commits: &[&str],
+    prefix: &str,
+) -> std::collections::BTreeMap<String, String> {
     let mut found = std::collections::BTreeMap::new();
     // Only full hex ids: anything else in a record must not be handed to git as a revision.
     let commits: Vec<&str> = commits
@@ -132,7 +155,17 @@ fn tree_ids(root: &Path, commits: &[&str]) -> std::collections::BTreeMap<String,
         return found;
     };
     if let Some(mut stdin) = child.stdin.take() {
-        let input: String = commits.iter().map(|c| format!("{c}^{{tree}}\n")).collect();
+        let folder = prefix.trim_end_matches('/');
+        let input: String = commits
+            .iter()
+            .map(|c| {
+                if folder.is_empty() {
+                    format!("{c}^{{tree}}\n")
+                } else {
+                    format!("{c}:{folder}\n")
+                }
+            })
+            .collect();
         let _ = stdin.write_all(input.as_bytes());
     }
     let Ok(out) = child.wait_with_output() else {
@@ -190,7 +223,7 @@ mod tests {
         std::fs::write(d.join("a.py"), "x = 1\n").unwrap();
         sh(d, &["add", "."]);
         sh(d, &["commit", "-q", "-m", "one"]);
-        let first = head(d).unwrap();
+        let first = locate(d).unwrap().0;
         // harness's own outputs do not count as changes
         std::fs::create_dir_all(d.join(".harness/dist")).unwrap();
         std::fs::write(d.join(".harness/dist/deploy.zip"), "z").unwrap();
@@ -225,6 +258,55 @@ mod tests {
         assert!(
             !f.trees.contains_key("HEAD~1"),
             "only full ids are looked up"
+        );
+    }
+
+    #[test]
+    fn a_project_in_a_subfolder_only_sees_its_own_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let app = d.join("examples/app");
+        std::fs::create_dir_all(&app).unwrap();
+        std::fs::write(app.join("a.py"), "x = 1\n").unwrap();
+        std::fs::write(d.join("README"), "top\n").unwrap();
+        sh(d, &["init", "-q"]);
+        sh(d, &["add", "."]);
+        sh(d, &["commit", "-q", "-m", "one"]);
+        let first = locate(&app).unwrap().0;
+        // A sibling changes and is committed: the project's files are the same.
+        std::fs::write(d.join("README"), "changed\n").unwrap();
+        assert_eq!(
+            head_facts(&app).dirty,
+            Some(false),
+            "a dirty sibling is not the project"
+        );
+        sh(d, &["commit", "-q", "-am", "two"]);
+        let f = tree_facts(&app, [first.as_str()]);
+        assert_eq!(f.work_tree, WorkTree::Clean);
+        assert_eq!(f.trees[&first], f.trees[f.head.as_ref().unwrap()]);
+        // The project's own file changes: dirty, and after the commit, another tree.
+        std::fs::write(app.join("a.py"), "x = 2\n").unwrap();
+        assert_eq!(
+            tree_facts(&app, []).work_tree,
+            WorkTree::Dirty {
+                changed: vec!["examples/app/a.py".into()]
+            }
+        );
+        sh(d, &["commit", "-q", "-am", "three"]);
+        let f = tree_facts(&app, [first.as_str()]);
+        assert_ne!(f.trees[&first], f.trees[f.head.as_ref().unwrap()]);
+    }
+
+    #[test]
+    fn a_repository_without_commits_is_unknown() {
+        let dir = tempfile::tempdir().unwrap();
+        sh(dir.path(), &["init", "-q"]);
+        let t = tree_facts(dir.path(), []);
+        assert_eq!(
+            t.work_tree,
+            WorkTree::Unknown {
+                reason: "the repository has no commit yet".into()
+            }
         );
     }
 }
