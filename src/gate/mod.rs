@@ -268,7 +268,7 @@ fn rule_decision(f: &GateFacts<'_>, evals: &[Eval]) -> GateDecision {
         .iter()
         .find(|&&i| f.runs[i].record.selection == Selection::Full)
     {
-        return open_with(f, &evals[i], &f.runs[i], Vec::new());
+        return open_with(f, &f.runs[i], evals[i].dirty_waived.clone(), Vec::new());
     }
     // Otherwise a shard set whose every shard qualifies.
     let mut shards: BTreeMap<u32, BTreeMap<u32, usize>> = BTreeMap::new();
@@ -291,7 +291,8 @@ fn rule_decision(f: &GateFacts<'_>, evals: &[Eval]) -> GateDecision {
         let ids = members.iter().map(|&i| f.runs[i].id).collect();
         // The oldest shard is the one that ages out first, so it speaks for the set.
         let oldest = *members.last().expect("a complete set has members");
-        return open_with(f, &evals[oldest], &f.runs[oldest], ids);
+        let waived = members.iter().find_map(|&i| evals[i].dirty_waived.clone());
+        return open_with(f, &f.runs[oldest], waived, ids);
     }
 
     // Closed: the run that gets furthest decides.
@@ -348,8 +349,8 @@ fn rule_decision(f: &GateFacts<'_>, evals: &[Eval]) -> GateDecision {
 
 fn open_with(
     f: &GateFacts<'_>,
-    eval: &Eval,
     run: &StoredRun,
+    dirty_waived: Option<String>,
     shard_runs: Vec<i64>,
 ) -> GateDecision {
     let what = if shard_runs.is_empty() {
@@ -369,7 +370,7 @@ fn open_with(
         humane_duration(f.now.since(run.record.finished_at)),
         humane_duration(f.max_age),
     )];
-    match &eval.dirty_waived {
+    match &dirty_waived {
         Some(w) => reasons.push(format!("clean tree waived by --allow-dirty: {w}")),
         None => reasons.push("tree clean at the run's commit".into()),
     }
@@ -384,7 +385,7 @@ fn open_with(
             why: format!("{}; counts", describe(run, f.now)),
             shard_runs,
         }),
-        dirty_waived: eval.dirty_waived.clone(),
+        dirty_waived,
         forced: None,
     }
 }

@@ -342,6 +342,30 @@ fn allow_dirty_opens_and_records_what_it_waived() {
 }
 
 #[test]
+fn allow_dirty_on_any_shard_of_a_set_is_recorded() {
+    let runs = [
+        shard(1, 1, 2),
+        run(2, |r| {
+            r.selection = Selection::Shard { index: 2, total: 2 };
+            r.dirty = Some(true);
+            r.finished_at = Timestamp::from_unix_ms(NOW - HOUR / 2);
+        }),
+    ];
+    closed(
+        &decide_on_tree(&runs, clean_tree(), false),
+        Rule::CompleteRun,
+        "shard 2/2 has no run",
+    );
+    let d = decide_on_tree(&runs, clean_tree(), true);
+    open(&d);
+    assert!(
+        d.dirty_waived
+            .unwrap()
+            .contains("run 2 was recorded on a tree with uncommitted changes")
+    );
+}
+
+#[test]
 fn a_run_recorded_on_a_dirty_tree_closes() {
     let d = decide_on_tree(&[run(1, |r| r.dirty = Some(true))], clean_tree(), false);
     closed(
