@@ -13,7 +13,7 @@ use harness::config::Config;
 use harness::gate::{self, GateFacts, PackageFacts, TreeFacts, WorkTree};
 use harness::gatekeeper::{self, GateRequest};
 use harness::ledger::signing::SecretKey;
-use harness::ledger::{self, Ledger, Origin, Outcome, RunRecord, Selection, Timestamp};
+use harness::ledger::{self, Ledger, Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
 
 const RUNS: usize = 10_000;
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";
@@ -125,6 +125,19 @@ fn bench(c: &mut Criterion) {
         work_tree: WorkTree::Clean,
         trees: [(head, tree_id)].into(),
     };
+    let decide = |runs: &[StoredRun], census| {
+        gate::decide(&GateFacts {
+            package,
+            runs,
+            census,
+            now: Timestamp::now(),
+            max_age: Duration::from_secs(24 * 3600),
+            tree: &tree,
+            trusted_keys: &[],
+            allow_dirty: false,
+            force: None,
+        })
+    };
     let mut group = c.benchmark_group("gate_10k_runs");
     group
         .measurement_time(Duration::from_secs(5))
@@ -134,17 +147,7 @@ fn bench(c: &mut Criterion) {
             let ledger = Ledger::open(&ledger::path_in(d)).unwrap();
             let (runs, census) = ledger.gate_runs(CODE, Some(&schema)).unwrap();
             assert_eq!(census.runs, RUNS);
-            let decision = gate::decide(&GateFacts {
-                package,
-                runs: &runs,
-                census,
-                now: Timestamp::now(),
-                max_age: Duration::from_secs(24 * 3600),
-                tree: &tree,
-                trusted_keys: &[],
-                allow_dirty: false,
-                force: None,
-            });
+            let decision = decide(&runs, census);
             assert!(decision.open);
             black_box(decision)
         })
@@ -153,17 +156,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("read_all_runs_and_decide", |b| {
         b.iter(|| {
             let runs = Ledger::open(&ledger::path_in(d)).unwrap().runs().unwrap();
-            black_box(gate::decide(&GateFacts {
-                package,
-                runs: &runs,
-                census: gate::Census::of(&runs),
-                now: Timestamp::now(),
-                max_age: Duration::from_secs(24 * 3600),
-                tree: &tree,
-                trusted_keys: &[],
-                allow_dirty: false,
-                force: None,
-            }))
+            black_box(decide(&runs, gate::Census::of(&runs)))
         })
     });
     let config = Config::load(d, None).unwrap();

@@ -108,6 +108,7 @@ pub enum RunsAction {
     /// The signature is ed25519 over "harness-run-record/1\n" followed by the record's canonical
     /// JSON (RFC 8785: sorted keys, no whitespace).
     Export {
+        /// The run's id, as `harness runs` lists it.
         id: i64,
         /// An ed25519 private key, PKCS#8 PEM (`harness runs keygen FILE`, or
         /// `openssl genpkey -algorithm ed25519 -out FILE`).
@@ -138,6 +139,7 @@ pub enum GateTarget {
 
 #[derive(Debug, Args)]
 pub struct GateArgs {
+    /// The deploy target whose gate to check.
     #[arg(value_enum)]
     pub target: GateTarget,
     /// Let a run count although the tree has uncommitted changes or differs from the run's

@@ -291,18 +291,19 @@ fn ci_export(key_file: &Path, trusted: &str, code: &str) -> (tempfile::TempDir, 
     let ci = project(&trusting(trusted));
     let run = green_run(ci.path(), code, None);
     let id = record(ci.path(), &run);
+    let export = export_signed(ci.path(), id, key_file);
+    (ci, export)
+}
+
+/// `harness runs export ID --sign KEY`, through the CLI.
+fn export_signed(dir: &Path, id: i64, key_file: &Path) -> String {
+    let id = id.to_string();
     let o = harness(
-        ci.path(),
-        &[
-            "runs",
-            "export",
-            &id.to_string(),
-            "--sign",
-            key_file.to_str().unwrap(),
-        ],
+        dir,
+        &["runs", "export", &id, "--sign", key_file.to_str().unwrap()],
     );
     assert!(o.status.success(), "{o:?}");
-    (ci, text(&o).0)
+    text(&o).0
 }
 
 /// Deployer side: a fresh clone of `origin`, with `export` imported by the CLI.
@@ -573,17 +574,8 @@ fn gate_cli_opens_in_a_fresh_clone_from_a_signed_ci_record() {
         return;
     };
     let id = record(ci.path(), &green_run(ci.path(), &code, schema.as_deref()));
-    let o = harness(
-        ci.path(),
-        &[
-            "runs",
-            "export",
-            &id.to_string(),
-            "--sign",
-            key_file.to_str().unwrap(),
-        ],
-    );
-    let (clone, imported) = clone_and_import(ci.path(), &text(&o).0);
+    let export = export_signed(ci.path(), id, &key_file);
+    let (clone, imported) = clone_and_import(ci.path(), &export);
     assert!(imported.status.success());
     let o = harness(clone.path(), &["gate", "webhosting"]);
     let (out, err) = text(&o);

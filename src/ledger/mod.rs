@@ -339,10 +339,17 @@ impl Ledger {
 
     /// All runs, oldest first.
     pub fn runs(&self) -> Result<Vec<StoredRun>, LedgerError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id");
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        self.query_runs(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"), [])
+    }
+
+    fn query_runs(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<StoredRun>, LedgerError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], read_run)
+            .query_map(params, read_run)
             .map_err(|e| self.err(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))?;
@@ -367,16 +374,7 @@ impl Ledger {
              UNION SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs {latest}) \
              ORDER BY id"
         );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![code, schema], read_run)
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
-        let runs = rows
-            .into_iter()
-            .map(|r| r.map_err(|e| self.bad_row(e)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let runs = self.query_runs(&sql, params![code, schema])?;
         let (total, green): (i64, i64) = self
             .conn
             .query_row(
