@@ -247,18 +247,32 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
         Some(RunsAction::Import { files }) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
             let mut ledger = gk::open_ledger(&config.root)?;
+            let mut imported = Vec::new();
             for file in files {
                 let report = gk::import(&config, &mut ledger, file)?;
                 let line = gk::describe_import(file, &report);
-                if report.trust.counts() {
-                    println!("{line}");
-                } else {
+                // Warnings go to stderr in both modes, so a script sees them without parsing.
+                if !report.trust.counts() {
                     eprintln!("warning: {line}");
+                } else if !cli.json {
+                    println!("{line}");
                 }
+                imported.push(gk::import_json(file, &report));
+            }
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&imported).expect("reports serialise")
+                );
             }
         }
         Some(RunsAction::Keygen { file }) => {
             let key = gk::keygen(file)?;
+            if cli.json {
+                let v = serde_json::json!({ "file": file, "public_key": key.public_key().to_string(), "key_id": key.public_key().id() });
+                println!("{v}");
+                return Ok(Exit::Success);
+            }
             println!("wrote {} (ed25519, PKCS#8 PEM, mode 0600)", file.display());
             println!("public key: {}", key.public_key());
             println!(

@@ -205,6 +205,22 @@ pub fn describe_import(file: &Path, r: &ImportReport) -> String {
     format!("{}: {stored} ({}): {counts}", file.display(), &r.uid)
 }
 
+pub fn import_json(file: &Path, r: &ImportReport) -> serde_json::Value {
+    let (stored, id) = match r.stored {
+        Imported::New(id) => ("new", id),
+        Imported::Replaced(id) => ("replaced", id),
+        Imported::AlreadyPresent(id) => ("already_present", id),
+    };
+    serde_json::json!({
+        "file": file,
+        "run_id": id,
+        "uid": r.uid,
+        "stored": stored,
+        "counts": r.trust.counts(),
+        "trust": r.trust.explain(),
+    })
+}
+
 pub fn runs_table(runs: &[ledger::StoredRun]) -> String {
     if runs.is_empty() {
         return "no runs recorded yet (harness test records them; harness runs import FILE brings \

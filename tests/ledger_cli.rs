@@ -404,6 +404,17 @@ fn a_record_signed_by_another_key_is_stored_but_does_not_open_the_gate() {
         "{}",
         d.summary
     );
+    // Importing again changes nothing, and --json says so.
+    let again = clone.path().join(".harness/again.json");
+    std::fs::write(&again, &export).unwrap();
+    let o = harness(
+        clone.path(),
+        &["--json", "runs", "import", again.to_str().unwrap()],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report[0]["stored"], "already_present");
+    assert_eq!(report[0]["counts"], false);
+    assert_eq!(report[0]["run_id"], 1);
     let runs: serde_json::Value =
         serde_json::from_slice(&harness(clone.path(), &["runs", "--json"]).stdout).unwrap();
     assert_eq!(runs[0]["origin"]["kind"], "imported");
