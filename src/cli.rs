@@ -44,6 +44,21 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// List recorded test runs; export one as a portable record; import records.
+    ///
+    /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
+    /// CI exports and signs a green run (`runs export ID --sign KEY`); the deployer imports it
+    /// (`runs import FILE`) and it counts for the gate when the key is in [gate] trusted_keys.
+    /// See docs/gate.md.
+    Runs(RunsArgs),
+    /// Explain what the deploy gate decides now for the package that would ship, and why.
+    ///
+    /// Builds the webhosting package, then looks for a recorded run that is green, has the same
+    /// code and schema fingerprints, is complete (unfiltered, or all shards), is younger than
+    /// [gate] max_age, and ran on the tree you have (clean, same files as its commit). Prints the
+    /// deciding rule and the closest run, and records the decision in the ledger.
+    /// Exit 0 when open, 4 when closed.
+    Gate(GateArgs),
     /// Show the project's local certificate authority and how to trust it, or rotate it.
     ///
     /// The CA lives in .harness/ca/ (key mode 0600) and is reused across runs; stacks get
@@ -97,6 +112,65 @@ pub struct BuildArgs {
     pub output: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// Write run ID as a JSON record (stdout, or --output), signed with KEY when given.
+    ///
+    /// The signature is ed25519 over "harness-run-record/1\n" followed by the record's canonical
+    /// JSON (RFC 8785: sorted keys, no whitespace).
+    Export {
+        /// The run's id, as `harness runs` lists it.
+        id: i64,
+        /// An ed25519 private key, PKCS#8 PEM (`harness runs keygen FILE`, or
+        /// `openssl genpkey -algorithm ed25519 -out FILE`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Store exported records. Only those signed by a key in [gate] trusted_keys can open the gate;
+    /// others are stored and shown, and `gate` says why they do not count.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Create an ed25519 signing key (PKCS#8 PEM, mode 0600) and print its public key for
+    /// [gate] trusted_keys.
+    Keygen {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GateTarget {
+    Webhosting,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The deploy target whose gate to check.
+    #[arg(value_enum)]
+    pub target: GateTarget,
+    /// Let a run count although the tree has uncommitted changes or differs from the run's
+    /// commit. The decision records it.
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Open the gate regardless of the rules; needs --reason, and both are recorded.
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why the gate is forced (required with --force).
+    #[arg(long, requires = "force", value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
 impl BuildArgs {
     fn target(&self) -> Target {
         if self.local {
@@ -147,8 +221,111 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Runs(args) => runs(cli, args),
+        Command::Gate(args) => gate(cli, args, &reporter),
         Command::Certs(args) => certs(cli, args),
     }
+}
+
+/// Where the project (and its .harness/) is: the config file's folder, as `Config::load` has it.
+fn project_root(cli: &Cli) -> PathBuf {
+    match &cli.config {
+        Some(file) => std::path::absolute(file)
+            .ok()
+            .and_then(|f| f.parent().map(PathBuf::from))
+            .unwrap_or_else(|| cli.project.clone()),
+        None => cli.project.clone(),
+    }
+}
+
+fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
+    use crate::gatekeeper as gk;
+    match &args.action {
+        None => {
+            let runs = gk::open_ledger(&project_root(cli))?.runs()?;
+            if cli.json {
+                println!("{}", gk::runs_json(&runs));
+            } else {
+                print!("{}", gk::runs_table(&runs));
+            }
+        }
+        Some(RunsAction::Export { id, sign, output }) => {
+            let ledger = gk::open_ledger(&project_root(cli))?;
+            let text = gk::export(&ledger, *id, sign.as_deref())?;
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|e| {
+                    Failure::new(
+                        Exit::Environment,
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?,
+                None => print!("{text}"),
+            }
+        }
+        Some(RunsAction::Import { files }) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let mut ledger = gk::open_ledger(&config.root)?;
+            let mut imported = Vec::new();
+            for file in files {
+                let report = gk::import(&config, &mut ledger, file)?;
+                let line = gk::describe_import(file, &report);
+                // Warnings go to stderr in both modes, so a script sees them without parsing.
+                if !report.trust.counts() {
+                    eprintln!("warning: {line}");
+                } else if !cli.json {
+                    println!("{line}");
+                }
+                imported.push(gk::import_json(file, &report));
+            }
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&imported).expect("reports serialise")
+                );
+            }
+        }
+        Some(RunsAction::Keygen { file }) => {
+            let key = gk::keygen(file)?;
+            if cli.json {
+                let v = serde_json::json!({ "file": file, "public_key": key.public_key().to_string(), "key_id": key.public_key().id() });
+                println!("{v}");
+                return Ok(Exit::Success);
+            }
+            println!("wrote {} (ed25519, PKCS#8 PEM, mode 0600)", file.display());
+            println!("public key: {}", key.public_key());
+            println!(
+                "trust it in harness.toml:\n  [gate]\n  trusted_keys = [{{ name = \"ci\", key = \"{}\" }}]",
+                key.public_key()
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let force = match (&args.reason, args.force) {
+        (Some(reason), true) => Some(crate::gate::Force::new(reason).map_err(|e| {
+            Failure::new(Exit::BadInput, e.to_string())
+                .hint("say why, e.g. --reason \"hotfix for #123, tested by hand\"")
+        })?),
+        _ => None,
+    };
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::gatekeeper::GateRequest {
+        allow_dirty: args.allow_dirty,
+        force,
+    };
+    let outcome = crate::gatekeeper::check(&config, &request, reporter)?;
+    if cli.json {
+        println!("{}", crate::gatekeeper::decision_json(&outcome));
+    } else {
+        print!("{}", crate::gatekeeper::decision_text(&outcome));
+    }
+    Ok(if outcome.decision.open {
+        Exit::Success
+    } else {
+        Exit::Refused
+    })
 }
 
 fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {
