@@ -84,16 +84,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// The project root as labels record it: canonical, so runs are found from any spelling.
 fn root_label(config: &Config) -> String {
+    project_root(config).display().to_string()
+}
+
+/// Absolute, because bind-mount sources must be and labels must compare equal.
+fn project_root(config: &Config) -> PathBuf {
     config
         .root
         .canonicalize()
         .unwrap_or_else(|_| config.root.clone())
-        .display()
-        .to_string()
 }
 
 fn runs_dir(config: &Config) -> PathBuf {
-    config.root.join(".harness").join("runs")
+    project_root(config).join(".harness").join("runs")
 }
 
 /// Builds (or reuses) the local package, starts the stack and waits until every service is
@@ -131,10 +134,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             detail: "connected".into(),
         });
 
-        let root = config
-            .root
-            .canonicalize()
-            .unwrap_or_else(|_| config.root.clone());
+        let root = project_root(config);
         let run = RunIdentity::new(&root, req.keep);
         let run_dir = runs_dir(config).join(&run.id);
         let prepared = crate::events::phase(reporter, "prepare", || {
@@ -182,7 +182,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             });
         }
         for o in &config.stack.compose_overrides {
-            let path = config.root.join(o);
+            let path = root.join(o);
             let source = Source::from_file(&path).map_err(StackError::from)?;
             sources.push(source);
         }
