@@ -39,6 +39,10 @@ fn main() {
             sigint_during_up_removes_the_run_and_exits_130,
         ),
         (
+            "sigterm_during_up_removes_the_run_and_exits_130",
+            sigterm_during_up_removes_the_run_and_exits_130,
+        ),
+        (
             "kept_stack_survives_a_later_status_until_down",
             kept_stack_survives_a_later_status_until_down,
         ),
@@ -421,6 +425,14 @@ fn up_killed_with_sigkill_mid_start_then_next_command_sweeps_orphans() -> Outcom
 }
 
 fn sigint_during_up_removes_the_run_and_exits_130() -> Outcome {
+    interrupt_during_up(libc::SIGINT)
+}
+
+fn sigterm_during_up_removes_the_run_and_exits_130() -> Outcome {
+    interrupt_during_up(libc::SIGTERM)
+}
+
+fn interrupt_during_up(sig: i32) -> Outcome {
     let p = Project::new(WSGI_404, "[stack]\nhealth_path = \"/never-ready\"\n");
     let child = p.spawn(&["up", "--skip-build"]);
     let label = p.root_label();
@@ -429,20 +441,20 @@ fn sigint_during_up_removes_the_run_and_exits_130() -> Outcome {
             .iter()
             .any(|r| r.starts_with("container"))
     })?;
-    child.signal(libc::SIGINT);
+    child.signal(sig);
     let out = child.output()?;
     let status = out.status;
     let stderr = text(&out.stderr);
     // `up` may have finished before the signal arrived; then it exits 0 and the kept stack stays.
     if status.code() == Some(0) {
-        return Err(format!("up finished before SIGINT could interrupt it: {stderr}").into());
+        return Err(format!("up finished before the signal could interrupt it: {stderr}").into());
     }
     ensure(status.code() == Some(130), || {
         format!("exit {status:?}: {stderr}")
     })?;
     let left = resources_with(&label);
     ensure(left.is_empty(), || {
-        format!("left behind after SIGINT: {left:?}")
+        format!("left behind after the signal: {left:?}")
     })
 }
 

@@ -142,17 +142,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
                 .map(|p| (p, format!("{} (package extracted)", run_dir.display())))
         })?;
 
-        let mut vars: BTreeMap<String, String> = BTreeMap::new();
-        for (var, repo) in IMAGES {
-            let image = match std::env::var(var) {
-                Ok(v) if !v.is_empty() => v,
-                _ => engine
-                    .newest_image(repo)
-                    .await
-                    .unwrap_or_else(|| format!("{repo}:latest")),
-            };
-            vars.insert(var.to_string(), image);
-        }
+        let mut vars = image_vars(&engine).await;
         vars.insert("HARNESS_RUN_ID".into(), run.id.clone());
         vars.insert("HARNESS_RUN_DIR".into(), run_dir.display().to_string());
         vars.insert(
@@ -216,6 +206,25 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             elapsed_ms: start.elapsed().as_millis(),
         })
     })
+}
+
+/// `HARNESS_IMAGE_<NAME>` for the compose files: from the environment when set, else the newest
+/// local `harness/<name>` tag, else `harness/<name>:latest` (which `Engine::start` then reports as
+/// missing, before creating anything). Interim: once the images module is merged this becomes
+/// `images::Images::resolve`, which also bakes a missing image.
+async fn image_vars(engine: &Engine) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for (var, repo) in IMAGES {
+        let image = match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            _ => engine
+                .newest_image(repo)
+                .await
+                .unwrap_or_else(|| format!("{repo}:latest")),
+        };
+        vars.insert(var.to_string(), image);
+    }
+    vars
 }
 
 /// Runs `work` (which creates the run's resources) so that an error, SIGINT or SIGTERM removes

@@ -172,7 +172,8 @@ pub fn load(
             let cache = decl.and_then(|d| d.harness).is_some_and(|h| h.cache);
             volumes.insert(name, cache);
         }
-        for (name, service) in file.services {
+        for (name, mut service) in file.services {
+            service.anchor_paths(&source.dir);
             match merged.get_mut(&name) {
                 Some((base, _)) => base.merge(service),
                 None => {
@@ -442,6 +443,47 @@ struct RawService {
 }
 
 impl RawService {
+    /// Makes relative bind sources and env files absolute against the file they are written in,
+    /// so an override in the project root and the built-in files can both use `./`.
+    fn anchor_paths(&mut self, dir: &Path) {
+        let anchor = |p: &str| -> Option<String> {
+            (p.starts_with("./") || p.starts_with("../") || p == ".")
+                .then(|| dir.join(p).display().to_string())
+        };
+        for v in self.volumes.iter_mut().flatten() {
+            match v {
+                RawVolume::Short(s) => {
+                    if let Some((src, rest)) = s.split_once(':')
+                        && let Some(abs) = anchor(src)
+                    {
+                        *s = format!("{abs}:{rest}");
+                    }
+                }
+                RawVolume::Long(l) if l.kind == "bind" => {
+                    if let Some(abs) = l.source.as_deref().and_then(anchor) {
+                        l.source = Some(abs);
+                    }
+                }
+                RawVolume::Long(_) => {}
+            }
+        }
+        if let Some(files) = &self.env_file {
+            self.env_file = Some(OneOrMany::Many(
+                files
+                    .items()
+                    .into_iter()
+                    .map(|f| {
+                        if Path::new(&f).is_absolute() || f.starts_with('$') {
+                            f
+                        } else {
+                            dir.join(&f).display().to_string()
+                        }
+                    })
+                    .collect(),
+            ));
+        }
+    }
+
     /// Compose's override rules: single values are replaced; maps merge by key; ports, env files
     /// and tmpfs are appended; volumes merge by target path.
     fn merge(&mut self, over: RawService) {
@@ -686,7 +728,9 @@ fn resolve(
         let m = match v {
             RawVolume::Short(s) => {
                 let text = cx.interp(s)?;
-                parse_short_volume(&text, cx.dir(), volumes).map_err(|m| cx.error(s, m))?
+                // The source may have been anchored to an absolute path; the rest is as written.
+                let needle = s.split_once(':').map_or(s.as_str(), |(_, rest)| rest);
+                parse_short_volume(&text, cx.dir(), volumes).map_err(|m| cx.error(needle, m))?
             }
             RawVolume::Long(l) => {
                 let target = cx.interp(&l.target)?;

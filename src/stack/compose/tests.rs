@@ -168,6 +168,32 @@ services:
 }
 
 #[test]
+fn relative_paths_resolve_against_the_file_that_names_them() {
+    let over = Source {
+        name: "o.yml".into(),
+        dir: PathBuf::from("/project"),
+        text: "services:\n  app:\n    volumes: [\"./data:/data\", \"../up:/up:ro\"]\n".into(),
+    };
+    let s = load_with(&[src("base.yml", BASE), over], &[]).unwrap();
+    let m = &s.services["app"].mounts;
+    assert!(m.contains(&MountSpec::Bind {
+        source: "/project/data".into(),
+        target: "/data".into(),
+        read_only: false
+    }));
+    assert!(m.contains(&MountSpec::Bind {
+        source: "/up".into(),
+        target: "/up".into(),
+        read_only: true
+    }));
+    assert!(m.contains(&MountSpec::Bind {
+        source: "/proj/pkg".into(),
+        target: "/srv/app".into(),
+        read_only: true
+    }));
+}
+
+#[test]
 fn override_replaces_command_and_wait() {
     let over = "services:\n  app:\n    command: sh -c 'echo \"hi there\"'\n    x-harness:\n      wait: { log: ready }\n";
     let s = load_with(&[src("base.yml", BASE), src("o.yml", over)], &[]).unwrap();

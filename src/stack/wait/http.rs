@@ -14,6 +14,8 @@ pub(super) async fn wait(
     deadline: Instant,
     timeout: Duration,
 ) -> Result<(), WaitError> {
+    // A container that died at once has no ports; say that, not "not published".
+    target.ensure_running().await?;
     let Some(&host_port) = target.ports.get(&port) else {
         return Err(target
             .fail(format!("port {port} is not published"), None)
