@@ -203,8 +203,8 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                 );
             } else {
                 println!("run {} is up ({} ms)", up.run_id, up.elapsed_ms);
-                for (service, what, url) in &up.urls {
-                    println!("  {service:<8} {url:<32} {what}");
+                for u in &up.urls {
+                    println!("  {:<8} {:<32} {}", u.service, u.url, u.what);
                 }
                 match &up.state_file {
                     Some(s) => println!("  credentials  {}", s.display()),

@@ -271,8 +271,8 @@ fn parse_up(o: &Output) -> Result<Up, Failed> {
             .flatten()
             .map(|u| {
                 (
-                    u[0].as_str().unwrap_or_default().to_string(),
-                    u[2].as_str().unwrap_or_default().to_string(),
+                    u["service"].as_str().unwrap_or_default().to_string(),
+                    u["url"].as_str().unwrap_or_default().to_string(),
                 )
             })
             .collect(),

@@ -17,7 +17,8 @@ pub use compose::ServiceSpec;
 pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
 pub use run::{
-    DownRequest, LogsRequest, StatusRequest, UpOutcome, UpRequest, down, logs, status, up,
+    DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,
+    up,
 };
 
 use crate::error::{Exit, Failure};

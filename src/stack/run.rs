@@ -49,9 +49,16 @@ pub struct UpOutcome {
     pub run_id: String,
     pub run_dir: PathBuf,
     pub state_file: Option<PathBuf>,
-    /// (service, what, address)
-    pub urls: Vec<(String, String, String)>,
+    pub urls: Vec<ServiceUrl>,
     pub elapsed_ms: u128,
+}
+
+/// One address a run publishes on 127.0.0.1.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceUrl {
+    pub service: String,
+    pub what: String,
+    pub url: String,
 }
 
 pub struct DownRequest {
@@ -383,7 +390,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(io_fail(format!("write {}", path.display())))
 }
 
-fn urls_of(handle: &StackHandle) -> Vec<(String, String, String)> {
+fn urls_of(handle: &StackHandle) -> Vec<ServiceUrl> {
     let mut urls = Vec::new();
     for (name, svc) in &handle.services {
         for (cport, hport) in &svc.ports {
@@ -406,7 +413,11 @@ fn urls_of(handle: &StackHandle) -> Vec<(String, String, String)> {
                     format!("http://127.0.0.1:{hport}/"),
                 ),
             };
-            urls.push((name.clone(), what, url));
+            urls.push(ServiceUrl {
+                service: name.clone(),
+                what,
+                url,
+            });
         }
     }
     urls
