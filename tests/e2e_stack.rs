@@ -59,6 +59,10 @@ fn main() {
             compose_override_with_unsupported_key_exits_2_with_file_and_line,
         ),
         (
+            "every_resource_carries_run_labels_and_cache_volumes_outlive_runs",
+            every_resource_carries_run_labels_and_cache_volumes_outlive_runs,
+        ),
+        (
             "logs_and_status_need_run_when_several_are_up",
             logs_and_status_need_run_when_several_are_up,
         ),
@@ -562,6 +566,80 @@ fn compose_override_with_unsupported_key_exits_2_with_file_and_line() -> Outcome
     ensure(err.contains("restart"), || describe(&o))?;
     let left = resources_with(&p.root_label());
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+fn every_resource_carries_run_labels_and_cache_volumes_outlive_runs() -> Outcome {
+    let p = Project::new(
+        WSGI_OK,
+        "[stack]\ncompose_overrides = [\"compose.override.yml\"]\n",
+    );
+    // A unique cache name, so parallel runs of this suite do not share it.
+    let cache = format!("e2e-{}", std::process::id());
+    std::fs::write(
+        p.dir.path().join("compose.override.yml"),
+        format!(
+            "services:\n  app:\n    volumes:\n      - {cache}:/cache\n      - scratch:/scratch\n\
+             volumes:\n  {cache}:\n    x-harness: {{ cache: true }}\n  scratch: {{}}\n"
+        ),
+    )?;
+    let up = parse_up(&p.run(&["--json", "up", "--skip-build"]))?;
+    let cache_volume = format!("harness-cache-{cache}");
+    let result = (|| {
+        let label = format!("harness.run={}", up.run_id);
+        let mine = resources_with(&label);
+        ensure(
+            mine.iter().any(|r| r.starts_with("network"))
+                && mine.iter().filter(|r| r.starts_with("container")).count() == 2
+                && mine.iter().any(|r| r.ends_with("_scratch")),
+            || format!("resources with the run label: {mine:?}"),
+        )?;
+        for r in &mine {
+            let (kind, name) = r.split_once(' ').unwrap_or_default();
+            let kind = if kind == "container" {
+                "container"
+            } else {
+                kind
+            };
+            let labels = docker(&[kind, "inspect", name, "--format", "{{json .Labels}}"]);
+            let labels = if labels.is_empty() || labels == "null" {
+                docker(&[kind, "inspect", name, "--format", "{{json .Config.Labels}}"])
+            } else {
+                labels
+            };
+            let v: serde_json::Value = serde_json::from_str(&labels)
+                .map_err(|e| format!("labels of {r}: {e}: {labels}"))?;
+            for key in ["harness.run", "harness.project", "harness.owner"] {
+                ensure(v[key].is_string(), || format!("{r} lacks {key}: {labels}"))?;
+            }
+        }
+        let cache_labels = docker(&[
+            "volume",
+            "inspect",
+            &cache_volume,
+            "--format",
+            "{{json .Labels}}",
+        ]);
+        ensure(
+            cache_labels.contains("harness.cache") && !cache_labels.contains("harness.run"),
+            || format!("cache volume labels: {cache_labels}"),
+        )?;
+        let o = p.run(&["down"]);
+        ensure(o.status.success(), || describe(&o))?;
+        let left = resources_with(&label);
+        ensure(left.is_empty(), || format!("left behind: {left:?}"))?;
+        let still = docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={cache_volume}"),
+        ]);
+        ensure(still == cache_volume, || {
+            format!("the cache volume did not survive `down`: {still:?}")
+        })
+    })();
+    docker(&["volume", "rm", "-f", &cache_volume]);
+    result
 }
 
 fn logs_and_status_need_run_when_several_are_up() -> Outcome {
