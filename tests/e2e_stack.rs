@@ -595,17 +595,12 @@ fn every_resource_carries_run_labels_and_cache_volumes_outlive_runs() -> Outcome
         )?;
         for r in &mine {
             let (kind, name) = r.split_once(' ').unwrap_or_default();
-            let kind = if kind == "container" {
-                "container"
+            let format = if kind == "container" {
+                "{{json .Config.Labels}}"
             } else {
-                kind
+                "{{json .Labels}}"
             };
-            let labels = docker(&[kind, "inspect", name, "--format", "{{json .Labels}}"]);
-            let labels = if labels.is_empty() || labels == "null" {
-                docker(&[kind, "inspect", name, "--format", "{{json .Config.Labels}}"])
-            } else {
-                labels
-            };
+            let labels = docker(&[kind, "inspect", name, "--format", format]);
             let v: serde_json::Value = serde_json::from_str(&labels)
                 .map_err(|e| format!("labels of {r}: {e}: {labels}"))?;
             for key in ["harness.run", "harness.project", "harness.owner"] {
