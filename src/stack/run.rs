@@ -108,22 +108,11 @@ fn runs_dir(config: &Config) -> PathBuf {
 
 /// Builds (or reuses) the local package, starts the stack and waits until every service is
 /// ready. On any failure or interrupt the run is removed before this returns.
+///
+/// The cheap checks come first, so a missing daemon (exit 3) or a bad compose file (exit 2) is
+/// reported before a package build is spent.
 pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<UpOutcome, Failure> {
     let start = Instant::now();
-    let default_zip = config.root.join(".harness/dist/local/deploy.zip");
-    let default_state = config.root.join("deployment_state_local.json");
-    let (zip, state_file) = if req.skip_build && default_zip.is_file() {
-        (default_zip, default_state)
-    } else {
-        let request = crate::package::BuildRequest {
-            target: "local",
-            seed_demo: false,
-            rotate_secrets: false,
-            output: None,
-        };
-        let built = crate::package::build(config, &request, reporter)?;
-        (built.zip, built.state_file)
-    };
     if req.no_tls {
         reporter.event(&Event::Note {
             message: "--no-tls: the proxy serves plain HTTP (TLS is not wired yet either way)"
@@ -144,44 +133,28 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         let root = project_root(config);
         let run = RunIdentity::new(&root, req.keep);
         let run_dir = runs_dir(config).join(&run.id);
-        let prepared = crate::events::phase(reporter, "prepare", || {
-            prepare_run_dir(&run_dir, &zip, &state_file)
-                .map(|p| (p, format!("{} (package extracted)", run_dir.display())))
-        })?;
+        let compose_dir = run_dir.join("compose");
+        let app_dir = run_dir.join("app");
+        let state_copy = run_dir.join(STATE_FILE);
 
         let mut vars = image_vars(&engine).await;
-        vars.insert("HARNESS_RUN_ID".into(), run.id.clone());
-        vars.insert("HARNESS_RUN_DIR".into(), run_dir.display().to_string());
-        vars.insert(
-            "HARNESS_APP_DIR".into(),
-            prepared.app_dir.display().to_string(),
-        );
-        vars.insert("HARNESS_PROJECT_DIR".into(), root.display().to_string());
-        if let Some(s) = &prepared.state_file {
-            vars.insert("HARNESS_STATE_FILE".into(), s.display().to_string());
+        for (k, v) in [
+            ("HARNESS_RUN_ID", run.id.clone()),
+            ("HARNESS_RUN_DIR", run_dir.display().to_string()),
+            ("HARNESS_APP_DIR", app_dir.display().to_string()),
+            ("HARNESS_STATE_FILE", state_copy.display().to_string()),
+            ("HARNESS_PROJECT_DIR", root.display().to_string()),
+            ("HARNESS_HEALTH_PATH", config.stack.health_path.clone()),
+            ("HARNESS_FQDN", config.stack.fqdn.clone()),
+        ] {
+            vars.insert(k.to_string(), v);
         }
-        vars.insert(
-            "HARNESS_HEALTH_PATH".into(),
-            config.stack.health_path.clone(),
-        );
-        vars.insert("HARNESS_FQDN".into(), config.stack.fqdn.clone());
-
-        let mut sources = vec![Source {
-            name: "compose/base.yml (built in)".into(),
-            dir: prepared.compose_dir.clone(),
-            text: BUILTIN[0].1.into(),
-        }];
+        let mut sources = vec![builtin_source("base.yml", &compose_dir)];
         if req.with_mocks {
-            sources.push(Source {
-                name: "compose/mocks.yml (built in)".into(),
-                dir: prepared.compose_dir.clone(),
-                text: BUILTIN[1].1.into(),
-            });
+            sources.push(builtin_source("mocks.yml", &compose_dir));
         }
         for o in &config.stack.compose_overrides {
-            let path = root.join(o);
-            let source = Source::from_file(&path).map_err(StackError::from)?;
-            sources.push(source);
+            sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
         }
         let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
         let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
@@ -189,6 +162,24 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             // The target's env from harness.toml is what production gets; it wins over compose.
             app.environment.extend(config.target("local").env);
         }
+
+        let default_zip = root.join(".harness/dist/local/deploy.zip");
+        let (zip, state_file) = if req.skip_build && default_zip.is_file() {
+            (default_zip, root.join(STATE_FILE))
+        } else {
+            let request = crate::package::BuildRequest {
+                target: "local",
+                seed_demo: false,
+                rotate_secrets: false,
+                output: None,
+            };
+            let built = crate::package::build(config, &request, reporter)?;
+            (built.zip, built.state_file)
+        };
+        let state_file = crate::events::phase(reporter, "prepare", || {
+            prepare_run_dir(&run_dir, &zip, &state_file, &state_copy)
+                .map(|s| (s, format!("{} (package extracted)", run_dir.display())))
+        })?;
 
         let logs_dir = run_dir.join("logs");
         let handle = guarded(&engine, &run, &logs_dir, async {
@@ -204,15 +195,29 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         })
         .await?;
 
-        let urls = urls_of(&handle);
         Ok(UpOutcome {
             run_id: run.id.clone(),
             run_dir,
-            state_file: prepared.state_file,
-            urls,
+            state_file,
+            urls: urls_of(&handle),
             elapsed_ms: start.elapsed().as_millis(),
         })
     })
+}
+
+const STATE_FILE: &str = "deployment_state_local.json";
+
+fn builtin_source(name: &str, compose_dir: &Path) -> Source {
+    let text = BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .expect("built-in compose file");
+    Source {
+        name: format!("compose/{name} (built in)"),
+        dir: compose_dir.to_path_buf(),
+        text: text.to_string(),
+    }
 }
 
 /// `HARNESS_IMAGE_<NAME>` for the compose files: from the environment when set, else the newest
@@ -308,18 +313,18 @@ impl Drop for PanicGuard {
     }
 }
 
-struct Prepared {
-    compose_dir: PathBuf,
-    app_dir: PathBuf,
-    state_file: Option<PathBuf>,
-}
-
 fn io_fail(what: String) -> impl FnOnce(std::io::Error) -> Failure {
     move |e| Failure::new(Exit::Environment, format!("{what}: {e}"))
 }
 
 /// `.harness/runs/<id>/`: the run's own package copy (`app/`), state file copy, compose files.
-fn prepare_run_dir(run_dir: &Path, zip: &Path, state: &Path) -> Result<Prepared, Failure> {
+/// Returns the state file copy, when the project has a state file.
+fn prepare_run_dir(
+    run_dir: &Path,
+    zip: &Path,
+    state: &Path,
+    state_copy: &Path,
+) -> Result<Option<PathBuf>, Failure> {
     let app_dir = run_dir.join("app");
     std::fs::create_dir_all(&app_dir).map_err(io_fail(format!("create {}", app_dir.display())))?;
     std::fs::create_dir_all(run_dir.join("logs"))
@@ -357,24 +362,13 @@ fn prepare_run_dir(run_dir: &Path, zip: &Path, state: &Path) -> Result<Prepared,
         }
         std::fs::write(&path, text).map_err(io_fail(format!("write {}", path.display())))?;
     }
-    let state_file = if state.is_file() {
-        let copy = run_dir.join(
-            state
-                .file_name()
-                .unwrap_or_else(|| std::ffi::OsStr::new("deployment_state_local.json")),
-        );
-        // Written 0600 from the start, so the secrets are never readable by others, not even briefly.
-        let bytes = std::fs::read(state).map_err(io_fail(format!("read {}", state.display())))?;
-        write_private(&copy, &bytes)?;
-        Some(copy)
-    } else {
-        None
-    };
-    Ok(Prepared {
-        compose_dir,
-        app_dir,
-        state_file,
-    })
+    if !state.is_file() {
+        return Ok(None);
+    }
+    // Written 0600 from the start, so the secrets are never readable by others, not even briefly.
+    let bytes = std::fs::read(state).map_err(io_fail(format!("read {}", state.display())))?;
+    write_private(state_copy, &bytes)?;
+    Ok(Some(state_copy.to_path_buf()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
