@@ -21,7 +21,7 @@ use super::compose::WaitSpec;
 /// How many log lines a failed wait shows.
 pub const LOG_TAIL: usize = 50;
 /// How often waits look again; short, because every poll is a local call.
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(50);
 
 /// A service that did not become ready.
 #[derive(Debug, Clone)]
