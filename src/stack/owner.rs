@@ -35,6 +35,11 @@ impl Owner {
         if self.host != hostname() {
             return true;
         }
+        if self.start == 0 {
+            // The owner could not read its own start time (e.g. /proc mounted with hidepid):
+            // fall back to "a process with that pid exists", erring on the side of keeping.
+            return std::path::Path::new(&format!("/proc/{}", self.pid)).exists();
+        }
         start_ticks(self.pid) == Some(self.start)
     }
 }
@@ -92,6 +97,21 @@ mod tests {
         };
         child.wait().unwrap();
         assert!(!owner.is_alive());
+    }
+
+    #[test]
+    fn unknown_start_time_falls_back_to_pid_existence() {
+        let me = Owner {
+            start: 0,
+            ..Owner::current()
+        };
+        assert!(me.is_alive());
+        let gone = Owner {
+            pid: u32::MAX - 1,
+            host: hostname(),
+            start: 0,
+        };
+        assert!(!gone.is_alive());
     }
 
     #[test]
