@@ -145,7 +145,9 @@ impl Engine {
             },
             reason,
         };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+        // An empty DOCKER_HOST means unset, as for the docker CLI (bollard would reject it).
+        let docker =
+            Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
         let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(unreachable(e.to_string())),

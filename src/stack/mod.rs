@@ -106,8 +106,9 @@ impl From<StackError> for Failure {
     fn from(e: StackError) -> Failure {
         let message = e.to_string();
         match e {
-            StackError::Compose(_) => Failure::new(Exit::BadInput, message)
-                .hint("docs/compose.md lists the supported compose keys and forms"),
+            StackError::Compose(_) => Failure::new(Exit::BadInput, message).hint(
+                "harness reads a subset of compose; docs/compose.md lists the supported keys and forms",
+            ),
             StackError::Plan(_) => Failure::new(Exit::BadInput, message),
             StackError::Unreachable { .. } => Failure::new(Exit::Environment, message).hint(
                 "start the Docker daemon, or point DOCKER_HOST at a running one \

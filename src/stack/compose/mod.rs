@@ -207,11 +207,6 @@ fn parse_file(source: &Source) -> Result<RawFile, ComposeError> {
         if let Some(at) = message.rfind(" at line ") {
             message.truncate(at);
         }
-        if message.contains("unknown field") {
-            message = format!(
-                "{message}. harness supports a subset of compose; docs/compose.md lists it"
-            );
-        }
         ComposeError {
             file: source.name.clone(),
             line,
