@@ -63,6 +63,14 @@ fn main() {
             every_resource_carries_run_labels_and_cache_volumes_outlive_runs,
         ),
         (
+            "every_wait_kind_and_dependency_condition_on_the_real_engine",
+            every_wait_kind_and_dependency_condition_on_the_real_engine,
+        ),
+        (
+            "a_failing_job_stops_up_at_once_with_its_exit_code_and_logs",
+            a_failing_job_stops_up_at_once_with_its_exit_code_and_logs,
+        ),
+        (
             "logs_and_status_need_run_when_several_are_up",
             logs_and_status_need_run_when_several_are_up,
         ),
@@ -636,6 +644,99 @@ fn every_resource_carries_run_labels_and_cache_volumes_outlive_runs() -> Outcome
     })();
     docker(&["volume", "rm", "-f", &cache_volume]);
     result
+}
+
+/// An override that exercises the exit, log and healthcheck waits and every depends_on condition,
+/// with small shell services on the app image (which has a shell).
+const WAITS_OVERRIDE: &str = r#"
+services:
+  seed:
+    image: ${HARNESS_IMAGE_APP}
+    entrypoint: ["sh", "-c", "echo seeding; sleep 0.2; echo seeded; exit ${SEED_EXIT:-0}"]
+    x-harness: { wait: { exit: 0 }, timeout: 20s }
+  warm:
+    image: ${HARNESS_IMAGE_APP}
+    entrypoint: ["sh", "-c", "echo warming; sleep 0.3; echo READY to serve; exec sleep 600"]
+    depends_on:
+      seed: { condition: service_completed_successfully }
+    x-harness: { wait: { log: "READY to serve" }, timeout: 20s }
+  checked:
+    image: ${HARNESS_IMAGE_APP}
+    entrypoint: ["sh", "-c", "sleep 0.5; touch /tmp/ok; exec sleep 600"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -f /tmp/ok"]
+      interval: 200ms
+      retries: 50
+    depends_on:
+      warm: { condition: service_healthy }
+  app:
+    depends_on:
+      checked: { condition: service_healthy }
+"#;
+
+fn every_wait_kind_and_dependency_condition_on_the_real_engine() -> Outcome {
+    let p = Project::new(
+        WSGI_OK,
+        "[stack]\ncompose_overrides = [\"compose.waits.yml\"]\n",
+    );
+    std::fs::write(p.dir.path().join("compose.waits.yml"), WAITS_OVERRIDE)?;
+    let o = p.run(&["--json", "up", "--skip-build"]);
+    let up = parse_up(&o)?;
+    let err = text(&o.stderr);
+    // Ready in dependency order: seed (exit 0), warm (log), checked (healthy), app, proxy.
+    let order: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ready"))
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    ensure(order == ["seed", "warm", "checked", "app", "proxy"], || {
+        format!("ready order {order:?}: {}", describe(&o))
+    })?;
+    let seed_log = std::fs::read_to_string(up.run_dir.join("logs/seed.log")).unwrap_or_default();
+    ensure(seed_log.contains("seeded"), || {
+        format!("seed.log: {seed_log:?}")
+    })?;
+    let label = format!("label=harness.run={}", up.run_id);
+    let health = docker(&[
+        "ps",
+        "--filter",
+        &label,
+        "--filter",
+        "name=checked",
+        "--format",
+        "{{.Status}}",
+    ]);
+    ensure(health.contains("healthy"), || format!("checked: {health}"))?;
+    let o = p.run(&["down"]);
+    ensure(o.status.success(), || describe(&o))
+}
+
+fn a_failing_job_stops_up_at_once_with_its_exit_code_and_logs() -> Outcome {
+    let p = Project::new(
+        WSGI_OK,
+        "[stack]\ncompose_overrides = [\"compose.waits.yml\"]\n",
+    );
+    std::fs::write(p.dir.path().join("compose.waits.yml"), WAITS_OVERRIDE)?;
+    let o = p
+        .harness()
+        .args(["up", "--skip-build"])
+        .env("SEED_EXIT", "3")
+        .output()?;
+    let err = text(&o.stderr);
+    ensure(o.status.code() == Some(3), || describe(&o))?;
+    ensure(
+        err.contains("service `seed`")
+            && err.contains("exited with code 3")
+            && err.contains("| seeded"),
+        || describe(&o),
+    )?;
+    // Nothing after the failed level was started, and the run is gone.
+    ensure(
+        !err.lines().any(|l| l.trim_start().starts_with("ready")),
+        || describe(&o),
+    )?;
+    let left = resources_with(&p.root_label());
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
 }
 
 fn logs_and_status_need_run_when_several_are_up() -> Outcome {

@@ -207,6 +207,25 @@ fn parse_file(source: &Source) -> Result<RawFile, ComposeError> {
         if let Some(at) = message.rfind(" at line ") {
             message.truncate(at);
         }
+        // serde's text for a value matching none of the accepted shapes names our Rust types;
+        // say which shapes the key takes instead.
+        let (mut line, mut column) = (line, column);
+        for (ty, key, shapes) in SHAPES {
+            let serde_text = format!("data did not match any variant of untagged enum {ty}");
+            if !message.contains(&serde_text) {
+                continue;
+            }
+            message = message.replace(&serde_text, shapes);
+            // The parser reports such errors at the service, not the key: find the key's line.
+            let service = message
+                .strip_prefix("services.")
+                .and_then(|m| m.split(':').next());
+            if let (Some(service), Some(key)) = (service, key)
+                && let Some(l) = find_line(&source.text, service, &format!("{key}:"))
+            {
+                (line, column) = (l, 0);
+            }
+        }
         ComposeError {
             file: source.name.clone(),
             line,
@@ -215,6 +234,33 @@ fn parse_file(source: &Source) -> Result<RawFile, ComposeError> {
         }
     })
 }
+
+/// The accepted shapes of each key that takes more than one, for error messages.
+const SHAPES: &[(&str, Option<&str>, &str)] = &[
+    (
+        "RawDependsOn",
+        Some("depends_on"),
+        "`depends_on` takes a list of services, or a map of service: { condition: ... }",
+    ),
+    (
+        "RawVolume",
+        Some("volumes"),
+        "a volume is \"SOURCE:TARGET[:ro]\", or { type, source, target, read_only }",
+    ),
+    (
+        "RawNetworks",
+        Some("networks"),
+        "`networks` takes a list of networks, or a map of network: { aliases: [...] }",
+    ),
+    ("StrOrList", None, "expected a string or a list of strings"),
+    (
+        "MapOrList",
+        None,
+        "expected a map of KEY: VALUE, or a list of \"KEY=VALUE\"",
+    ),
+    ("OneOrMany", None, "expected a string or a list of strings"),
+    ("Scalar", None, "expected a string, number or boolean"),
+];
 
 // ---- raw, as written ------------------------------------------------------------------------
 

@@ -405,3 +405,12 @@ fn empty_file_is_an_empty_stack() {
     let s = load_with(&[src("f.yml", "")], &[]).unwrap();
     assert!(s.services.is_empty());
 }
+
+#[test]
+fn a_value_of_the_wrong_shape_says_which_shapes_fit() {
+    let text = "services:\n  a:\n    image: x\n    depends_on:\n      b: service_started\n";
+    let e = load_with(&[src("f.yml", text)], &[]).unwrap_err();
+    assert!(e.message.contains("condition"), "{e}");
+    assert!(!e.message.contains("RawDependsOn"), "{e}");
+    assert_eq!(e.line, 4, "{e}");
+}
