@@ -242,6 +242,9 @@ impl Engine {
             log_tasks: Vec::new(),
         };
         for level in levels {
+            reporter.event(&Event::Note {
+                message: format!("starting   {}", level.join(", ")),
+            });
             let specs: Vec<&ServiceSpec> = level.iter().map(|n| &stack.services[n]).collect();
             let started = try_join_all(
                 specs

@@ -402,6 +402,14 @@ fn urls_of(handle: &StackHandle) -> Vec<ServiceUrl> {
                     "Mailpit UI and API".to_string(),
                     format!("http://127.0.0.1:{hport}/mailpit/"),
                 ),
+                ("geoip", _) => (
+                    "GeoIP2 web service mock".to_string(),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
+                ("netcup", _) => (
+                    "Netcup DNS API mock".to_string(),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
                 _ => (
                     format!("port {cport}"),
                     format!("http://127.0.0.1:{hport}/"),
