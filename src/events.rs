@@ -18,7 +18,7 @@ pub enum Event {
     Warning {
         message: String,
     },
-    /// A stack service passed its wait; `elapsed` counts from the start of its level.
+    /// A stack service passed its wait; `elapsed` counts from the start of the stack.
     ServiceReady {
         service: String,
         elapsed: Duration,

@@ -16,8 +16,9 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use futures_util::future::{join_all, try_join_all};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 
-use super::compose::{MountSpec, ServiceSpec, Stack};
+use super::compose::{Condition, MountSpec, ServiceSpec, Stack};
 use super::wait::{self, Target};
 use super::{
     LABEL_CACHE, LABEL_KEEP, LABEL_OWNER, LABEL_PROJECT, LABEL_ROOT, LABEL_RUN, LABEL_SERVICE,
@@ -83,6 +84,37 @@ impl StackHandle {
 impl Drop for StackHandle {
     fn drop(&mut self) {
         for t in &self.log_tasks {
+            t.abort();
+        }
+    }
+}
+
+/// How far a service got while starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Pending,
+    Started,
+    Ready,
+}
+
+/// Log-streaming tasks of a run being started; aborted if the start fails, so they never write
+/// into a log file after `remove_run` has written the complete one.
+#[derive(Default)]
+struct LogTasks(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl LogTasks {
+    fn push(&self, task: tokio::task::JoinHandle<()>) {
+        self.0.lock().expect("log tasks lock").push(task);
+    }
+
+    fn take(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *self.0.lock().expect("log tasks lock"))
+    }
+}
+
+impl Drop for LogTasks {
+    fn drop(&mut self) {
+        for t in self.take() {
             t.abort();
         }
     }
@@ -195,7 +227,8 @@ impl Engine {
         logs_dir: &Path,
         reporter: &dyn Reporter,
     ) -> Result<StackHandle, StackError> {
-        let levels = plan::levels(&stack.services).map_err(StackError::Plan)?;
+        // Levels are computed only to reject cycles up front; start order follows the conditions.
+        plan::levels(&stack.services).map_err(StackError::Plan)?;
         self.check_images(stack).await?;
         std::fs::create_dir_all(logs_dir).map_err(|e| StackError::Docker {
             action: format!("create {}", logs_dir.display()),
@@ -233,32 +266,39 @@ impl Engine {
                 .map_err(docker_err(format!("create volume {volume}")))?;
         }
 
-        let mut handle = StackHandle {
-            engine: self.clone(),
-            run: run.clone(),
-            network: network.clone(),
-            services: BTreeMap::new(),
-            logs_dir: logs_dir.to_path_buf(),
-            log_tasks: Vec::new(),
-        };
-        for level in levels {
-            reporter.event(&Event::Note {
-                message: format!("starting   {}", level.join(", ")),
-            });
-            let specs: Vec<&ServiceSpec> = level.iter().map(|n| &stack.services[n]).collect();
-            let started = try_join_all(
-                specs
-                    .iter()
-                    .map(|s| self.create_and_start(run, s, &network, &labels, &stack.volumes)),
-            )
-            .await?;
-            for svc in &started {
-                handle
-                    .log_tasks
-                    .push(self.stream_logs(svc, &logs_dir.join(format!("{}.log", svc.name))));
-            }
-            let t0 = Instant::now();
-            try_join_all(specs.iter().zip(&started).map(|(spec, svc)| async move {
+        // Each service starts as soon as its dependencies meet their conditions (started, ready,
+        // or completed), so a level's services start together and a `service_started` edge does
+        // not wait for readiness. The first failure drops every other future, cancelling them.
+        let stages: HashMap<&str, watch::Sender<Stage>> = stack
+            .services
+            .keys()
+            .map(|n| (n.as_str(), watch::channel(Stage::Pending).0))
+            .collect();
+        let log_tasks = LogTasks::default();
+        let t0 = Instant::now();
+        let started = try_join_all(stack.services.values().map(|spec| {
+            let stages = &stages;
+            let network = &network;
+            let labels = &labels;
+            let log_tasks = &log_tasks;
+            async move {
+                for (dep, condition) in &spec.depends_on {
+                    let need = match condition {
+                        Condition::Started => Stage::Started,
+                        Condition::Healthy | Condition::CompletedSuccessfully => Stage::Ready,
+                    };
+                    let mut rx = stages[dep.as_str()].subscribe();
+                    // The sender lives as long as this function, so this cannot fail.
+                    let _ = rx.wait_for(|s| *s >= need).await;
+                }
+                reporter.event(&Event::Note {
+                    message: format!("starting   {}", spec.name),
+                });
+                let svc = self
+                    .create_and_start(run, spec, network, labels, &stack.volumes)
+                    .await?;
+                log_tasks.push(self.stream_logs(&svc, &logs_dir.join(format!("{}.log", svc.name))));
+                stages[spec.name.as_str()].send_replace(Stage::Started);
                 let target = Target {
                     docker: &self.docker,
                     service: &svc.name,
@@ -270,13 +310,19 @@ impl Engine {
                     service: svc.name.clone(),
                     elapsed: t0.elapsed(),
                 });
-                Ok::<_, StackError>(())
-            }))
-            .await?;
-            for svc in started {
-                handle.services.insert(svc.name.clone(), svc);
+                stages[spec.name.as_str()].send_replace(Stage::Ready);
+                Ok::<_, StackError>(svc)
             }
-        }
+        }))
+        .await?;
+        let handle = StackHandle {
+            engine: self.clone(),
+            run: run.clone(),
+            network: network.clone(),
+            services: started.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            logs_dir: logs_dir.to_path_buf(),
+            log_tasks: log_tasks.take(),
+        };
         if run.keep {
             self.mark_kept(run).await?;
         }
