@@ -218,7 +218,6 @@ impl Project {
     fn harness(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
         c.arg("--project").arg(self.dir.path());
-        c.env_remove("DOCKER_HOST");
         c
     }
 
