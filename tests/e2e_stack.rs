@@ -216,7 +216,11 @@ impl Project {
     }
 
     fn harness(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_harness"));
+        // HARNESS_E2E_BIN picks a copied binary when several checkouts share one target dir.
+        let bin = std::env::var_os("HARNESS_E2E_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")));
+        let mut c = Command::new(bin);
         c.arg("--project").arg(self.dir.path());
         c
     }
