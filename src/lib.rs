@@ -10,4 +10,5 @@ pub mod gatekeeper;
 pub mod git;
 pub mod ledger;
 pub mod package;
+pub mod stack;
 pub mod tls;
