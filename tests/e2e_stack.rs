@@ -302,6 +302,35 @@ fn url_of<'a>(up: &'a Up, service: &str) -> Result<&'a str, Failed> {
         .ok_or_else(|| format!("no URL for {service} in {:?}", up.urls).into())
 }
 
+/// GET through the TLS proxy the way a browser would: our run's CA, the FQDN resolved to the
+/// published 127.0.0.1 port, no `-k`.
+fn proxy_get(up: &Up, path: &str) -> Result<(u16, String), Failed> {
+    let url = up
+        .urls
+        .iter()
+        .find(|(s, u)| s == "proxy" && u.starts_with("https://"))
+        .map(|(_, u)| u.as_str())
+        .ok_or_else(|| format!("no https URL for the proxy in {:?}", up.urls))?;
+    let port = url
+        .trim_start_matches("https://127.0.0.1:")
+        .trim_end_matches('/');
+    let fqdn = "app.localtest.me";
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(up.run_dir.join("tls/ca.pem"))
+        .arg("--resolve")
+        .arg(format!("{fqdn}:{port}:127.0.0.1"))
+        .arg(format!("https://{fqdn}:{port}{path}"))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure(out.status.success(), || {
+        format!("curl failed: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Ok((code.trim().parse()?, body.to_string()))
+}
+
 /// Status code and body of a GET to 127.0.0.1 (the only address tests talk to).
 fn get(url: &str) -> Result<(u16, String), Failed> {
     let rest = url
@@ -376,7 +405,7 @@ fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     for service in ["app", "proxy", "mailpit", "geoip", "netcup"] {
         url_of(&up, service)?;
     }
-    let (code, body) = get(&format!("{}health", url_of(&up, "proxy")?))?;
+    let (code, body) = proxy_get(&up, "/health")?;
     ensure(code == 200 && body.contains("\"ok\""), || {
         format!("proxy /health: {code} {body}")
     })?;
@@ -492,7 +521,7 @@ fn kept_stack_survives_a_later_status_until_down() -> Outcome {
     ensure(running.lines().count() == 2, || {
         format!("running: {running}")
     })?;
-    let (code, _) = get(&format!("{}health", url_of(&up, "proxy")?))?;
+    let (code, _) = proxy_get(&up, "/health")?;
     ensure(code == 200, || format!("proxy after status: {code}"))?;
     let o = p.run(&["down"]);
     ensure(o.status.success(), || describe(&o))?;
@@ -515,9 +544,9 @@ fn two_ups_at_once_both_ready_with_different_ports_and_package_copies() -> Outco
     )?;
     let (pa, pb) = (url_of(&a, "proxy")?, url_of(&b, "proxy")?);
     ensure(pa != pb, || format!("same proxy URL {pa}"))?;
-    for u in [pa, pb] {
-        let (code, _) = get(&format!("{u}health"))?;
-        ensure(code == 200, || format!("{u}: {code}"))?;
+    for up in [&a, &b] {
+        let (code, _) = proxy_get(up, "/health")?;
+        ensure(code == 200, || format!("run {}: {code}", up.run_id))?;
     }
     // With two runs up, a command that needs one asks which.
     let o = p.run(&["logs", "app"]);
