@@ -6,8 +6,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use harness::tls::Ca;
 
 fn certificates(c: &mut Criterion) {
-    let names: Vec<String> =
-        ["app.localtest.me", "proxy", "geoip", "mailpit", "netcup"].map(String::from).to_vec();
+    let names: Vec<String> = ["app.localtest.me", "proxy", "geoip", "mailpit", "netcup"]
+        .map(String::from)
+        .to_vec();
     c.bench_function("new_ca_and_leaf_written", |b| {
         b.iter(|| {
             let dir = tempfile::tempdir().unwrap();

@@ -57,29 +57,44 @@ pub(super) async fn wait(
 
 /// The status code of one plain HTTP/1.1 GET to 127.0.0.1 (the only address we talk to).
 pub async fn get_status(port: u16, path: &str) -> std::io::Result<u16> {
-    let attempt = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nUser-Agent: harness-wait\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut head = Vec::with_capacity(256);
-        let mut buf = [0u8; 256];
-        while !head.contains(&b'\n') {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
+    within_deadline(async {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        status_of_get(stream, path, "localhost").await
+    })
+    .await
+}
+
+/// Sends one GET over `stream` and reads the status line of the answer.
+async fn status_of_get<S>(mut stream: S, path: &str, host: &str) -> std::io::Result<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: harness-wait\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
         }
-        parse_status_line(&head).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "no HTTP status line (connection closed early)",
-            )
-        })
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
+        head.extend_from_slice(&buf[..n]);
+    }
+    parse_status_line(&head).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no HTTP status line (connection closed early)",
+        )
+    })
+}
+
+/// One probe may take 2 s at most; the wait's own timeout governs the whole.
+async fn within_deadline(
+    probe: impl std::future::Future<Output = std::io::Result<u16>>,
+) -> std::io::Result<u16> {
+    tokio::time::timeout(Duration::from_secs(2), probe)
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 2 s"))?
 }
@@ -125,36 +140,16 @@ pub async fn get_status_tls(
     connector: &tokio_rustls::TlsConnector,
     name: &rustls_pki_types::ServerName<'static>,
 ) -> std::io::Result<u16> {
-    let attempt = async {
+    within_deadline(async {
         let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-        let mut stream = connector.connect(name.clone(), tcp).await?;
+        let stream = connector.connect(name.clone(), tcp).await?;
         let host = match name {
             rustls_pki_types::ServerName::DnsName(d) => d.as_ref().to_string(),
             other => format!("{other:?}"),
         };
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: harness-wait\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut head = Vec::with_capacity(256);
-        let mut buf = [0u8; 256];
-        while !head.contains(&b'\n') {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        parse_status_line(&head).ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "no HTTP status line (connection closed early)",
-            )
-        })
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 2 s"))?
+        status_of_get(stream, path, &host).await
+    })
+    .await
 }
 
 fn parse_status_line(head: &[u8]) -> Option<u16> {
