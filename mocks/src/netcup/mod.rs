@@ -154,6 +154,7 @@ pub enum FaultKind {
     /// Answer 5028.
     ZoneError,
     /// HTTP 500 with a non-JSON body.
+    #[serde(rename = "http_500")]
     Http500,
     /// HTTP 200 with a truncated JSON body.
     InvalidJson,
