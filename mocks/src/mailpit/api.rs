@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
@@ -50,14 +50,8 @@ pub(crate) fn router(state: ApiState) -> Router {
     if state.webroot.is_empty() {
         inner
     } else {
-        let root = state.webroot.clone();
-        let target = format!("{root}/");
         Router::new()
-            .nest(&root, inner)
-            .route(
-                &root,
-                get(move || async move { Redirect::permanent(&target) }),
-            )
+            .nest(&state.webroot, inner)
             .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
     }
 }
