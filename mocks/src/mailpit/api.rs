@@ -50,8 +50,15 @@ pub(crate) fn router(state: ApiState) -> Router {
     if state.webroot.is_empty() {
         inner
     } else {
+        // `nest` serves "/mailpit" but not "/mailpit/", which is what MP_WEBROOT=/mailpit/ users
+        // and the proxy ask for.
+        let index_with_slash = Router::new()
+            .route(&format!("{}/", state.webroot), get(index))
+            .route_layer(middleware::from_fn_with_state(state.clone(), basic_auth))
+            .with_state(state.clone());
         Router::new()
             .nest(&state.webroot, inner)
+            .merge(index_with_slash)
             .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") })
     }
 }
