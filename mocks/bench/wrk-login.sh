@@ -11,4 +11,5 @@ pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$out"' EXIT
 for _ in $(seq 100); do [ -s "$out" ] && break; sleep 0.05; done
 addr="$(sed -n 's/.*"http":"\([^"]*\)".*/\1/p' "$out")"
+[ -n "$addr" ] || { echo "the mock did not report its address (is $bin built?)" >&2; exit 1; }
 wrk -t2 -c8 -d5s -s "$here/login.lua" "http://$addr/run/webservice/servers/endpoint.php?JSON"

@@ -50,14 +50,18 @@ async fn time_to_healthy() {
     for _ in 0..RUNS {
         let t = Instant::now();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let h = netcup::start(l, netcup::NetcupConfig::default()).await.unwrap();
+        let h = netcup::start(l, netcup::NetcupConfig::default())
+            .await
+            .unwrap();
         until_healthy(h.addr(), "/health").await;
         n.push(t.elapsed());
         h.shutdown().await;
 
         let t = Instant::now();
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let h = geoip::start(l, geoip::GeoipConfig::default()).await.unwrap();
+        let h = geoip::start(l, geoip::GeoipConfig::default())
+            .await
+            .unwrap();
         until_healthy(h.addr(), "/health").await;
         g.push(t.elapsed());
         h.shutdown().await;
@@ -65,7 +69,9 @@ async fn time_to_healthy() {
         let t = Instant::now();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let h = mailpit::start(http, smtp, mailpit::MailpitConfig::default()).await.unwrap();
+        let h = mailpit::start(http, smtp, mailpit::MailpitConfig::default())
+            .await
+            .unwrap();
         until_healthy(h.addr(), "/livez").await;
         m.push(t.elapsed());
         h.shutdown().await;
@@ -92,12 +98,12 @@ async fn send_many(addr: SocketAddr, sender: usize, count: usize) {
     w.write_all(b"EHLO bench\r\n").await.unwrap();
     assert_eq!(smtp_reply(&mut r).await, 250);
     for i in 0..count {
-        let msg = format!(
-            "MAIL FROM:<s{sender}@example.com>\r\n"
-        );
+        let msg = format!("MAIL FROM:<s{sender}@example.com>\r\n");
         w.write_all(msg.as_bytes()).await.unwrap();
         assert_eq!(smtp_reply(&mut r).await, 250);
-        w.write_all(b"RCPT TO:<inbox@example.com>\r\n").await.unwrap();
+        w.write_all(b"RCPT TO:<inbox@example.com>\r\n")
+            .await
+            .unwrap();
         assert_eq!(smtp_reply(&mut r).await, 250);
         w.write_all(b"DATA\r\n").await.unwrap();
         assert_eq!(smtp_reply(&mut r).await, 354);
@@ -147,8 +153,12 @@ async fn smtp_and_queries() {
     // A mailbox of exactly 500 messages (Mailpit's default limit) for the query timings.
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let smtp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let h = mailpit::start(http, smtp, mailpit::MailpitConfig::default()).await.unwrap();
-    let tasks: Vec<_> = (0..5).map(|s| tokio::spawn(send_many(h.smtp_addr(), s, 100))).collect();
+    let h = mailpit::start(http, smtp, mailpit::MailpitConfig::default())
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..5)
+        .map(|s| tokio::spawn(send_many(h.smtp_addr(), s, 100)))
+        .collect();
     for task in tasks {
         task.await.unwrap();
     }
@@ -158,9 +168,18 @@ async fn smtp_and_queries() {
     for (name, path) in [
         ("list (limit 50)", "api/v1/messages".to_string()),
         ("list (limit 500)", "api/v1/messages?limit=500".to_string()),
-        ("search free text", "api/v1/search?query=needle3".to_string()),
-        ("search to: + subject:", "api/v1/search?query=to:inbox%20subject:bench".to_string()),
-        ("search no match", "api/v1/search?query=nomatchanywhere".to_string()),
+        (
+            "search free text",
+            "api/v1/search?query=needle3".to_string(),
+        ),
+        (
+            "search to: + subject:",
+            "api/v1/search?query=to:inbox%20subject:bench".to_string(),
+        ),
+        (
+            "search no match",
+            "api/v1/search?query=nomatchanywhere".to_string(),
+        ),
     ] {
         let mut samples = Vec::new();
         for _ in 0..100 {

@@ -79,6 +79,47 @@ pub struct StoredMessage {
     pub username: Option<String>,
     /// Lower-cased text that free-text search looks in.
     search_text: String,
+    /// Lower-cased fields for prefixed terms, computed once so a search over a full mailbox
+    /// does no allocation per message.
+    lc: Lowered,
+}
+
+#[derive(Debug, Default)]
+struct Lowered {
+    from: String,
+    to: String,
+    cc: String,
+    bcc: String,
+    subject: String,
+    message_id: String,
+}
+
+impl Lowered {
+    fn of(
+        from: &Addr,
+        to: &[Addr],
+        cc: &[Addr],
+        bcc: &[Addr],
+        subject: &str,
+        message_id: &str,
+    ) -> Self {
+        // Newline-joined: query tokens never contain one, so no match spans two addresses.
+        let join = |list: &[Addr]| {
+            list.iter()
+                .map(|a| format!("{} <{}>", a.name, a.address))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .to_lowercase()
+        };
+        Lowered {
+            from: join(std::slice::from_ref(from)),
+            to: join(to),
+            cc: join(cc),
+            bcc: join(bcc),
+            subject: subject.to_lowercase(),
+            message_id: message_id.to_lowercase(),
+        }
+    }
 }
 
 fn addrs(a: Option<&mail_parser::Address<'_>>) -> Vec<Addr> {
@@ -155,6 +196,7 @@ pub fn parse_message(
             inline: Vec::new(),
             headers: BTreeMap::new(),
             search_text: String::from_utf8_lossy(&raw).to_lowercase(),
+            lc: Lowered::default(),
             raw,
             username: env.username.clone(),
             reply_to: Vec::new(),
@@ -273,7 +315,9 @@ pub fn parse_message(
         .map(str::to_string)
         .unwrap_or_else(|| env.mail_from.clone());
     drop(msg);
+    let lc = Lowered::of(&from, &to, &cc, &bcc, &subject, &message_id);
     StoredMessage {
+        lc,
         id,
         message_id,
         from,
@@ -359,18 +403,14 @@ impl StoredMessage {
     }
 
     fn matches(&self, term: &Term, read: bool) -> bool {
-        let has = |list: &[Addr], needle: &str| {
-            list.iter().any(|a| {
-                a.address.to_lowercase().contains(needle) || a.name.to_lowercase().contains(needle)
-            })
-        };
+        let lc = &self.lc;
         match term {
-            Term::To(s) => has(&self.to, s),
-            Term::From(s) => has(std::slice::from_ref(&self.from), s),
-            Term::Cc(s) => has(&self.cc, s),
-            Term::Bcc(s) => has(&self.bcc, s),
-            Term::Subject(s) => self.subject.to_lowercase().contains(s.as_str()),
-            Term::MessageId(s) => self.message_id.to_lowercase().contains(s.as_str()),
+            Term::To(s) => lc.to.contains(s.as_str()),
+            Term::From(s) => lc.from.contains(s.as_str()),
+            Term::Cc(s) => lc.cc.contains(s.as_str()),
+            Term::Bcc(s) => lc.bcc.contains(s.as_str()),
+            Term::Subject(s) => lc.subject.contains(s.as_str()),
+            Term::MessageId(s) => lc.message_id.contains(s.as_str()),
             Term::IsRead => read,
             Term::IsUnread => !read,
             Term::HasAttachment => !self.attachments.is_empty(),
@@ -673,6 +713,30 @@ mod tests {
         );
         assert_eq!(m.headers["Subject"], vec!["Report folded".to_string()]);
         assert_eq!(rfc3339(m.date), "2025-07-01T10:00:00Z");
+    }
+
+    #[test]
+    fn prefixed_terms_match_names_and_addresses_case_insensitively() {
+        let store = Store::new(0);
+        store.add(parse_message(
+            "a".into(),
+            MIXED.as_bytes().to_vec(),
+            &env(),
+            OffsetDateTime::now_utc(),
+        ));
+        let hits = |q: &str| {
+            store
+                .page(Some(&crate::mailpit::search::parse(q)), 0, 10)
+                .matched
+        };
+        assert_eq!(hits("to:BOB"), 1);
+        assert_eq!(hits("to:to@example.com"), 1);
+        assert_eq!(hits("from:alice@"), 1);
+        assert_eq!(hits("bcc:hidden"), 1);
+        assert_eq!(hits("to:alice"), 0);
+        assert_eq!(hits("message-id:<m1@example.com>"), 1);
+        assert_eq!(hits("subject:report is:unread has:attachment r.pdf"), 1);
+        assert_eq!(hits("-subject:report"), 0);
     }
 
     #[test]
