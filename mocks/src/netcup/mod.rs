@@ -5,6 +5,7 @@
 pub mod protocol;
 mod zones;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -117,9 +118,9 @@ struct Shared {
     state: Mutex<MockState>,
 }
 
+/// Login only accepts the configured credentials, so a session needs no owner of its own: every
+/// later call must carry those same credentials.
 struct Session {
-    customer_number: String,
-    api_key: String,
     last_used: Instant,
 }
 
@@ -137,10 +138,10 @@ struct MockState {
 #[derive(Debug, Clone, Serialize)]
 pub struct JournalEntry {
     pub seq: u64,
-    pub action: String,
+    pub action: Cow<'static, str>,
     pub domainname: Option<String>,
     pub http_status: u16,
-    pub status: String,
+    pub status: &'static str,
     pub statuscode: Option<u16>,
     pub fault: Option<FaultKind>,
 }
@@ -277,7 +278,7 @@ impl Outcome {
     }
 }
 
-fn envelope_response(action: &str, client_request_id: &str, outcome: &Outcome) -> Response {
+fn envelope_response(action: &str, client_request_id: &str, outcome: Outcome) -> Response {
     let server_request_id = crate::util::random_id(18);
     let env = Envelope {
         serverrequestid: &server_request_id,
@@ -291,7 +292,7 @@ fn envelope_response(action: &str, client_request_id: &str, outcome: &Outcome) -
         statuscode: outcome.code,
         shortmessage: outcome.short,
         longmessage: &outcome.long,
-        responsedata: outcome.data.clone(),
+        responsedata: outcome.data,
     };
     let body = serde_json::to_vec(&env).expect("envelope serialises");
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -310,15 +311,15 @@ async fn endpoint(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             let fault = st.take_fault(None);
             st.journal(JournalEntry {
                 seq: 0,
-                action: rejected.action.clone(),
+                action: Cow::Owned(rejected.action.clone()),
                 domainname: None,
                 http_status: 200,
-                status: "error".into(),
+                status: "error",
                 statuscode: Some(4013),
                 fault,
             });
             drop(st);
-            return envelope_response(&rejected.action, &rejected.client_request_id, &outcome);
+            return envelope_response(&rejected.action, &rejected.client_request_id, outcome);
         }
     };
     let action = request.action;
@@ -329,20 +330,42 @@ async fn endpoint(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         .and_then(protocol::text)
         .map(|d| d.to_ascii_lowercase());
 
-    let fault = shared.lock().take_fault(Some(action));
+    // The common path takes the lock once: fault check, the action and its journal entry. The
+    // guard lives in this block so it is never held across an await.
+    let fault = {
+        let mut st = shared.lock();
+        match st.take_fault(Some(action)) {
+            Some(kind) => Some(kind),
+            None => {
+                let outcome = perform(&shared.config, &mut st, &request);
+                let code = outcome.code;
+                st.journal(JournalEntry {
+                    seq: 0,
+                    action: Cow::Borrowed(action.name()),
+                    domainname: domainname.clone(),
+                    http_status: 200,
+                    status: if code == 2000 { "success" } else { "error" },
+                    statuscode: Some(code),
+                    fault: None,
+                });
+                drop(st);
+                return envelope_response(action.name(), &crid, outcome);
+            }
+        }
+    };
     if let Some(FaultKind::Delay { delay_ms }) = fault {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
     let journal = |st: &mut MockState, http_status: u16, code: Option<u16>| {
         st.journal(JournalEntry {
             seq: 0,
-            action: action.name().into(),
+            action: Cow::Borrowed(action.name()),
             domainname: domainname.clone(),
             http_status,
             status: match code {
-                Some(2000) => "success".into(),
-                Some(_) => "error".into(),
-                None => "broken".into(),
+                Some(2000) => "success",
+                Some(_) => "error",
+                None => "broken",
             },
             statuscode: code,
             fault,
@@ -368,12 +391,12 @@ async fn endpoint(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         }
         Some(FaultKind::SessionInvalid) => {
             journal(&mut shared.lock(), 200, Some(4001));
-            return envelope_response(action.name(), &crid, &Outcome::session_invalid());
+            return envelope_response(action.name(), &crid, Outcome::session_invalid());
         }
         Some(FaultKind::ZoneError) => {
             journal(&mut shared.lock(), 200, Some(5028));
             let d = domainname.clone().unwrap_or_default();
-            return envelope_response(action.name(), &crid, &Outcome::zone_error(&d));
+            return envelope_response(action.name(), &crid, Outcome::zone_error(&d));
         }
         Some(FaultKind::Delay { .. }) | None => {}
     }
@@ -383,7 +406,7 @@ async fn endpoint(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
         journal(&mut st, 200, Some(outcome.code));
         outcome
     };
-    envelope_response(action.name(), &crid, &outcome)
+    envelope_response(action.name(), &crid, outcome)
 }
 
 fn perform(config: &NetcupConfig, st: &mut MockState, req: &Request) -> Outcome {
@@ -412,14 +435,7 @@ fn perform(config: &NetcupConfig, st: &mut MockState, req: &Request) -> Outcome 
             st.prune_at = (st.sessions.len() * 2).max(10_000);
         }
         let id = crate::util::random_id(32);
-        st.sessions.insert(
-            id.clone(),
-            Session {
-                customer_number: creds.customer_number,
-                api_key: creds.api_key,
-                last_used: now,
-            },
-        );
+        st.sessions.insert(id.clone(), Session { last_used: now });
         return Outcome::ok("Login successful", json!({ "apisessionid": id }));
     }
 
@@ -431,7 +447,8 @@ fn perform(config: &NetcupConfig, st: &mut MockState, req: &Request) -> Outcome 
     let now = Instant::now();
     let live = st.sessions.get_mut(&session_id).is_some_and(|s| {
         let fresh = now.duration_since(s.last_used) < config.session_ttl;
-        let owner = s.customer_number == creds.customer_number && s.api_key == creds.api_key;
+        let owner =
+            creds.customer_number == config.customer_number && creds.api_key == config.api_key;
         if fresh && owner {
             s.last_used = now;
         }
