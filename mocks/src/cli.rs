@@ -108,10 +108,12 @@ pub struct MailpitArgs {
     #[arg(long, env = "MP_UI_AUTH", hide_env_values = true)]
     pub ui_auth: Option<String>,
     /// Accept any SMTP AUTH credentials.
-    #[arg(long, env = "MP_SMTP_AUTH_ACCEPT_ANY", value_parser = parse_flag, default_value = "false")]
+    #[arg(long, env = "MP_SMTP_AUTH_ACCEPT_ANY", value_parser = parse_flag, default_value = "false",
+          num_args = 0..=1, default_missing_value = "true")]
     pub smtp_auth_accept_any: bool,
     /// Allow SMTP AUTH without TLS.
-    #[arg(long, env = "MP_SMTP_AUTH_ALLOW_INSECURE", value_parser = parse_flag, default_value = "false")]
+    #[arg(long, env = "MP_SMTP_AUTH_ALLOW_INSECURE", value_parser = parse_flag, default_value = "false",
+          num_args = 0..=1, default_missing_value = "true")]
     pub smtp_auth_allow_insecure: bool,
     /// Keep at most this many messages (0 = unlimited).
     #[arg(long, env = "MP_MAX_MESSAGES", default_value_t = 500)]
@@ -140,19 +142,32 @@ fn runtime() -> Result<tokio::runtime::Runtime, MockError> {
         })
 }
 
-async fn wait_for_signal() -> Result<(), MockError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let io = |source| MockError::Io {
-        context: "cannot install signal handlers".into(),
-        source,
-    };
-    let mut term = signal(SignalKind::terminate()).map_err(io)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(io)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGINT and SIGTERM, installed before the address is announced: a caller may signal as soon
+/// as it has read the address line, and an uninstalled handler would let the signal kill us.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, MockError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let io = |source| MockError::Io {
+            context: "cannot install signal handlers".into(),
+            source,
+        };
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(io)?,
+            int: signal(SignalKind::interrupt()).map_err(io)?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
 
 fn announce(value: serde_json::Value) {
@@ -165,6 +180,7 @@ fn announce(value: serde_json::Value) {
 /// Runs one mock until SIGINT or SIGTERM, then shuts it down cleanly.
 pub fn run(cmd: MockCommand) -> Result<(), MockError> {
     runtime()?.block_on(async move {
+        let signals = Signals::install()?;
         match cmd {
             MockCommand::Netcup(a) => {
                 let zones = match &a.zones {
@@ -182,7 +198,7 @@ pub fn run(cmd: MockCommand) -> Result<(), MockError> {
                 let listener = server::bind(SocketAddr::new(a.bind, a.port)).await?;
                 let handle = netcup::start(listener, config).await?;
                 announce(json!({"service": "netcup", "http": handle.addr().to_string()}));
-                wait_for_signal().await?;
+                signals.wait().await;
                 handle.shutdown().await;
             }
             MockCommand::Geoip(a) => {
@@ -204,7 +220,7 @@ pub fn run(cmd: MockCommand) -> Result<(), MockError> {
                     "http"
                 };
                 announce(json!({"service": "geoip", key: handle.addr().to_string()}));
-                wait_for_signal().await?;
+                signals.wait().await;
                 handle.shutdown().await;
             }
             MockCommand::Mailpit(a) => {
@@ -231,10 +247,94 @@ pub fn run(cmd: MockCommand) -> Result<(), MockError> {
                     "http": handle.addr().to_string(),
                     "smtp": handle.smtp_addr().to_string(),
                 }));
-                wait_for_signal().await?;
+                signals.wait().await;
                 handle.shutdown().await;
             }
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(subcommand)]
+        mock: MockCommand,
+    }
+
+    fn parse(args: &[&str]) -> MockCommand {
+        Wrapper::try_parse_from(std::iter::once("mock").chain(args.iter().copied()))
+            .unwrap()
+            .mock
+    }
+
+    #[test]
+    fn defaults_bind_all_interfaces_with_documented_ports_and_credentials() {
+        let MockCommand::Netcup(n) = parse(&["netcup"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (n.bind.to_string(), n.port, n.session_ttl),
+            ("0.0.0.0".into(), 8080, 900)
+        );
+        assert_eq!(
+            (n.customer_number.as_str(), n.api_key.as_str()),
+            ("123456", "test-api-key")
+        );
+        let MockCommand::Geoip(g) = parse(&["geoip"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (g.account_id.as_str(), g.license_key.as_str()),
+            ("42", "test-license-key")
+        );
+        let MockCommand::Mailpit(m) = parse(&["mailpit"]) else {
+            panic!()
+        };
+        assert_eq!((m.port, m.smtp_port, m.max_messages), (8025, 1025, 500));
+        assert!(!m.smtp_auth_accept_any);
+    }
+
+    #[test]
+    fn flags_from_design_md_parse() {
+        let MockCommand::Netcup(n) = parse(&[
+            "netcup",
+            "--port",
+            "0",
+            "--zones",
+            "z.json",
+            "--session-ttl",
+            "5",
+            "--strict-zones",
+        ]) else {
+            panic!()
+        };
+        assert!(n.strict_zones && n.session_ttl == 5 && n.zones.is_some());
+        let MockCommand::Mailpit(m) = parse(&[
+            "mailpit",
+            "--port",
+            "0",
+            "--smtp-port",
+            "0",
+            "--webroot",
+            "/mailpit/",
+            "--smtp-auth-accept-any",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ]) else {
+            panic!()
+        };
+        assert!(m.smtp_auth_accept_any && !m.smtp_auth_allow_insecure);
+        assert_eq!(m.webroot, "/mailpit/");
+        assert!(
+            Wrapper::try_parse_from(["mock", "geoip", "--tls-cert", "c"]).is_err(),
+            "a certificate without a key is refused"
+        );
+    }
 }

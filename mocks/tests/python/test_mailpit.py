@@ -399,3 +399,16 @@ def test_bad_webroot_exits_2():
     from conftest import run_failing
     r = run_failing(["mailpit", "--port", "0", "--smtp-port", "0", "--bind", "127.0.0.1"], env={"MP_WEBROOT": "/bad root/"})
     assert r.returncode == 2 and "webroot" in r.stderr
+
+
+def test_auth_flags_work_as_switches(mock_factory):
+    m = mock_factory(["mailpit", "--port", "0", "--smtp-port", "0", "--smtp-auth-accept-any", "--smtp-auth-allow-insecure"])
+    with smtp(m, login=False) as s:
+        assert s.has_extn("auth")
+        s.login("switch-user", "pw")
+
+
+def test_bad_boolean_env_exits_2():
+    from conftest import run_failing
+    r = run_failing(["mailpit", "--port", "0", "--smtp-port", "0", "--bind", "127.0.0.1"], env={"MP_SMTP_AUTH_ACCEPT_ANY": "maybe"})
+    assert r.returncode == 2 and "MP_SMTP_AUTH_ACCEPT_ANY" in r.stderr or "maybe" in r.stderr
