@@ -29,6 +29,7 @@ pub struct NetcupArgs {
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
     /// Address to listen on.
+    /// Address to listen on (all interfaces by default: the mocks run in containers).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
     /// JSON file with zones to preload: {"zones":[{"name","ttl"?,"records":[...]}]}.
@@ -40,6 +41,7 @@ pub struct NetcupArgs {
     /// Unknown zones answer 5028 instead of being created on first use.
     #[arg(long)]
     pub strict_zones: bool,
+    /// The customer number `login` accepts.
     #[arg(long, env = "NETCUP_CUSTOMER_NUMBER", default_value = "123456")]
     pub customer_number: String,
     #[arg(
@@ -49,6 +51,7 @@ pub struct NetcupArgs {
         hide_env_values = true
     )]
     pub api_key: String,
+    /// The API password `login` accepts (prefer the environment: flags show in `ps`).
     #[arg(
         long,
         env = "NETCUP_API_PASSWORD",
@@ -63,6 +66,7 @@ pub struct GeoipArgs {
     /// HTTP(S) port; 0 picks a free one (printed on stdout).
     #[arg(long, default_value_t = 8443)]
     pub port: u16,
+    /// Address to listen on (all interfaces by default: the mocks run in containers).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
     /// PEM certificate chain; with --tls-key the service speaks HTTPS.
@@ -75,8 +79,10 @@ pub struct GeoipArgs {
     /// the built-in table and may cover private ranges.
     #[arg(long, value_name = "FILE")]
     pub data: Option<PathBuf>,
+    /// The HTTP Basic user (MaxMind account id) clients must send.
     #[arg(long, env = "GEOIP_ACCOUNT_ID", default_value = "42")]
     pub account_id: String,
+    /// The HTTP Basic password (licence key) clients must send.
     #[arg(
         long,
         env = "GEOIP_LICENSE_KEY",
@@ -94,6 +100,7 @@ pub struct MailpitArgs {
     /// SMTP port; 0 picks a free one (printed on stdout).
     #[arg(long, default_value_t = 1025)]
     pub smtp_port: u16,
+    /// Address to listen on (all interfaces by default: the mocks run in containers).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     pub bind: IpAddr,
     /// URL prefix for every HTTP route, e.g. /mailpit/.
@@ -102,6 +109,7 @@ pub struct MailpitArgs {
     /// PEM certificate for SMTP STARTTLS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Basic auth for UI and API: space-separated user:password pairs.

@@ -355,7 +355,7 @@ def test_starttls_then_auth(mock_factory, tls_files):
         assert s.has_extn("auth") and not s.has_extn("starttls")
         s.login("tls-user", "pw")
         s.send_message(plain(subject="over tls"))
-    page = requests.get(m.url("/api/v1/messages")).json()
+    page = validate(requests.get(m.url("/api/v1/messages")).json(), "/definitions/MessagesSummary")
     assert page["messages"][0]["Subject"] == "over tls" and page["messages"][0]["Username"] == "tls-user"
 
 
@@ -376,7 +376,9 @@ def test_concurrent_smtp_and_http(mock_factory):
         while not stop.is_set():
             try:
                 validate(requests.get(m.url("/api/v1/messages?limit=10")).json(), "/definitions/MessagesSummary")
-                requests.get(m.url("/api/v1/search"), params={"query": "t1"}).raise_for_status()
+                r = requests.get(m.url("/api/v1/search"), params={"query": "t1"})
+                r.raise_for_status()
+                validate(r.json(), "/definitions/MessagesSummary")
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
 
@@ -390,7 +392,7 @@ def test_concurrent_smtp_and_http(mock_factory):
     for t in readers:
         t.join()
     assert errors == []
-    page = requests.get(m.url("/api/v1/messages?limit=1000")).json()
+    page = validate(requests.get(m.url("/api/v1/messages?limit=1000")).json(), "/definitions/MessagesSummary")
     assert page["total"] == 150
     assert len({x["ID"] for x in page["messages"]}) == 150
 
