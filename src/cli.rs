@@ -53,6 +53,93 @@ pub enum Command {
         #[command(subcommand)]
         mock: harness_mocks::cli::MockCommand,
     },
+    /// List recorded test runs; export one as a portable record; import records.
+    ///
+    /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
+    /// CI exports and signs a green run (`runs export ID --sign KEY`); the deployer imports it
+    /// (`runs import FILE`) and it counts for the gate when the key is in [gate] trusted_keys.
+    /// See docs/gate.md.
+    Runs(RunsArgs),
+    /// Explain what the deploy gate decides now for the package that would ship, and why.
+    ///
+    /// Builds the webhosting package, then looks for a recorded run that is green, has the same
+    /// code and schema fingerprints, is complete (unfiltered, or all shards), is younger than
+    /// [gate] max_age, and ran on the tree you have (clean, same files as its commit). Prints the
+    /// deciding rule and the closest run, and records the decision in the ledger.
+    /// Exit 0 when open, 4 when closed.
+    Gate(GateArgs),
+    /// Show the project's local certificate authority and how to trust it, or rotate it.
+    ///
+    /// The CA lives in .harness/ca/ (key mode 0600) and is reused across runs; stacks get
+    /// short-lived leaf certificates from it. --fqdn also issues a leaf for that name into
+    /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
+    /// given the new ca.pem.
+    Certs(CertsArgs),
+    /// Start the production-like stack and leave it running.
+    ///
+    /// Builds the local package (unless --skip-build and one exists), extracts it into the run's
+    /// own directory .harness/runs/<id>/, starts app and proxy (and the mocks) on a fresh network
+    /// with ephemeral ports on 127.0.0.1, waits until every service answers, then prints the URLs,
+    /// the credentials file and how to stop it.
+    Up(UpArgs),
+    /// Remove a run's containers, network and volumes (logs stay in .harness/runs/<id>/logs/).
+    Down(DownArgs),
+    /// Show the runs of this project that are up, their services, state and ports.
+    Status(StatusArgs),
+    /// Print a service's logs.
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Issue a leaf certificate for this name (default: [stack] fqdn).
+    #[arg(long, value_name = "NAME")]
+    pub fqdn: Option<String>,
+    /// Replace the CA with a new one.
+    #[arg(long)]
+    pub rotate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Also start the mail catcher, GeoIP and Netcup mocks, and point the app at them.
+    #[arg(long)]
+    pub with_mocks: bool,
+    /// Serve plain HTTP on the proxy.
+    #[arg(long)]
+    pub no_tls: bool,
+    /// Reuse .harness/dist/local/deploy.zip instead of building (builds anyway if it is missing).
+    #[arg(long)]
+    pub skip_build: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The run to remove (see `harness status`); needed when several are up.
+    #[arg(long, value_name = "ID", conflicts_with = "all")]
+    pub run: Option<String>,
+    /// Remove every run of this project.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show only this run.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service: app, proxy, mailpit, geoip, netcup, ...
+    pub service: String,
+    /// The run (see `harness status`); needed when several are up.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// Keep printing new lines until the service stops or Ctrl-C.
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +176,65 @@ pub struct BuildArgs {
     pub output: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// Write run ID as a JSON record (stdout, or --output), signed with KEY when given.
+    ///
+    /// The signature is ed25519 over "harness-run-record/1\n" followed by the record's canonical
+    /// JSON (RFC 8785: sorted keys, no whitespace).
+    Export {
+        /// The run's id, as `harness runs` lists it.
+        id: i64,
+        /// An ed25519 private key, PKCS#8 PEM (`harness runs keygen FILE`, or
+        /// `openssl genpkey -algorithm ed25519 -out FILE`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Store exported records. Only those signed by a key in [gate] trusted_keys can open the gate;
+    /// others are stored and shown, and `gate` says why they do not count.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Create an ed25519 signing key (PKCS#8 PEM, mode 0600) and print its public key for
+    /// [gate] trusted_keys.
+    Keygen {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GateTarget {
+    Webhosting,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The deploy target whose gate to check.
+    #[arg(value_enum)]
+    pub target: GateTarget,
+    /// Let a run count although the tree has uncommitted changes or differs from the run's
+    /// commit. The decision records it.
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Open the gate regardless of the rules; needs --reason, and both are recorded.
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why the gate is forced (required with --force).
+    #[arg(long, requires = "force", value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
 impl BuildArgs {
     fn target(&self) -> Target {
         if self.local {
@@ -112,6 +258,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     let reporter = TerminalReporter;
+    // Every command first removes what crashed runs left behind (DESIGN.md, "Stack").
+    crate::stack::sweep::at_start(&reporter);
     match &cli.command {
         Command::Build(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
@@ -153,5 +301,264 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             })?;
             Ok(Exit::Success)
         }
+        Command::Runs(args) => runs(cli, args),
+        Command::Gate(args) => gate(cli, args, &reporter),
+        Command::Certs(args) => certs(cli, args),
+        Command::Up(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::UpRequest {
+                with_mocks: args.with_mocks,
+                no_tls: args.no_tls,
+                skip_build: args.skip_build,
+                keep: true,
+            };
+            let up = crate::stack::up(&config, &request, &reporter)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&up).expect("outcome serialises")
+                );
+            } else {
+                println!("run {} is up ({} ms)", up.run_id, up.elapsed_ms);
+                for u in &up.urls {
+                    println!("  {:<8} {:<32} {}", u.service, u.url, u.what);
+                }
+                match &up.state_file {
+                    Some(s) => println!("  credentials  {}", s.display()),
+                    None => println!("  credentials  (the package has no state file)"),
+                }
+                println!("  logs         {}", up.run_dir.join("logs").display());
+                println!("  stop with    harness down --run {}", up.run_id);
+            }
+            Ok(Exit::Success)
+        }
+        Command::Down(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::DownRequest {
+                run: args.run.clone(),
+                all: args.all,
+            };
+            let ids = crate::stack::down(&config, &request, &reporter)?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "removed": ids }));
+            } else if ids.is_empty() {
+                println!("no run is up in this project");
+            } else {
+                for id in ids {
+                    println!("removed run {id}");
+                }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Status(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::StatusRequest {
+                run: args.run.clone(),
+            };
+            let runs = crate::stack::status(&config, &request)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs).expect("status serialises")
+                );
+            } else if runs.is_empty() {
+                println!("no run is up in this project");
+            } else {
+                for r in &runs {
+                    let kept = if r.kept {
+                        ", kept until `harness down`"
+                    } else {
+                        ""
+                    };
+                    let owner = if r.owner_alive { "running" } else { "gone" };
+                    println!("run {}  (owner {} {owner}{kept})", r.id, r.owner);
+                    for s in &r.services {
+                        let health = s
+                            .health
+                            .as_deref()
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default();
+                        let ports: Vec<String> = s
+                            .ports
+                            .iter()
+                            .map(|(c, h)| format!("127.0.0.1:{h}->{c}"))
+                            .collect();
+                        println!(
+                            "  {:<10} {:<8}{health:<10} {}",
+                            s.service,
+                            s.state,
+                            ports.join(" ")
+                        );
+                    }
+                }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Logs(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::LogsRequest {
+                service: args.service.clone(),
+                run: args.run.clone(),
+                follow: args.follow,
+            };
+            crate::stack::logs(&config, &request, &mut std::io::stdout().lock())?;
+            Ok(Exit::Success)
+        }
     }
+}
+
+/// Where the project (and its .harness/) is: the config file's folder, as `Config::load` has it.
+fn project_root(cli: &Cli) -> PathBuf {
+    match &cli.config {
+        Some(file) => std::path::absolute(file)
+            .ok()
+            .and_then(|f| f.parent().map(PathBuf::from))
+            .unwrap_or_else(|| cli.project.clone()),
+        None => cli.project.clone(),
+    }
+}
+
+fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
+    use crate::gatekeeper as gk;
+    match &args.action {
+        None => {
+            let runs = gk::open_ledger(&project_root(cli))?.runs()?;
+            if cli.json {
+                println!("{}", gk::runs_json(&runs));
+            } else {
+                print!("{}", gk::runs_table(&runs));
+            }
+        }
+        Some(RunsAction::Export { id, sign, output }) => {
+            let ledger = gk::open_ledger(&project_root(cli))?;
+            let text = gk::export(&ledger, *id, sign.as_deref())?;
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|e| {
+                    Failure::new(
+                        Exit::Environment,
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?,
+                None => print!("{text}"),
+            }
+        }
+        Some(RunsAction::Import { files }) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let mut ledger = gk::open_ledger(&config.root)?;
+            let mut imported = Vec::new();
+            for file in files {
+                let report = gk::import(&config, &mut ledger, file)?;
+                let line = gk::describe_import(file, &report);
+                // Warnings go to stderr in both modes, so a script sees them without parsing.
+                if !report.trust.counts() {
+                    eprintln!("warning: {line}");
+                } else if !cli.json {
+                    println!("{line}");
+                }
+                imported.push(gk::import_json(file, &report));
+            }
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&imported).expect("reports serialise")
+                );
+            }
+        }
+        Some(RunsAction::Keygen { file }) => {
+            let key = gk::keygen(file)?;
+            if cli.json {
+                let v = serde_json::json!({ "file": file, "public_key": key.public_key().to_string(), "key_id": key.public_key().id() });
+                println!("{v}");
+                return Ok(Exit::Success);
+            }
+            println!("wrote {} (ed25519, PKCS#8 PEM, mode 0600)", file.display());
+            println!("public key: {}", key.public_key());
+            println!(
+                "trust it in harness.toml:\n  [gate]\n  trusted_keys = [{{ name = \"ci\", key = \"{}\" }}]",
+                key.public_key()
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let force = match (&args.reason, args.force) {
+        (Some(reason), true) => Some(crate::gate::Force::new(reason).map_err(|e| {
+            Failure::new(Exit::BadInput, e.to_string())
+                .hint("say why, e.g. --reason \"hotfix for #123, tested by hand\"")
+        })?),
+        _ => None,
+    };
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::gatekeeper::GateRequest {
+        allow_dirty: args.allow_dirty,
+        force,
+    };
+    let outcome = crate::gatekeeper::check(&config, &request, reporter)?;
+    if cli.json {
+        println!("{}", crate::gatekeeper::decision_json(&outcome));
+    } else {
+        print!("{}", crate::gatekeeper::decision_text(&outcome));
+    }
+    Ok(if outcome.decision.open {
+        Exit::Success
+    } else {
+        Exit::Refused
+    })
+}
+
+fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {
+    // The CA belongs to the project; harness.toml is optional here, it only supplies the FQDN.
+    let (root, fqdn) = match Config::load(&cli.project, cli.config.as_deref()) {
+        Ok(c) => (c.root.clone(), c.stack.fqdn.clone()),
+        Err(_) if cli.config.is_none() => (
+            std::fs::canonicalize(&cli.project).unwrap_or(cli.project.clone()),
+            crate::config::StackConfig::default().fqdn,
+        ),
+        Err(e) => return Err(e),
+    };
+    let dir = crate::tls::ca_dir(&root);
+    let (ca, created) = if args.rotate {
+        (crate::tls::Ca::create(&dir)?, true)
+    } else {
+        crate::tls::Ca::load_or_create(&dir)?
+    };
+    let name = args.fqdn.clone().unwrap_or(fqdn);
+    let leaf = if args.fqdn.is_some() {
+        let leaf = ca.issue(std::slice::from_ref(&name))?;
+        Some(leaf.write(&root.join(".harness").join("certs"), &name, &ca)?)
+    } else {
+        None
+    };
+    if cli.json {
+        let v = serde_json::json!({
+            "ca": ca.cert_path(), "key": ca.key_path(), "fingerprint_sha256": ca.fingerprint,
+            "created": created, "leaf": leaf.as_ref().map(|(c, k)| serde_json::json!({"cert": c, "key": k, "name": name})),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        return Ok(Exit::Success);
+    }
+    let verb = if args.rotate {
+        "rotated"
+    } else if created {
+        "created"
+    } else {
+        "in use"
+    };
+    println!("CA ({verb}): {}", ca.cert_path().display());
+    println!("  sha256 fingerprint {}", ca.fingerprint);
+    println!(
+        "  key                {} (mode 0600)",
+        ca.key_path().display()
+    );
+    if let Some((c, k)) = &leaf {
+        println!("leaf for {name}: {}  key {}", c.display(), k.display());
+    }
+    println!("Trust it from the host, e.g. against a running stack's published port PORT:");
+    println!(
+        "  curl --cacert {} --resolve {name}:PORT:127.0.0.1 https://{name}:PORT/health",
+        ca.cert_path().display()
+    );
+    Ok(Exit::Success)
 }

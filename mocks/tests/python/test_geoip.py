@@ -8,7 +8,7 @@ import geoip2.webservice
 import pytest
 import requests
 
-from conftest import run_failing
+from .mockproc import run_failing
 
 ERROR_TYPE = "application/vnd.maxmind.com-error+json; charset=UTF-8; version=2.1"
 

@@ -398,7 +398,7 @@ def test_concurrent_smtp_and_http(mock_factory):
 
 
 def test_bad_webroot_exits_2():
-    from conftest import run_failing
+    from .mockproc import run_failing
     r = run_failing(["mailpit", "--port", "0", "--smtp-port", "0", "--bind", "127.0.0.1"], env={"MP_WEBROOT": "/bad root/"})
     assert r.returncode == 2 and "webroot" in r.stderr
 
@@ -411,6 +411,6 @@ def test_auth_flags_work_as_switches(mock_factory):
 
 
 def test_bad_boolean_env_exits_2():
-    from conftest import run_failing
+    from .mockproc import run_failing
     r = run_failing(["mailpit", "--port", "0", "--smtp-port", "0", "--bind", "127.0.0.1"], env={"MP_SMTP_AUTH_ACCEPT_ANY": "maybe"})
     assert r.returncode == 2 and "MP_SMTP_AUTH_ACCEPT_ANY" in r.stderr or "maybe" in r.stderr

@@ -7,7 +7,7 @@ import pytest
 import requests
 from nc_dnsapi import DNSRecord
 
-from conftest import run_failing
+from .mockproc import run_failing
 
 CUSTOMER, KEY, PASSWORD = "123456", "test-api-key", "test-api-password"
 ENDPOINT = "/run/webservice/servers/endpoint.php?JSON"
