@@ -44,6 +44,15 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
+    ///
+    /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
+    /// e.g. {"service":"netcup","http":"0.0.0.0:8080"}, so `--port 0` (a free port) can be used
+    /// and discovered. Flags, environment variables and endpoints: mocks/README.md.
+    Mock {
+        #[command(subcommand)]
+        mock: harness_mocks::cli::MockCommand,
+    },
     /// List recorded test runs; export one as a portable record; import records.
     ///
     /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
@@ -276,6 +285,20 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                 }
                 println!("  secrets {}", built.state_file.display());
             }
+            Ok(Exit::Success)
+        }
+        Command::Mock { mock } => {
+            harness_mocks::cli::run(mock.clone()).map_err(|e| {
+                let exit = match e.kind() {
+                    harness_mocks::ErrorKind::BadInput => Exit::BadInput,
+                    harness_mocks::ErrorKind::Environment => Exit::Environment,
+                };
+                let failure = Failure::new(exit, e.to_string());
+                match e.hint() {
+                    Some(h) => failure.hint(h),
+                    None => failure,
+                }
+            })?;
             Ok(Exit::Success)
         }
         Command::Runs(args) => runs(cli, args),
