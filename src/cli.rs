@@ -258,8 +258,11 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     let reporter = TerminalReporter;
-    // Every command first removes what crashed runs left behind (DESIGN.md, "Stack").
-    crate::stack::sweep::at_start(&reporter);
+    // Every command first removes what crashed runs left behind (DESIGN.md, "Stack"). The mocks
+    // are the exception: they run inside the stack's own containers, with no Docker to sweep.
+    if !matches!(cli.command, Command::Mock { .. }) {
+        crate::stack::sweep::at_start(&reporter);
+    }
     match &cli.command {
         Command::Build(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;

@@ -21,6 +21,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("mocks.yml", include_str!("../../compose/mocks.yml")),
     ("test.yml", include_str!("../../compose/test.yml")),
     ("tls.yml", include_str!("../../compose/tls.yml")),
+    ("tls-mocks.yml", include_str!("../../compose/tls-mocks.yml")),
 ];
 
 /// Image repositories the compose files refer to through `HARNESS_IMAGE_<NAME>`.
@@ -152,6 +153,9 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         }
         if !req.no_tls {
             sources.push(builtin_source("tls.yml", &compose_dir));
+            if req.with_mocks {
+                sources.push(builtin_source("tls-mocks.yml", &compose_dir));
+            }
         }
         for o in &config.stack.compose_overrides {
             sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
