@@ -205,3 +205,6 @@ pub fn missing_package(target: &str, zip: &Path) -> Failure {
     )
     .hint(format!("build it with `harness build --target {target}`"))
 }
+
+#[cfg(test)]
+mod tests;

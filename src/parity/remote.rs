@@ -40,14 +40,16 @@ pub fn listing_command(remote_dir: &str) -> String {
 /// sqlite3 backup API, so a WAL that is not checkpointed yet is included). The server runs the
 /// app in Python, so python3 is there even when the sqlite3 tool is not.
 pub fn database_command(remote_dir: &str, db: &str) -> String {
-    const SCRIPT: &str = "import sqlite3,sys,tempfile,os\n\
-fd,tmp=tempfile.mkstemp(suffix='.db');os.close(fd)\n\
-try:\n\
- src=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);dst=sqlite3.connect(tmp)\n\
- src.backup(dst);dst.close();src.close()\n\
- sys.stdout.buffer.write(open(tmp,'rb').read())\n\
-finally:\n\
- os.unlink(tmp)\n";
+    const SCRIPT: &str = concat!(
+        "import sqlite3,sys,tempfile,os\n",
+        "fd,tmp=tempfile.mkstemp(suffix='.db');os.close(fd)\n",
+        "try:\n",
+        " src=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);dst=sqlite3.connect(tmp)\n",
+        " src.backup(dst);dst.close();src.close()\n",
+        " sys.stdout.buffer.write(open(tmp,'rb').read())\n",
+        "finally:\n",
+        " os.unlink(tmp)\n",
+    );
     format!(
         "cd -- {} && python3 -c {} {}",
         shell_quote(remote_dir),
