@@ -76,13 +76,15 @@ impl PackageView {
                 "rebuild it with `harness build`; a package that is not a readable zip cannot be compared",
             )
         };
-        let file = std::fs::File::open(zip).map_err(|e| {
+        // One read of the whole file: the zip reader seeks to every entry, and on a file each of
+        // those seeks throws its buffer away and costs syscalls.
+        let bytes = std::fs::read(zip).map_err(|e| {
             Failure::new(
                 Exit::Environment,
-                format!("cannot open {}: {e}", zip.display()),
+                format!("cannot read {}: {e}", zip.display()),
             )
         })?;
-        let mut archive = zip::ZipArchive::new(std::io::BufReader::with_capacity(1 << 20, file))
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
             .map_err(|e| fail(format!("not a zip: {e}")))?;
         let mut files = BTreeMap::new();
         let mut kept: BTreeMap<String, Vec<u8>> = BTreeMap::new();
