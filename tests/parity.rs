@@ -306,3 +306,216 @@ fn remote_needs_ssh_and_remote_dir() {
         show(&out)
     );
 }
+
+/// Removes the twin container however the test ends.
+struct Container(String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", "-v", &self.0])
+            .output();
+    }
+}
+
+fn docker_out(args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI")
+}
+
+/// The webhosting twin: a container of the app image with sshd on, the deployed package mounted
+/// as its app directory, reached on 127.0.0.1 with a key, config and known_hosts of this test.
+#[test]
+fn remote_reports_files_edited_and_added_on_the_webhosting_twin() {
+    let docker = docker_out(&["info", "--format", "{{.ServerVersion}}"]);
+    if !docker.status.success() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but Docker is unreachable"
+        );
+        eprintln!("skipped: no Docker daemon");
+        return;
+    }
+    let images = text(
+        &docker_out(&[
+            "images",
+            "harness/app",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ])
+        .stdout,
+    );
+    let Some(image) = images.lines().next().map(str::to_string) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but no harness/app image exists: run `harness images --bake`"
+        );
+        eprintln!("skipped: no harness/app image (harness images --bake)");
+        return;
+    };
+    let p = copy_example();
+    let out = harness(p.path(), &["parity"]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+
+    // "Deploy": the webhosting package extracted into the directory the twin serves.
+    let site = tempfile::tempdir().unwrap();
+    let app = site.path().join("app");
+    let mut zip =
+        zip::ZipArchive::new(std::fs::File::open(zip_path(p.path(), "webhosting")).unwrap())
+            .unwrap();
+    zip.extract(&app).unwrap();
+
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("id_ed25519");
+    let kg = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "parity-test", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(kg.status.success(), "{}", show(&kg));
+    let public = std::fs::read_to_string(keys.path().join("id_ed25519.pub")).unwrap();
+    let label = format!("harness.run=parity-remote-{}", std::process::id());
+    let run = docker_out(&[
+        "run",
+        "-d",
+        "--label",
+        &label,
+        "-p",
+        "127.0.0.1::22",
+        "-e",
+        "HARNESS_SSHD=1",
+        "-e",
+        &format!("HARNESS_SSH_AUTHORIZED_KEYS={}", public.trim()),
+        "-v",
+        &format!("{}:/srv/app", app.display()),
+        &image,
+    ]);
+    assert!(run.status.success(), "{}", show(&run));
+    let container = Container(text(&run.stdout).trim().to_string());
+    let port = text(&docker_out(&["port", &container.0, "22/tcp"]).stdout);
+    let port = port
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap()
+        .trim()
+        .to_string();
+    let user = {
+        use std::os::unix::fs::MetadataExt;
+        let uid = std::fs::metadata(&app).unwrap().uid();
+        if uid == 0 {
+            "root".to_string()
+        } else {
+            "app".to_string()
+        }
+    };
+    let cfg = keys.path().join("config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host twin\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {}\n  IdentitiesOnly yes\n  \
+             UserKnownHostsFile {}\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n",
+            key.display(),
+            keys.path().join("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    let ssh = |cmd: &str| {
+        Command::new("ssh")
+            .args([
+                "-F",
+                cfg.to_str().unwrap(),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=5",
+                "twin",
+                "--",
+                cmd,
+            ])
+            .output()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let o = ssh("true");
+        if o.status.success() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sshd on the twin never answered: {}",
+            show(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
+    let toml = p.path().join("harness.toml");
+    let s = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("ssh = \"deploy@webhosting.example\"", "ssh = \"twin\"")
+        .replace(
+            "remote_dir = \"/home/deploy/app\"",
+            "remote_dir = \"/srv/app\"",
+        );
+    std::fs::write(&toml, s).unwrap();
+    let remote = || {
+        Command::new(BIN)
+            .args([
+                "--project",
+                p.path().to_str().unwrap(),
+                "parity",
+                "--remote",
+                "--json",
+            ])
+            .env("HARNESS_SSH_COMMAND", format!("ssh -F {}", cfg.display()))
+            .output()
+            .unwrap()
+    };
+
+    // Right after the deploy, plus runtime files the app makes: clean.
+    let o = ssh(
+        "cd /srv/app && mkdir -p tmp logs && touch tmp/restart.txt && echo boom > logs/error.log \
+                 && python3 -c \"import sqlite3; c=sqlite3.connect('app.db'); c.execute('PRAGMA user_version=7'); c.commit()\"",
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let o = remote();
+    assert_eq!(code(&o), 0, "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["schema"]["state"], "same", "{v}");
+    // The logs, tmp/ and the database's grown content are runtime state, not differences.
+    assert_eq!(v["extra"], serde_json::json!([]), "{v}");
+    assert_eq!(v["modified"], serde_json::json!([]), "{v}");
+
+    // A file edited on the server and a stray file.
+    let o = ssh(
+        "cd /srv/app && echo '# hotfix' >> src/app/__init__.py && echo x > 'src/app/stray file.py'",
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let o = remote();
+    assert_eq!(code(&o), 1, "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let modified: Vec<&str> = v["modified"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(modified, vec!["src/app/__init__.py"], "{v}");
+    assert_eq!(
+        v["extra"],
+        serde_json::json!(["src/app/stray file.py"]),
+        "{v}"
+    );
+    assert_eq!(v["missing"], serde_json::json!([]), "{v}");
+
+    // A schema change on the server's database.
+    let o = ssh(
+        "cd /srv/app && python3 -c \"import sqlite3; c=sqlite3.connect('app.db'); c.execute('CREATE TABLE hand_made (x)'); c.commit()\"",
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_slice(&remote().stdout).unwrap();
+    assert_eq!(v["schema"]["state"], "differs", "{v}");
+}
