@@ -88,6 +88,24 @@ pub enum Command {
     Status(StatusArgs),
     /// Print a service's logs.
     Logs(LogsArgs),
+    /// Prove the local and webhosting packages hold the same code (or, --remote, that the
+    /// server holds the deployed package).
+    ///
+    /// Rebuilds either package whose inputs changed, then compares what the zips hold, read from
+    /// their bytes: files and sha256s (each checked against the zip's own MANIFEST.json), vendored
+    /// versions, the entry point, Pythons and platforms, and the database schema down to columns,
+    /// indexes and triggers. [parity] allow in harness.toml lists the differences that are
+    /// expected. Exit 0 when only allowed differences remain, 1 naming every other one.
+    Parity(ParityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Compare the deployed webhosting package with the files on the server instead (one ssh
+    /// command lists every file's sha256; logs, tmp/, __pycache__ and the database's content are
+    /// runtime state; the database's schema is compared).
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +324,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
         }
         Command::Runs(args) => runs(cli, args),
         Command::Gate(args) => gate(cli, args, &reporter),
+        Command::Parity(args) => parity(cli, args, &reporter),
         Command::Certs(args) => certs(cli, args),
         Command::Up(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
@@ -483,6 +502,36 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(Exit::Success)
+}
+
+fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let clean = if args.remote {
+        // TODO(deploy): compare against the package the ledger records as last deployed.
+        let package = crate::package::default_output(&config, "webhosting");
+        let outcome = crate::parity::remote::run(&config, &package, reporter)?;
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).expect("report serialises")
+            );
+        } else {
+            print!("{}", crate::parity::remote::table(&outcome));
+        }
+        outcome.report.is_clean()
+    } else {
+        let outcome = crate::parity::run(&config, reporter)?;
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).expect("report serialises")
+            );
+        } else {
+            print!("{}", crate::parity::table(&outcome));
+        }
+        outcome.clean
+    };
+    Ok(if clean { Exit::Success } else { Exit::Failed })
 }
 
 fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
