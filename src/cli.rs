@@ -44,6 +44,34 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// Show or build the stack's images (app, proxy, mocks, playwright) without a registry.
+    ///
+    /// Each image resolves in order: present locally, pulled (the pinned public image), baked from
+    /// the offline recipe in compose/images/. Baked images are labelled with their recipe hash and
+    /// never rebuilt while it matches. Without --bake this lists them.
+    Images(ImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// List each image's source (local, pulled, baked), recipe hash, size and age.
+    #[arg(long)]
+    pub list: bool,
+    /// Resolve every image now, baking what is missing. A second call changes nothing.
+    #[arg(long)]
+    pub bake: bool,
+    /// Never pull from a registry (also HARNESS_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// Resolution order, e.g. `bake` or `local,pull,bake` [default: local,pull,bake; env HARNESS_IMAGE_ORDER].
+    #[arg(long, value_name = "LIST")]
+    pub order: Option<String>,
+    /// Read recipes from DIR/<name>/recipe.toml instead of the ones built into harness.
+    #[arg(long, value_name = "DIR")]
+    pub recipes: Option<PathBuf>,
+    /// Only these images [default: all].
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,5 +158,17 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Images(args) => crate::images::run(
+            &crate::images::Request {
+                list: args.list,
+                bake: args.bake,
+                offline: args.offline,
+                order: args.order.clone(),
+                recipes: args.recipes.clone(),
+                names: args.names.clone(),
+                json: cli.json,
+            },
+            &reporter,
+        ),
     }
 }

@@ -4,4 +4,5 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod images;
 pub mod package;
