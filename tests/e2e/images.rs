@@ -35,6 +35,10 @@ pub fn cases() -> Vec<crate::support::Case> {
             "bake_nonexistent_package_exits_3_naming_it",
             missing_package,
         ),
+        (
+            "bake_interrupted_by_ctrl_c_removes_its_container",
+            interrupted_bake,
+        ),
     ]
 }
 
@@ -577,14 +581,18 @@ fn playwright_shot() -> TestResult {
 
 /// A throwaway recipe under a temp dir; the run id makes its hash (and tag) unique to this run.
 fn tiny_recipe(name: &str, packages: &str) -> Result<tempfile::TempDir, Failed> {
+    tiny_recipe_running(name, packages, "true")
+}
+
+fn tiny_recipe_running(name: &str, packages: &str, run: &str) -> Result<tempfile::TempDir, Failed> {
     let dir = tempfile::tempdir().ctx("temp dir")?;
     let r = dir.path().join(name);
     std::fs::create_dir(&r).ctx("mkdir")?;
     std::fs::write(
         r.join("recipe.toml"),
         format!(
-            "description = \"e2e throwaway\"\npackages = [{packages}]\nrun = [\"echo {}\"]\n\n\
-             [image]\ncmd = [\"true\"]\n",
+            "description = \"e2e throwaway\"\npackages = [{packages}]\n\
+             run = [\"echo {}\", \"{run}\"]\n\n[image]\ncmd = [\"true\"]\n",
             crate::support::run_id()
         ),
     )
@@ -673,5 +681,68 @@ fn missing_package() -> TestResult {
     );
     scoped("missing_package", |s| async move {
         no_bake_containers(&s, "tinybad-").await
+    })
+}
+
+fn interrupted_bake() -> TestResult {
+    images()?;
+    let dir = tiny_recipe_running("tinyint", "", "sleep 120")?;
+    let recipes = dir.path().to_str().ctx("utf-8 path")?.to_string();
+    let child = std::process::Command::new(crate::support::harness_bin())
+        .args([
+            "images",
+            "--bake",
+            "--offline",
+            "--recipes",
+            &recipes,
+            "tinyint",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ctx("spawn harness")?;
+    let pid = child.id().to_string();
+    let outcome = scoped("interrupted_bake", |s| async move {
+        // Wait until the bake container runs, then interrupt the bake like a terminal's Ctrl-C.
+        let filters = HashMap::from([(
+            "name".to_string(),
+            vec!["harness-bake-tinyint-".to_string()],
+        )]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let list = s
+                .docker
+                .list_containers(Some(
+                    bollard::query_parameters::ListContainersOptionsBuilder::new()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .ctx("list containers")?;
+            if !list.is_empty() {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the bake container never started"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .ctx("kill -INT")?;
+        ensure!(kill.success(), "kill -INT {pid} failed");
+        Ok(())
+    });
+    let out = child.wait_with_output().ctx("wait for harness")?;
+    outcome?;
+    ensure!(
+        out.status.code() == Some(130),
+        "an interrupted bake must exit 130: {}",
+        text(&out)
+    );
+    scoped("interrupted_bake_after", |s| async move {
+        no_bake_containers(&s, "tinyint-").await
     })
 }

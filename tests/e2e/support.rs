@@ -426,12 +426,15 @@ pub fn sweep_run() {
     });
 }
 
-/// The harness binary under test. Copied once to a private place, because the shared target
-/// directory may be rebuilt by another cargo invocation while the suite runs.
+/// The harness binary under test: cargo's build of it, or `HARNESS_E2E_BIN` (for a shared target
+/// directory that other checkouts rebuild while the suite runs). Copied once to a private place so
+/// a rebuild mid-run cannot swap it.
 pub fn harness_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_BIN_EXE_harness"));
+        let src = std::env::var_os("HARNESS_E2E_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")));
         let dir = std::env::temp_dir().join(format!("harness-{}", run_id()));
         std::fs::create_dir_all(&dir).expect("temp dir for the harness binary");
         let dst = dir.join("harness");
