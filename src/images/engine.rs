@@ -21,6 +21,7 @@ pub const LABEL_IMAGE: &str = "harness.image";
 pub const LABEL_HASH: &str = "harness.recipe.hash";
 pub const LABEL_ROOTFS_SHA: &str = "harness.rootfs.sha256";
 pub const LABEL_ROOTFS_KEY: &str = "harness.rootfs.key";
+const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Bake containers are found by this name prefix, never by a label: labels of the bake container
 /// would be merged into the committed image and from there into every container started from it.
 pub const BAKE_PREFIX: &str = "harness-bake-";
@@ -105,21 +106,39 @@ impl Engine {
         key: &str,
         reference: &str,
     ) -> Result<(), ImageError> {
+        self.import_tar(
+            &rootfs.tar,
+            reference,
+            vec![
+                format!("LABEL {LABEL_ROOTFS_SHA}={}", rootfs.sha256),
+                format!("LABEL {LABEL_ROOTFS_KEY}={key}"),
+                format!("ENV PATH={BASE_PATH}"),
+                "CMD [\"/bin/bash\"]".into(),
+            ],
+            (LABEL_ROOTFS_SHA, &rootfs.sha256),
+        )
+        .await
+    }
+
+    /// Imports a whole-filesystem tar as `reference` with Dockerfile-style `changes`; succeeds
+    /// only if the image is there afterwards with `expect` among its labels.
+    pub async fn import_tar(
+        &self,
+        tar: &Path,
+        reference: &str,
+        changes: Vec<String>,
+        expect: (&str, &str),
+    ) -> Result<(), ImageError> {
         let (repo, tag) = reference.rsplit_once(':').expect("reference has a tag");
         let options = CreateImageOptionsBuilder::new()
             .from_src("-")
             .repo(repo)
             .tag(tag)
-            .changes(vec![
-                format!("LABEL {LABEL_ROOTFS_SHA}={}", rootfs.sha256),
-                format!("LABEL {LABEL_ROOTFS_KEY}={key}"),
-                "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                "CMD [\"/bin/bash\"]".into(),
-            ])
+            .changes(changes)
             .build();
-        let file = tokio::fs::File::open(&rootfs.tar)
+        let file = tokio::fs::File::open(tar)
             .await
-            .map_err(|e| ImageError::io(&rootfs.tar, e))?;
+            .map_err(|e| ImageError::io(tar, e))?;
         let body = futures_util::stream::unfold(file, |mut f| async move {
             use tokio::io::AsyncReadExt;
             let mut buf = vec![0u8; 1 << 20];
@@ -141,7 +160,7 @@ impl Engine {
             item.map_err(|e| ImageError::docker(&format!("import {reference}"), e))?;
         }
         match self.inspect(reference).await? {
-            Some(info) if info.labels.get(LABEL_ROOTFS_SHA) == Some(&rootfs.sha256) => Ok(()),
+            Some(info) if info.labels.get(expect.0).map(|v| v.as_str()) == Some(expect.1) => Ok(()),
             _ => Err(ImageError::Engine {
                 action: format!("import {reference}"),
                 message: "the import stream ended but the image is not there".into(),
@@ -181,6 +200,74 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Whether a container started from `base` reaches Debian's mirror (`apt-get update`). Decides
+    /// between installing in bake containers and the chroot fallback.
+    pub async fn probe_mirror(&self, base: &str) -> Result<Result<(), String>, ImageError> {
+        let name = format!("{BAKE_PREFIX}probe-{}", std::process::id());
+        self.sweep_bake_containers(&name).await?;
+        let id = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                ContainerCreateBody {
+                    image: Some(base.to_string()),
+                    cmd: Some(vec![
+                        "sh".into(),
+                        "-c".into(),
+                        "apt-get -o Acquire::Retries=0 -o Acquire::http::Timeout=20 --error-on=any update 2>&1"
+                            .into(),
+                    ]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ImageError::docker("create the mirror probe container", e))?
+            .id;
+        let outcome = async {
+            self.docker
+                .start_container(&id, None)
+                .await
+                .map_err(|e| ImageError::docker("start the mirror probe container", e))?;
+            let mut out = String::new();
+            let mut logs = self.docker.logs(
+                &id,
+                Some(
+                    LogsOptionsBuilder::new()
+                        .follow(true)
+                        .stdout(true)
+                        .stderr(true)
+                        .tail("all")
+                        .build(),
+                ),
+            );
+            let deadline = tokio::time::sleep(Duration::from_secs(120));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    chunk = logs.next() => match chunk {
+                        Some(Ok(c)) => out.push_str(&c.to_string()),
+                        _ => break,
+                    },
+                    _ = &mut deadline => return Ok(Err("apt-get update took over 120 s".into())),
+                }
+            }
+            let code = self.exit_code(&id).await?;
+            Ok(
+                if code == 0 && !out.contains("Failed to fetch") && !out.contains("Err:") {
+                    Ok(())
+                } else {
+                    Err(tail(&out, 5))
+                },
+            )
+        };
+        let outcome = tokio::select! {
+            r = outcome => r,
+            _ = tokio::signal::ctrl_c() => Err(ImageError::Interrupted),
+        };
+        self.remove_container(&id).await;
+        outcome
     }
 
     async fn remove_container(&self, id: &str) {
@@ -241,17 +328,7 @@ impl Engine {
         job: &BakeJob<'_>,
     ) -> Result<(Duration, Duration), ImageError> {
         let started = Instant::now();
-        let ca = job
-            .recipe
-            .pip
-            .as_ref()
-            .and_then(|_| host_ca_bundle())
-            .map(|p| std::fs::read(&p).map_err(|e| ImageError::io(&p, e)))
-            .transpose()?;
-        let script = job
-            .recipe
-            .build_script(ca.as_ref().map(|_| "/tmp/harness-bake/ca.pem"));
-        let archive = files_tar(job, &script, ca.as_deref())?;
+        let archive = payload(job)?;
         self.docker
             .upload_to_container(
                 id,
@@ -313,6 +390,12 @@ impl Engine {
         }
 
         let commit_started = Instant::now();
+        self.commit(id, job).await?;
+        Ok((install, commit_started.elapsed()))
+    }
+
+    /// Commits container `id` as the job's image with the recipe's config and our labels.
+    async fn commit(&self, id: &str, job: &BakeJob<'_>) -> Result<(), ImageError> {
         let (repo, tag) = job.reference.rsplit_once(':').expect("reference has a tag");
         let cfg = &job.recipe.image;
         let mut labels = HashMap::from([
@@ -346,7 +429,51 @@ impl Engine {
             )
             .await
             .map_err(|e| ImageError::docker(&format!("commit {}", job.reference), e))?;
-        Ok((install, commit_started.elapsed()))
+        Ok(())
+    }
+
+    /// Turns an imported whole-filesystem image (chroot fallback) into the job's image: a created,
+    /// never started container from it is committed with the recipe's config, since an import's
+    /// `changes` cannot carry everything (STOPSIGNAL, for one).
+    pub async fn commit_imported(
+        &self,
+        imported: &str,
+        job: &BakeJob<'_>,
+    ) -> Result<(), ImageError> {
+        let name = format!(
+            "{BAKE_PREFIX}{}-{}-{}-commit",
+            job.recipe.name,
+            &job.hash[..12],
+            std::process::id()
+        );
+        let id = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+                ContainerCreateBody {
+                    image: Some(imported.to_string()),
+                    cmd: Some(vec!["/bin/true".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| ImageError::docker(&format!("create a container from {imported}"), e))?
+            .id;
+        let r = self.commit(&id, job).await;
+        self.remove_container(&id).await;
+        let _ = self
+            .docker
+            .remove_image(
+                imported,
+                Some(
+                    bollard::query_parameters::RemoveImageOptionsBuilder::new()
+                        .noprune(true)
+                        .build(),
+                ),
+                None,
+            )
+            .await;
+        r
     }
 
     async fn exit_code(&self, id: &str) -> Result<i64, ImageError> {
@@ -382,8 +509,23 @@ pub struct BakeJob<'a> {
     pub log: &'a Path,
 }
 
-/// The tar uploaded into the bake container at `/`: the build script, the recipe's files, the
-/// harness binary and (for pip) the host's CA bundle.
+/// The tar unpacked at `/` of the bake container (or chroot): the build script at
+/// /tmp/harness-bake/build.sh, the recipe's files, the harness binary and (for pip) the host's CA
+/// bundle.
+pub fn payload(job: &BakeJob<'_>) -> Result<Vec<u8>, ImageError> {
+    let ca = job
+        .recipe
+        .pip
+        .as_ref()
+        .and_then(|_| host_ca_bundle())
+        .map(|p| std::fs::read(&p).map_err(|e| ImageError::io(&p, e)))
+        .transpose()?;
+    let script = job
+        .recipe
+        .build_script(ca.as_ref().map(|_| "/tmp/harness-bake/ca.pem"));
+    files_tar(job, &script, ca.as_deref())
+}
+
 fn files_tar(job: &BakeJob<'_>, script: &str, ca: Option<&[u8]>) -> Result<Vec<u8>, ImageError> {
     let mut b = tar::Builder::new(Vec::new());
     let mut add = |path: &str, mode: u32, bytes: &[u8]| -> Result<(), ImageError> {
@@ -422,4 +564,19 @@ fn host_ca_bundle() -> Option<std::path::PathBuf> {
             "/etc/ssl/certs/ca-certificates.crt",
         )])
         .find(|p| p.is_file())
+}
+
+/// Dockerfile-style changes for the import of a chroot-baked tree: the base's labels and a
+/// command, so a container can be created from it for the final commit.
+pub fn import_changes(base_labels: &[(String, String)], hash: &str) -> Vec<String> {
+    let q = |s: &str| serde_json::to_string(s).expect("string serialises");
+    let mut out = vec![
+        format!("ENV PATH={BASE_PATH}"),
+        "CMD [\"/bin/bash\"]".into(),
+        format!("LABEL {LABEL_HASH}={}", q(hash)),
+    ];
+    for (k, v) in base_labels {
+        out.push(format!("LABEL {k}={}", q(v)));
+    }
+    out
 }

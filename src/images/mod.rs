@@ -5,6 +5,7 @@
 //! recipe in `compose/images/<name>/`. A bake starts from a bookworm rootfs made by debootstrap
 //! (cached outside the project), installs the recipe's packages in a container, and commits it,
 //! labelled with the recipe hash: an image whose label matches is never rebuilt.
+mod chroot;
 mod engine;
 mod recipe;
 mod rootfs;
@@ -58,6 +59,15 @@ impl fmt::Display for Source {
     }
 }
 
+/// Where a bake installs packages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BakePath {
+    /// In a container from the base, committed on top of it (images share the base layer).
+    Container,
+    /// In a chroot on the host before a whole-image import (containers cannot reach the mirror).
+    Chroot,
+}
+
 /// How to resolve images.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -66,6 +76,8 @@ pub struct Options {
     pub recipes: RecipeSource,
     /// Cache for the rootfs tars, locks and bake logs (outside any project).
     pub cache: PathBuf,
+    /// None: decide by probing whether containers reach Debian's mirror.
+    pub bake_path: Option<BakePath>,
 }
 
 impl Options {
@@ -83,6 +95,17 @@ impl Options {
             offline: std::env::var("HARNESS_OFFLINE").is_ok_and(|v| v == "1"),
             recipes: RecipeSource::Embedded,
             cache: cache_dir(),
+            bake_path: match std::env::var("HARNESS_BAKE_PATH").as_deref() {
+                Ok("container") => Some(BakePath::Container),
+                Ok("chroot") => Some(BakePath::Chroot),
+                Ok("auto") | Ok("") | Err(_) => None,
+                Ok(other) => {
+                    return Err(Failure::new(
+                        Exit::BadInput,
+                        format!("HARNESS_BAKE_PATH={other}: use container, chroot or auto"),
+                    ));
+                }
+            },
         })
     }
 }
@@ -220,6 +243,7 @@ pub struct Images<'a> {
     reporter: &'a dyn Reporter,
     /// The base image reference and its rootfs hash, once known.
     base: tokio::sync::OnceCell<(String, String)>,
+    bake_path: tokio::sync::OnceCell<BakePath>,
     harness_sha: std::sync::OnceLock<(PathBuf, String)>,
 }
 
@@ -230,6 +254,7 @@ impl<'a> Images<'a> {
             options,
             reporter,
             base: tokio::sync::OnceCell::new(),
+            bake_path: tokio::sync::OnceCell::new(),
             harness_sha: std::sync::OnceLock::new(),
         })
     }
@@ -517,23 +542,25 @@ impl<'a> Images<'a> {
         }
         let prefix = format!("{BAKE_PREFIX}{}-{}-", recipe.name, &hash[..12]);
         self.engine.sweep_bake_containers(&prefix).await?;
+        let path = self.bake_path(&base).await?;
         self.reporter.event(&Event::PhaseStarted { phase: "bake" });
         let log = self.options.cache.join("logs").join(format!(
             "bake-{}-{}.log",
             recipe.name,
             &hash[..12]
         ));
-        let (install, commit) = self
-            .engine
-            .bake(&engine::BakeJob {
-                recipe,
-                base: &base,
-                reference: &reference,
-                hash: &hash,
-                harness_binary: self.harness_sha.get().map(|(p, _)| p.as_path()),
-                log: &log,
-            })
-            .await?;
+        let job = engine::BakeJob {
+            recipe,
+            base: &base,
+            reference: &reference,
+            hash: &hash,
+            harness_binary: self.harness_sha.get().map(|(p, _)| p.as_path()),
+            log: &log,
+        };
+        let (install, commit) = match path {
+            BakePath::Container => self.engine.bake(&job).await?,
+            BakePath::Chroot => self.bake_chroot(&job, &base_sha).await?,
+        };
         let info = self
             .engine
             .inspect(&reference)
@@ -549,6 +576,106 @@ impl<'a> Images<'a> {
         );
         self.finished("commit", commit, reference.clone());
         Ok(self.baked(recipe, &reference, &hash, info, true))
+    }
+
+    /// Container or chroot: forced by HARNESS_BAKE_PATH, else probed once (a container from the
+    /// base runs `apt-get update`).
+    async fn bake_path(&self, base: &str) -> Result<BakePath, ImageError> {
+        self.bake_path
+            .get_or_try_init(|| async {
+                if let Some(p) = self.options.bake_path {
+                    return Ok(p);
+                }
+                self.reporter.event(&Event::PhaseStarted { phase: "probe" });
+                let started = Instant::now();
+                let path = match self.engine.probe_mirror(base).await? {
+                    Ok(()) => {
+                        self.finished(
+                            "probe",
+                            started.elapsed(),
+                            "containers reach Debian's mirror: packages install in bake containers"
+                                .into(),
+                        );
+                        BakePath::Container
+                    }
+                    Err(why) => {
+                        self.finished(
+                            "probe",
+                            started.elapsed(),
+                            "containers cannot reach Debian's mirror: chroot fallback".into(),
+                        );
+                        self.reporter.event(&Event::Warning {
+                            message: format!(
+                                "apt-get update in a container failed ({why}); baking in a chroot \
+                                 on the host, so images will not share the base layer"
+                            ),
+                        });
+                        BakePath::Chroot
+                    }
+                };
+                Ok(path)
+            })
+            .await
+            .copied()
+    }
+
+    async fn bake_chroot(
+        &self,
+        job: &engine::BakeJob<'_>,
+        base_sha: &str,
+    ) -> Result<(Duration, Duration), ImageError> {
+        let key = rootfs::key(&rootfs::Mirrors::from_env());
+        let rootfs = rootfs::cached(&self.options.cache, &key)
+            .filter(|r| r.sha256 == base_sha)
+            .ok_or_else(|| ImageError::Host {
+                what: "the chroot bake needs the base rootfs tar, and the cached one is missing or \
+                       differs from the base image"
+                    .into(),
+                hint: format!(
+                    "remove the harness/base images (docker rmi) so the base is rebuilt, or clear {}",
+                    self.options.cache.join("rootfs").display()
+                ),
+            })?;
+        let payload = engine::payload(job)?;
+        let started = Instant::now();
+        let (cache, name, log) = (
+            self.options.cache.clone(),
+            job.recipe.name.clone(),
+            job.log.to_path_buf(),
+        );
+        let task = tokio::task::spawn_blocking(move || {
+            chroot::bake(&name, &cache, &rootfs.tar, &payload, &log)
+        });
+        tokio::pin!(task);
+        let packed = tokio::select! {
+            r = &mut task => r.expect("chroot bake thread")?,
+            _ = tokio::signal::ctrl_c() => {
+                // The terminal's SIGINT reached the chroot's processes too; let the thread unmount
+                // /proc and /dev before we report the interruption.
+                let _ = task.await;
+                return Err(ImageError::Interrupted);
+            }
+        };
+        let install = started.elapsed();
+        let started = Instant::now();
+        let base_labels = self
+            .engine
+            .inspect(job.base)
+            .await?
+            .map(|i| i.labels.into_iter().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let imported = format!("{}-chroot", job.reference);
+        self.engine
+            .import_tar(
+                &packed.tar,
+                &imported,
+                engine::import_changes(&base_labels, job.hash),
+                (LABEL_HASH, job.hash),
+            )
+            .await?;
+        drop(packed);
+        self.engine.commit_imported(&imported, job).await?;
+        Ok((install, started.elapsed()))
     }
 
     fn baked(

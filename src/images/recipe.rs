@@ -207,6 +207,11 @@ impl Recipe {
         field("name", self.name.as_bytes());
         field("base", base.as_bytes());
         field("recipe.toml", &self.toml);
+        // The generated script too, so a change in how harness bakes gives new images.
+        field(
+            "script",
+            self.build_script(Some("/tmp/harness-bake/ca.pem")).as_bytes(),
+        );
         let mut files: Vec<&RecipeFile> = self.files.iter().collect();
         files.sort_by(|a, b| a.dest.cmp(&b.dest));
         for f in files {
@@ -225,7 +230,7 @@ impl Recipe {
     pub fn build_script(&self, ca_bundle: Option<&str>) -> String {
         let mut s = String::from(
             "set -eu\nexport DEBIAN_FRONTEND=noninteractive\n\
-             echo '== apt-get update'\napt-get update\n",
+             echo '== apt-get update'\napt-get --error-on=any update\n",
         );
         if !self.packages.is_empty() {
             s.push_str(&format!(

@@ -39,6 +39,7 @@ pub fn cases() -> Vec<crate::support::Case> {
             "bake_interrupted_by_ctrl_c_removes_its_container",
             interrupted_bake,
         ),
+        ("bake_chroot_fallback_builds_a_runnable_image", chroot_bake),
     ]
 }
 
@@ -637,6 +638,12 @@ fn parallel_bake() -> TestResult {
             built == 1,
             "expected exactly one bake, got {built}: {ra} / {rb}"
         );
+        let builder = if ra["changed"] == true { &a } else { &b };
+        ensure!(
+            String::from_utf8_lossy(&builder.stderr).contains("probe"),
+            "the bake must probe which install path works: {}",
+            text(builder)
+        );
         Ok(())
     })();
     let hash12 = reference.rsplit(':').next().unwrap_or("x").to_string();
@@ -744,5 +751,85 @@ fn interrupted_bake() -> TestResult {
     );
     scoped("interrupted_bake_after", |s| async move {
         no_bake_containers(&s, "tinyint-").await
+    })
+}
+
+fn chroot_bake() -> TestResult {
+    images()?; // the cached base rootfs exists
+    let dir = tiny_recipe("tinychroot", "\"hello\"")?;
+    let recipe = dir.path().join("tinychroot/recipe.toml");
+    let toml = std::fs::read_to_string(&recipe)
+        .ctx("read recipe")?
+        .replace(
+            "cmd = [\"true\"]",
+            "cmd = [\"hello\"]\nenv = [\"GREETING=from chroot\"]\nstop_signal = \"SIGQUIT\"",
+        );
+    std::fs::write(&recipe, toml).ctx("write recipe")?;
+    let recipes = dir.path().to_str().ctx("utf-8 path")?;
+    let out = crate::support::harness_env(
+        &[
+            "--json",
+            "images",
+            "--bake",
+            "--recipes",
+            recipes,
+            "tinychroot",
+        ],
+        &[("HARNESS_BAKE_PATH", "chroot")],
+    )?;
+    ensure!(out.status.success(), "chroot bake failed: {}", text(&out));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).ctx("bake JSON")?;
+    let reference = v
+        .first()
+        .and_then(|r| r["reference"].as_str())
+        .ctx("no reference")?
+        .to_string();
+    scoped("chroot_bake", |s| async move {
+        let result = async {
+            let info = s.docker.inspect_image(&reference).await.ctx("inspect")?;
+            let cfg = info.config.ctx("no config")?;
+            ensure!(
+                cfg.stop_signal.as_deref() == Some("SIGQUIT")
+                    && cfg
+                        .env
+                        .unwrap_or_default()
+                        .contains(&"GREETING=from chroot".to_string())
+                    && cfg
+                        .labels
+                        .unwrap_or_default()
+                        .get("harness.image")
+                        .map(|s| s.as_str())
+                        == Some("tinychroot"),
+                "the chroot image lost its config: {reference}"
+            );
+            let id = s
+                .start(&Spec {
+                    image: reference.clone(),
+                    ..Default::default()
+                })
+                .await?;
+            let (code, logs) = s.wait_exit(&id, Duration::from_secs(30)).await?;
+            ensure!(
+                code == 0 && logs.contains("Hello, world!"),
+                "the package installed in the chroot must run: {code} {logs}"
+            );
+            no_bake_containers(&s, "tinychroot-").await?;
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            ensure!(
+                !mounts.contains("/harness/rootfs/chroot-"),
+                "chroot mounts left behind"
+            );
+            Ok(())
+        }
+        .await;
+        let _ = s
+            .docker
+            .remove_image(
+                &reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+        result
     })
 }

@@ -443,11 +443,17 @@ pub fn harness_bin() -> &'static Path {
     })
 }
 
-/// Runs `harness ARGS` and returns its output.
+/// Runs `harness ARGS` (offline) and returns its output.
 pub fn harness(args: &[&str]) -> Result<Output, Failed> {
+    harness_env(args, &[])
+}
+
+/// Runs `harness ARGS` (offline) with extra environment variables.
+pub fn harness_env(args: &[&str], env: &[(&str, &str)]) -> Result<Output, Failed> {
     Command::new(harness_bin())
         .args(args)
         .env("HARNESS_OFFLINE", "1")
+        .envs(env.iter().copied())
         .output()
         .ctx("run harness")
 }
