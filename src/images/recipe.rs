@@ -210,7 +210,8 @@ impl Recipe {
         // The generated script too, so a change in how harness bakes gives new images.
         field(
             "script",
-            self.build_script(Some("/tmp/harness-bake/ca.pem")).as_bytes(),
+            self.build_script(Some("/tmp/harness-bake/ca.pem"))
+                .as_bytes(),
         );
         let mut files: Vec<&RecipeFile> = self.files.iter().collect();
         files.sort_by(|a, b| a.dest.cmp(&b.dest));

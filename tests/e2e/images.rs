@@ -40,6 +40,7 @@ pub fn cases() -> Vec<crate::support::Case> {
             interrupted_bake,
         ),
         ("bake_chroot_fallback_builds_a_runnable_image", chroot_bake),
+        ("images_honour_docker_host", docker_host),
     ]
 }
 
@@ -832,4 +833,16 @@ fn chroot_bake() -> TestResult {
             .await;
         result
     })
+}
+
+fn docker_host() -> TestResult {
+    let bogus = "unix:///nonexistent/harness-e2e.sock";
+    let out = crate::support::harness_env(&["images", "--list"], &[("DOCKER_HOST", bogus)])?;
+    ensure!(
+        out.status.code() == Some(3)
+            && String::from_utf8_lossy(&out.stderr).contains("/nonexistent/harness-e2e.sock"),
+        "DOCKER_HOST must be used and its failure reported with exit 3: {}",
+        text(&out)
+    );
+    Ok(())
 }
