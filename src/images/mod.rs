@@ -438,9 +438,40 @@ impl<'a> Images<'a> {
             return Ok(Some(sha.clone()));
         }
         let exe = std::env::current_exe().map_err(|e| ImageError::io(Path::new("harness"), e))?;
-        let sha = recipe::sha256_file(&exe).map_err(|e| ImageError::io(&exe, e))?;
+        let sha = self.binary_sha(&exe)?;
         let _ = self.harness_sha.set((exe, sha.clone()));
         Ok(Some(sha))
+    }
+
+    /// sha256 of a (large, often debug) binary, remembered by path, inode, size and mtime so that
+    /// an unchanged binary is not hashed again on every call.
+    fn binary_sha(&self, exe: &Path) -> Result<String, ImageError> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(exe).map_err(|e| ImageError::io(exe, e))?;
+        let stamp = format!(
+            "{}\t{}\t{}\t{}.{}",
+            exe.display(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        );
+        let memo = self.options.cache.join("harness-binary.sha256");
+        if let Ok(text) = std::fs::read_to_string(&memo)
+            && let Some((seen, sha)) = text.trim_end().rsplit_once('\t')
+            && seen == stamp
+            && sha.len() == 64
+        {
+            return Ok(sha.to_string());
+        }
+        let sha = recipe::sha256_file(exe).map_err(|e| ImageError::io(exe, e))?;
+        if std::fs::create_dir_all(&self.options.cache).is_ok() {
+            let tmp = memo.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, format!("{stamp}\t{sha}\n")).is_ok() {
+                let _ = std::fs::rename(&tmp, &memo);
+            }
+        }
+        Ok(sha)
     }
 
     /// The base image and rootfs hash if they exist already (no build).

@@ -649,17 +649,9 @@ fn parallel_bake() -> TestResult {
     })();
     let hash12 = reference.rsplit(':').next().unwrap_or("x").to_string();
     let cleanup = scoped("parallel_bake", |s| async move {
-        no_bake_containers(&s, &format!("tiny-{hash12}")).await?;
-        let _ = s
-            .docker
-            .remove_image(
-                &reference,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await;
-        Ok(())
+        no_bake_containers(&s, &format!("tiny-{hash12}")).await
     });
+    crate::support::remove_image(&reference);
     result.and(cleanup)
 }
 
@@ -785,8 +777,9 @@ fn chroot_bake() -> TestResult {
         .and_then(|r| r["reference"].as_str())
         .ctx("no reference")?
         .to_string();
-    scoped("chroot_bake", |s| async move {
-        let result = async {
+    let image = reference.clone();
+    let result = scoped("chroot_bake", |s| async move {
+        {
             let info = s.docker.inspect_image(&reference).await.ctx("inspect")?;
             let cfg = info.config.ctx("no config")?;
             ensure!(
@@ -822,17 +815,10 @@ fn chroot_bake() -> TestResult {
             );
             Ok(())
         }
-        .await;
-        let _ = s
-            .docker
-            .remove_image(
-                &reference,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await;
-        result
-    })
+    });
+    // After the scope: its containers are gone, so nothing holds the image any more.
+    crate::support::remove_image(&image);
+    result
 }
 
 fn docker_host() -> TestResult {

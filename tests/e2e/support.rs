@@ -408,6 +408,22 @@ async fn remove_networks(docker: &Docker, filters: &HashMap<String, Vec<String>>
     }
 }
 
+/// Removes an image the test built (after the scope removed the containers that used it).
+pub fn remove_image(reference: &str) {
+    let Ok(rt) = runtime() else { return };
+    rt.block_on(async {
+        if let Ok(d) = docker().await {
+            let _ = d
+                .remove_image(
+                    reference,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+        }
+    });
+}
+
 /// Removes every container and network of this run (the suite's last step).
 pub fn sweep_run() {
     if !matches!(docker_state(), DockerState::Ready) {
