@@ -44,12 +44,44 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// List recorded test runs; export one as a portable record; import records.
+    ///
+    /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
+    /// CI exports and signs a green run (`runs export ID --sign KEY`); the deployer imports it
+    /// (`runs import FILE`) and it counts for the gate when the key is in [gate] trusted_keys.
+    /// See docs/gate.md.
+    Runs(RunsArgs),
+    /// Explain what the deploy gate decides now for the package that would ship, and why.
+    ///
+    /// Builds the webhosting package, then looks for a recorded run that is green, has the same
+    /// code and schema fingerprints, is complete (unfiltered, or all shards), is younger than
+    /// [gate] max_age, and ran on the tree you have (clean, same files as its commit). Prints the
+    /// deciding rule and the closest run, and records the decision in the ledger.
+    /// Exit 0 when open, 4 when closed.
+    Gate(GateArgs),
+    /// Show the project's local certificate authority and how to trust it, or rotate it.
+    ///
+    /// The CA lives in .harness/ca/ (key mode 0600) and is reused across runs; stacks get
+    /// short-lived leaf certificates from it. --fqdn also issues a leaf for that name into
+    /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
+    /// given the new ca.pem.
+    Certs(CertsArgs),
     /// Show or build the stack's images (app, proxy, mocks, playwright) without a registry.
     ///
     /// Each image resolves in order: present locally, pulled (the pinned public image), baked from
     /// the offline recipe in compose/images/. Baked images are labelled with their recipe hash and
     /// never rebuilt while it matches. Without --bake this lists them.
     Images(ImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Issue a leaf certificate for this name (default: [stack] fqdn).
+    #[arg(long, value_name = "NAME")]
+    pub fqdn: Option<String>,
+    /// Replace the CA with a new one.
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +140,65 @@ pub struct BuildArgs {
     pub output: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub action: Option<RunsAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsAction {
+    /// Write run ID as a JSON record (stdout, or --output), signed with KEY when given.
+    ///
+    /// The signature is ed25519 over "harness-run-record/1\n" followed by the record's canonical
+    /// JSON (RFC 8785: sorted keys, no whitespace).
+    Export {
+        /// The run's id, as `harness runs` lists it.
+        id: i64,
+        /// An ed25519 private key, PKCS#8 PEM (`harness runs keygen FILE`, or
+        /// `openssl genpkey -algorithm ed25519 -out FILE`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+        /// Write here instead of stdout.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Store exported records. Only those signed by a key in [gate] trusted_keys can open the gate;
+    /// others are stored and shown, and `gate` says why they do not count.
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Create an ed25519 signing key (PKCS#8 PEM, mode 0600) and print its public key for
+    /// [gate] trusted_keys.
+    Keygen {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GateTarget {
+    Webhosting,
+}
+
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The deploy target whose gate to check.
+    #[arg(value_enum)]
+    pub target: GateTarget,
+    /// Let a run count although the tree has uncommitted changes or differs from the run's
+    /// commit. The decision records it.
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Open the gate regardless of the rules; needs --reason, and both are recorded.
+    #[arg(long, requires = "reason")]
+    pub force: bool,
+    /// Why the gate is forced (required with --force).
+    #[arg(long, requires = "force", value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
 impl BuildArgs {
     fn target(&self) -> Target {
         if self.local {
@@ -158,6 +249,9 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Runs(args) => runs(cli, args),
+        Command::Gate(args) => gate(cli, args, &reporter),
+        Command::Certs(args) => certs(cli, args),
         Command::Images(args) => crate::images::run(
             &crate::images::Request {
                 list: args.list,
@@ -171,4 +265,160 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             &reporter,
         ),
     }
+}
+
+/// Where the project (and its .harness/) is: the config file's folder, as `Config::load` has it.
+fn project_root(cli: &Cli) -> PathBuf {
+    match &cli.config {
+        Some(file) => std::path::absolute(file)
+            .ok()
+            .and_then(|f| f.parent().map(PathBuf::from))
+            .unwrap_or_else(|| cli.project.clone()),
+        None => cli.project.clone(),
+    }
+}
+
+fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
+    use crate::gatekeeper as gk;
+    match &args.action {
+        None => {
+            let runs = gk::open_ledger(&project_root(cli))?.runs()?;
+            if cli.json {
+                println!("{}", gk::runs_json(&runs));
+            } else {
+                print!("{}", gk::runs_table(&runs));
+            }
+        }
+        Some(RunsAction::Export { id, sign, output }) => {
+            let ledger = gk::open_ledger(&project_root(cli))?;
+            let text = gk::export(&ledger, *id, sign.as_deref())?;
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|e| {
+                    Failure::new(
+                        Exit::Environment,
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?,
+                None => print!("{text}"),
+            }
+        }
+        Some(RunsAction::Import { files }) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let mut ledger = gk::open_ledger(&config.root)?;
+            let mut imported = Vec::new();
+            for file in files {
+                let report = gk::import(&config, &mut ledger, file)?;
+                let line = gk::describe_import(file, &report);
+                // Warnings go to stderr in both modes, so a script sees them without parsing.
+                if !report.trust.counts() {
+                    eprintln!("warning: {line}");
+                } else if !cli.json {
+                    println!("{line}");
+                }
+                imported.push(gk::import_json(file, &report));
+            }
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&imported).expect("reports serialise")
+                );
+            }
+        }
+        Some(RunsAction::Keygen { file }) => {
+            let key = gk::keygen(file)?;
+            if cli.json {
+                let v = serde_json::json!({ "file": file, "public_key": key.public_key().to_string(), "key_id": key.public_key().id() });
+                println!("{v}");
+                return Ok(Exit::Success);
+            }
+            println!("wrote {} (ed25519, PKCS#8 PEM, mode 0600)", file.display());
+            println!("public key: {}", key.public_key());
+            println!(
+                "trust it in harness.toml:\n  [gate]\n  trusted_keys = [{{ name = \"ci\", key = \"{}\" }}]",
+                key.public_key()
+            );
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let force = match (&args.reason, args.force) {
+        (Some(reason), true) => Some(crate::gate::Force::new(reason).map_err(|e| {
+            Failure::new(Exit::BadInput, e.to_string())
+                .hint("say why, e.g. --reason \"hotfix for #123, tested by hand\"")
+        })?),
+        _ => None,
+    };
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::gatekeeper::GateRequest {
+        allow_dirty: args.allow_dirty,
+        force,
+    };
+    let outcome = crate::gatekeeper::check(&config, &request, reporter)?;
+    if cli.json {
+        println!("{}", crate::gatekeeper::decision_json(&outcome));
+    } else {
+        print!("{}", crate::gatekeeper::decision_text(&outcome));
+    }
+    Ok(if outcome.decision.open {
+        Exit::Success
+    } else {
+        Exit::Refused
+    })
+}
+
+fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {
+    // The CA belongs to the project; harness.toml is optional here, it only supplies the FQDN.
+    let (root, fqdn) = match Config::load(&cli.project, cli.config.as_deref()) {
+        Ok(c) => (c.root.clone(), c.stack.fqdn.clone()),
+        Err(_) if cli.config.is_none() => (
+            std::fs::canonicalize(&cli.project).unwrap_or(cli.project.clone()),
+            crate::config::StackConfig::default().fqdn,
+        ),
+        Err(e) => return Err(e),
+    };
+    let dir = crate::tls::ca_dir(&root);
+    let (ca, created) = if args.rotate {
+        (crate::tls::Ca::create(&dir)?, true)
+    } else {
+        crate::tls::Ca::load_or_create(&dir)?
+    };
+    let name = args.fqdn.clone().unwrap_or(fqdn);
+    let leaf = if args.fqdn.is_some() {
+        let leaf = ca.issue(std::slice::from_ref(&name))?;
+        Some(leaf.write(&root.join(".harness").join("certs"), &name, &ca)?)
+    } else {
+        None
+    };
+    if cli.json {
+        let v = serde_json::json!({
+            "ca": ca.cert_path(), "key": ca.key_path(), "fingerprint_sha256": ca.fingerprint,
+            "created": created, "leaf": leaf.as_ref().map(|(c, k)| serde_json::json!({"cert": c, "key": k, "name": name})),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        return Ok(Exit::Success);
+    }
+    let verb = if args.rotate {
+        "rotated"
+    } else if created {
+        "created"
+    } else {
+        "in use"
+    };
+    println!("CA ({verb}): {}", ca.cert_path().display());
+    println!("  sha256 fingerprint {}", ca.fingerprint);
+    println!(
+        "  key                {} (mode 0600)",
+        ca.key_path().display()
+    );
+    if let Some((c, k)) = &leaf {
+        println!("leaf for {name}: {}  key {}", c.display(), k.display());
+    }
+    println!("Trust it from the host, e.g. against a running stack's published port PORT:");
+    println!(
+        "  curl --cacert {} --resolve {name}:PORT:127.0.0.1 https://{name}:PORT/health",
+        ca.cert_path().display()
+    );
+    Ok(Exit::Success)
 }

@@ -24,6 +24,7 @@ pub struct Config {
     pub targets: BTreeMap<String, TargetConfig>,
     pub stack: StackConfig,
     pub test: TestConfig,
+    pub gate: GateConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +37,8 @@ struct RawConfig {
     stack: StackConfig,
     #[serde(default)]
     test: TestConfig,
+    #[serde(default)]
+    gate: RawGateConfig,
 }
 
 /// A file or folder copied into the package: `from` is relative to the project, `to` to the zip root.
@@ -175,6 +178,43 @@ impl Default for TestConfig {
     }
 }
 
+/// `[gate]`: when a recorded run is enough to ship.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// The oldest a run may be and still open the gate.
+    pub max_age: std::time::Duration,
+    /// Keys whose signed run records count when imported.
+    pub trusted_keys: Vec<crate::ledger::signing::TrustedKey>,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            max_age: std::time::Duration::from_secs(DEFAULT_MAX_AGE_HOURS * 3600),
+            trusted_keys: Vec::new(),
+        }
+    }
+}
+
+const DEFAULT_MAX_AGE_HOURS: u64 = 24;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateConfig {
+    #[serde(default)]
+    max_age: Option<Spanned<String>>,
+    #[serde(default)]
+    trusted_keys: Vec<Spanned<RawTrustedKey>>,
+}
+
+/// A trusted key: the key alone, or `{ name = "ci", key = "ed25519:..." }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawTrustedKey {
+    Bare(String),
+    Named { name: String, key: String },
+}
+
 fn default_pythons() -> Spanned<Vec<String>> {
     Spanned::new(0..0, vec!["3.11".into()])
 }
@@ -258,9 +298,11 @@ impl Config {
             targets: raw.targets,
             stack: raw.stack,
             test: raw.test,
+            gate: GateConfig::default(),
         };
         config.validate()?;
-        Ok(config)
+        let gate = config.gate_config(raw.gate)?;
+        Ok(Config { gate, ..config })
     }
 
     /// An error pointing at a span of the config file.
@@ -279,6 +321,33 @@ impl Config {
 
     pub fn target(&self, name: &str) -> TargetConfig {
         self.targets.get(name).cloned().unwrap_or_default()
+    }
+
+    fn gate_config(&self, raw: RawGateConfig) -> Result<GateConfig, Failure> {
+        let mut gate = GateConfig::default();
+        if let Some(age) = raw.max_age {
+            gate.max_age = crate::gate::parse_duration(age.get_ref()).map_err(|e| {
+                self.error_at(age.span(), format!("[gate] max_age: {e}"))
+                    .hint("write a duration such as \"24h\", \"90m\", \"7d\" or \"1d 12h\"")
+            })?;
+        }
+        for entry in raw.trusted_keys {
+            let (name, key) = match entry.get_ref() {
+                RawTrustedKey::Bare(k) => (None, k.as_str()),
+                RawTrustedKey::Named { name, key } => (Some(name.clone()), key.as_str()),
+            };
+            let key = crate::ledger::signing::PublicKey::parse(key).map_err(|e| {
+                self.error_at(entry.span(), format!("[gate] trusted_keys: {e}"))
+                    .hint(
+                        "give the public key as printed by `harness runs keygen`, e.g. \
+                         { name = \"ci\", key = \"ed25519:<base64>\" }; docs/gate.md shows how to get it \
+                         from an openssl key",
+                    )
+            })?;
+            gate.trusted_keys
+                .push(crate::ledger::signing::TrustedKey { name, key });
+        }
+        Ok(gate)
     }
 
     fn validate(&self) -> Result<(), Failure> {
@@ -441,6 +510,51 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         let e = parse(&undeclared).unwrap_err();
         assert!(e.message.contains("data_files"), "{}", e.message);
         assert!(e.message.contains(":5:1:"), "{}", e.message);
+    }
+
+    #[test]
+    fn gate_defaults_to_24h_and_no_trusted_keys() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.gate.max_age, std::time::Duration::from_secs(86_400));
+        assert!(c.gate.trusted_keys.is_empty());
+    }
+
+    #[test]
+    fn gate_section_parses_durations_and_keys() {
+        let key = crate::ledger::signing::SecretKey::generate().public_key();
+        let src = format!(
+            "{MINIMAL}[gate]\nmax_age = \"90m\"\ntrusted_keys = [\"{key}\", {{ name = \"ci\", key = \"{key}\" }}]\n"
+        );
+        let c = parse(&src).unwrap();
+        assert_eq!(c.gate.max_age, std::time::Duration::from_secs(5400));
+        assert_eq!(c.gate.trusted_keys.len(), 2);
+        assert_eq!(c.gate.trusted_keys[0].name, None);
+        assert_eq!(c.gate.trusted_keys[1].name.as_deref(), Some("ci"));
+        assert_eq!(c.gate.trusted_keys[1].key, key);
+    }
+
+    #[test]
+    fn bad_gate_values_name_file_and_line() {
+        let e = parse(&format!("{MINIMAL}[gate]\nmax_age = \"soon\"\n")).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("/p/harness.toml:6:11: [gate] max_age"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("24h"));
+        let e = parse(&format!(
+            "{MINIMAL}[gate]\ntrusted_keys = [\"ed25519:AAAA\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("/p/harness.toml:6:17: [gate] trusted_keys"),
+            "{}",
+            e.message
+        );
+        let e = parse(&format!("{MINIMAL}[gate]\nmax_ag = \"1h\"\n")).unwrap_err();
+        assert!(e.message.contains("max_ag"), "{}", e.message);
     }
 
     #[test]

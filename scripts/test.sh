@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Rust suites (unit, CLI integration, Docker end-to-end) and the
+# Python suites (the example app's unit tests, the mocks' acceptance tests with the real clients).
+# Safe to run on a fresh machine of the rust-docker kind: it installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+# One venv for every Python suite, rebuilt when a requirements file changes.
+venv="$root/.venv-test"
+reqs=(examples/flask-app/requirements-dev.txt mocks/tests/python/requirements.txt)
+stamp=$(cat "${reqs[@]}" 2>/dev/null | sha256sum | cut -c1-16)
+if [ ! -f "$venv/.stamp-$stamp" ]; then
+  log "preparing the Python test venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip
+  for r in "${reqs[@]}"; do
+    [ -f "$r" ] && "$venv/bin/pip" install --quiet -r "$r"
+  done
+  touch "$venv/.stamp-$stamp"
+fi
+
+log "building harness"
+cargo build --workspace --all-targets
+export HARNESS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/harness"
+
+# The README's main command. It also warms the wheel cache that tests/example.rs relies on: the
+# tests themselves never reach a package index.
+log "main job: harness build on examples/flask-app"
+"$HARNESS_BIN" --project examples/flask-app build
+"$HARNESS_BIN" --project examples/flask-app build --local
+
+log "Rust tests (unit, integration, end-to-end)"
+cargo nextest run --workspace --no-fail-fast
+
+py_suites=()
+for d in examples/flask-app/tests mocks/tests/python; do
+  [ -d "$d" ] && py_suites+=("$d")
+done
+if [ ${#py_suites[@]} -gt 0 ]; then
+  log "Python tests: ${py_suites[*]}"
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider "${py_suites[@]}"
+fi

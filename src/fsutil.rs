@@ -1,0 +1,40 @@
+//! Small file-writing helpers shared by stages: atomic replacement, and files only the owner reads.
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Exit, Failure};
+
+/// Writes `bytes` to `path` through a temporary file and a rename, with the given mode, so a
+/// reader never sees half a file and a crash never leaves one.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure> {
+    let io = |e: std::io::Error| {
+        Failure::new(
+            Exit::Environment,
+            format!("cannot write {}: {e}", path.display()),
+        )
+        .hint("check free disk space and permissions")
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io)?;
+    // The umask may have narrowed or (for 0600) cannot widen the mode: set it exactly.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// An atomic write of a file only its owner may read (state files, keys, reports with secrets).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    write_atomic(path, bytes, 0o600)
+}

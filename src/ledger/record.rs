@@ -1,0 +1,323 @@
+//! What a run record holds, and the canonical bytes a signature covers.
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+use super::signing::Signature;
+
+/// A UTC instant with millisecond precision. Whole milliseconds keep the text form and the
+/// stored integer in one-to-one correspondence, which the signature over the text relies on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    pub fn from_unix_ms(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    pub fn unix_ms(self) -> i64 {
+        self.0
+    }
+
+    /// `self - earlier`, or zero when `earlier` lies after `self` (clock skew between machines).
+    pub fn since(self, earlier: Timestamp) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0.saturating_sub(earlier.0).max(0) as u64)
+    }
+
+    pub fn minus(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(self.0 - d.as_millis() as i64)
+    }
+
+    fn datetime(self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// `2026-11-26T05:34:17.123Z`: always three fraction digits, always `Z`.
+    pub fn rfc3339(self) -> String {
+        self.datetime()
+            .format(format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .expect("a fixed format for a valid date")
+    }
+
+    /// `2026-11-26 05:34:17`, for tables.
+    pub fn short(self) -> String {
+        self.datetime()
+            .format(format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]"
+            ))
+            .expect("a fixed format for a valid date")
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = OffsetDateTime::parse(text, &Rfc3339)
+            .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))?;
+        let nanos = t.unix_timestamp_nanos();
+        if nanos % 1_000_000 != 0 {
+            return Err(format!("`{text}` is finer than milliseconds"));
+        }
+        Ok(Self((nanos / 1_000_000) as i64))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Which tests a run ran. Only `Full` runs, or a complete set of shards, can open the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Selection {
+    Full,
+    /// `-k EXPR` or explicit paths.
+    Filtered {
+        expr: String,
+    },
+    /// Shard `index` of `total`, 1-based.
+    Shard {
+        index: u32,
+        total: u32,
+    },
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Selection::Full => write!(f, "full"),
+            Selection::Filtered { expr } => write!(f, "filtered({expr})"),
+            Selection::Shard { index, total } => write!(f, "shard {index}/{total}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Green,
+    Red,
+    Aborted,
+    /// The stack or the environment failed; says nothing about the code.
+    Infra,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Green => "green",
+            Outcome::Red => "red",
+            Outcome::Aborted => "aborted",
+            Outcome::Infra => "infra",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "green" => Outcome::Green,
+            "red" => Outcome::Red,
+            "aborted" => Outcome::Aborted,
+            "infra" => Outcome::Infra,
+            _ => return None,
+        })
+    }
+}
+
+/// One test run: what ran, on which bytes, and how it ended. This is the portable part: it travels
+/// in exports and is what a signature covers. The local id and the origin are not part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRecord {
+    /// Random, 32 hex digits: the same run keeps it across ledgers, so imports de-duplicate.
+    pub uid: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub git_commit: Option<String>,
+    /// `None` when the git state was unknown (no repository, no git).
+    pub dirty: Option<bool>,
+    pub target: String,
+    pub package_sha256: String,
+    pub code_fingerprint: String,
+    pub schema_fingerprint: Option<String>,
+    pub input_fingerprint: String,
+    pub selection: Selection,
+    pub passed: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub errors: u32,
+    pub outcome: Outcome,
+    /// Service name → image id.
+    pub image_ids: BTreeMap<String, String>,
+    pub browser_version: Option<String>,
+    pub report_path: Option<String>,
+}
+
+impl RunRecord {
+    /// A run that starts now on the given package; `harness test` fills in the rest as it ends.
+    pub fn start(
+        target: &str,
+        package_sha256: &str,
+        fingerprints: &crate::package::Fingerprints,
+        git: &crate::git::HeadFacts,
+        selection: Selection,
+    ) -> Self {
+        let now = Timestamp::now();
+        Self {
+            uid: new_uid(),
+            started_at: now,
+            finished_at: now,
+            git_commit: git.commit.clone(),
+            dirty: git.dirty,
+            target: target.to_string(),
+            package_sha256: package_sha256.to_string(),
+            code_fingerprint: fingerprints.code.clone(),
+            schema_fingerprint: fingerprints.schema.clone(),
+            input_fingerprint: fingerprints.input.clone(),
+            selection,
+            passed: 0,
+            failed: 0,
+            skipped: 0,
+            errors: 0,
+            outcome: Outcome::Aborted,
+            image_ids: BTreeMap::new(),
+            browser_version: None,
+            report_path: None,
+        }
+    }
+
+    /// The bytes a signature covers: the record as JSON with object keys sorted by code point, no
+    /// whitespace, absent optionals as `null`, integers in decimal. For these records (no floats)
+    /// that is the JSON Canonicalization Scheme, RFC 8785.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // serde_json's Map is a BTreeMap (no `preserve_order`), so going through Value sorts keys.
+        let value = serde_json::to_value(self).expect("a run record serialises");
+        serde_json::to_vec(&value).expect("a JSON value serialises")
+    }
+}
+
+/// Where a stored run came from.
+// Runs are few enough (thousands) that boxing the signature would only add indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Recorded by this ledger's own `harness test`.
+    Local,
+    /// Brought in by `harness runs import`. `verified` says whether, at import time, the signature
+    /// matched and the key was trusted; the gate checks both again against the current config.
+    Imported {
+        signature: Option<Signature>,
+        verified: bool,
+    },
+}
+
+impl Origin {
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Local => "local".into(),
+            Origin::Imported {
+                signature: None, ..
+            } => "imported, unsigned".into(),
+            Origin::Imported {
+                signature: Some(sig),
+                verified,
+            } => format!(
+                "imported, signed by {}{}",
+                sig.public_key.id(),
+                if *verified { "" } else { " (not verified)" }
+            ),
+        }
+    }
+}
+
+/// A run as the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRun {
+    /// Local, per ledger: what `runs` lists and `runs export ID` takes.
+    pub id: i64,
+    pub record: RunRecord,
+    pub origin: Origin,
+}
+
+fn new_uid() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> RunRecord {
+        RunRecord {
+            uid: "0123456789abcdef0123456789abcdef".into(),
+            started_at: Timestamp::parse("2026-11-26T05:00:00.000Z").unwrap(),
+            finished_at: Timestamp::parse("2026-11-26T05:03:21.456Z").unwrap(),
+            git_commit: Some("a".repeat(40)),
+            dirty: Some(false),
+            target: "local".into(),
+            package_sha256: "b".repeat(64),
+            code_fingerprint: "c".repeat(64),
+            schema_fingerprint: None,
+            input_fingerprint: "d".repeat(64),
+            selection: Selection::Shard { index: 2, total: 3 },
+            passed: 10,
+            failed: 0,
+            skipped: 1,
+            errors: 0,
+            outcome: Outcome::Green,
+            image_ids: [("app".to_string(), "sha256:1".to_string())].into(),
+            browser_version: Some("chromium 120".into()),
+            report_path: None,
+        }
+    }
+
+    #[test]
+    fn timestamp_text_round_trips_at_millisecond_precision() {
+        let t = Timestamp::from_unix_ms(1_795_000_000_123);
+        assert_eq!(Timestamp::parse(&t.rfc3339()).unwrap(), t);
+        assert!(t.rfc3339().ends_with(".123Z"));
+        assert_eq!(
+            Timestamp::parse("2026-11-26T06:00:00.5+01:00").unwrap(),
+            Timestamp::parse("2026-11-26T05:00:00.500Z").unwrap()
+        );
+        assert!(Timestamp::parse("2026-11-26T05:00:00.0001Z").is_err());
+    }
+
+    #[test]
+    fn canonical_bytes_sort_keys_and_have_no_whitespace() {
+        let bytes = sample().canonical_bytes();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with(r#"{"browser_version":"chromium 120","code_fingerprint":"#));
+        assert!(text.contains(r#""schema_fingerprint":null"#));
+        assert!(text.contains(r#""selection":{"index":2,"kind":"shard","total":3}"#));
+        assert!(!text.contains(' ') || text.contains("chromium 120"));
+        assert!(!text.contains('\n'));
+        // Parsing and re-serialising gives the same bytes: what the importer checks is what was signed.
+        let back: RunRecord = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.canonical_bytes(), text.as_bytes());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["extra"] = serde_json::json!(1);
+        assert!(serde_json::from_value::<RunRecord>(v).is_err());
+    }
+}

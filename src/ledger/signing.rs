@@ -1,0 +1,422 @@
+//! ed25519 keys and signatures over run records, and the portable export format.
+//!
+//! The signed message is `harness-run-record/1\n` followed by [`RunRecord::canonical_bytes`].
+//! The prefix keeps a run signature from being valid for anything else signed with the same key.
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::record::RunRecord;
+
+pub const FORMAT: &str = "harness-run-record/1";
+const DOMAIN: &[u8] = b"harness-run-record/1\n";
+/// DER prefix of an ed25519 SubjectPublicKeyInfo; what `openssl pkey -pubout` wraps the key in.
+const SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// An ed25519 public key. Written as `ed25519:<base64 of the 32 bytes>`.
+///
+/// Kept as bytes: turning them into a curve point costs tens of microseconds, and the ledger
+/// reads thousands of signed runs of which the gate verifies only a few.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey([u8; 32]);
+
+impl PublicKey {
+    /// Accepts `ed25519:<base64>`, bare base64 or hex of the 32 key bytes, or the base64 body of
+    /// an `openssl pkey -pubout` PEM (SubjectPublicKeyInfo).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let body = t.strip_prefix("ed25519:").unwrap_or(t);
+        let bytes = if body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(body).map_err(|e| e.to_string())?
+        } else {
+            B64.decode(body)
+                .map_err(|_| format!("`{t}` is neither base64 nor hex"))?
+        };
+        let raw: [u8; 32] = match bytes.len() {
+            32 => bytes.try_into().expect("length checked"),
+            44 if bytes[..12] == SPKI_PREFIX => bytes[12..].try_into().expect("length checked"),
+            n => {
+                return Err(format!(
+                    "`{t}` is {n} bytes; an ed25519 public key is 32 (or 44 as SubjectPublicKeyInfo)"
+                ));
+            }
+        };
+        VerifyingKey::from_bytes(&raw)
+            .map(|_| PublicKey(raw))
+            .map_err(|_| format!("`{t}` is not a valid ed25519 public key"))
+    }
+
+    /// For keys harness stored itself after `parse` accepted them; an invalid one only fails
+    /// verification.
+    fn from_stored(text: &str) -> Result<Self, String> {
+        let body = text.strip_prefix("ed25519:").unwrap_or(text);
+        let raw = B64
+            .decode(body)
+            .map_err(|_| format!("stored key `{text}` is not base64"))?;
+        raw.try_into()
+            .map(PublicKey)
+            .map_err(|_| format!("stored key `{text}` is not 32 bytes"))
+    }
+
+    /// First 16 hex digits of the sha256 of the key bytes: short enough to read, long enough to tell
+    /// keys apart.
+    pub fn id(&self) -> String {
+        hex::encode(&Sha256::digest(self.0)[..8])
+    }
+}
+
+impl fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ed25519:{}", B64.encode(self.0))
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.id())
+    }
+}
+
+/// A key listed in `[gate] trusted_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedKey {
+    pub name: Option<String>,
+    pub key: PublicKey,
+}
+
+impl TrustedKey {
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(n) => format!("`{n}` ({})", self.key.id()),
+            None => self.key.id(),
+        }
+    }
+}
+
+/// A signature over a run record, with the key that made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub public_key: PublicKey,
+    pub bytes: [u8; 64],
+}
+
+impl Signature {
+    pub fn base64(&self) -> String {
+        B64.encode(self.bytes)
+    }
+
+    /// From an export file: the key is checked as strictly as a configured one.
+    pub fn from_parts(public_key: &str, signature_b64: &str) -> Result<Self, String> {
+        Self::with_key(PublicKey::parse(public_key)?, signature_b64)
+    }
+
+    /// From the ledger, which only holds signatures that `from_parts` accepted on import.
+    pub fn from_stored(public_key: &str, signature_b64: &str) -> Result<Self, String> {
+        Self::with_key(PublicKey::from_stored(public_key)?, signature_b64)
+    }
+
+    fn with_key(public_key: PublicKey, signature_b64: &str) -> Result<Self, String> {
+        let raw = B64
+            .decode(signature_b64.trim())
+            .map_err(|_| "the signature is not base64".to_string())?;
+        let bytes: [u8; 64] = raw
+            .try_into()
+            .map_err(|_| "an ed25519 signature is 64 bytes".to_string())?;
+        Ok(Self { public_key, bytes })
+    }
+
+    /// Whether this signature was made over exactly this record by its key.
+    pub fn matches(&self, record: &RunRecord) -> bool {
+        let sig = ed25519_dalek::Signature::from_bytes(&self.bytes);
+        VerifyingKey::from_bytes(&self.public_key.0)
+            .is_ok_and(|k| k.verify(&message(record), &sig).is_ok())
+    }
+}
+
+/// What importing a record's signature amounts to, given the trusted keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trust {
+    Unsigned,
+    /// Signed with a key that is not in `[gate] trusted_keys`.
+    Foreign {
+        key_id: String,
+    },
+    /// Signed with a trusted key, but the record is not what was signed.
+    BadSignature {
+        key: String,
+    },
+    Trusted {
+        key: String,
+    },
+}
+
+impl Trust {
+    pub fn of(signature: Option<&Signature>, record: &RunRecord, trusted: &[TrustedKey]) -> Trust {
+        let Some(sig) = signature else {
+            return Trust::Unsigned;
+        };
+        let Some(t) = trusted.iter().find(|t| t.key == sig.public_key) else {
+            return Trust::Foreign {
+                key_id: sig.public_key.id(),
+            };
+        };
+        if sig.matches(record) {
+            Trust::Trusted { key: t.label() }
+        } else {
+            Trust::BadSignature { key: t.label() }
+        }
+    }
+
+    pub fn counts(&self) -> bool {
+        matches!(self, Trust::Trusted { .. })
+    }
+
+    /// Why a record with this trust does not count, or by whom it is vouched for.
+    pub fn explain(&self) -> String {
+        match self {
+            Trust::Unsigned => {
+                "the record is unsigned; imported records count only when signed by a key in \
+                 [gate] trusted_keys"
+                    .into()
+            }
+            Trust::Foreign { key_id } => format!(
+                "the record is signed by key {key_id}, which is not in [gate] trusted_keys (foreign)"
+            ),
+            Trust::BadSignature { key } => format!(
+                "the record does not match its signature by trusted key {key}: it was changed after \
+                 signing"
+            ),
+            Trust::Trusted { key } => format!("signed by trusted key {key}"),
+        }
+    }
+}
+
+fn message(record: &RunRecord) -> Vec<u8> {
+    let mut m = DOMAIN.to_vec();
+    m.extend_from_slice(&record.canonical_bytes());
+    m
+}
+
+/// A private key for signing exports, read from a PKCS#8 PEM file (`openssl genpkey -algorithm
+/// ed25519` or `harness runs keygen`).
+pub struct SecretKey(SigningKey);
+
+/// Shows only the public half: a private key must never reach a log line.
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretKey(public {})", self.public_key().id())
+    }
+}
+
+impl SecretKey {
+    pub fn generate() -> Self {
+        Self(SigningKey::from_bytes(&rand::random::<[u8; 32]>()))
+    }
+
+    pub fn read_pem(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the signing key {}: {e}", path.display()))?;
+        SigningKey::from_pkcs8_pem(&text)
+            .map(SecretKey)
+            .map_err(|e| {
+                format!(
+                    "{} is not an ed25519 private key in PKCS#8 PEM ({e})",
+                    path.display()
+                )
+            })
+    }
+
+    pub fn to_pem(&self) -> String {
+        self.0
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("an ed25519 key encodes as PKCS#8")
+            .to_string()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    pub fn sign(&self, record: &RunRecord) -> Signature {
+        Signature {
+            public_key: self.public_key(),
+            bytes: self.0.sign(&message(record)).to_bytes(),
+        }
+    }
+}
+
+/// The file `runs export` writes and `runs import` reads.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    pub format: String,
+    pub run: RunRecord,
+    pub signature: Option<ExportSignature>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSignature {
+    pub algorithm: String,
+    pub public_key: String,
+    pub key_id: String,
+    /// base64 of the 64 signature bytes over `harness-run-record/1\n` + the canonical record.
+    pub value: String,
+    /// How the signed bytes are made, for anyone verifying without harness.
+    pub covers: String,
+}
+
+impl Export {
+    pub fn new(record: &RunRecord, key: Option<&SecretKey>) -> Self {
+        Self {
+            format: FORMAT.into(),
+            run: record.clone(),
+            signature: key.map(|k| {
+                let sig = k.sign(record);
+                ExportSignature {
+                    algorithm: "ed25519".into(),
+                    public_key: sig.public_key.to_string(),
+                    key_id: sig.public_key.id(),
+                    value: sig.base64(),
+                    covers: "\"harness-run-record/1\\n\" + RFC 8785 canonical JSON of `run`".into(),
+                }
+            }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<(RunRecord, Option<Signature>), String> {
+        let export: Export = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if export.format != FORMAT {
+            return Err(format!(
+                "format `{}` is not `{FORMAT}`; was it written by a newer harness?",
+                export.format
+            ));
+        }
+        let signature = match &export.signature {
+            None => None,
+            Some(s) if s.algorithm != "ed25519" => {
+                return Err(format!(
+                    "signature algorithm `{}` is not supported",
+                    s.algorithm
+                ));
+            }
+            Some(s) => Some(Signature::from_parts(&s.public_key, &s.value)?),
+        };
+        Ok((export.run, signature))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::record::{Outcome, Selection, Timestamp};
+
+    fn record() -> RunRecord {
+        RunRecord {
+            uid: "00".repeat(16),
+            started_at: Timestamp::from_unix_ms(1_000),
+            finished_at: Timestamp::from_unix_ms(2_000),
+            git_commit: Some("a".repeat(40)),
+            dirty: Some(false),
+            target: "local".into(),
+            package_sha256: "b".repeat(64),
+            code_fingerprint: "c".repeat(64),
+            schema_fingerprint: Some("e".repeat(64)),
+            input_fingerprint: "d".repeat(64),
+            selection: Selection::Full,
+            passed: 3,
+            failed: 0,
+            skipped: 0,
+            errors: 0,
+            outcome: Outcome::Green,
+            image_ids: Default::default(),
+            browser_version: None,
+            report_path: None,
+        }
+    }
+
+    #[test]
+    fn public_key_forms_parse_to_the_same_key() {
+        let k = SecretKey::generate().public_key();
+        let raw = k.0;
+        let b64 = B64.encode(raw);
+        let mut spki = SPKI_PREFIX.to_vec();
+        spki.extend_from_slice(&raw);
+        for form in [
+            k.to_string(),
+            b64.clone(),
+            hex::encode(raw),
+            format!("ed25519:{}", hex::encode(raw)),
+            B64.encode(&spki),
+        ] {
+            assert_eq!(PublicKey::parse(&form).unwrap(), k, "{form}");
+        }
+        assert!(PublicKey::parse("abc").is_err());
+        assert!(
+            PublicKey::parse(&B64.encode([1u8; 31]))
+                .unwrap_err()
+                .contains("31 bytes")
+        );
+    }
+
+    #[test]
+    fn pem_round_trip_keeps_the_key() {
+        let k = SecretKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        std::fs::write(&p, k.to_pem()).unwrap();
+        assert!(k.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(
+            SecretKey::read_pem(&p).unwrap().public_key(),
+            k.public_key()
+        );
+        std::fs::write(&p, "not a key").unwrap();
+        assert!(SecretKey::read_pem(&p).unwrap_err().contains("PKCS#8"));
+    }
+
+    #[test]
+    fn trust_distinguishes_unsigned_foreign_tampered_and_trusted() {
+        let ci = SecretKey::generate();
+        let other = SecretKey::generate();
+        let trusted = [TrustedKey {
+            name: Some("ci".into()),
+            key: ci.public_key(),
+        }];
+        let r = record();
+        assert_eq!(Trust::of(None, &r, &trusted), Trust::Unsigned);
+        let foreign = other.sign(&r);
+        assert!(matches!(
+            Trust::of(Some(&foreign), &r, &trusted),
+            Trust::Foreign { .. }
+        ));
+        let good = ci.sign(&r);
+        assert!(Trust::of(Some(&good), &r, &trusted).counts());
+        let mut edited = r.clone();
+        edited.failed = 1;
+        assert!(matches!(
+            Trust::of(Some(&good), &edited, &trusted),
+            Trust::BadSignature { .. }
+        ));
+    }
+
+    #[test]
+    fn export_parses_back_to_the_signed_record() {
+        let ci = SecretKey::generate();
+        let text = serde_json::to_string_pretty(&Export::new(&record(), Some(&ci))).unwrap();
+        let (run, sig) = Export::parse(&text).unwrap();
+        assert_eq!(run, record());
+        assert!(sig.unwrap().matches(&run));
+        let (_, none) =
+            Export::parse(&serde_json::to_string(&Export::new(&record(), None)).unwrap()).unwrap();
+        assert!(none.is_none());
+        assert!(Export::parse(&text.replace(FORMAT, "other/9")).is_err());
+    }
+}

@@ -1,0 +1,350 @@
+use super::*;
+use crate::ledger::signing::SecretKey;
+
+fn record(n: u32) -> RunRecord {
+    RunRecord {
+        uid: format!("{n:032x}"),
+        started_at: Timestamp::from_unix_ms(1_800_000_000_000 + i64::from(n)),
+        finished_at: Timestamp::from_unix_ms(1_800_000_060_000 + i64::from(n)),
+        git_commit: Some("a".repeat(40)),
+        dirty: if n.is_multiple_of(3) {
+            None
+        } else {
+            Some(n.is_multiple_of(2))
+        },
+        target: "local".into(),
+        package_sha256: "b".repeat(64),
+        code_fingerprint: "c".repeat(64),
+        schema_fingerprint: if n.is_multiple_of(2) {
+            Some("d".repeat(64))
+        } else {
+            None
+        },
+        input_fingerprint: "e".repeat(64),
+        selection: match n % 3 {
+            0 => Selection::Full,
+            1 => Selection::Filtered {
+                expr: "-k 'a and b'".into(),
+            },
+            _ => Selection::Shard { index: 2, total: 4 },
+        },
+        passed: n,
+        failed: 1,
+        skipped: 2,
+        errors: 3,
+        outcome: Outcome::Infra,
+        image_ids: [
+            ("app".into(), "sha256:f00".into()),
+            ("proxy".into(), "sha256:ba7".into()),
+        ]
+        .into(),
+        browser_version: Some("chromium 131.0".into()),
+        report_path: Some(".harness/runs/x/report.html".into()),
+    }
+}
+
+fn fresh() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(&path_in(dir.path())).unwrap();
+    (dir, l)
+}
+
+#[test]
+fn runs_round_trip_every_field() {
+    let (_d, mut l) = fresh();
+    let records: Vec<RunRecord> = (0..6).map(record).collect();
+    for r in &records {
+        l.record_run(r).unwrap();
+    }
+    let stored = l.runs().unwrap();
+    assert_eq!(stored.len(), 6);
+    for (s, r) in stored.iter().zip(&records) {
+        assert_eq!(&s.record, r);
+        assert_eq!(s.origin, Origin::Local);
+        assert_eq!(s.record.canonical_bytes(), r.canonical_bytes());
+    }
+    assert_eq!(l.run(stored[2].id).unwrap().unwrap().record, records[2]);
+    assert!(l.run(999).unwrap().is_none());
+}
+
+#[test]
+fn opening_sets_wal_and_the_latest_schema_and_reopening_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        l.record_run(&record(1)).unwrap();
+    }
+    let l = Ledger::open(&p).unwrap();
+    let mode: String = l
+        .conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(l.runs().unwrap().len(), 1);
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    drop(Ledger::open(&p).unwrap());
+    let c = Connection::open(&p).unwrap();
+    c.pragma_update(None, "user_version", 99).unwrap();
+    drop(c);
+    match Ledger::open(&p) {
+        Err(LedgerError::TooNew { found: 99, .. }) => {}
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_corrupt_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let junk = b"this is not sqlite, it is a shopping list: eggs, milk\n".repeat(200);
+    std::fs::write(&p, &junk).unwrap();
+    let e = Ledger::open(&p).err().unwrap();
+    assert!(matches!(e, LedgerError::Corrupt { .. }), "{e:?}");
+    let f: Failure = e.into();
+    assert_eq!(f.exit, Exit::Environment);
+    assert!(f.message.contains("ledger.db is damaged"), "{}", f.message);
+    assert!(f.hint.unwrap().contains("Move it aside"));
+    assert_eq!(std::fs::read(&p).unwrap(), junk);
+    let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("ledger.db")],
+        "no -wal/-shm created beside it"
+    );
+}
+
+#[test]
+fn damaged_pages_are_reported_as_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    {
+        let mut l = Ledger::open(&p).unwrap();
+        for n in 0..300 {
+            l.record_run(&record(n)).unwrap();
+        }
+        l.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+    }
+    let mut bytes = std::fs::read(&p).unwrap();
+    let page = 4096;
+    assert!(bytes.len() > 8 * page);
+    let end = bytes.len() - page;
+    for b in &mut bytes[2 * page..end] {
+        *b = 0xA5;
+    }
+    std::fs::write(&p, &bytes).unwrap();
+    let err = Ledger::open(&p).and_then(|l| l.runs());
+    match err {
+        Err(LedgerError::Corrupt { .. }) => {}
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn import_deduplicates_by_uid_and_upgrades_an_unverified_copy() {
+    let (_d, mut l) = fresh();
+    let r = record(7);
+    let key = SecretKey::generate();
+    let unverified = Origin::Imported {
+        signature: None,
+        verified: false,
+    };
+    let verified = Origin::Imported {
+        signature: Some(key.sign(&r)),
+        verified: true,
+    };
+    let Imported::New(id) = l.import_run(&r, &unverified).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        l.import_run(&r, &unverified).unwrap(),
+        Imported::AlreadyPresent(id)
+    );
+    assert_eq!(l.import_run(&r, &verified).unwrap(), Imported::Replaced(id));
+    assert_eq!(
+        l.import_run(&r, &unverified).unwrap(),
+        Imported::AlreadyPresent(id)
+    );
+    let stored = l.runs().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].origin, verified);
+    // A local run is never replaced by an import of itself.
+    let local = record(8);
+    let id = l.record_run(&local).unwrap();
+    assert_eq!(
+        l.import_run(&local, &verified).unwrap(),
+        Imported::AlreadyPresent(id)
+    );
+}
+
+#[test]
+fn gate_decisions_and_deploys_are_recorded() {
+    let (_d, mut l) = fresh();
+    let run_id = l.record_run(&record(1)).unwrap();
+    let decision = crate::gate::GateDecision {
+        open: true,
+        deciding_rule: crate::gate::Rule::Forced,
+        summary: "forced open: hotfix".into(),
+        reasons: vec![],
+        closest_run: Some(crate::gate::ClosestRun {
+            id: run_id,
+            counts: false,
+            why: "x".into(),
+            shard_runs: vec![],
+        }),
+        dirty_waived: None,
+        forced: Some("hotfix".into()),
+    };
+    let gid = l
+        .record_gate_decision(&GateDecisionRecord {
+            decided_at: Timestamp::from_unix_ms(5),
+            target: "webhosting".into(),
+            package_sha256: "p".into(),
+            code_fingerprint: "c".into(),
+            schema_fingerprint: None,
+            git_commit: None,
+            allow_dirty: true,
+            decision,
+        })
+        .unwrap();
+    let g = &l.gate_decisions().unwrap()[0];
+    assert_eq!(
+        (g.id, g.open, g.rule.as_str(), g.run_id),
+        (gid, true, "forced", Some(run_id))
+    );
+    assert!(g.allow_dirty);
+    assert_eq!(g.forced_reason.as_deref(), Some("hotfix"));
+    let deploy = DeployRecord {
+        started_at: Timestamp::from_unix_ms(10),
+        finished_at: Timestamp::from_unix_ms(20),
+        target: "webhosting".into(),
+        package_sha256: "p".into(),
+        gate_decision_id: Some(gid),
+        outcome: DeployOutcome::RolledBack,
+        release_id: Some("r1".into()),
+        detail: "health 502".into(),
+    };
+    let did = l.record_deploy(&deploy).unwrap();
+    assert_eq!(l.deploys().unwrap(), vec![(did, deploy)]);
+}
+
+#[test]
+fn threads_with_their_own_connections_lose_no_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    let handles: Vec<_> = (0..4u32)
+        .map(|t| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let mut l = Ledger::open(&p).unwrap();
+                for n in 0..50 {
+                    l.record_run(&record(t * 1000 + n)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(Ledger::open(&p).unwrap().runs().unwrap().len(), 200);
+}
+
+mod gate_subset {
+    use super::*;
+    use crate::gate::{Census, GateFacts, PackageFacts, TreeFacts, WorkTree};
+    use proptest::prelude::*;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn arb_run() -> impl Strategy<Value = RunRecord> {
+        (
+            0..4usize,
+            any::<bool>(),
+            0..3usize,
+            0..5u32,
+            0..48 * 60i64,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(outcome, same_code, schema, sel, minutes_ago, dirty, same_commit)| {
+                    let mut r = record(0);
+                    r.uid = format!("{:032x}", rand::random::<u128>());
+                    r.outcome = [
+                        Outcome::Green,
+                        Outcome::Red,
+                        Outcome::Aborted,
+                        Outcome::Infra,
+                    ][outcome];
+                    r.code_fingerprint = if same_code {
+                        "c".repeat(64)
+                    } else {
+                        "f".repeat(64)
+                    };
+                    r.schema_fingerprint =
+                        [Some("d".repeat(64)), None, Some("9".repeat(64))][schema].clone();
+                    r.selection = match sel {
+                        0 | 1 => Selection::Full,
+                        2 => Selection::Filtered { expr: "x".into() },
+                        n => Selection::Shard {
+                            index: n - 2,
+                            total: 2,
+                        },
+                    };
+                    r.finished_at = Timestamp::from_unix_ms(NOW - minutes_ago * 60_000);
+                    r.dirty = Some(dirty && !same_commit);
+                    r.git_commit = Some(if same_commit { "a" } else { "b" }.repeat(40));
+                    r
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Deciding over `gate_runs` gives exactly the decision over every run.
+        #[test]
+        fn gate_runs_decide_like_all_runs(runs in proptest::collection::vec(arb_run(), 0..40), allow_dirty in any::<bool>()) {
+            let (_d, mut l) = fresh();
+            for r in &runs {
+                l.record_run(r).unwrap();
+            }
+            let tree = TreeFacts {
+                head: Some("a".repeat(40)),
+                work_tree: WorkTree::Clean,
+                trees: [("a".repeat(40), "t".repeat(40)), ("b".repeat(40), "u".repeat(40))].into(),
+            };
+            let schema = "d".repeat(64);
+            let code = "c".repeat(64);
+            let decide = |runs: &[StoredRun], census| crate::gate::decide(&GateFacts {
+                package: PackageFacts { sha256: "p", code: &code, schema: Some(&schema) },
+                runs,
+                census,
+                now: Timestamp::from_unix_ms(NOW),
+                max_age: Duration::from_secs(24 * 3600),
+                tree: &tree,
+                trusted_keys: &[],
+                allow_dirty,
+                force: None,
+            });
+            let all = l.runs().unwrap();
+            let (subset, census) = l.gate_runs(&code, Some(&schema)).unwrap();
+            prop_assert_eq!(census, Census::of(&all));
+            prop_assert!(subset.len() <= all.len());
+            let full = decide(&all, Census::of(&all));
+            let fast = decide(&subset, census);
+            prop_assert_eq!(full, fast);
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! Vendored wheels: `pip download` into a cache outside the project, unpacked in Rust.
+//!
+//! The cache entry for one (requirements, Pythons, platforms) key holds the downloaded wheels, the
+//! unpacked `vendor/` tree (for seed commands), a ready `vendor.zip` whose entries are already named,
+//! stamped and compressed the way deploy.zip wants them, and a manifest with every file's sha256.
+//! A warm build therefore runs no pip and decompresses nothing: it raw-copies entries.
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::archive::{self, FileEntry};
+use crate::error::{Exit, Failure};
+
+/// Bump when the cache layout or the way entries are written changes.
+const CACHE_FORMAT: &str = "harness-vendor-v1";
+
+/// A warm, complete cache entry.
+#[derive(Debug, Clone)]
+pub struct Vendor {
+    pub dir: PathBuf,
+    pub files: Vec<FileEntry>,
+    pub lock: VendorLock,
+    /// True when this build filled the cache (pip ran).
+    pub cold: bool,
+}
+
+impl Vendor {
+    pub fn tree(&self) -> PathBuf {
+        self.dir.join("vendor")
+    }
+    pub fn zip(&self) -> PathBuf {
+        self.dir.join("vendor.zip")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VendorLock {
+    pub wheels: Vec<LockedWheel>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LockedWheel {
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VendorError {
+    #[error("cannot read the requirements file {path}: {source}")]
+    Requirements {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("pip download failed for Python {python} (exit {code:?}):\n{tail}")]
+    Pip {
+        python: String,
+        code: Option<i32>,
+        tail: String,
+    },
+    #[error(
+        "could not get these wheels: {names}; the wheel cache is cold and pip could not download them:\n{tail}"
+    )]
+    Offline { names: String, tail: String },
+    #[error("cannot run pip ({program}): {source}")]
+    PipSpawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("wheel {wheel} has an unsafe entry `{entry}`: {why}")]
+    UnsafeEntry {
+        wheel: String,
+        entry: String,
+        why: &'static str,
+    },
+    #[error("wheel {wheel} is not a valid zip: {source}")]
+    BadWheel {
+        wheel: String,
+        source: zip::result::ZipError,
+    },
+    #[error("the wheel cache at {path} is unusable: {source}")]
+    Cache {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl From<VendorError> for Failure {
+    fn from(e: VendorError) -> Self {
+        let (exit, hint) = match &e {
+            VendorError::Requirements { .. } => (
+                Exit::BadInput,
+                "create the file, or fix `requirements` in harness.toml",
+            ),
+            VendorError::Pip { .. } => (
+                Exit::Environment,
+                "fix the requirements or pip's network access; pip's own output is above",
+            ),
+            VendorError::Offline { .. } => (
+                Exit::Environment,
+                "build once with network access to warm the wheel cache, or check PIP_INDEX_URL",
+            ),
+            VendorError::PipSpawn { .. } => (
+                Exit::Environment,
+                "install python3 with pip, or set HARNESS_PYTHON",
+            ),
+            VendorError::UnsafeEntry { .. } => (
+                Exit::BadInput,
+                "this wheel would write outside vendor/; remove it from the requirements or pin another version",
+            ),
+            VendorError::BadWheel { .. } => (
+                Exit::BadInput,
+                "remove the wheel from the cache and the requirements",
+            ),
+            VendorError::Cache { .. } => (
+                Exit::Environment,
+                "remove the cache entry (see HARNESS_CACHE_DIR) and build again",
+            ),
+        };
+        Failure::new(exit, e.to_string()).hint(hint)
+    }
+}
+
+pub struct VendorRequest<'a> {
+    /// pip runs here, so relative paths in the requirements mean what they mean to the project.
+    pub project_root: &'a Path,
+    pub requirements: &'a Path,
+    pub pythons: &'a [String],
+    pub platforms: &'a [String],
+}
+
+/// Where harness keeps caches shared between projects.
+pub fn cache_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("HARNESS_CACHE_DIR") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("harness")
+}
+
+/// The cache key: the requirements' content, the Pythons and the platforms.
+pub fn cache_key(requirements: &[u8], pythons: &[String], platforms: &[String]) -> String {
+    let mut h = Sha256::new();
+    h.update(CACHE_FORMAT.as_bytes());
+    h.update([0]);
+    h.update(requirements);
+    for p in pythons {
+        h.update([1]);
+        h.update(p.as_bytes());
+    }
+    for p in platforms {
+        h.update([2]);
+        h.update(p.as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// Returns a complete cache entry, filling it with pip first when it is cold.
+pub fn ensure(req: &VendorRequest) -> Result<Vendor, VendorError> {
+    let content = std::fs::read(req.requirements).map_err(|source| VendorError::Requirements {
+        path: req.requirements.to_path_buf(),
+        source,
+    })?;
+    let key = cache_key(&content, req.pythons, req.platforms);
+    let wheels_root = cache_root().join("wheels");
+    let dir = wheels_root.join(&key);
+    if let Some(v) = load(&dir)? {
+        return Ok(v);
+    }
+    std::fs::create_dir_all(&wheels_root).map_err(|source| VendorError::Cache {
+        path: wheels_root.clone(),
+        source,
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}-", &key[..16]))
+        .tempdir_in(&wheels_root)
+        .map_err(|source| VendorError::Cache {
+            path: wheels_root.clone(),
+            source,
+        })?;
+    fill(tmp.path(), req, &content)?;
+    // Publish atomically: a concurrent build that got there first wins, and ours is dropped.
+    let staged = tmp.keep();
+    if std::fs::rename(&staged, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    let mut v = load(&dir)?.ok_or_else(|| VendorError::Cache {
+        path: dir.clone(),
+        source: std::io::Error::other("cache entry vanished after filling it"),
+    })?;
+    v.cold = true;
+    Ok(v)
+}
+
+fn load(dir: &Path) -> Result<Option<Vendor>, VendorError> {
+    let manifest = dir.join("vendor.manifest.json");
+    if !manifest.is_file() {
+        return Ok(None);
+    }
+    let read = |p: PathBuf| -> Result<Vec<u8>, VendorError> {
+        std::fs::read(&p).map_err(|source| VendorError::Cache { path: p, source })
+    };
+    let bad = |p: &Path, e: serde_json::Error| VendorError::Cache {
+        path: p.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let files: Vec<FileEntry> =
+        serde_json::from_slice(&read(manifest.clone())?).map_err(|e| bad(&manifest, e))?;
+    let lock_path = dir.join("vendor.lock");
+    let lock: VendorLock =
+        serde_json::from_slice(&read(lock_path.clone())?).map_err(|e| bad(&lock_path, e))?;
+    Ok(Some(Vendor {
+        dir: dir.to_path_buf(),
+        files,
+        lock,
+        cold: false,
+    }))
+}
+
+fn python_program() -> String {
+    std::env::var("HARNESS_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn fill(dir: &Path, req: &VendorRequest, requirements: &[u8]) -> Result<(), VendorError> {
+    let cache_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| VendorError::Cache { path, source }
+    };
+    // Each Python gets its own download folder; the first listed Python wins where two wheels
+    // would write the same path with different bytes (documented in docs/config.md).
+    let mut wheels: Vec<(PathBuf, String)> = Vec::new();
+    for python in req.pythons {
+        let dl = dir.join("wheels").join(format!("py{python}"));
+        std::fs::create_dir_all(&dl).map_err(cache_err(&dl))?;
+        pip_download(&dl, req, python, requirements)?;
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&dl)
+            .map_err(cache_err(&dl))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+            .collect();
+        found.sort();
+        wheels.extend(found.into_iter().map(|p| (p, python.clone())));
+    }
+
+    let tree = dir.join("vendor");
+    std::fs::create_dir_all(&tree).map_err(cache_err(&tree))?;
+    let mut entries: BTreeMap<String, (Vec<u8>, u32)> = BTreeMap::new();
+    let mut locked: BTreeMap<String, LockedWheel> = BTreeMap::new();
+    for (wheel, _python) in &wheels {
+        let filename = wheel
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let bytes = std::fs::read(wheel).map_err(cache_err(wheel))?;
+        let (name, version) = parse_wheel_name(&filename);
+        locked.entry(filename.clone()).or_insert(LockedWheel {
+            name,
+            version,
+            filename: filename.clone(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+        });
+        for (path, data, mode) in unpack_wheel(&filename, &bytes)? {
+            entries.entry(path).or_insert((data, mode));
+        }
+    }
+
+    // The tree is what seed commands import; the zip is what builds copy from.
+    let zip_path = dir.join("vendor.zip");
+    let out = std::fs::File::create(&zip_path).map_err(cache_err(&zip_path))?;
+    let mut writer = archive::DeterministicZip::new(std::io::BufWriter::new(out));
+    let mut manifest = Vec::with_capacity(entries.len());
+    for (rel, (data, mode)) in &entries {
+        let disk = tree.join(rel);
+        if let Some(parent) = disk.parent() {
+            std::fs::create_dir_all(parent).map_err(cache_err(parent))?;
+        }
+        std::fs::write(&disk, data).map_err(cache_err(&disk))?;
+        let zip_name = format!("vendor/{rel}");
+        writer
+            .add_bytes(&zip_name, data, *mode)
+            .map_err(|e| VendorError::Cache {
+                path: zip_path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+        manifest.push(FileEntry::of(zip_name, data, *mode));
+    }
+    writer.finish().map_err(|e| VendorError::Cache {
+        path: zip_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+
+    let lock = VendorLock {
+        wheels: locked.into_values().collect(),
+    };
+    let lock_path = dir.join("vendor.lock");
+    std::fs::write(&lock_path, archive::pretty_json(&lock)).map_err(cache_err(&lock_path))?;
+    // The manifest goes last: its presence marks the entry complete.
+    let manifest_path = dir.join("vendor.manifest.json");
+    std::fs::write(&manifest_path, archive::pretty_json(&manifest))
+        .map_err(cache_err(&manifest_path))?;
+    Ok(())
+}
+
+fn pip_download(
+    dl: &Path,
+    req: &VendorRequest,
+    python: &str,
+    requirements: &[u8],
+) -> Result<(), VendorError> {
+    let program = python_program();
+    let mut cmd = Command::new(&program);
+    cmd.args(["-m", "pip", "download", "--disable-pip-version-check", "-d"])
+        .arg(dl)
+        .arg("-r")
+        .arg(req.requirements)
+        .args(["--only-binary", ":all:", "--python-version", python]);
+    for p in req.platforms {
+        cmd.args(["--platform", p]);
+    }
+    cmd.current_dir(req.project_root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = cmd.output().map_err(|source| VendorError::PipSpawn {
+        program: program.clone(),
+        source,
+    })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let tail = tail_lines(&text, 20);
+    let unreachable = [
+        "Could not find a version",
+        "No matching distribution",
+        "NewConnectionError",
+        "Connection refused",
+        "Failed to establish",
+        "Max retries exceeded",
+        "Temporary failure in name resolution",
+    ];
+    if unreachable.iter().any(|m| text.contains(m)) {
+        let names = requirement_names(requirements);
+        return Err(VendorError::Offline {
+            names: names.join(", "),
+            tail,
+        });
+    }
+    Err(VendorError::Pip {
+        python: python.to_string(),
+        code: output.status.code(),
+        tail,
+    })
+}
+
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The distribution names a requirements file asks for (for error messages).
+fn requirement_names(requirements: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(requirements)
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty() && !l.starts_with('-'))
+        .map(|l| {
+            let end = l
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+                .unwrap_or(l.len());
+            l[..end].to_string()
+        })
+        .collect()
+}
+
+/// `name-version(-build)?-py-abi-platform.whl` → (name, version).
+fn parse_wheel_name(filename: &str) -> (String, String) {
+    let stem = filename.trim_end_matches(".whl");
+    let mut parts = stem.split('-');
+    let name = parts.next().unwrap_or_default().to_string();
+    let version = parts.next().unwrap_or_default().to_string();
+    (name, version)
+}
+
+/// Reads every file of a wheel, rejecting anything that could land outside `vendor/`.
+/// Returns (path relative to vendor/, bytes, normalised mode).
+pub fn unpack_wheel(wheel: &str, bytes: &[u8]) -> Result<Vec<(String, Vec<u8>, u32)>, VendorError> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|source| {
+        VendorError::BadWheel {
+            wheel: wheel.to_string(),
+            source,
+        }
+    })?;
+    let mut out = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let mut file = archive
+            .by_index(i)
+            .map_err(|source| VendorError::BadWheel {
+                wheel: wheel.to_string(),
+                source,
+            })?;
+        let raw = String::from_utf8_lossy(file.name_raw()).into_owned();
+        let unsafe_entry = |why| VendorError::UnsafeEntry {
+            wheel: wheel.to_string(),
+            entry: raw.clone(),
+            why,
+        };
+        if file.is_dir() {
+            check_relative(&raw).map_err(unsafe_entry)?;
+            continue;
+        }
+        if file.is_symlink() {
+            return Err(unsafe_entry("symbolic links are not allowed"));
+        }
+        let rel = check_relative(&raw).map_err(unsafe_entry)?;
+        // `<dist>.data/purelib|platlib/...` installs at the root; scripts, headers and data do
+        // not belong in an importable vendor tree.
+        let rel = match relocate_data(&rel) {
+            Some(Some(r)) => r,
+            Some(None) => continue,
+            None => rel,
+        };
+        let mut data = Vec::with_capacity(file.size() as usize);
+        file.read_to_end(&mut data)
+            .map_err(|e| VendorError::BadWheel {
+                wheel: wheel.to_string(),
+                source: e.into(),
+            })?;
+        let exec = file.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        out.push((rel, data, if exec { 0o755 } else { 0o644 }));
+    }
+    Ok(out)
+}
+
+/// A wheel path must be relative, `/`-separated and free of `..`.
+fn check_relative(raw: &str) -> Result<String, &'static str> {
+    if raw.contains('\0') {
+        return Err("contains a NUL byte");
+    }
+    if raw.contains('\\') {
+        return Err("contains a backslash");
+    }
+    if raw.starts_with('/') || (raw.len() > 1 && raw.as_bytes()[1] == b':') {
+        return Err("is an absolute path");
+    }
+    let p = Path::new(raw);
+    for c in p.components() {
+        match c {
+            Component::Normal(_) => {}
+            Component::CurDir => {}
+            Component::ParentDir => return Err("climbs out with `..`"),
+            _ => return Err("is an absolute path"),
+        }
+    }
+    let clean: Vec<&str> = raw
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if clean.is_empty() {
+        return Err("is empty");
+    }
+    Ok(clean.join("/"))
+}
+
+/// `Some(Some(path))`: relocated; `Some(None)`: dropped; `None`: not a `.data` path.
+fn relocate_data(rel: &str) -> Option<Option<String>> {
+    let (first, rest) = rel.split_once('/')?;
+    if !first.ends_with(".data") {
+        return None;
+    }
+    let (scheme, inner) = rest.split_once('/').unwrap_or((rest, ""));
+    match scheme {
+        "purelib" | "platlib" if !inner.is_empty() => Some(Some(inner.to_string())),
+        _ => Some(None),
+    }
+}
+
+/// Writes a wheel for tests: `entries` are (name, bytes).
+#[doc(hidden)]
+pub fn write_test_wheel(path: &Path, entries: &[(&str, &[u8])]) -> std::io::Result<()> {
+    let f = std::fs::File::create(path)?;
+    let mut w = zip::ZipWriter::new(f);
+    for (name, data) in entries {
+        w.start_file(*name, zip::write::SimpleFileOptions::default())
+            .map_err(std::io::Error::other)?;
+        w.write_all(data)?;
+    }
+    w.finish().map_err(std::io::Error::other)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_checked() {
+        assert_eq!(check_relative("a/b.py").unwrap(), "a/b.py");
+        assert_eq!(check_relative("./a//b.py").unwrap(), "a/b.py");
+        assert!(check_relative("../evil.py").is_err());
+        assert!(check_relative("a/../../evil.py").is_err());
+        assert!(check_relative("/etc/passwd").is_err());
+        assert!(check_relative("C:/x").is_err());
+        assert!(check_relative("a\\..\\b").is_err());
+    }
+
+    #[test]
+    fn data_dirs_are_relocated_or_dropped() {
+        assert_eq!(
+            relocate_data("x-1.0.data/purelib/x/a.py"),
+            Some(Some("x/a.py".into()))
+        );
+        assert_eq!(relocate_data("x-1.0.data/scripts/run"), Some(None));
+        assert_eq!(relocate_data("x/a.py"), None);
+    }
+
+    #[test]
+    fn traversal_entry_is_rejected_with_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("evil-1.0-py3-none-any.whl");
+        write_test_wheel(&p, &[("evil/__init__.py", b""), ("../../escape.py", b"x")]).unwrap();
+        let e = unpack_wheel("evil-1.0-py3-none-any.whl", &std::fs::read(&p).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("../../escape.py"), "{e}");
+        assert_eq!(Failure::from(e).exit, Exit::BadInput);
+    }
+
+    #[test]
+    fn wheel_names_parse() {
+        assert_eq!(
+            parse_wheel_name("Flask-3.0.0-py3-none-any.whl"),
+            ("Flask".into(), "3.0.0".into())
+        );
+        assert_eq!(
+            requirement_names(b"flask==3.0 # web\n-r other.txt\nrequests>=2\n\n"),
+            vec!["flask", "requests"]
+        );
+    }
+
+    #[test]
+    fn cache_key_depends_on_every_input() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let base = cache_key(b"flask", &p(&["3.11"]), &p(&["any"]));
+        assert_ne!(base, cache_key(b"flask2", &p(&["3.11"]), &p(&["any"])));
+        assert_ne!(base, cache_key(b"flask", &p(&["3.9"]), &p(&["any"])));
+        assert_ne!(
+            base,
+            cache_key(
+                b"flask",
+                &p(&["3.11"]),
+                &p(&["any", "manylinux2014_x86_64"])
+            )
+        );
+    }
+}

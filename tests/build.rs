@@ -1,0 +1,618 @@
+//! `harness build` from the outside: the real binary on small fixture projects, with real pip
+//! (offline: local wheels and a closed 127.0.0.1 index) and real Python checking the result.
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_harness");
+
+/// A throwaway project with its own wheel cache, so tests never share state.
+struct Project {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+}
+
+const CONFIG: &str = r#"
+[package]
+sources = [{ from = "src", to = "src" }]
+entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
+requirements = "requirements.txt"
+data_files = ["app.db"]
+
+[package.database]
+path = "app.db"
+sql = ["db/schema.sql"]
+
+[package.secrets]
+admin_password = "password"
+secret_key = "hex"
+
+[[package.clients]]
+client_id = "primary"
+is_primary = true
+
+[targets.local]
+env = { DEPLOYMENT_TARGET = "local" }
+"#;
+
+impl Project {
+    fn new() -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().unwrap(),
+            cache: tempfile::tempdir().unwrap(),
+        };
+        p.write("harness.toml", CONFIG);
+        p.write(
+            "passenger_wsgi.py",
+            "import os, sys\nhere = os.path.dirname(os.path.abspath(__file__))\nsys.path[:0] = [os.path.join(here, 'vendor'), os.path.join(here, 'src')]\nfrom app import application\n",
+        );
+        p.write("src/app/__init__.py", "import demo_pkg\n\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ok']\n");
+        p.write("src/app/__pycache__/stale.cpython-311.pyc", "stale");
+        p.write("src/app/helpers.pyc", "stale");
+        p.write(
+            "db/schema.sql",
+            "CREATE TABLE users(id INTEGER PRIMARY KEY, username TEXT NOT NULL, password_hash TEXT NOT NULL);\n\
+             INSERT INTO users(username, password_hash) VALUES ('admin', {{admin_password|werkzeug}});\n\
+             CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);\n\
+             INSERT INTO settings VALUES ('secret_key', {{secret_key|json}}), ('token', {{client_token.primary|sha256}});\n",
+        );
+        std::fs::create_dir_all(p.path("wheels")).unwrap();
+        harness::package::vendor::write_test_wheel(
+            &p.path("wheels/demo_pkg-1.2.3-py3-none-any.whl"),
+            &[
+                ("demo_pkg/__init__.py", b"VALUE = 42\n"),
+                (
+                    "demo_pkg-1.2.3.dist-info/METADATA",
+                    b"Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.2.3\n",
+                ),
+                (
+                    "demo_pkg-1.2.3.dist-info/WHEEL",
+                    b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+                ),
+                ("demo_pkg-1.2.3.dist-info/RECORD", b""),
+            ],
+        )
+        .unwrap();
+        p.write(
+            "requirements.txt",
+            "./wheels/demo_pkg-1.2.3-py3-none-any.whl\n",
+        );
+        p
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, content: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    fn harness(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["--project", self.dir.path().to_str().unwrap()])
+            .args(args);
+        c.env("HARNESS_CACHE_DIR", self.cache.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        // pip must never reach a real index from these tests; local wheels need none.
+        c.env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+            .env("PIP_RETRIES", "0")
+            .env("PIP_TIMEOUT", "2");
+        c.env("PIP_NO_INDEX", "1");
+        c
+    }
+
+    fn build(&self, args: &[&str]) -> Output {
+        let mut all = vec!["build"];
+        all.extend_from_slice(args);
+        self.harness(&all).output().unwrap()
+    }
+
+    fn zip(&self, target: &str) -> PathBuf {
+        self.path(&format!(".harness/dist/{target}/deploy.zip"))
+    }
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn zip_names(zip: &Path) -> Vec<String> {
+    let a = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    a.file_names().map(|n| n.unwrap().into_owned()).collect()
+}
+
+fn json_summary(out: &Output) -> serde_json::Value {
+    ok(out);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+#[test]
+fn package_holds_code_vendor_and_db_but_no_bytecode_or_secrets() {
+    let p = Project::new();
+    p.write("src/app/.env", "SECRET=1\n");
+    p.write(
+        "harness.toml",
+        &CONFIG.replace(
+            "[package.database]",
+            "exclude = [\"**/.env\"]\n\n[package.database]",
+        ),
+    );
+    ok(&p.build(&[]));
+    let names = zip_names(&p.zip("webhosting"));
+    for must in [
+        "passenger_wsgi.py",
+        "src/app/__init__.py",
+        "vendor/demo_pkg/__init__.py",
+        "vendor/demo_pkg-1.2.3.dist-info/METADATA",
+        "vendor.lock",
+        "app.db",
+        "build_info.json",
+        "DEPLOY_README.md",
+        "MANIFEST.json",
+    ] {
+        assert!(
+            names.iter().any(|n| n == must),
+            "{must} missing from {names:?}"
+        );
+    }
+    for n in &names {
+        assert!(
+            !n.contains("__pycache__") && !n.ends_with(".pyc"),
+            "bytecode shipped: {n}"
+        );
+        assert!(
+            !n.contains(".env") && !n.contains("deployment_state"),
+            "secret shipped: {n}"
+        );
+        assert!(!n.ends_with('/'), "directory entry {n}");
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "entries are sorted");
+    let state = p.path("deployment_state_webhosting.json");
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let sha =
+        std::fs::read_to_string(p.path(".harness/dist/webhosting/deploy.zip.sha256")).unwrap();
+    assert!(sha.ends_with("  deploy.zip\n"), "{sha}");
+    let check = Command::new("sha256sum")
+        .arg("-c")
+        .arg("deploy.zip.sha256")
+        .current_dir(p.path(".harness/dist/webhosting"))
+        .output()
+        .unwrap();
+    ok(&check);
+}
+
+#[test]
+fn unpacked_package_imports_and_reports_vendored_versions() {
+    let p = Project::new();
+    ok(&p.build(&[]));
+    let out = tempfile::tempdir().unwrap();
+    let mut a = zip::ZipArchive::new(std::fs::File::open(p.zip("webhosting")).unwrap()).unwrap();
+    a.extract(out.path()).unwrap();
+    let script = r#"
+import sys, json, sqlite3, importlib.metadata as md
+# Python >= 3.11: -I implies -P, so the package root must be named explicitly.
+sys.path[:0] = ['vendor', 'src', '']
+import passenger_wsgi
+lock = json.load(open('vendor.lock'))
+for w in lock['wheels']:
+    assert md.version(w['name']) == w['version'], (w, md.version(w['name']))
+print('versions ok', len(lock['wheels']))
+"#;
+    let run = Command::new("python3")
+        .args(["-I", "-c", script])
+        .current_dir(out.path())
+        .output()
+        .unwrap();
+    ok(&run);
+    assert!(
+        text(&run.stdout).contains("versions ok 1"),
+        "{}",
+        text(&run.stdout)
+    );
+    // The seeded database is self-contained (no WAL) and carries the hashed secrets.
+    let db = rusqlite::Connection::open(out.path().join("app.db")).unwrap();
+    let mode: String = db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path("deployment_state_webhosting.json")).unwrap())
+            .unwrap();
+    let secret: String = db
+        .query_row(
+            "SELECT value FROM settings WHERE key='secret_key'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        secret,
+        serde_json::to_string(&state["secrets"]["secret_key"]).unwrap(),
+        "SECRET_KEY stored JSON-encoded"
+    );
+}
+
+/// Two copies of one project, built under different umasks with different mtimes, give the same
+/// bytes when the state file is shared and SOURCE_DATE_EPOCH is fixed.
+#[test]
+fn builds_are_byte_identical_across_copies_umask_and_mtimes() {
+    let a = Project::new();
+    ok(&a.build(&[]));
+    let b = Project::new();
+    std::fs::copy(
+        a.path("deployment_state_webhosting.json"),
+        b.path("deployment_state_webhosting.json"),
+    )
+    .unwrap();
+    // Different mtimes and permission bits on every source file of the second copy.
+    for entry in walkdir::WalkDir::new(b.path("src"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(entry.path())
+            .unwrap();
+        f.set_modified(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567),
+        )
+        .unwrap();
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // Same command line, run under a different umask.
+    let mut cmd = b.harness(&["build"]);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "umask 077 && exec \"$0\" \"$@\"", BIN])
+        .args(&args);
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            sh.env(k, v);
+        }
+    }
+    let _ = &mut cmd;
+    ok(&sh.output().unwrap());
+    let za = std::fs::read(a.zip("webhosting")).unwrap();
+    let zb = std::fs::read(b.zip("webhosting")).unwrap();
+    assert!(za == zb, "deploy.zip differs between copies");
+    // Rebuilding in place changes nothing either.
+    let before = std::fs::read(a.zip("webhosting")).unwrap();
+    ok(&a.build(&[]));
+    assert_eq!(before, std::fs::read(a.zip("webhosting")).unwrap());
+}
+
+#[test]
+fn local_and_webhosting_share_the_code_fingerprint() {
+    let p = Project::new();
+    p.write(
+        "db/local.sql",
+        "INSERT INTO settings VALUES ('mail_host', 'mailpit');\n",
+    );
+    p.write(
+        "harness.toml",
+        &CONFIG.replace(
+            "env = { DEPLOYMENT_TARGET = \"local\" }",
+            "env = { DEPLOYMENT_TARGET = \"local\" }\nextra_sql = [\"db/local.sql\"]",
+        ),
+    );
+    let web = json_summary(&p.build(&["--json"]));
+    let local = json_summary(&p.build(&["--local", "--json"]));
+    assert_eq!(web["fingerprints"]["code"], local["fingerprints"]["code"]);
+    assert_eq!(
+        web["fingerprints"]["schema"], local["fingerprints"]["schema"],
+        "extra rows do not change the schema"
+    );
+    assert_ne!(web["sha256"], local["sha256"]);
+    assert!(p.zip("local").is_file());
+    // A one-byte source change moves the code fingerprint.
+    p.write("src/app/helpers.py", "X = 2\n");
+    let changed = json_summary(&p.build(&["--json"]));
+    assert_ne!(changed["fingerprints"]["code"], web["fingerprints"]["code"]);
+}
+
+#[test]
+fn warm_cache_spawns_no_pip() {
+    let p = Project::new();
+    let first = json_summary(&p.build(&["--json"]));
+    assert_eq!(first["vendor_cache"], "cold");
+    // Any python started now would leave a marker and fail the build.
+    let marker = p.path("pip-was-run");
+    let fake = p.path("fake-python");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = p
+        .harness(&["build", "--json"])
+        .env("HARNESS_PYTHON", &fake)
+        .output()
+        .unwrap();
+    let warm = json_summary(&out);
+    assert_eq!(warm["vendor_cache"], "warm");
+    assert!(!marker.exists(), "a warm build ran pip");
+    assert_eq!(warm["sha256"], first["sha256"]);
+}
+
+#[test]
+fn offline_cold_cache_is_exit_3_naming_the_wheels() {
+    let p = Project::new();
+    p.write("requirements.txt", "flask==3.1.0\nrequests==2.32.3\n");
+    let out = p
+        .harness(&["build"])
+        .env_remove("PIP_NO_INDEX")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("flask") && err.contains("requests"), "{err}");
+    assert!(err.contains("cold"), "{err}");
+}
+
+#[test]
+fn pip_failure_is_exit_3_with_its_stderr() {
+    let p = Project::new();
+    p.write("requirements.txt", "this is not a requirement ===\n");
+    let out = p.build(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("pip download failed") && err.to_lowercase().contains("invalid requirement"),
+        "{err}"
+    );
+}
+
+/// Every bad input exits with its code, says what and where, and leaves the last good package alone.
+#[test]
+fn bad_input_keeps_the_previous_package() {
+    let p = Project::new();
+    ok(&p.build(&[]));
+    let zip = std::fs::read(p.zip("webhosting")).unwrap();
+    let sha = std::fs::read(p.path(".harness/dist/webhosting/deploy.zip.sha256")).unwrap();
+    let unchanged = |case: &str| {
+        assert_eq!(
+            std::fs::read(p.zip("webhosting")).unwrap(),
+            zip,
+            "{case}: deploy.zip changed"
+        );
+        assert_eq!(
+            std::fs::read(p.path(".harness/dist/webhosting/deploy.zip.sha256")).unwrap(),
+            sha,
+            "{case}: .sha256 changed"
+        );
+    };
+    let expect = |case: &str, out: Output, code: i32, needles: &[&str]| {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{case}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{case}: `{n}` not in:\n{err}");
+        }
+        unchanged(case);
+    };
+
+    // An unknown key, with file:line:column.
+    p.write(
+        "harness.toml",
+        &CONFIG.replace("[package.database]", "sorces = []\n\n[package.database]"),
+    );
+    expect(
+        "bad key",
+        p.build(&[]),
+        2,
+        &["harness.toml:8:1", "sorces", "hint"],
+    );
+
+    // A missing requirements file, pointing at the line that names it.
+    p.write(
+        "harness.toml",
+        &CONFIG.replace("requirements.txt", "missing.txt"),
+    );
+    expect(
+        "missing requirements",
+        p.build(&[]),
+        2,
+        &["harness.toml:5:", "missing.txt"],
+    );
+    p.write("harness.toml", CONFIG);
+
+    // --local together with another target.
+    expect(
+        "--local with --target",
+        p.build(&["--local", "--target", "webhosting"]),
+        2,
+        &["--local"],
+    );
+
+    // A secret among the sources, named.
+    p.write("src/app/.env.production", "DB_PASSWORD=x\n");
+    expect(
+        "secret",
+        p.build(&[]),
+        2,
+        &["src/app/.env.production", "allow_secrets"],
+    );
+    std::fs::remove_file(p.path("src/app/.env.production")).unwrap();
+    p.write(
+        "src/app/deploy_key.txt",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    expect(
+        "pem key",
+        p.build(&[]),
+        2,
+        &["src/app/deploy_key.txt", "private key"],
+    );
+    std::fs::remove_file(p.path("src/app/deploy_key.txt")).unwrap();
+
+    // A wheel that would write outside vendor/.
+    harness::package::vendor::write_test_wheel(
+        &p.path("wheels/evil-1.0-py3-none-any.whl"),
+        &[
+            ("evil/__init__.py", b""),
+            (
+                "evil-1.0.dist-info/METADATA",
+                b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n",
+            ),
+            (
+                "evil-1.0.dist-info/WHEEL",
+                b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            ),
+            ("evil-1.0.dist-info/RECORD", b""),
+            ("../../../outside.py", b"pwned = True\n"),
+        ],
+    )
+    .unwrap();
+    p.write("requirements.txt", "./wheels/evil-1.0-py3-none-any.whl\n");
+    expect(
+        "traversal wheel",
+        p.build(&[]),
+        2,
+        &["evil-1.0-py3-none-any.whl", "../../../outside.py"],
+    );
+    p.write(
+        "requirements.txt",
+        "./wheels/demo_pkg-1.2.3-py3-none-any.whl\n",
+    );
+
+    // A failing seed command, with its output.
+    p.write("harness.toml", &CONFIG.replace("sql = [\"db/schema.sql\"]", "seed_command = [\"python3\", \"-c\", \"import sys; print('seed says no'); sys.exit(4)\"]"));
+    expect(
+        "failing seed",
+        p.build(&[]),
+        3,
+        &["seed says no", "seed command"],
+    );
+
+    // A SQL error, naming the file.
+    p.write("harness.toml", CONFIG);
+    p.write("db/schema.sql", "CREATE TABLE broken(;\n");
+    expect("bad sql", p.build(&[]), 2, &["db/schema.sql", "SQL failed"]);
+
+    // No harness.toml at all.
+    std::fs::remove_file(p.path("harness.toml")).unwrap();
+    expect("no config", p.build(&[]), 2, &["harness.toml", "hint"]);
+}
+
+#[test]
+fn seed_command_gets_the_documented_environment_and_may_record_state() {
+    let p = Project::new();
+    p.write(
+        "seed.py",
+        r#"
+import json, os, sqlite3, sys
+import app  # staged src/ is importable
+import demo_pkg  # and so is vendor/
+db = sqlite3.connect(os.environ["HARNESS_DB_PATH"])
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE meta(k TEXT, v TEXT)")
+for k in ["HARNESS_TARGET", "DEPLOYMENT_TARGET", "HARNESS_SEED_DEMO"]:
+    db.execute("INSERT INTO meta VALUES (?, ?)", (k, os.environ[k]))
+db.commit()
+assert os.path.isdir(os.environ["HARNESS_BUILD_DIR"])
+path = os.environ["HARNESS_STATE_FILE"]
+state = json.load(open(path)) if os.path.exists(path) else {}
+state.setdefault("seeded_by_app", 0)
+state["seeded_by_app"] += 1
+json.dump(state, open(path, "w"))
+"#,
+    );
+    p.write(
+        "harness.toml",
+        &CONFIG.replace(
+            "sql = [\"db/schema.sql\"]",
+            "seed_command = [\"python3\", \"seed.py\"]",
+        ),
+    );
+    ok(&p.build(&["--local", "--seed-demo"]));
+    ok(&p.build(&["--local"]));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path("deployment_state_local.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        state["seeded_by_app"], 2,
+        "the app's own keys survive and it sees its previous state: {state}"
+    );
+    assert!(state["admin"]["password"].is_string());
+    let out = tempfile::tempdir().unwrap();
+    zip::ZipArchive::new(std::fs::File::open(p.zip("local")).unwrap())
+        .unwrap()
+        .extract(out.path())
+        .unwrap();
+    let db = rusqlite::Connection::open(out.path().join("app.db")).unwrap();
+    let rows: Vec<(String, String)> = db
+        .prepare("SELECT k, v FROM meta")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("HARNESS_TARGET".into(), "local".into()),
+            ("DEPLOYMENT_TARGET".into(), "local".into()),
+            ("HARNESS_SEED_DEMO".into(), "0".into())
+        ]
+    );
+    assert!(!out.path().join("app.db-wal").exists());
+    let names = zip_names(&p.zip("local"));
+    assert!(
+        !names.iter().any(|n| n.contains("__pycache__")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn json_output_reports_paths_hashes_fingerprints_sizes_and_timings() {
+    let p = Project::new();
+    let s = json_summary(&p.build(&[
+        "--json",
+        "--output",
+        p.path("out/pkg.zip").to_str().unwrap(),
+    ]));
+    for key in [
+        "zip",
+        "sha256",
+        "zip_size",
+        "unpacked_size",
+        "files",
+        "build_id",
+        "timings_ms",
+    ] {
+        assert!(!s[key].is_null(), "{key} missing: {s}");
+    }
+    assert_eq!(s["fingerprints"]["code"].as_str().unwrap().len(), 64);
+    assert_eq!(s["fingerprints"]["schema"].as_str().unwrap().len(), 64);
+    let sha_line = std::fs::read_to_string(p.path("out/pkg.zip.sha256")).unwrap();
+    assert_eq!(
+        sha_line,
+        format!("{}  pkg.zip\n", s["sha256"].as_str().unwrap())
+    );
+    assert!(
+        !p.zip("webhosting").exists(),
+        "--output replaces the default path"
+    );
+}
