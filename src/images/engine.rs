@@ -547,11 +547,35 @@ fn files_tar(job: &BakeJob<'_>, script: &str, ca: Option<&[u8]>) -> Result<Vec<u
         add(&f.dest, f.mode, &f.bytes)?;
     }
     if let (Some(dest), Some(bin)) = (&job.recipe.harness_binary, job.harness_binary) {
-        let bytes = std::fs::read(bin).map_err(|e| ImageError::io(bin, e))?;
+        let bytes = match stripped(bin) {
+            Some(b) => b,
+            None => std::fs::read(bin).map_err(|e| ImageError::io(bin, e))?,
+        };
         add(dest, 0o755, &bytes)?;
     }
     b.into_inner()
         .map_err(|e| ImageError::io(Path::new("bake.tar"), e))
+}
+
+/// The binary without debug sections, when the host has `strip`: a debug build of harness is
+/// mostly DWARF (167 MB → tens of MB), which the mocks need no more than a size on disk. The
+/// recipe hash still covers the original binary.
+fn stripped(bin: &Path) -> Option<Vec<u8>> {
+    let out = tempfile::NamedTempFile::new().ok()?;
+    let ok = std::process::Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(out.path())
+        .arg(bin)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    if ok {
+        std::fs::read(out.path()).ok()
+    } else {
+        None
+    }
 }
 
 /// The host's CA bundle, so pip in the bake container trusts what the host trusts (an intercepting

@@ -617,6 +617,27 @@ impl<'a> Images<'a> {
                 if let Some(p) = self.options.bake_path {
                     return Ok(p);
                 }
+                // A successful probe is remembered for a day per base: it costs an apt-get update.
+                let memo = self.options.cache.join(format!(
+                    "probe-{}.ok",
+                    base.rsplit(':').next().unwrap_or("base")
+                ));
+                let fresh = std::fs::metadata(&memo)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age < Duration::from_secs(86_400));
+                if fresh {
+                    self.finished(
+                        "probe",
+                        Duration::ZERO,
+                        format!(
+                            "containers reach Debian's mirror (probed within a day: {})",
+                            memo.display()
+                        ),
+                    );
+                    return Ok(BakePath::Container);
+                }
                 self.reporter.event(&Event::PhaseStarted { phase: "probe" });
                 let started = Instant::now();
                 let path = match self.engine.probe_mirror(base).await? {
@@ -627,6 +648,7 @@ impl<'a> Images<'a> {
                             "containers reach Debian's mirror: packages install in bake containers"
                                 .into(),
                         );
+                        let _ = std::fs::write(&memo, "");
                         BakePath::Container
                     }
                     Err(why) => {
