@@ -41,6 +41,10 @@ pub fn cases() -> Vec<crate::support::Case> {
         ),
         ("bake_chroot_fallback_builds_a_runnable_image", chroot_bake),
         ("images_honour_docker_host", docker_host),
+        (
+            "images_resolve_local_then_baked_in_the_configured_order",
+            resolution_order,
+        ),
     ]
 }
 
@@ -831,4 +835,80 @@ fn docker_host() -> TestResult {
         text(&out)
     );
     Ok(())
+}
+
+fn resolution_order() -> TestResult {
+    images()?;
+    let online = format!("harness-e2e-online/{}:1", crate::support::run_id());
+    let dir = tiny_recipe("tinyonline", "")?;
+    let recipe = dir.path().join("tinyonline/recipe.toml");
+    let toml = std::fs::read_to_string(&recipe).ctx("read recipe")?;
+    std::fs::write(&recipe, format!("online = \"{online}\"\n{toml}")).ctx("write recipe")?;
+    let recipes = dir.path().to_str().ctx("utf-8 path")?.to_string();
+    let resolve = |order: &str| -> Result<(Option<i32>, serde_json::Value, String), Failed> {
+        let out = harness(&[
+            "--json",
+            "images",
+            "--bake",
+            "--offline",
+            "--order",
+            order,
+            "--recipes",
+            &recipes,
+            "tinyonline",
+        ])?;
+        let v: serde_json::Value = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout)
+            .ok()
+            .and_then(|v| v.into_iter().next())
+            .unwrap_or(serde_json::Value::Null);
+        Ok((out.status.code(), v, text(&out)))
+    };
+    let (code, first, out) = resolve("local,bake")?;
+    let baked = first["reference"].as_str().unwrap_or_default().to_string();
+    let result = (|| {
+        ensure!(
+            code == Some(0) && first["source"] == "baked",
+            "without a local online image the order local,bake must bake: {out}"
+        );
+        // Make the pinned online image present locally, as `docker load` would.
+        let (repo, tag) = online.rsplit_once(':').ctx("online reference has a tag")?;
+        let rt = crate::support::runtime().map_err(Failed::from)?;
+        rt.block_on(async {
+            crate::support::docker()
+                .await?
+                .tag_image(
+                    &baked,
+                    Some(
+                        bollard::query_parameters::TagImageOptionsBuilder::new()
+                            .repo(repo)
+                            .tag(tag)
+                            .build(),
+                    ),
+                )
+                .await
+                .ctx("tag the baked image as the online one")
+        })?;
+        let (code, second, out) = resolve("local,bake")?;
+        ensure!(
+            code == Some(0)
+                && second["source"] == "local"
+                && second["reference"] == online.as_str()
+                && second["changed"] == false,
+            "a present online image must win with order local,bake: {out}"
+        );
+        let (code, third, out) = resolve("bake,local")?;
+        ensure!(
+            code == Some(0) && third["source"] == "baked" && third["reference"] == baked.as_str(),
+            "order bake,local must take the baked image: {out}"
+        );
+        let (code, _, out) = resolve("pull")?;
+        ensure!(
+            code == Some(3) && out.contains("no source could provide"),
+            "offline with order pull has no source: exit 3 expected: {out}"
+        );
+        Ok(())
+    })();
+    crate::support::remove_image(&online);
+    crate::support::remove_image(&baked);
+    result
 }
