@@ -24,6 +24,7 @@ pub fn cases() -> Vec<crate::support::Case> {
         ("app_import_error_answers_500", app_import_error),
         ("app_runs_as_owner_of_mounted_package", app_runs_as_owner),
         ("app_stops_on_sigterm_without_kill", app_stop),
+        ("app_starts_sshd_when_asked", app_sshd),
         ("proxy_nginx_t_passes_on_rendered_config", proxy_nginx_t),
         ("mocks_image_runs_harness_and_mock_health", mocks_health),
         (
@@ -911,4 +912,66 @@ fn resolution_order() -> TestResult {
     crate::support::remove_image(&online);
     crate::support::remove_image(&baked);
     result
+}
+
+fn app_sshd() -> TestResult {
+    let img = image("app")?;
+    let dir = app_dir(WSGI_PID)?;
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHarnessE2eTestKeyNotARealKeyAAAAAAAAAAAA e2e@harness";
+    scoped("app_sshd", |s| async move {
+        let mut spec = app_spec(img, dir.path(), 10);
+        spec.env.push("HARNESS_SSHD=1".into());
+        spec.env.push(format!("HARNESS_SSH_AUTHORIZED_KEYS={key}"));
+        spec.publish.push("22/tcp".into());
+        let id = s.start(&spec).await?;
+        let port = s.host_port(&id, "80/tcp").await?;
+        let (status, body) = wait_http(port, "/", Duration::from_secs(60)).await?;
+        ensure!(
+            status == 200,
+            "app with sshd: {status} {body}\n{}",
+            s.logs(&id).await
+        );
+        let (_, vhost) = s
+            .exec(&id, &["cat", "/etc/apache2/sites-enabled/harness-app.conf"])
+            .await?;
+        ensure!(
+            vhost.contains("SetEnv GREETING \"hello from env\"")
+                && !vhost.contains("HARNESS_SSH")
+                && !vhost.contains("SetEnv PASSENGER_"),
+            "the vhost must pass app variables and keep HARNESS_*/PASSENGER_* out: {vhost}"
+        );
+        let ssh_port = s.host_port(&id, "22/tcp").await?;
+        let banner = tokio::task::spawn_blocking(move || -> Result<String, String> {
+            let mut c =
+                std::net::TcpStream::connect(("127.0.0.1", ssh_port)).map_err(|e| e.to_string())?;
+            c.set_read_timeout(Some(Duration::from_secs(10)))
+                .map_err(|e| e.to_string())?;
+            let mut buf = [0u8; 64];
+            let n = std::io::Read::read(&mut c, &mut buf).map_err(|e| e.to_string())?;
+            Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+        })
+        .await
+        .ctx("ssh thread")?
+        .map_err(Failed::from)?;
+        ensure!(
+            banner.starts_with("SSH-2.0-OpenSSH"),
+            "no sshd banner: {banner:?}"
+        );
+        let (code, keys) = s
+            .exec(
+                &id,
+                &[
+                    "sh",
+                    "-c",
+                    "cat ~root/.ssh/authorized_keys; ls /etc/ssh/ssh_host_ed25519_key",
+                ],
+            )
+            .await?;
+        ensure!(
+            code == 0 && keys.contains(key),
+            "authorized_keys not written for the app user: {keys}"
+        );
+        Ok(())
+    })
 }
