@@ -89,13 +89,8 @@ impl Engine {
             .map_err(|e| ImageError::docker("list images", e))?;
         Ok(list
             .into_iter()
-            .flat_map(|i| {
-                if i.repo_tags.is_empty() {
-                    vec![i.id]
-                } else {
-                    i.repo_tags
-                }
-            })
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
             .collect())
     }
 

@@ -389,7 +389,7 @@ impl<'a> Images<'a> {
                 } else if stale.is_empty() {
                     "not baked".into()
                 } else {
-                    format!("recipe changed since {}", stale.join(", "))
+                    format!("not baked for this recipe (older: {})", stale.join(", "))
                 },
             });
         }
@@ -856,12 +856,12 @@ pub fn run(request: &Request, reporter: &dyn Reporter) -> Result<Exit, Failure> 
                 );
             } else {
                 println!(
-                    "{:<11} {:<7} {:<32} {:<14} {:>8}  AGE",
+                    "{:<11} {:<7} {:<32} {:<12} {:>8}  AGE",
                     "IMAGE", "SOURCE", "REFERENCE", "RECIPE", "SIZE"
                 );
                 for r in &rows {
                     println!(
-                        "{:<11} {:<7} {:<32} {:<14} {:>8}  {}",
+                        "{:<11} {:<7} {:<32} {:<12} {:>8}  {}",
                         r.name,
                         r.source
                             .map(|s| s.to_string())
