@@ -44,6 +44,15 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
+    ///
+    /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
+    /// e.g. {"service":"netcup","http":"0.0.0.0:8080"}, so `--port 0` (a free port) can be used
+    /// and discovered. Flags, environment variables and endpoints: mocks/README.md.
+    Mock {
+        #[command(subcommand)]
+        mock: harness_mocks::cli::MockCommand,
+    },
     /// List recorded test runs; export one as a portable record; import records.
     ///
     /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
@@ -66,6 +75,19 @@ pub enum Command {
     /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
     /// given the new ca.pem.
     Certs(CertsArgs),
+    /// Start the production-like stack and leave it running.
+    ///
+    /// Builds the local package (unless --skip-build and one exists), extracts it into the run's
+    /// own directory .harness/runs/<id>/, starts app and proxy (and the mocks) on a fresh network
+    /// with ephemeral ports on 127.0.0.1, waits until every service answers, then prints the URLs,
+    /// the credentials file and how to stop it.
+    Up(UpArgs),
+    /// Remove a run's containers, network and volumes (logs stay in .harness/runs/<id>/logs/).
+    Down(DownArgs),
+    /// Show the runs of this project that are up, their services, state and ports.
+    Status(StatusArgs),
+    /// Print a service's logs.
+    Logs(LogsArgs),
     /// Show or build the stack's images (app, proxy, mocks, playwright) without a registry.
     ///
     /// Each image resolves in order: present locally, pulled (the pinned public image), baked from
@@ -82,6 +104,48 @@ pub struct CertsArgs {
     /// Replace the CA with a new one.
     #[arg(long)]
     pub rotate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Also start the mail catcher, GeoIP and Netcup mocks, and point the app at them.
+    #[arg(long)]
+    pub with_mocks: bool,
+    /// Serve plain HTTP on the proxy.
+    #[arg(long)]
+    pub no_tls: bool,
+    /// Reuse .harness/dist/local/deploy.zip instead of building (builds anyway if it is missing).
+    #[arg(long)]
+    pub skip_build: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The run to remove (see `harness status`); needed when several are up.
+    #[arg(long, value_name = "ID", conflicts_with = "all")]
+    pub run: Option<String>,
+    /// Remove every run of this project.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show only this run.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service: app, proxy, mailpit, geoip, netcup, ...
+    pub service: String,
+    /// The run (see `harness status`); needed when several are up.
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// Keep printing new lines until the service stops or Ctrl-C.
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +286,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     let reporter = TerminalReporter;
+    // Every command first removes what crashed runs left behind (DESIGN.md, "Stack").
+    crate::stack::sweep::at_start(&reporter);
     match &cli.command {
         Command::Build(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
@@ -249,9 +315,123 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Mock { mock } => {
+            harness_mocks::cli::run(mock.clone()).map_err(|e| {
+                let exit = match e.kind() {
+                    harness_mocks::ErrorKind::BadInput => Exit::BadInput,
+                    harness_mocks::ErrorKind::Environment => Exit::Environment,
+                };
+                let failure = Failure::new(exit, e.to_string());
+                match e.hint() {
+                    Some(h) => failure.hint(h),
+                    None => failure,
+                }
+            })?;
+            Ok(Exit::Success)
+        }
         Command::Runs(args) => runs(cli, args),
         Command::Gate(args) => gate(cli, args, &reporter),
         Command::Certs(args) => certs(cli, args),
+        Command::Up(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::UpRequest {
+                with_mocks: args.with_mocks,
+                no_tls: args.no_tls,
+                skip_build: args.skip_build,
+                keep: true,
+            };
+            let up = crate::stack::up(&config, &request, &reporter)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&up).expect("outcome serialises")
+                );
+            } else {
+                println!("run {} is up ({} ms)", up.run_id, up.elapsed_ms);
+                for u in &up.urls {
+                    println!("  {:<8} {:<32} {}", u.service, u.url, u.what);
+                }
+                match &up.state_file {
+                    Some(s) => println!("  credentials  {}", s.display()),
+                    None => println!("  credentials  (the package has no state file)"),
+                }
+                println!("  logs         {}", up.run_dir.join("logs").display());
+                println!("  stop with    harness down --run {}", up.run_id);
+            }
+            Ok(Exit::Success)
+        }
+        Command::Down(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::DownRequest {
+                run: args.run.clone(),
+                all: args.all,
+            };
+            let ids = crate::stack::down(&config, &request, &reporter)?;
+            if cli.json {
+                println!("{}", serde_json::json!({ "removed": ids }));
+            } else if ids.is_empty() {
+                println!("no run is up in this project");
+            } else {
+                for id in ids {
+                    println!("removed run {id}");
+                }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Status(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::StatusRequest {
+                run: args.run.clone(),
+            };
+            let runs = crate::stack::status(&config, &request)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&runs).expect("status serialises")
+                );
+            } else if runs.is_empty() {
+                println!("no run is up in this project");
+            } else {
+                for r in &runs {
+                    let kept = if r.kept {
+                        ", kept until `harness down`"
+                    } else {
+                        ""
+                    };
+                    let owner = if r.owner_alive { "running" } else { "gone" };
+                    println!("run {}  (owner {} {owner}{kept})", r.id, r.owner);
+                    for s in &r.services {
+                        let health = s
+                            .health
+                            .as_deref()
+                            .map(|h| format!(" ({h})"))
+                            .unwrap_or_default();
+                        let ports: Vec<String> = s
+                            .ports
+                            .iter()
+                            .map(|(c, h)| format!("127.0.0.1:{h}->{c}"))
+                            .collect();
+                        println!(
+                            "  {:<10} {:<8}{health:<10} {}",
+                            s.service,
+                            s.state,
+                            ports.join(" ")
+                        );
+                    }
+                }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Logs(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let request = crate::stack::LogsRequest {
+                service: args.service.clone(),
+                run: args.run.clone(),
+                follow: args.follow,
+            };
+            crate::stack::logs(&config, &request, &mut std::io::stdout().lock())?;
+            Ok(Exit::Success)
+        }
         Command::Images(args) => crate::images::run(
             &crate::images::Request {
                 list: args.list,

@@ -145,6 +145,9 @@ pub struct StackConfig {
     pub health_path: String,
     #[serde(default = "default_version")]
     pub version_path: String,
+    /// The project's own compose files, applied after the built-in ones (docs/compose.md).
+    #[serde(default)]
+    pub compose_overrides: Vec<String>,
 }
 
 impl Default for StackConfig {
@@ -153,6 +156,7 @@ impl Default for StackConfig {
             fqdn: default_fqdn(),
             health_path: default_health(),
             version_path: default_version(),
+            compose_overrides: Vec::new(),
         }
     }
 }

@@ -18,6 +18,11 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// A stack service passed its wait; `elapsed` counts from the start of the stack.
+    ServiceReady {
+        service: String,
+        elapsed: Duration,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -45,6 +50,10 @@ impl Reporter for TerminalReporter {
             }
             Event::Note { message } => eprintln!("  {message}"),
             Event::Warning { message } => eprintln!("warning: {message}"),
+            Event::ServiceReady { service, elapsed } => {
+                let ms = elapsed.as_secs_f64() * 1000.0;
+                eprintln!("  ready      {ms:>8.1} ms  {service}");
+            }
         }
     }
 }

@@ -11,4 +11,5 @@ pub mod git;
 pub mod images;
 pub mod ledger;
 pub mod package;
+pub mod stack;
 pub mod tls;

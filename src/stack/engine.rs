@@ -1,0 +1,780 @@
+//! The Docker side: connect, start a resolved stack level by level, list runs, remove a run.
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, ListImagesOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, StartContainerOptions,
+};
+use futures_util::StreamExt;
+use futures_util::future::{join_all, try_join_all};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use super::compose::{Condition, MountSpec, ServiceSpec, Stack};
+use super::wait::{self, Target};
+use super::{
+    LABEL_CACHE, LABEL_KEEP, LABEL_OWNER, LABEL_PROJECT, LABEL_ROOT, LABEL_RUN, LABEL_SERVICE,
+    Owner, RunIdentity, StackError, docker_err, plan,
+};
+use crate::events::{Event, Reporter};
+
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+/// Marks a run that came up completely and was kept on purpose (`up`, `test --keep`).
+pub(crate) const LABEL_MARKER: &str = "harness.marker";
+
+/// A connection to the Docker daemon, with the API version negotiated.
+#[derive(Clone)]
+pub struct Engine {
+    docker: Docker,
+}
+
+/// One started container of a run.
+#[derive(Debug, Clone)]
+pub struct RunningService {
+    pub name: String,
+    pub container_id: String,
+    pub container_name: String,
+    /// Container port → host port on 127.0.0.1.
+    pub ports: BTreeMap<u16, u16>,
+}
+
+impl RunningService {
+    /// `http://127.0.0.1:PORT` for a published container port.
+    pub fn url(&self, container_port: u16) -> Option<String> {
+        self.ports
+            .get(&container_port)
+            .map(|p| format!("http://127.0.0.1:{p}"))
+    }
+}
+
+/// A started run. Dropping it stops log streaming but leaves the containers: teardown is explicit
+/// ([`StackHandle::down`]) or by label (sweep, `harness down`), which also works after a crash.
+pub struct StackHandle {
+    engine: Engine,
+    pub run: RunIdentity,
+    pub network: String,
+    pub services: BTreeMap<String, RunningService>,
+    pub logs_dir: PathBuf,
+    log_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StackHandle {
+    pub fn service(&self, name: &str) -> Option<&RunningService> {
+        self.services.get(name)
+    }
+
+    /// Removes every container, network and volume of the run.
+    pub async fn down(self) -> Result<usize, StackError> {
+        let engine = self.engine.clone();
+        let id = self.run.id.clone();
+        let logs = self.logs_dir.clone();
+        drop(self);
+        engine.remove_run(&id, Some(&logs)).await
+    }
+}
+
+impl Drop for StackHandle {
+    fn drop(&mut self) {
+        for t in &self.log_tasks {
+            t.abort();
+        }
+    }
+}
+
+/// How far a service got while starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Pending,
+    Started,
+    Ready,
+}
+
+/// Log-streaming tasks of a run being started; aborted if the start fails, so they never write
+/// into a log file after `remove_run` has written the complete one.
+#[derive(Default)]
+struct LogTasks(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl LogTasks {
+    fn push(&self, task: tokio::task::JoinHandle<()>) {
+        self.0.lock().expect("log tasks lock").push(task);
+    }
+
+    fn take(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        std::mem::take(&mut *self.0.lock().expect("log tasks lock"))
+    }
+}
+
+impl Drop for LogTasks {
+    fn drop(&mut self) {
+        for t in self.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A container of some run, as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceState {
+    pub service: String,
+    pub container: String,
+    pub state: String,
+    pub health: Option<String>,
+    /// Container port → host port.
+    pub ports: BTreeMap<u16, u16>,
+}
+
+/// A run found in the daemon, by its labels.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub project: String,
+    pub owner: String,
+    pub owner_alive: bool,
+    pub root: String,
+    pub kept: bool,
+    pub services: Vec<ServiceState>,
+}
+
+fn label_filter(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    let values = pairs
+        .iter()
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.to_string()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect();
+    HashMap::from([("label".to_string(), values)])
+}
+
+impl Engine {
+    /// Connects through `DOCKER_HOST` (or the default socket) and negotiates the API version, so
+    /// older daemons such as Debian's 20.10 (API 1.41) work.
+    pub async fn connect() -> Result<Engine, StackError> {
+        Self::connect_within(Duration::from_secs(10)).await
+    }
+
+    pub async fn connect_within(limit: Duration) -> Result<Engine, StackError> {
+        let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let endpoint = docker_host
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
+        let unreachable = |reason: String| StackError::Unreachable {
+            endpoint: endpoint.clone(),
+            docker_host: match &docker_host {
+                Some(h) => format!("DOCKER_HOST={h}"),
+                None => "DOCKER_HOST is not set, so the default socket was tried".into(),
+            },
+            reason,
+        };
+        // An empty DOCKER_HOST means unset, as for the docker CLI (bollard would reject it).
+        let docker =
+            Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
+        let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} s",
+                    limit.as_secs()
+                )));
+            }
+        };
+        Ok(Engine { docker })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The newest local image named `repo` (any tag), as `repo:tag`.
+    pub async fn newest_image(&self, repo: &str) -> Option<String> {
+        let options = ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "reference".to_string(),
+                vec![repo.to_string()],
+            )])),
+            ..Default::default()
+        };
+        let images = self.docker.list_images(Some(options)).await.ok()?;
+        images
+            .into_iter()
+            .filter(|i| i.repo_tags.iter().any(|t| t != "<none>:<none>"))
+            .max_by_key(|i| i.created)
+            .and_then(|i| {
+                i.repo_tags
+                    .into_iter()
+                    .find(|t| t.starts_with(&format!("{repo}:")))
+            })
+    }
+
+    /// Starts every service of `stack` for `run`, level by level; fails on the first service that
+    /// is not ready. On failure the caller removes the run by label (see `run::guarded`).
+    pub async fn start(
+        &self,
+        run: &RunIdentity,
+        stack: &Stack,
+        logs_dir: &Path,
+        reporter: &dyn Reporter,
+    ) -> Result<StackHandle, StackError> {
+        // Levels are computed only to reject cycles up front; start order follows the conditions.
+        plan::levels(&stack.services).map_err(StackError::Plan)?;
+        self.check_images(stack).await?;
+        std::fs::create_dir_all(logs_dir).map_err(|e| StackError::Docker {
+            action: format!("create {}", logs_dir.display()),
+            reason: e.to_string(),
+        })?;
+
+        let labels = run.labels();
+        let network = run.project.clone();
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(docker_err(format!("create network {network}")))?;
+
+        for (name, cache) in &stack.volumes {
+            let (volume, vlabels) = if *cache {
+                (
+                    cache_volume(name),
+                    HashMap::from([(LABEL_CACHE.to_string(), "true".to_string())]),
+                )
+            } else {
+                (run_volume(run, name), labels.clone())
+            };
+            self.docker
+                .create_volume(VolumeCreateRequest {
+                    name: Some(volume.clone()),
+                    labels: Some(vlabels),
+                    ..Default::default()
+                })
+                .await
+                .map_err(docker_err(format!("create volume {volume}")))?;
+        }
+
+        // Each service starts as soon as its dependencies meet their conditions (started, ready,
+        // or completed), so a level's services start together and a `service_started` edge does
+        // not wait for readiness. The first failure drops every other future, cancelling them.
+        let stages: HashMap<&str, watch::Sender<Stage>> = stack
+            .services
+            .keys()
+            .map(|n| (n.as_str(), watch::channel(Stage::Pending).0))
+            .collect();
+        let log_tasks = LogTasks::default();
+        let t0 = Instant::now();
+        let started = try_join_all(stack.services.values().map(|spec| {
+            let stages = &stages;
+            let network = &network;
+            let labels = &labels;
+            let log_tasks = &log_tasks;
+            async move {
+                for (dep, condition) in &spec.depends_on {
+                    let need = match condition {
+                        Condition::Started => Stage::Started,
+                        Condition::Healthy | Condition::CompletedSuccessfully => Stage::Ready,
+                    };
+                    let mut rx = stages[dep.as_str()].subscribe();
+                    // The sender lives as long as this function, so this cannot fail.
+                    let _ = rx.wait_for(|s| *s >= need).await;
+                }
+                reporter.event(&Event::Note {
+                    message: format!("starting   {}", spec.name),
+                });
+                let svc = self
+                    .create_and_start(run, spec, network, labels, &stack.volumes)
+                    .await?;
+                log_tasks.push(self.stream_logs(&svc, &logs_dir.join(format!("{}.log", svc.name))));
+                stages[spec.name.as_str()].send_replace(Stage::Started);
+                let target = Target {
+                    docker: &self.docker,
+                    service: &svc.name,
+                    container: &svc.container_id,
+                    ports: &svc.ports,
+                };
+                wait::until_ready(&target, &spec.wait, spec.timeout).await?;
+                reporter.event(&Event::ServiceReady {
+                    service: svc.name.clone(),
+                    elapsed: t0.elapsed(),
+                });
+                stages[spec.name.as_str()].send_replace(Stage::Ready);
+                Ok::<_, StackError>(svc)
+            }
+        }))
+        .await?;
+        let handle = StackHandle {
+            engine: self.clone(),
+            run: run.clone(),
+            network: network.clone(),
+            services: started.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            logs_dir: logs_dir.to_path_buf(),
+            log_tasks: log_tasks.take(),
+        };
+        if run.keep {
+            self.mark_kept(run).await?;
+        }
+        Ok(handle)
+    }
+
+    async fn check_images(&self, stack: &Stack) -> Result<(), StackError> {
+        let checks = stack.services.values().map(|s| async move {
+            match self.docker.inspect_image(&s.image).await {
+                Ok(_) => Ok(()),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Err(StackError::MissingImage {
+                    service: s.name.clone(),
+                    image: s.image.clone(),
+                }),
+                Err(e) => Err(docker_err(format!("inspect image {}", s.image))(e)),
+            }
+        });
+        try_join_all(checks).await.map(|_| ())
+    }
+
+    async fn create_and_start(
+        &self,
+        run: &RunIdentity,
+        spec: &ServiceSpec,
+        network: &str,
+        run_labels: &HashMap<String, String>,
+        volumes: &BTreeMap<String, bool>,
+    ) -> Result<RunningService, StackError> {
+        let name = format!("{}-{}", run.project, spec.name);
+        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        labels.extend(run_labels.clone());
+        labels.insert(LABEL_SERVICE.into(), spec.name.clone());
+        let port_key = |p: &super::compose::PortSpec| {
+            format!("{}/{}", p.port, if p.udp { "udp" } else { "tcp" })
+        };
+        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+            .ports
+            .iter()
+            .map(|p| {
+                (
+                    port_key(p),
+                    // Host port "" asks Docker for an ephemeral port; 127.0.0.1 keeps it off the LAN.
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(String::new()),
+                    }]),
+                )
+            })
+            .collect();
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| match m {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => Mount {
+                    typ: Some(MountType::BIND),
+                    source: Some(source.display().to_string()),
+                    target: Some(target.clone()),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                },
+                MountSpec::Volume {
+                    name,
+                    target,
+                    read_only,
+                } => Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(if volumes.get(name).copied().unwrap_or(false) {
+                        cache_volume(name)
+                    } else {
+                        run_volume(run, name)
+                    }),
+                    target: Some(target.clone()),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                },
+                MountSpec::Tmpfs { target } => Mount {
+                    typ: Some(MountType::TMPFS),
+                    target: Some(target.clone()),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let nanos = |d: Option<Duration>| d.map(|d| d.as_nanos() as i64);
+        let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: nanos(h.interval),
+            timeout: nanos(h.timeout),
+            retries: h.retries,
+            start_period: nanos(h.start_period),
+            ..Default::default()
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: spec.command.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            env: Some(
+                spec.environment
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            user: spec.user.clone(),
+            working_dir: spec.working_dir.clone(),
+            labels: Some(labels),
+            exposed_ports: Some(spec.ports.iter().map(port_key).collect()),
+            healthcheck,
+            host_config: Some(HostConfig {
+                port_bindings: Some(port_bindings),
+                mounts: Some(mounts),
+                network_mode: Some(network.to_string()),
+                shm_size: spec.shm_size,
+                tmpfs: Some(
+                    spec.tmpfs
+                        .iter()
+                        .map(|t| match t.split_once(':') {
+                            Some((path, opts)) => (path.to_string(), opts.to_string()),
+                            None => (t.clone(), String::new()),
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network.to_string(),
+                    EndpointSettings {
+                        aliases: Some(spec.aliases.clone()),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(docker_err(format!("create container {name}")))?;
+        self.docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+            .map_err(docker_err(format!("start container {name}")))?;
+        let inspected = self
+            .docker
+            .inspect_container(&created.id, None::<InspectContainerOptions>)
+            .await
+            .map_err(docker_err(format!("inspect container {name}")))?;
+        let mut ports = BTreeMap::new();
+        let published = inspected
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default();
+        for (key, bindings) in published {
+            let Some(port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            if let Some(host) = bindings
+                .unwrap_or_default()
+                .iter()
+                .find_map(|b| b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()))
+            {
+                ports.insert(port, host);
+            }
+        }
+        Ok(RunningService {
+            name: spec.name.clone(),
+            container_id: created.id,
+            container_name: name,
+            ports,
+        })
+    }
+
+    /// Follows the container's output into `file` until the container stops or the task is
+    /// aborted; `remove_run` writes the complete log once more before removing the container.
+    fn stream_logs(&self, svc: &RunningService, file: &Path) -> tokio::task::JoinHandle<()> {
+        let docker = self.docker.clone();
+        let id = svc.container_id.clone();
+        let file = file.to_path_buf();
+        tokio::spawn(async move {
+            let Ok(mut out) = tokio::fs::File::create(&file).await else {
+                return;
+            };
+            let mut stream = docker.logs(
+                &id,
+                Some(LogsOptions {
+                    follow: true,
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                }),
+            );
+            while let Some(Ok(chunk)) = stream.next().await {
+                if out.write_all(&chunk.into_bytes()).await.is_err() {
+                    break;
+                }
+                let _ = out.flush().await;
+            }
+        })
+    }
+
+    async fn mark_kept(&self, run: &RunIdentity) -> Result<(), StackError> {
+        let mut labels = run.labels();
+        labels.insert(LABEL_KEEP.into(), "true".into());
+        labels.insert(LABEL_MARKER.into(), "kept".into());
+        let name = format!("{}-kept", run.project);
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(docker_err(format!("create volume {name}")))?;
+        Ok(())
+    }
+
+    /// Every run that has a container, network or volume in the daemon, optionally only those of
+    /// one project root.
+    pub async fn runs(&self, root: Option<&str>) -> Result<Vec<RunSummary>, StackError> {
+        let mut pairs = vec![(LABEL_RUN, "")];
+        if let Some(r) = root {
+            pairs.push((LABEL_ROOT, r));
+        }
+        let filters = label_filter(&pairs);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(docker_err("list containers"))?;
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters.clone()),
+            }))
+            .await
+            .map_err(docker_err("list networks"))?;
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(docker_err("list volumes"))?
+            .volumes
+            .unwrap_or_default();
+
+        let mut runs: BTreeMap<String, RunSummary> = BTreeMap::new();
+        let mut note = |labels: &HashMap<String, String>| -> Option<String> {
+            let id = labels.get(LABEL_RUN)?.clone();
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            runs.entry(id.clone()).or_insert_with(|| {
+                let owner = get(LABEL_OWNER);
+                RunSummary {
+                    id: id.clone(),
+                    project: get(LABEL_PROJECT),
+                    owner_alive: Owner::parse(&owner).is_none_or(|o| o.is_alive()),
+                    owner,
+                    root: get(LABEL_ROOT),
+                    kept: false,
+                    services: Vec::new(),
+                }
+            });
+            Some(id)
+        };
+        for n in &networks {
+            note(n.labels.as_ref().unwrap_or(&HashMap::new()));
+        }
+        let mut kept = Vec::new();
+        for v in &volumes {
+            if let Some(id) = note(&v.labels)
+                && v.labels.get(LABEL_MARKER).map(String::as_str) == Some("kept")
+            {
+                kept.push(id);
+            }
+        }
+        let mut services = Vec::new();
+        for c in &containers {
+            let labels = c.labels.clone().unwrap_or_default();
+            if let Some(id) = note(&labels) {
+                let ports = c
+                    .ports
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| p.public_port.map(|h| (p.private_port, h)))
+                    .collect();
+                services.push((
+                    id,
+                    ServiceState {
+                        service: labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+                        container: c
+                            .names
+                            .as_ref()
+                            .and_then(|n| n.first())
+                            .map(|n| n.trim_start_matches('/').to_string())
+                            .unwrap_or_default(),
+                        state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                        health: c
+                            .health
+                            .as_ref()
+                            .and_then(|h| h.status.map(|s| s.to_string())),
+                        ports,
+                    },
+                ));
+            }
+        }
+        for (id, s) in services {
+            if let Some(r) = runs.get_mut(&id) {
+                r.services.push(s);
+            }
+        }
+        for id in kept {
+            if let Some(r) = runs.get_mut(&id) {
+                r.kept = true;
+            }
+        }
+        let mut out: Vec<RunSummary> = runs.into_values().collect();
+        for r in &mut out {
+            r.services.sort_by(|a, b| a.service.cmp(&b.service));
+        }
+        Ok(out)
+    }
+
+    /// Removes the run's containers (forcefully: a test stack has nothing to flush), then its
+    /// network and volumes. Before a container goes, its full log is written to `logs_dir`.
+    /// Returns how many resources were removed.
+    pub async fn remove_run(&self, id: &str, logs_dir: Option<&Path>) -> Result<usize, StackError> {
+        let filters = label_filter(&[(LABEL_RUN, id)]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(docker_err("list containers"))?;
+        let removals = containers.iter().map(|c| async move {
+            let cid = c.id.clone().unwrap_or_default();
+            let service = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SERVICE).cloned())
+                .unwrap_or_else(|| cid.clone());
+            if let Some(dir) = logs_dir
+                && dir.is_dir()
+            {
+                save_logs(&self.docker, &cid, &dir.join(format!("{service}.log"))).await;
+            }
+            self.docker
+                .remove_container(
+                    &cid,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .or_else(not_found)
+                .map_err(docker_err(format!("remove container {service}")))
+        });
+        let mut removed = 0;
+        for r in join_all(removals).await {
+            r?;
+            removed += 1;
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters.clone()),
+            }))
+            .await
+            .map_err(docker_err("list networks"))?;
+        for n in networks {
+            let name = n.id.or(n.name).unwrap_or_default();
+            self.docker
+                .remove_network(&name)
+                .await
+                .or_else(not_found)
+                .map_err(docker_err(format!("remove network {name}")))?;
+            removed += 1;
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(docker_err("list volumes"))?
+            .volumes
+            .unwrap_or_default();
+        let removals = volumes.iter().map(|v| async move {
+            self.docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
+                .await
+                .or_else(not_found)
+                .map_err(docker_err(format!("remove volume {}", v.name)))
+        });
+        for r in join_all(removals).await {
+            r?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}
+
+fn not_found(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
+    match e {
+        // Already gone (a concurrent down or sweep): the goal is reached.
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => Ok(()),
+        e => Err(e),
+    }
+}
+
+async fn save_logs(docker: &Docker, container: &str, file: &Path) {
+    let mut stream = docker.logs(
+        container,
+        Some(LogsOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    let mut bytes = Vec::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        bytes.extend_from_slice(&chunk.into_bytes());
+    }
+    let _ = tokio::fs::write(file, bytes).await;
+}
+
+fn run_volume(run: &RunIdentity, name: &str) -> String {
+    format!("{}_{name}", run.project)
+}
+
+fn cache_volume(name: &str) -> String {
+    format!("harness-cache-{name}")
+}

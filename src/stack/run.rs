@@ -1,0 +1,623 @@
+//! The stack commands: `up`, `down`, `status`, `logs`. Each is a function of the config and a
+//! request; `cli` only turns their outcome into text.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures_util::StreamExt;
+
+use super::compose::{self, Source};
+use super::engine::RunSummary;
+use super::{Engine, RunIdentity, StackError, StackHandle};
+use crate::config::Config;
+use crate::error::{Exit, Failure};
+use crate::events::{Event, Reporter};
+
+/// The built-in stack. Written into each run's directory so the files a run used can be read
+/// afterwards, and so relative bind mounts (the proxy config) resolve inside the run.
+const BUILTIN: &[(&str, &str)] = &[
+    ("base.yml", include_str!("../../compose/base.yml")),
+    ("mocks.yml", include_str!("../../compose/mocks.yml")),
+    ("test.yml", include_str!("../../compose/test.yml")),
+    ("tls.yml", include_str!("../../compose/tls.yml")),
+];
+
+/// Image repositories the compose files refer to through `HARNESS_IMAGE_<NAME>`.
+const IMAGES: &[(&str, &str)] = &[
+    ("HARNESS_IMAGE_APP", "harness/app"),
+    ("HARNESS_IMAGE_PROXY", "harness/proxy"),
+    ("HARNESS_IMAGE_MOCKS", "harness/mocks"),
+    ("HARNESS_IMAGE_PLAYWRIGHT", "harness/playwright"),
+];
+
+pub struct UpRequest {
+    pub with_mocks: bool,
+    /// Plain HTTP on the proxy, for debugging; TLS with the project CA otherwise.
+    pub no_tls: bool,
+    pub skip_build: bool,
+    /// `up` keeps the stack; `test` (later) tears it down unless `--keep`.
+    pub keep: bool,
+}
+
+/// What `up` started: everything the user needs to reach and stop it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpOutcome {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub state_file: Option<PathBuf>,
+    pub urls: Vec<ServiceUrl>,
+    pub elapsed_ms: u128,
+}
+
+/// One address a run publishes on 127.0.0.1.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceUrl {
+    pub service: String,
+    pub what: String,
+    pub url: String,
+}
+
+pub struct DownRequest {
+    pub run: Option<String>,
+    pub all: bool,
+}
+
+pub struct StatusRequest {
+    pub run: Option<String>,
+}
+
+pub struct LogsRequest {
+    pub service: String,
+    pub run: Option<String>,
+    pub follow: bool,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })
+}
+
+/// The project root as labels record it: canonical, so runs are found from any spelling.
+fn root_label(config: &Config) -> String {
+    project_root(config).display().to_string()
+}
+
+/// Absolute, because bind-mount sources must be and labels must compare equal.
+fn project_root(config: &Config) -> PathBuf {
+    config
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| config.root.clone())
+}
+
+fn runs_dir(config: &Config) -> PathBuf {
+    project_root(config).join(".harness").join("runs")
+}
+
+/// Builds (or reuses) the local package, starts the stack and waits until every service is
+/// ready. On any failure or interrupt the run is removed before this returns.
+///
+/// The cheap checks come first, so a missing daemon (exit 3) or a bad compose file (exit 2) is
+/// reported before a package build is spent.
+pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<UpOutcome, Failure> {
+    let start = Instant::now();
+    if req.no_tls {
+        reporter.event(&Event::Note {
+            message: "--no-tls: the proxy serves plain HTTP, for debugging only".into(),
+        });
+    }
+    let rt = runtime()?;
+    rt.block_on(async {
+        let t = Instant::now();
+        reporter.event(&Event::PhaseStarted { phase: "docker" });
+        let engine = Engine::connect().await?;
+        reporter.event(&Event::PhaseFinished {
+            phase: "docker",
+            elapsed: t.elapsed(),
+            detail: "connected".into(),
+        });
+
+        let root = project_root(config);
+        let run = RunIdentity::new(&root, req.keep);
+        let run_dir = runs_dir(config).join(&run.id);
+        let compose_dir = run_dir.join("compose");
+        let app_dir = run_dir.join("app");
+        let state_copy = run_dir.join(STATE_FILE);
+
+        let mut vars = image_vars(&engine).await;
+        for (k, v) in [
+            ("HARNESS_RUN_ID", run.id.clone()),
+            ("HARNESS_RUN_DIR", run_dir.display().to_string()),
+            ("HARNESS_APP_DIR", app_dir.display().to_string()),
+            ("HARNESS_STATE_FILE", state_copy.display().to_string()),
+            ("HARNESS_PROJECT_DIR", root.display().to_string()),
+            ("HARNESS_HEALTH_PATH", config.stack.health_path.clone()),
+            ("HARNESS_FQDN", config.stack.fqdn.clone()),
+            ("HARNESS_TLS_DIR", run_dir.join("tls").display().to_string()),
+        ] {
+            vars.insert(k.to_string(), v);
+        }
+        let mut sources = vec![builtin_source("base.yml", &compose_dir)];
+        if req.with_mocks {
+            sources.push(builtin_source("mocks.yml", &compose_dir));
+        }
+        if !req.no_tls {
+            sources.push(builtin_source("tls.yml", &compose_dir));
+        }
+        for o in &config.stack.compose_overrides {
+            sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
+        }
+        let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
+        let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
+        if let Some(app) = stack.services.get_mut("app") {
+            // The target's env from harness.toml is what production gets; it wins over compose.
+            app.environment.extend(config.target("local").env);
+        }
+
+        let default_zip = root.join(".harness/dist/local/deploy.zip");
+        let (zip, state_file) = if req.skip_build && default_zip.is_file() {
+            (default_zip, root.join(STATE_FILE))
+        } else {
+            let request = crate::package::BuildRequest {
+                target: "local",
+                seed_demo: false,
+                rotate_secrets: false,
+                output: None,
+            };
+            let built = crate::package::build(config, &request, reporter)?;
+            (built.zip, built.state_file)
+        };
+        let state_file = crate::events::phase(reporter, "prepare", || {
+            prepare_run_dir(&run_dir, &zip, &state_file, &state_copy)
+                .map(|s| (s, format!("{} (package extracted)", run_dir.display())))
+        })?;
+        crate::events::phase(reporter, "tls", || {
+            prepare_proxy(config, &root, &run_dir, !req.no_tls)
+        })?;
+
+        let logs_dir = run_dir.join("logs");
+        let handle = guarded(&engine, &run, &logs_dir, async {
+            let t = Instant::now();
+            reporter.event(&Event::PhaseStarted { phase: "stack" });
+            let h = engine.start(&run, &stack, &logs_dir, reporter).await?;
+            reporter.event(&Event::PhaseFinished {
+                phase: "stack",
+                elapsed: t.elapsed(),
+                detail: format!("{} services ready", h.services.len()),
+            });
+            Ok(h)
+        })
+        .await?;
+
+        Ok(UpOutcome {
+            run_id: run.id.clone(),
+            run_dir,
+            state_file,
+            urls: urls_of(&handle),
+            elapsed_ms: start.elapsed().as_millis(),
+        })
+    })
+}
+
+const STATE_FILE: &str = "deployment_state_local.json";
+
+/// Names the run's leaf certificate covers: the FQDN the browser uses, and every service that
+/// is reached over TLS inside the run's network.
+const TLS_SERVICE_NAMES: [&str; 4] = ["proxy", "geoip", "mailpit", "netcup"];
+
+/// Renders the proxy config, and with TLS issues the run's leaf from the project CA and writes
+/// the certificates and the CA bundle into `<run>/tls/`.
+fn prepare_proxy(
+    config: &Config,
+    root: &Path,
+    run_dir: &Path,
+    tls: bool,
+) -> Result<((), String), Failure> {
+    use crate::tls::proxy::{ProxyParams, TlsFiles, render};
+    let tls_dir = run_dir.join("tls");
+    let mut detail = "plain HTTP (--no-tls)".to_string();
+    let files = if tls {
+        let (ca, created) = crate::tls::Ca::load_or_create(&crate::tls::ca_dir(root))?;
+        let mut names = vec![config.stack.fqdn.clone()];
+        names.extend(TLS_SERVICE_NAMES.iter().map(|n| n.to_string()));
+        let leaf = ca.issue(&names)?;
+        leaf.write(&tls_dir, "proxy", &ca)?;
+        crate::fsutil::write_atomic(&tls_dir.join("ca.pem"), ca.cert_pem.as_bytes(), 0o644)?;
+        // The host's roots (Debian's bundle, as in the images) plus our CA.
+        let system =
+            std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+        let bundle = crate::tls::bundle(&system, &ca);
+        crate::fsutil::write_atomic(&tls_dir.join("ca-bundle.pem"), bundle.as_bytes(), 0o644)?;
+        detail = format!(
+            "{} CA {}…, leaf for {}",
+            if created { "new" } else { "project" },
+            &ca.fingerprint[..23],
+            names.join(", ")
+        );
+        Some(TlsFiles {
+            cert: "/run/harness/tls/proxy.crt".into(),
+            key: "/run/harness/tls/proxy.key".into(),
+        })
+    } else {
+        None
+    };
+    let conf = render(&ProxyParams {
+        fqdn: config.stack.fqdn.clone(),
+        app_upstream: "app:80".into(),
+        mailpit_upstream: Some("mailpit:8025".into()),
+        tls: files,
+        hsts_include_subdomains: false,
+        access_log: "/var/log/harness/access.jsonl".into(),
+    });
+    let path = run_dir.join("compose/proxy/nginx.conf");
+    crate::fsutil::write_atomic(&path, conf.as_bytes(), 0o644)?;
+    std::fs::create_dir_all(run_dir.join("proxy-log"))
+        .map_err(io_fail(format!("create {}/proxy-log", run_dir.display())))?;
+    Ok(((), detail))
+}
+
+fn builtin_source(name: &str, compose_dir: &Path) -> Source {
+    let text = BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, t)| *t)
+        .expect("built-in compose file");
+    Source {
+        name: format!("compose/{name} (built in)"),
+        dir: compose_dir.to_path_buf(),
+        text: text.to_string(),
+    }
+}
+
+/// `HARNESS_IMAGE_<NAME>` for the compose files: from the environment when set, else the newest
+/// local `harness/<name>` tag, else `harness/<name>:latest` (which `Engine::start` then reports as
+/// missing, before creating anything). Interim: once the images module is merged this becomes
+/// `images::Images::resolve`, which also bakes a missing image.
+async fn image_vars(engine: &Engine) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    for (var, repo) in IMAGES {
+        let image = match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            _ => engine
+                .newest_image(repo)
+                .await
+                .unwrap_or_else(|| format!("{repo}:latest")),
+        };
+        vars.insert(var.to_string(), image);
+    }
+    vars
+}
+
+/// Runs `work` (which creates the run's resources) so that an error, SIGINT or SIGTERM removes
+/// everything the run created before returning. A panic is covered by [`PanicGuard`], and a
+/// SIGKILL by the next command's sweep.
+async fn guarded<F>(
+    engine: &Engine,
+    run: &RunIdentity,
+    logs_dir: &Path,
+    work: F,
+) -> Result<StackHandle, Failure>
+where
+    F: std::future::Future<Output = Result<StackHandle, StackError>>,
+{
+    let panic_guard = PanicGuard {
+        run: run.id.clone(),
+        armed: true,
+    };
+    let outcome = tokio::select! {
+        r = work => r,
+        _ = interrupted() => Err(StackError::Interrupted),
+    };
+    let mut panic_guard = panic_guard;
+    panic_guard.armed = false;
+    match outcome {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            if let Err(cleanup) = engine.remove_run(&run.id, Some(logs_dir)).await {
+                eprintln!("warning: cleanup of run {} failed: {cleanup}", run.id);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Removes the run if the code that owns it unwinds through a panic.
+struct PanicGuard {
+    run: String,
+    armed: bool,
+}
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let run = self.run.clone();
+        // A runtime cannot be started inside the one that is unwinding; a plain thread can.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let engine = Engine::connect().await.ok()?;
+                engine.remove_run(&run, None).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn io_fail(what: String) -> impl FnOnce(std::io::Error) -> Failure {
+    move |e| Failure::new(Exit::Environment, format!("{what}: {e}"))
+}
+
+/// `.harness/runs/<id>/`: the run's own package copy (`app/`), state file copy, compose files.
+/// Returns the state file copy, when the project has a state file.
+fn prepare_run_dir(
+    run_dir: &Path,
+    zip: &Path,
+    state: &Path,
+    state_copy: &Path,
+) -> Result<Option<PathBuf>, Failure> {
+    let app_dir = run_dir.join("app");
+    std::fs::create_dir_all(&app_dir).map_err(io_fail(format!("create {}", app_dir.display())))?;
+    std::fs::create_dir_all(run_dir.join("logs"))
+        .map_err(io_fail(format!("create {}/logs", run_dir.display())))?;
+    let file = std::fs::File::open(zip).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("cannot open the package {}: {e}", zip.display()),
+        )
+        .hint("run `harness build --local`, or drop --skip-build")
+    })?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("{} is not a readable zip: {e}", zip.display()),
+        )
+        .hint("rebuild it with `harness build --local`")
+    })?;
+    archive.extract(&app_dir).map_err(|e| {
+        Failure::new(
+            Exit::Environment,
+            format!(
+                "cannot extract {} into {}: {e}",
+                zip.display(),
+                app_dir.display()
+            ),
+        )
+    })?;
+    let compose_dir = run_dir.join("compose");
+    for (name, text) in BUILTIN {
+        let path = compose_dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io_fail(format!("create {}", parent.display())))?;
+        }
+        std::fs::write(&path, text).map_err(io_fail(format!("write {}", path.display())))?;
+    }
+    if !state.is_file() {
+        return Ok(None);
+    }
+    // Written 0600 from the start, so the secrets are never readable by others, not even briefly.
+    let bytes = std::fs::read(state).map_err(io_fail(format!("read {}", state.display())))?;
+    write_private(state_copy, &bytes)?;
+    Ok(Some(state_copy.to_path_buf()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_fail(format!("write {}", path.display())))?;
+    f.write_all(bytes)
+        .map_err(io_fail(format!("write {}", path.display())))
+}
+
+fn urls_of(handle: &StackHandle) -> Vec<ServiceUrl> {
+    let mut urls = Vec::new();
+    for (name, svc) in &handle.services {
+        for (cport, hport) in &svc.ports {
+            let (what, url) = match (name.as_str(), cport) {
+                (_, 1025) => ("SMTP".to_string(), format!("smtp://127.0.0.1:{hport}")),
+                ("proxy", 443) => (
+                    "the app through the TLS proxy (trust .harness/ca/ca.pem)".to_string(),
+                    format!("https://127.0.0.1:{hport}/"),
+                ),
+                ("proxy", _) => (
+                    "the app through the proxy (plain HTTP)".to_string(),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
+                ("app", _) => (
+                    "the app directly (Apache + Passenger)".to_string(),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
+                ("mailpit", 8025) => (
+                    "Mailpit UI and API".to_string(),
+                    format!("http://127.0.0.1:{hport}/mailpit/"),
+                ),
+                ("geoip", _) => (
+                    "GeoIP2 web service mock".to_string(),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
+                ("netcup", _) => (
+                    "Netcup DNS API mock".to_string(),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
+                _ => (
+                    format!("port {cport}"),
+                    format!("http://127.0.0.1:{hport}/"),
+                ),
+            };
+            urls.push(ServiceUrl {
+                service: name.clone(),
+                what,
+                url,
+            });
+        }
+    }
+    urls
+}
+
+/// Picks the one run a command acts on: the named one, or the only one; with several, the user
+/// must choose.
+fn pick<'a>(
+    runs: &'a [RunSummary],
+    wanted: Option<&str>,
+) -> Result<Option<&'a RunSummary>, Failure> {
+    match wanted {
+        Some(id) => runs.iter().find(|r| r.id == id).map(Some).ok_or_else(|| {
+            Failure::new(
+                Exit::BadInput,
+                format!("no run `{id}` is up in this project"),
+            )
+            .hint(list_hint(runs))
+        }),
+        None => match runs {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            many => Err(Failure::new(
+                Exit::BadInput,
+                format!(
+                    "{} runs are up in this project; say which with --run ID",
+                    many.len()
+                ),
+            )
+            .hint(list_hint(runs))),
+        },
+    }
+}
+
+fn list_hint(runs: &[RunSummary]) -> String {
+    if runs.is_empty() {
+        "no run is up; start one with `harness up`".into()
+    } else {
+        let ids: Vec<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+        format!("runs: {} (see `harness status`)", ids.join(", "))
+    }
+}
+
+/// Removes the chosen run(s) of this project; returns the removed run ids.
+pub fn down(
+    config: &Config,
+    req: &DownRequest,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>, Failure> {
+    runtime()?.block_on(async {
+        let engine = Engine::connect().await?;
+        let runs = engine.runs(Some(&root_label(config))).await?;
+        let chosen: Vec<&RunSummary> = if req.all {
+            runs.iter().collect()
+        } else {
+            pick(&runs, req.run.as_deref())?.into_iter().collect()
+        };
+        let t = Instant::now();
+        reporter.event(&Event::PhaseStarted { phase: "down" });
+        let removals = chosen.iter().map(|r| {
+            let logs = runs_dir(config).join(&r.id).join("logs");
+            let engine = engine.clone();
+            async move { engine.remove_run(&r.id, Some(&logs)).await }
+        });
+        let mut resources = 0;
+        for r in futures_util::future::join_all(removals).await {
+            resources += r?;
+        }
+        let ids: Vec<String> = chosen.iter().map(|r| r.id.clone()).collect();
+        reporter.event(&Event::PhaseFinished {
+            phase: "down",
+            elapsed: t.elapsed(),
+            detail: format!("{} run(s), {resources} resources removed", ids.len()),
+        });
+        Ok(ids)
+    })
+}
+
+/// The runs of this project (or the one named), as found in the daemon.
+pub fn status(config: &Config, req: &StatusRequest) -> Result<Vec<RunSummary>, Failure> {
+    runtime()?.block_on(async {
+        let engine = Engine::connect().await?;
+        let runs = engine.runs(Some(&root_label(config))).await?;
+        match &req.run {
+            Some(id) => Ok(pick(&runs, Some(id))?.into_iter().cloned().collect()),
+            None => Ok(runs),
+        }
+    })
+}
+
+/// Writes a service's logs to `out`, following them with `--follow` until the container stops
+/// or the user interrupts.
+pub fn logs(config: &Config, req: &LogsRequest, out: &mut dyn Write) -> Result<(), Failure> {
+    runtime()?.block_on(async {
+        let engine = Engine::connect().await?;
+        let runs = engine.runs(Some(&root_label(config))).await?;
+        let run = pick(&runs, req.run.as_deref())?.ok_or_else(|| {
+            Failure::new(Exit::BadInput, "no run is up in this project")
+                .hint("start one with `harness up`; logs of finished runs are in .harness/runs/<id>/logs/")
+        })?;
+        let svc = run.services.iter().find(|s| s.service == req.service).ok_or_else(|| {
+            let names: Vec<&str> = run.services.iter().map(|s| s.service.as_str()).collect();
+            Failure::new(
+                Exit::BadInput,
+                format!("run {} has no service `{}`", run.id, req.service),
+            )
+            .hint(format!("its services: {}", names.join(", ")))
+        })?;
+        let options = bollard::query_parameters::LogsOptions {
+            follow: req.follow,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        let mut stream = engine.docker().logs(&svc.container, Some(options));
+        loop {
+            let next = tokio::select! {
+                n = stream.next() => n,
+                _ = interrupted() => break,
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    out.write_all(&chunk.into_bytes())
+                        .and_then(|_| out.flush())
+                        .map_err(io_fail("write logs".into()))?;
+                }
+                Some(Err(e)) => {
+                    return Err(StackError::Docker {
+                        action: format!("read logs of {}", svc.container),
+                        reason: e.to_string(),
+                    }
+                    .into());
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    })
+}
