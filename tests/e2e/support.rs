@@ -424,8 +424,10 @@ pub fn remove_image(reference: &str) {
     });
 }
 
-/// Removes every container and network of this run (the suite's last step).
+/// Removes every container and network of this run, and this process's copy of the binary (the
+/// suite's last step).
 pub fn sweep_run() {
+    let _ = std::fs::remove_dir_all(bin_dir());
     if !matches!(docker_state(), DockerState::Ready) {
         return;
     }
@@ -451,7 +453,7 @@ pub fn harness_bin() -> &'static Path {
         let src = std::env::var_os("HARNESS_E2E_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")));
-        let dir = std::env::temp_dir().join(format!("harness-{}", run_id()));
+        let dir = bin_dir();
         std::fs::create_dir_all(&dir).expect("temp dir for the harness binary");
         let dst = dir.join("harness");
         std::fs::copy(&src, &dst).expect("copy the harness binary");
@@ -523,4 +525,8 @@ pub async fn wait_http(port: u16, path: &str, limit: Duration) -> Result<(u16, S
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("harness-{}", run_id()))
 }
