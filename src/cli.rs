@@ -97,6 +97,12 @@ pub enum Command {
     /// indexes and triggers. [parity] allow in harness.toml lists the differences that are
     /// expected. Exit 0 when only allowed differences remain, 1 naming every other one.
     Parity(ParityArgs),
+    /// Show or build the stack's images (app, proxy, mocks, playwright) without a registry.
+    ///
+    /// Each image resolves in order: present locally, pulled (the pinned public image), baked from
+    /// the offline recipe in compose/images/. Baked images are labelled with their recipe hash and
+    /// never rebuilt while it matches. Without --bake this lists them.
+    Images(ImagesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +164,28 @@ pub struct LogsArgs {
     /// Keep printing new lines until the service stops or Ctrl-C.
     #[arg(long, short)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// List each image's source (local, pulled, baked), recipe hash, size and age.
+    #[arg(long)]
+    pub list: bool,
+    /// Resolve every image now, baking what is missing. A second call changes nothing.
+    #[arg(long)]
+    pub bake: bool,
+    /// Never pull from a registry (also HARNESS_OFFLINE=1).
+    #[arg(long)]
+    pub offline: bool,
+    /// Resolution order, e.g. `bake` or `local,pull,bake` [default: local,pull,bake; env HARNESS_IMAGE_ORDER].
+    #[arg(long, value_name = "LIST")]
+    pub order: Option<String>,
+    /// Read recipes from DIR/<name>/recipe.toml instead of the ones built into harness.
+    #[arg(long, value_name = "DIR")]
+    pub recipes: Option<PathBuf>,
+    /// Only these images [default: all].
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -426,6 +454,18 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             crate::stack::logs(&config, &request, &mut std::io::stdout().lock())?;
             Ok(Exit::Success)
         }
+        Command::Images(args) => crate::images::run(
+            &crate::images::Request {
+                list: args.list,
+                bake: args.bake,
+                offline: args.offline,
+                order: args.order.clone(),
+                recipes: args.recipes.clone(),
+                names: args.names.clone(),
+                json: cli.json,
+            },
+            &reporter,
+        ),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod gatekeeper;
 pub mod git;
+pub mod images;
 pub mod ledger;
 pub mod package;
 pub mod parity;

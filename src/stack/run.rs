@@ -134,7 +134,12 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         let app_dir = run_dir.join("app");
         let state_copy = run_dir.join(STATE_FILE);
 
-        let mut vars = image_vars(&engine).await;
+        let needed: &[&str] = if req.with_mocks {
+            &["app", "proxy", "mocks"]
+        } else {
+            &["app", "proxy"]
+        };
+        let mut vars = image_vars(&engine, needed, reporter).await?;
         for (k, v) in [
             ("HARNESS_RUN_ID", run.id.clone()),
             ("HARNESS_RUN_DIR", run_dir.display().to_string()),
@@ -282,15 +287,35 @@ fn builtin_source(name: &str, compose_dir: &Path) -> Source {
     }
 }
 
-/// `HARNESS_IMAGE_<NAME>` for the compose files: from the environment when set, else the newest
-/// local `harness/<name>` tag, else `harness/<name>:latest` (which `Engine::start` then reports as
-/// missing, before creating anything). Interim: once the images module is merged this becomes
-/// `images::Images::resolve`, which also bakes a missing image.
-async fn image_vars(engine: &Engine) -> BTreeMap<String, String> {
+/// `HARNESS_IMAGE_<NAME>` for the compose files: from the environment when set; else, for the
+/// images this run starts, from `images::Images::resolve` (local → pulled → baked, baking what is
+/// missing); else the newest local `harness/<name>` tag, else `harness/<name>:latest` (which
+/// `Engine::start` then reports as missing, before creating anything).
+async fn image_vars(
+    engine: &Engine,
+    needed: &[&str],
+    reporter: &dyn Reporter,
+) -> Result<BTreeMap<String, String>, Failure> {
     let mut vars = BTreeMap::new();
+    let mut images = None;
     for (var, repo) in IMAGES {
+        let name = repo.trim_start_matches("harness/");
         let image = match std::env::var(var) {
             Ok(v) if !v.is_empty() => v,
+            _ if needed.contains(&name) => {
+                if images.is_none() {
+                    images = Some(
+                        crate::images::Images::connect(
+                            crate::images::Options::from_env()?,
+                            reporter,
+                        )
+                        .await
+                        .map_err(Failure::from)?,
+                    );
+                }
+                let images = images.as_ref().expect("connected above");
+                images.resolve(name).await.map_err(Failure::from)?.reference
+            }
             _ => engine
                 .newest_image(repo)
                 .await
@@ -298,7 +323,7 @@ async fn image_vars(engine: &Engine) -> BTreeMap<String, String> {
         };
         vars.insert(var.to_string(), image);
     }
-    vars
+    Ok(vars)
 }
 
 /// Runs `work` (which creates the run's resources) so that an error, SIGINT or SIGTERM removes
