@@ -14,6 +14,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use twin::Twin;
 
 type Outcome = Result<(), Failed>;
+type Case = (&'static str, fn() -> Outcome);
 
 fn bin() -> PathBuf {
     std::env::var_os("HARNESS_E2E_BIN")
@@ -25,19 +26,48 @@ fn main() {
     let args = Arguments::from_args();
     let docker = twin::docker(&["version", "--format", "{{.Server.Version}}"]).is_ok();
     if !docker && std::env::var_os("CI").is_some() {
-        eprintln!("CI is set but the Docker daemon is unreachable: the deploy suite cannot be skipped");
+        eprintln!(
+            "CI is set but the Docker daemon is unreachable: the deploy suite cannot be skipped"
+        );
         std::process::exit(1);
     }
-    let cases: Vec<(&'static str, fn() -> Outcome)> = vec![
-        ("no_green_run_exits_4_and_no_file_on_the_twin_changes", no_green_run_exits_4_and_no_file_on_the_twin_changes),
-        ("green_run_deploys_new_build_keeps_marker_row_and_one_backup", green_run_deploys_new_build_keeps_marker_row_and_one_backup),
-        ("one_byte_changed_after_the_green_run_exits_4", one_byte_changed_after_the_green_run_exits_4),
-        ("forced_release_failing_import_is_rolled_back_exit_5_old_build_answers", forced_release_failing_import_is_rolled_back_exit_5_old_build_answers),
-        ("held_lock_exits_4_naming_holder_then_break_lock_proceeds", held_lock_exits_4_naming_holder_then_break_lock_proceeds),
-        ("unreachable_host_exits_3_and_nothing_changes", unreachable_host_exits_3_and_nothing_changes),
-        ("schema_drift_without_migrate_command_exits_4_and_nothing_changes", schema_drift_without_migrate_command_exits_4_and_nothing_changes),
-        ("fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes", fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes),
-        ("dry_run_prints_the_plan_and_changes_nothing", dry_run_prints_the_plan_and_changes_nothing),
+    let cases: Vec<Case> = vec![
+        (
+            "no_green_run_exits_4_and_no_file_on_the_twin_changes",
+            no_green_run_exits_4_and_no_file_on_the_twin_changes,
+        ),
+        (
+            "green_run_deploys_new_build_keeps_marker_row_and_one_backup",
+            green_run_deploys_new_build_keeps_marker_row_and_one_backup,
+        ),
+        (
+            "one_byte_changed_after_the_green_run_exits_4",
+            one_byte_changed_after_the_green_run_exits_4,
+        ),
+        (
+            "forced_release_failing_import_is_rolled_back_exit_5_old_build_answers",
+            forced_release_failing_import_is_rolled_back_exit_5_old_build_answers,
+        ),
+        (
+            "held_lock_exits_4_naming_holder_then_break_lock_proceeds",
+            held_lock_exits_4_naming_holder_then_break_lock_proceeds,
+        ),
+        (
+            "unreachable_host_exits_3_and_nothing_changes",
+            unreachable_host_exits_3_and_nothing_changes,
+        ),
+        (
+            "schema_drift_without_migrate_command_exits_4_and_nothing_changes",
+            schema_drift_without_migrate_command_exits_4_and_nothing_changes,
+        ),
+        (
+            "fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes",
+            fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes,
+        ),
+        (
+            "dry_run_prints_the_plan_and_changes_nothing",
+            dry_run_prints_the_plan_and_changes_nothing,
+        ),
     ];
     let trials = cases
         .into_iter()
@@ -66,10 +96,16 @@ struct Project {
 impl Project {
     fn new(extra_toml: &str) -> Project {
         let dir = tempfile::tempdir().unwrap();
-        for entry in walkdir::WalkDir::new(example_dir()).into_iter().filter_entry(|e| {
-            let n = e.file_name().to_string_lossy();
-            n != ".harness" && n != "__pycache__" && !n.starts_with("deployment_state") && n != ".pytest_cache"
-        }) {
+        for entry in walkdir::WalkDir::new(example_dir())
+            .into_iter()
+            .filter_entry(|e| {
+                let n = e.file_name().to_string_lossy();
+                n != ".harness"
+                    && n != "__pycache__"
+                    && !n.starts_with("deployment_state")
+                    && n != ".pytest_cache"
+            })
+        {
             let entry = entry.unwrap();
             let rel = entry.path().strip_prefix(example_dir()).unwrap();
             let dest = dir.path().join(rel);
@@ -82,10 +118,23 @@ impl Project {
         let toml = dir.path().join("harness.toml");
         let t = std::fs::read_to_string(&toml)
             .unwrap()
-            .replace("ssh = \"deploy@webhosting.example\"", &format!("ssh = \"{}\"", twin::HOST_ALIAS))
-            .replace("remote_dir = \"/home/deploy/app\"", &format!("remote_dir = \"{}\"\nverify_timeout = 20\nconnect_timeout = 5{extra_toml}", twin::REMOTE_DIR));
+            .replace(
+                "ssh = \"deploy@webhosting.example\"",
+                &format!("ssh = \"{}\"", twin::HOST_ALIAS),
+            )
+            .replace(
+                "remote_dir = \"/home/deploy/app\"",
+                &format!(
+                    "remote_dir = \"{}\"\nverify_timeout = 20\nconnect_timeout = 5{extra_toml}",
+                    twin::REMOTE_DIR
+                ),
+            );
         std::fs::write(&toml, t).unwrap();
-        std::fs::write(dir.path().join(".gitignore"), ".harness/\ndeployment_state_*.json\n").unwrap();
+        std::fs::write(
+            dir.path().join(".gitignore"),
+            ".harness/\ndeployment_state_*.json\n",
+        )
+        .unwrap();
         let p = Project { dir };
         p.git(&["init", "-q", "-b", "main"]);
         p.commit("example");
@@ -122,20 +171,34 @@ impl Project {
 
     fn harness(&self, twin: Option<&Twin>, args: &[&str]) -> Output {
         let mut c = Command::new(bin());
-        c.args(["--project", self.root().to_str().unwrap()]).args(args);
+        c.args(["--project", self.root().to_str().unwrap()])
+            .args(args);
         c.env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
             .env("PIP_RETRIES", "0")
             .env("PIP_TIMEOUT", "2");
         if let Some(t) = twin {
-            c.env("HARNESS_SSH_CONFIG", t.ssh_config()).env("HARNESS_DEPLOY_URL", t.url());
+            c.env("HARNESS_SSH_CONFIG", t.ssh_config())
+                .env("HARNESS_DEPLOY_URL", t.url());
         }
         c.output().unwrap()
     }
 
     /// Builds the webhosting package to `out` and returns its build id.
     fn build_to(&self, out: &Path) -> Result<String, Failed> {
-        let o = self.harness(None, &["--json", "build", "--target", "webhosting", "--output", out.to_str().unwrap()]);
-        ensure(o.status.success(), || format!("build failed: {}", text(&o.stderr)))?;
+        let o = self.harness(
+            None,
+            &[
+                "--json",
+                "build",
+                "--target",
+                "webhosting",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        );
+        ensure(o.status.success(), || {
+            format!("build failed: {}", text(&o.stderr))
+        })?;
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
         Ok(v["build_id"].as_str().unwrap().to_string())
     }
@@ -143,7 +206,9 @@ impl Project {
     /// Builds the package deploy would build and records a green, full run of it.
     fn record_green_run(&self) -> Result<String, Failed> {
         let o = self.harness(None, &["--json", "build", "--target", "webhosting"]);
-        ensure(o.status.success(), || format!("build failed: {}", text(&o.stderr)))?;
+        ensure(o.status.success(), || {
+            format!("build failed: {}", text(&o.stderr))
+        })?;
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
         let fps = harness::package::Fingerprints {
             code: v["fingerprints"]["code"].as_str().unwrap().into(),
@@ -160,7 +225,8 @@ impl Project {
         run.passed = 12;
         run.outcome = harness::ledger::Outcome::Green;
         run.finished_at = harness::ledger::Timestamp::now();
-        let mut ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(self.root())).map_err(|e| e.to_string())?;
+        let mut ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(self.root()))
+            .map_err(|e| e.to_string())?;
         ledger.record_run(&run).map_err(|e| e.to_string())?;
         Ok(v["build_id"].as_str().unwrap().to_string())
     }
@@ -173,11 +239,18 @@ impl Project {
 }
 
 fn describe(o: &Output) -> String {
-    format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), text(&o.stdout), text(&o.stderr))
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    )
 }
 
 fn expect_exit(o: &Output, code: i32) -> Outcome {
-    ensure(o.status.code() == Some(code), || format!("expected exit {code}, got {}", describe(o)))
+    ensure(o.status.code() == Some(code), || {
+        format!("expected exit {code}, got {}", describe(o))
+    })
 }
 
 const MARKER: &str = "INSERT INTO settings (key, value) VALUES ('e2e_marker', '\"before-deploy\"')";
@@ -188,7 +261,9 @@ fn twin_with_old_release(p: &Project) -> Result<(Twin, String), Failed> {
     let twin = Twin::start()?;
     let old_zip = p.root().join(".harness/old.zip");
     std::fs::create_dir_all(p.root().join(".harness")).unwrap();
-    p.edit("src/app/__init__.py", |s| format!("{s}\n# the previous release\n"));
+    p.edit("src/app/__init__.py", |s| {
+        format!("{s}\n# the previous release\n")
+    });
     let old = p.build_to(&old_zip)?;
     p.git(&["checkout", "--", "src/app/__init__.py"]);
     twin.install(&old_zip, &old)?;
@@ -203,8 +278,12 @@ fn no_green_run_exits_4_and_no_file_on_the_twin_changes() -> Outcome {
     let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
     expect_exit(&o, 4)?;
     ensure(text(&o.stderr).contains("no green run"), || describe(&o))?;
-    ensure(twin.checksums()? == before, || "files on the twin changed".into())?;
-    ensure(twin.build_id().as_deref() == Some(old.as_str()), || "the old build no longer answers".into())
+    ensure(twin.checksums()? == before, || {
+        "files on the twin changed".into()
+    })?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "the old build no longer answers".into()
+    })
 }
 
 fn green_run_deploys_new_build_keeps_marker_row_and_one_backup() -> Outcome {
@@ -214,64 +293,137 @@ fn green_run_deploys_new_build_keeps_marker_row_and_one_backup() -> Outcome {
     ensure(new != old, || "the two builds have one id".into())?;
     let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
     expect_exit(&o, 0)?;
-    ensure(twin.build_id().as_deref() == Some(new.as_str()), || format!("/version is not {new}: {:?}", twin.build_id()))?;
+    ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
+        format!("/version is not {new}: {:?}", twin.build_id())
+    })?;
     ensure(twin.health() == Some(200), || "health is not 200".into())?;
-    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || "the marker row is gone".into())?;
+    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
+        "the marker row is gone".into()
+    })?;
     let backups = p.backups();
     ensure(backups.len() == 1, || format!("backups: {backups:?}"))?;
     // The backup holds the tree and the database with the marker row.
-    let list = Command::new("tar").arg("-tzf").arg(&backups[0]).output().unwrap();
+    let list = Command::new("tar")
+        .arg("-tzf")
+        .arg(&backups[0])
+        .output()
+        .unwrap();
     let names = text(&list.stdout);
-    ensure(names.lines().any(|l| l == "app.db") && names.contains("./passenger_wsgi.py"), || format!("backup lists:\n{names}"))?;
+    ensure(
+        names.lines().any(|l| l == "app.db") && names.contains("./passenger_wsgi.py"),
+        || format!("backup lists:\n{names}"),
+    )?;
     // The previous release is kept beside remote_dir, the lock is gone, both audit logs have a line.
     let releases = twin.exec("ls /home/deploy/.app.harness/releases")?;
     ensure(releases.contains(&old), || format!("releases: {releases}"))?;
-    ensure(twin.exec("test ! -e /home/deploy/.app.harness/lock").is_ok(), || "lock left behind".into())?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )?;
     let remote_audit = twin.exec("cat /home/deploy/.app.harness/audit.log")?;
-    ensure(remote_audit.contains(&format!("deployed build={new}")), || remote_audit.clone())?;
-    let local_audit = std::fs::read_to_string(p.root().join(".harness/audit.log")).unwrap_or_default();
-    ensure(local_audit.contains(&format!("deployed build={new}")), || local_audit.clone())?;
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(p.root().join("deployment_state_webhosting.json")).unwrap()).unwrap();
-    ensure(state["deployment"]["build_id"] == new.as_str() && state["admin"]["password"].is_string(), || format!("state: {state}"))?;
+    ensure(
+        remote_audit.contains(&format!("deployed build={new}")),
+        || remote_audit.clone(),
+    )?;
+    let local_audit =
+        std::fs::read_to_string(p.root().join(".harness/audit.log")).unwrap_or_default();
+    ensure(
+        local_audit.contains(&format!("deployed build={new}")),
+        || local_audit.clone(),
+    )?;
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.root().join("deployment_state_webhosting.json")).unwrap(),
+    )
+    .unwrap();
+    ensure(
+        state["deployment"]["build_id"] == new.as_str() && state["admin"]["password"].is_string(),
+        || format!("state: {state}"),
+    )?;
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(p.root().join("deployment_state_webhosting.json")).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(p.root().join("deployment_state_webhosting.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     ensure(mode == 0o600, || format!("state file mode {mode:o}"))?;
-    let ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(p.root())).map_err(|e| e.to_string())?;
+    let ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(p.root()))
+        .map_err(|e| e.to_string())?;
     let deploys = ledger.deploys().map_err(|e| e.to_string())?;
-    ensure(deploys.len() == 1 && deploys[0].1.outcome == harness::ledger::DeployOutcome::Deployed, || format!("{deploys:?}"))
+    ensure(
+        deploys.len() == 1 && deploys[0].1.outcome == harness::ledger::DeployOutcome::Deployed,
+        || format!("{deploys:?}"),
+    )
 }
 
 fn one_byte_changed_after_the_green_run_exits_4() -> Outcome {
     let p = Project::new("");
     p.record_green_run()?;
-    p.edit("src/app/public.py", |s| s.replacen("bp = Blueprint", "bp =  Blueprint", 1));
+    p.edit("src/app/public.py", |s| {
+        s.replacen("bp = Blueprint", "bp =  Blueprint", 1)
+    });
     p.commit("one byte");
     // The gate refuses before any connection, so no twin is needed: the host is a closed port.
     let twin_dir = tempfile::tempdir().unwrap();
     let cfg = twin_dir.path().join("ssh_config");
-    std::fs::write(&cfg, format!("Host {}\n  HostName 127.0.0.1\n  Port 9\n", twin::HOST_ALIAS)).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host {}\n  HostName 127.0.0.1\n  Port 9\n",
+            twin::HOST_ALIAS
+        ),
+    )
+    .unwrap();
     let o = Command::new(bin())
-        .args(["--project", p.root().to_str().unwrap(), "deploy", "webhosting"])
+        .args([
+            "--project",
+            p.root().to_str().unwrap(),
+            "deploy",
+            "webhosting",
+        ])
         .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
         .env("HARNESS_SSH_CONFIG", &cfg)
         .output()
         .unwrap();
     expect_exit(&o, 4)?;
-    ensure(text(&o.stderr).contains("code fingerprint differs"), || describe(&o))
+    ensure(text(&o.stderr).contains("code fingerprint differs"), || {
+        describe(&o)
+    })
 }
 
 fn forced_release_failing_import_is_rolled_back_exit_5_old_build_answers() -> Outcome {
     let p = Project::new("");
     let (twin, old) = twin_with_old_release(&p)?;
-    p.edit("src/app/__init__.py", |s| format!("raise ImportError('this release is broken')\n{s}"));
+    p.edit("src/app/__init__.py", |s| {
+        format!("raise ImportError('this release is broken')\n{s}")
+    });
     p.commit("broken");
-    let o = p.harness(Some(&twin), &["deploy", "webhosting", "--force", "--reason", "e2e: rollback"]);
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--force",
+            "--reason",
+            "e2e: rollback",
+        ],
+    );
     expect_exit(&o, 5)?;
     ensure(text(&o.stderr).contains("rolled back"), || describe(&o))?;
-    ensure(twin.build_id().as_deref() == Some(old.as_str()), || format!("/version: {:?}", twin.build_id()))?;
-    ensure(twin.health() == Some(200), || "health is not 200 after the rollback".into())?;
-    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || "the marker row is gone".into())?;
-    ensure(twin.exec("test ! -e /home/deploy/.app.harness/lock").is_ok(), || "lock left behind".into())
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        format!("/version: {:?}", twin.build_id())
+    })?;
+    ensure(twin.health() == Some(200), || {
+        "health is not 200 after the rollback".into()
+    })?;
+    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
+        "the marker row is gone".into()
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )
 }
 
 fn held_lock_exits_4_naming_holder_then_break_lock_proceeds() -> Outcome {
@@ -282,11 +434,18 @@ fn held_lock_exits_4_naming_holder_then_break_lock_proceeds() -> Outcome {
     let before = twin.checksums()?;
     let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
     expect_exit(&o, 4)?;
-    ensure(text(&o.stderr).contains("user=alice") && text(&o.stderr).contains("alice-laptop"), || describe(&o))?;
-    ensure(twin.checksums()? == before, || "files on the twin changed".into())?;
+    ensure(
+        text(&o.stderr).contains("user=alice") && text(&o.stderr).contains("alice-laptop"),
+        || describe(&o),
+    )?;
+    ensure(twin.checksums()? == before, || {
+        "files on the twin changed".into()
+    })?;
     let o = p.harness(Some(&twin), &["deploy", "webhosting", "--break-lock"]);
     expect_exit(&o, 0)?;
-    ensure(twin.build_id().as_deref() == Some(new.as_str()), || "new build not served".into())
+    ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
+        "new build not served".into()
+    })
 }
 
 fn unreachable_host_exits_3_and_nothing_changes() -> Outcome {
@@ -295,30 +454,50 @@ fn unreachable_host_exits_3_and_nothing_changes() -> Outcome {
     p.record_green_run()?;
     let before = twin.checksums()?;
     // A closed port on 127.0.0.1: bind one, note it, close it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     twin.write_config(port)?;
     let start = Instant::now();
     let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
     let took = start.elapsed();
     expect_exit(&o, 3)?;
-    ensure(text(&o.stderr).contains("cannot reach twin over SSH within 5 s"), || describe(&o))?;
+    ensure(
+        text(&o.stderr).contains("cannot reach twin over SSH within 5 s"),
+        || describe(&o),
+    )?;
     ensure(took < Duration::from_secs(120), || format!("took {took:?}"))?;
-    ensure(twin.checksums()? == before, || "files on the twin changed".into())?;
-    ensure(twin.build_id().as_deref() == Some(old.as_str()), || "the old build no longer answers".into())
+    ensure(twin.checksums()? == before, || {
+        "files on the twin changed".into()
+    })?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "the old build no longer answers".into()
+    })
 }
 
 fn schema_drift_without_migrate_command_exits_4_and_nothing_changes() -> Outcome {
     let p = Project::new("");
     let (twin, old) = twin_with_old_release(&p)?;
-    p.edit("db/schema.sql", |s| format!("{s}\nCREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\n"));
+    p.edit("db/schema.sql", |s| {
+        format!("{s}\nCREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\n")
+    });
     p.commit("schema drift");
     p.record_green_run()?;
     let before = twin.checksums()?;
     let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
     expect_exit(&o, 4)?;
-    ensure(text(&o.stderr).contains("schema") && text(&o.stderr).contains("differs"), || describe(&o))?;
-    ensure(twin.checksums()? == before, || "files on the twin changed".into())?;
-    ensure(twin.build_id().as_deref() == Some(old.as_str()), || "the old build no longer answers".into())
+    ensure(
+        text(&o.stderr).contains("schema") && text(&o.stderr).contains("differs"),
+        || describe(&o),
+    )?;
+    ensure(twin.checksums()? == before, || {
+        "files on the twin changed".into()
+    })?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "the old build no longer answers".into()
+    })
 }
 
 fn fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes() -> Outcome {
@@ -329,13 +508,31 @@ fn fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes() -> Outcome 
     let key_before = twin.sql("SELECT hex(value) FROM settings WHERE key = 'secret_key'")?;
     ensure(key_before.len() > 20, || format!("key hex {key_before}"))?;
     let new = p.record_green_run()?;
-    let o = p.harness(Some(&twin), &["deploy", "webhosting", "--fresh-db", "--preserve-secret-key"]);
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--fresh-db",
+            "--preserve-secret-key",
+        ],
+    );
     expect_exit(&o, 0)?;
-    ensure(twin.sql(MARKER_Q)?.is_empty(), || "the marker row survived --fresh-db".into())?;
+    ensure(twin.sql(MARKER_Q)?.is_empty(), || {
+        "the marker row survived --fresh-db".into()
+    })?;
     let key_after = twin.sql("SELECT hex(value) FROM settings WHERE key = 'secret_key'")?;
-    ensure(key_after == key_before, || format!("secret_key changed: {key_before} -> {key_after}"))?;
-    ensure(twin.sql("SELECT typeof(value) FROM settings WHERE key = 'secret_key'")? == "text", || "not text".into())?;
-    ensure(twin.build_id().as_deref() == Some(new.as_str()) && twin.health() == Some(200), || "the app does not answer".into())
+    ensure(key_after == key_before, || {
+        format!("secret_key changed: {key_before} -> {key_after}")
+    })?;
+    ensure(
+        twin.sql("SELECT typeof(value) FROM settings WHERE key = 'secret_key'")? == "text",
+        || "not text".into(),
+    )?;
+    ensure(
+        twin.build_id().as_deref() == Some(new.as_str()) && twin.health() == Some(200),
+        || "the app does not answer".into(),
+    )
 }
 
 fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
@@ -346,10 +543,21 @@ fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
     let o = p.harness(Some(&twin), &["deploy", "webhosting", "--dry-run"]);
     expect_exit(&o, 0)?;
     let out = text(&o.stdout);
-    for id in ["lock", "backup", "upload", "checksum", "extract", "database", "swap", "verify"] {
-        ensure(out.contains(&format!(" {id} ")), || format!("plan lacks {id}:\n{out}"))?;
+    for id in [
+        "lock", "backup", "upload", "checksum", "extract", "database", "swap", "verify",
+    ] {
+        ensure(out.contains(&format!(" {id} ")), || {
+            format!("plan lacks {id}:\n{out}")
+        })?;
     }
-    ensure(twin.checksums()? == before, || "files on the twin changed".into())?;
-    ensure(twin.exec("test ! -e /home/deploy/.app.harness").is_ok(), || "dry run created the harness dir".into())?;
-    ensure(twin.build_id().as_deref() == Some(old.as_str()), || "old build gone".into())
+    ensure(twin.checksums()? == before, || {
+        "files on the twin changed".into()
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness").is_ok(),
+        || "dry run created the harness dir".into(),
+    )?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
 }

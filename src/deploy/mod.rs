@@ -146,220 +146,216 @@ pub fn deploy(
         Ok((outcome, detail))
     })?;
 
-    // 2. The exact zip boots in the app image.
-    // A forced deploy is forced past this too (the gate decision records the reason); it still
+    // 2. The exact zip boots in the app image, in parallel with the read-only SSH work, the lock
+    // and the backup; it must have passed before the upload.
+    // A forced deploy is forced past it too (the gate decision records the reason); it still
     // runs, so the warning says what production is about to get.
-    crate::events::phase(reporter, "boot-check", || {
-        match boot::check(config, &shipment.zip, &shipment.build_id) {
-            Ok(d) => Ok(((), d)),
-            Err(f) if req.force.is_some() => {
-                reporter.event(&Event::Warning {
-                    message: format!("--force: deploying although {}", f.message),
-                });
-                Ok(((), "failed, forced past it".to_string()))
-            }
-            Err(f) => Err(f),
-        }
-    })?;
-
-    // 3. One SSH connection for everything else.
-    let ssh = crate::events::phase(reporter, "connect", || {
-        let s = Ssh::connect(SshTarget {
-            destination: destination.clone(),
-            config_file: ssh_config_file(),
-            connect_timeout: wh.connect_timeout,
-        })
-        .map_err(|e| ssh_failure(e, "nothing was changed"))?;
-        Ok::<_, Failure>((s, destination.clone()))
-    })?;
-    let db = config
-        .package
-        .database
-        .as_ref()
-        .map(|d| d.get_ref().path.clone());
-    let pre = crate::events::phase(reporter, "preflight", || {
-        let out = ssh
-            .run(&plan::preflight_script(&layout, db.as_deref()))
-            .map_err(|e| ssh_failure(e, "nothing was changed"))?;
-        let pre = Preflight::parse(&out.text());
-        let detail = format!(
-            "live {}, free {} MiB",
-            if pre.live {
-                "present"
-            } else {
-                "absent (first deploy)"
-            },
-            pre.free_kb / 1024
-        );
-        Ok::<_, Failure>((pre, detail))
-    })?;
-    pre.check(&layout, req.break_lock, &shipment.zip, &destination)?;
-
-    let stamp = stamp();
-    let local_backups = config.root.join(".harness").join("backups");
-    let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
-    let backup_name = format!("{stamp}-{}", pre.live_build.as_deref().unwrap_or("unknown"));
-    let facts = Facts {
-        layout: layout.clone(),
-        build_id: shipment.build_id.clone(),
-        zip: shipment.zip.clone(),
-        zip_sha256: shipment.sha256.clone(),
-        db: db.clone(),
-        live_exists: pre.live,
-        live_db_exists: pre.live_db,
-        previous_release: backup_name.clone(),
-        failed_release: format!("{stamp}-failed-{}", shipment.build_id),
-        backup_name: backup_name.clone(),
-        local_backup: local_backups.join(format!("webhosting-{backup_name}.tar.gz")),
-        local_db_snapshot: scratch.path().join("production.db"),
-        keep_releases: wh.keep_releases,
-        keep_backups: wh.keep_backups,
-        fresh_db: req.fresh_db,
-        preserve_secret_key: req.preserve_secret_key,
-        break_lock: req.break_lock,
-        migrate_command: wh.migrate_command.clone(),
-        lock_details: lock_details(&shipment.build_id),
-        audit_line: String::new(),
-    };
-    let steps = plan::plan(&facts);
-
-    // The schema is checked before the lock too, from a throwaway snapshot, so a refusal changes
-    // nothing at all; the plan checks it again under the lock, on the backup's copy.
-    if let (true, Some(db)) = (pre.live_db, &db) {
-        crate::events::phase(reporter, "schema", || {
-            let snap = scratch.path().join("preflight.db");
-            let live_db = ssh::quote(&format!("{}/{db}", layout.live));
-            let script = format!(
-                "t=$(mktemp) && sqlite3 {live_db} \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
-            );
-            ssh.run_to_file(&script, &snap)
-                .map_err(|e| ssh_failure(e, "nothing was changed"))?;
-            schema_check(&snap, &shipment, &wh, req.fresh_db).map(|d| ((), d))
-        })?;
-    }
-    if req.dry_run {
-        ssh.close();
-        return Ok(DeployReceipt {
-            build_id: shipment.build_id,
-            destination,
-            remote_dir: layout.live,
-            release: None,
-            backup: None,
-            plan: steps,
-            dry_run: true,
-            elapsed: started.elapsed(),
+    let (boot_zip, boot_id) = (shipment.zip.clone(), shipment.build_id.clone());
+    std::thread::scope(|scope| {
+        let boot = scope.spawn(move || {
+            crate::events::phase(reporter, "boot-check", || {
+                match boot::check(config, &boot_zip, &boot_id) {
+                    Ok(d) => Ok(((), d)),
+                    Err(f) if req.force.is_some() => {
+                        reporter.event(&Event::Warning {
+                            message: format!("--force: deploying although {}", f.message),
+                        });
+                        Ok(((), "failed, forced past it".to_string()))
+                    }
+                    Err(f) => Err(f),
+                }
+            })
         });
-    }
-    std::fs::create_dir_all(&local_backups).map_err(|e| io_failure(&local_backups, e))?;
-
-    let probe = verify::Probe {
-        base: base_url.trim_end_matches('/').to_string(),
-        health_path: config.stack.health_path.clone(),
-        version_path: config.stack.version_path.clone(),
-        settle: STAT_THROTTLE + Duration::from_secs(1),
-        timeout: wh.verify_timeout,
-    };
-    let swapped_at = std::cell::Cell::new(Instant::now());
-    let mut check = |c: Check| -> Result<String, Failure> {
-        match c {
-            Check::Schema => schema_check(&facts.local_db_snapshot, &shipment, &wh, req.fresh_db),
-            Check::Verify => probe.until(&shipment.build_id, swapped_at.get()),
-            Check::VerifyRollback => match &pre.live_build {
-                Some(old) => probe.until(old, swapped_at.get()),
-                None => Err(Failure::new(
-                    Exit::Unknown,
-                    "the previous release has no build id to verify",
-                )),
-            },
-        }
-    };
-
-    // Up to the swap, a failure leaves production untouched: unlock and report.
-    let swap_at = steps
-        .iter()
-        .position(|s| s.id == "swap")
-        .expect("a plan swaps");
-    let (before, after) = steps.split_at(swap_at);
-    let mut receipt_backup = None;
-    if let Err((id, e)) = plan::execute(before, &ssh, reporter, &mut check) {
-        let failure = match e {
-            StepError::Ssh(SshError::Remote { code, stderr, .. })
-                if id == "lock" && code == plan::LOCK_HELD =>
-            {
-                return Err(lock_held(&stderr, &layout));
-            }
-            StepError::Ssh(e) if id == "migrate" => Failure::new(
-                Exit::Refused,
-                format!(
-                    "the schema differs and migrate_command failed in staging; production is unchanged: {e}"
-                ),
-            ),
-            StepError::Ssh(e) => ssh_failure(e, "production is unchanged"),
-            StepError::Check(f) => f,
+        let join_boot = move || -> Result<(), Failure> {
+            boot.join()
+                .unwrap_or_else(|_| Err(Failure::new(Exit::Environment, "the boot check panicked")))
         };
-        let _ = ssh.run(&unlock_script(&layout));
-        record(
-            &mut ledger,
-            started_at,
-            &shipment,
-            gate.decision_id,
-            DeployOutcome::Failed,
-            None,
-            &failure.message,
-        );
-        return Err(failure);
-    }
-    if pre.live {
-        receipt_backup = Some(facts.local_backup.clone());
-        prune_local(&local_backups, wh.keep_backups);
-    }
 
-    // The swap and the verification.
-    let (swap, verify_step) = after.split_at(1);
-    if let Err((_, e)) = plan::execute(swap, &ssh, reporter, &mut |_| unreachable_check()) {
-        let failure = Failure::new(
-            Exit::Unknown,
-            format!(
-                "the swap on {destination} failed part-way: {}",
-                step_error_text(&e)
-            ),
-        )
-        .hint(format!(
-            "check on the server: does {} exist and hold a release? The previous one is {}/{}; \
-             the new one may still be in {}. The lock {} is kept until you have looked \
-             (then deploy again with --break-lock).",
-            layout.live,
-            layout.releases(),
-            facts.previous_release,
-            layout.staging(),
-            layout.lock()
-        ));
-        record(
-            &mut ledger,
-            started_at,
-            &shipment,
-            gate.decision_id,
-            DeployOutcome::Unknown,
-            None,
-            &failure.message,
-        );
-        return Err(failure);
-    }
-    swapped_at.set(Instant::now());
-    let verified = plan::execute(verify_step, &ssh, reporter, &mut check);
-    if let Err((_, e)) = verified {
-        let why = step_error_text(&e);
-        reporter.event(&Event::Warning {
-            message: format!("verification failed: {why}; rolling back"),
-        });
-        if !pre.live {
+        // 3. One SSH connection for everything else.
+        let ssh = crate::events::phase(reporter, "connect", || {
+            let s = Ssh::connect(SshTarget {
+                destination: destination.clone(),
+                config_file: ssh_config_file(),
+                connect_timeout: wh.connect_timeout,
+            })
+            .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+            Ok::<_, Failure>((s, destination.clone()))
+        })?;
+        let db = config
+            .package
+            .database
+            .as_ref()
+            .map(|d| d.get_ref().path.clone());
+        let pre = crate::events::phase(reporter, "preflight", || {
+            let out = ssh
+                .run(&plan::preflight_script(&layout, db.as_deref()))
+                .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+            let pre = Preflight::parse(&out.text());
+            let detail = format!(
+                "live {}, free {} MiB",
+                if pre.live {
+                    "present"
+                } else {
+                    "absent (first deploy)"
+                },
+                pre.free_kb / 1024
+            );
+            Ok::<_, Failure>((pre, detail))
+        })?;
+        pre.check(&layout, req.break_lock, &shipment.zip, &destination)?;
+
+        let stamp = stamp();
+        let local_backups = config.root.join(".harness").join("backups");
+        let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
+        let backup_name = format!("{stamp}-{}", pre.live_build.as_deref().unwrap_or("unknown"));
+        let facts = Facts {
+            layout: layout.clone(),
+            build_id: shipment.build_id.clone(),
+            zip: shipment.zip.clone(),
+            zip_sha256: shipment.sha256.clone(),
+            db: db.clone(),
+            live_exists: pre.live,
+            live_db_exists: pre.live_db,
+            previous_release: backup_name.clone(),
+            failed_release: format!("{stamp}-failed-{}", shipment.build_id),
+            backup_name: backup_name.clone(),
+            local_backup: local_backups.join(format!("webhosting-{backup_name}.tar.gz")),
+            local_db_snapshot: scratch.path().join("production.db"),
+            keep_releases: wh.keep_releases,
+            keep_backups: wh.keep_backups,
+            fresh_db: req.fresh_db,
+            preserve_secret_key: req.preserve_secret_key,
+            break_lock: req.break_lock,
+            migrate_command: wh.migrate_command.clone(),
+            lock_details: lock_details(&shipment.build_id),
+            audit_line: String::new(),
+        };
+        let steps = plan::plan(&facts);
+
+        // The schema is checked before the lock too, from a throwaway snapshot, so a refusal changes
+        // nothing at all; the plan checks it again under the lock, on the backup's copy.
+        if let (true, Some(db)) = (pre.live_db, &db) {
+            crate::events::phase(reporter, "schema", || {
+                let snap = scratch.path().join("preflight.db");
+                let live_db = ssh::quote(&format!("{}/{db}", layout.live));
+                let script = format!(
+                    "t=$(mktemp) && sqlite3 {live_db} \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
+                );
+                ssh.run_to_file(&script, &snap)
+                    .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+                schema_check(&snap, &shipment, &wh, req.fresh_db).map(|d| ((), d))
+            })?;
+        }
+        if req.dry_run {
+            join_boot()?;
+            ssh.close();
+            return Ok(DeployReceipt {
+                build_id: shipment.build_id.clone(),
+                destination,
+                remote_dir: layout.live,
+                release: None,
+                backup: None,
+                plan: steps,
+                dry_run: true,
+                elapsed: started.elapsed(),
+            });
+        }
+        std::fs::create_dir_all(&local_backups).map_err(|e| io_failure(&local_backups, e))?;
+
+        let probe = verify::Probe {
+            base: base_url.trim_end_matches('/').to_string(),
+            health_path: config.stack.health_path.clone(),
+            version_path: config.stack.version_path.clone(),
+            settle: STAT_THROTTLE + Duration::from_millis(500),
+            timeout: wh.verify_timeout,
+        };
+        let swapped_at = std::cell::Cell::new(Instant::now());
+        let mut check = |c: Check| -> Result<String, Failure> {
+            match c {
+                Check::Schema => {
+                    schema_check(&facts.local_db_snapshot, &shipment, &wh, req.fresh_db)
+                }
+                Check::Verify => probe.until(&shipment.build_id, swapped_at.get()),
+                Check::VerifyRollback => match &pre.live_build {
+                    Some(old) => probe.until(old, swapped_at.get()),
+                    None => Err(Failure::new(
+                        Exit::Unknown,
+                        "the previous release has no build id to verify",
+                    )),
+                },
+            }
+        };
+
+        // Up to the swap, a failure leaves production untouched: unlock and report.
+        let swap_at = steps
+            .iter()
+            .position(|s| s.id == "swap")
+            .expect("a plan swaps");
+        let upload_at = steps
+            .iter()
+            .position(|s| s.id == "upload")
+            .expect("a plan uploads");
+        let (before, after) = steps.split_at(swap_at);
+        let mut receipt_backup = None;
+        let mut join_boot = Some(join_boot);
+        let mut run_before = || -> Result<(), (&'static str, StepError)> {
+            plan::execute(&before[..upload_at], &ssh, reporter, &mut check)?;
+            if let Some(join) = join_boot.take() {
+                join().map_err(|f| ("boot-check", StepError::Check(f)))?;
+            }
+            plan::execute(&before[upload_at..], &ssh, reporter, &mut check)
+        };
+        if let Err((id, e)) = run_before() {
+            let failure = match e {
+                StepError::Ssh(SshError::Remote { code, stderr, .. })
+                    if id == "lock" && code == plan::LOCK_HELD =>
+                {
+                    return Err(lock_held(&stderr, &layout));
+                }
+                StepError::Ssh(e) if id == "migrate" => Failure::new(
+                    Exit::Refused,
+                    format!(
+                        "the schema differs and migrate_command failed in staging; production is unchanged: {e}"
+                    ),
+                ),
+                StepError::Ssh(e) => ssh_failure(e, "production is unchanged"),
+                StepError::Check(f) => f,
+            };
+            let _ = ssh.run(&unlock_script(&layout));
+            record(
+                &mut ledger,
+                started_at,
+                &shipment,
+                gate.decision_id,
+                DeployOutcome::Failed,
+                None,
+                &failure.message,
+            );
+            return Err(failure);
+        }
+        if pre.live {
+            receipt_backup = Some(facts.local_backup.clone());
+            prune_local(&local_backups, wh.keep_backups);
+        }
+
+        // The swap and the verification.
+        let (swap, verify_step) = after.split_at(1);
+        if let Err((_, e)) = plan::execute(swap, &ssh, reporter, &mut |_| unreachable_check()) {
             let failure = Failure::new(
                 Exit::Unknown,
-                format!("the first release on {destination} failed verification ({why}) and there is nothing to roll back to"),
+                format!(
+                    "the swap on {destination} failed part-way: {}",
+                    step_error_text(&e)
+                ),
             )
             .hint(format!(
-                "look at {}/app.log and the web server's error log; the lock {} stays until you deploy again with --break-lock",
+                "check on the server: does {} exist and hold a release? The previous one is {}/{}; \
+             the new one may still be in {}. The lock {} is kept until you have looked \
+             (then deploy again with --break-lock).",
                 layout.live,
+                layout.releases(),
+                facts.previous_release,
+                layout.staging(),
                 layout.lock()
             ));
             record(
@@ -373,49 +369,43 @@ pub fn deploy(
             );
             return Err(failure);
         }
-        let back = plan::rollback(&facts);
-        // The rollback's own swap resets the clock before its verification.
-        let (swap_back, verify_back) = back.split_at(1);
-        let rolled = plan::execute(swap_back, &ssh, reporter, &mut |_| unreachable_check())
-            .and_then(|()| {
-                swapped_at.set(Instant::now());
-                plan::execute(verify_back, &ssh, reporter, &mut check)
-            });
-        return Err(match rolled {
-            Ok(()) => {
-                let line = audit_line(&destination, &layout, &shipment, "rolled_back", &why);
-                let _ = ssh.run(&unlock_script(&layout));
-                let _ = ssh.run(&plan::audit(&layout, &line).command());
-                append_local_audit(&config.root, &line);
-                record(
-                    &mut ledger,
-                    started_at,
-                    &shipment,
-                    gate.decision_id,
-                    DeployOutcome::RolledBack,
-                    None,
-                    &why,
-                );
-                Failure::new(
-                    Exit::RolledBack,
-                    format!(
-                        "build {} failed verification ({why}); rolled back: {} answers again",
-                        shipment.build_id,
-                        pre.live_build.as_deref().unwrap_or("the previous build")
-                    ),
-                )
-                .hint(format!(
-                    "the failed release is kept in {}/{} (see its app.log)",
-                    layout.releases(),
-                    facts.failed_release
-                ))
+        swapped_at.set(Instant::now());
+        // Old releases are pruned while Passenger's throttle runs out (the previous release is the
+        // newest under releases/, so it stays for a rollback).
+        let line = audit_line(&destination, &layout, &shipment, "deployed", "");
+        let (prune, finish_steps) = {
+            let mut f = facts.clone();
+            f.audit_line = line.clone();
+            let mut all = plan::finish(&f);
+            let rest = all.split_off(1);
+            (all, rest)
+        };
+        let verified = std::thread::scope(|inner| {
+            let pruning =
+                inner.spawn(|| plan::execute(&prune, &ssh, reporter, &mut |_| unreachable_check()));
+            let verified = plan::execute(verify_step, &ssh, reporter, &mut check);
+            if let Ok(Err((id, e))) = pruning.join() {
+                reporter.event(&Event::Warning {
+                    message: format!("`{id}` failed: {}", step_error_text(&e)),
+                });
             }
-            Err((id, e)) => {
-                let msg = format!(
-                    "build {} failed verification ({why}) and the rollback failed at `{id}`: {}",
-                    shipment.build_id,
-                    step_error_text(&e)
-                );
+            verified
+        });
+        if let Err((_, e)) = verified {
+            let why = step_error_text(&e);
+            reporter.event(&Event::Warning {
+                message: format!("verification failed: {why}; rolling back"),
+            });
+            if !pre.live {
+                let failure = Failure::new(
+                Exit::Unknown,
+                format!("the first release on {destination} failed verification ({why}) and there is nothing to roll back to"),
+            )
+            .hint(format!(
+                "look at {}/app.log and the web server's error log; the lock {} stays until you deploy again with --break-lock",
+                layout.live,
+                layout.lock()
+            ));
                 record(
                     &mut ledger,
                     started_at,
@@ -423,9 +413,63 @@ pub fn deploy(
                     gate.decision_id,
                     DeployOutcome::Unknown,
                     None,
-                    &msg,
+                    &failure.message,
                 );
-                Failure::new(Exit::Unknown, msg).hint(format!(
+                return Err(failure);
+            }
+            let back = plan::rollback(&facts);
+            // The rollback's own swap resets the clock before its verification.
+            let (swap_back, verify_back) = back.split_at(1);
+            let rolled = plan::execute(swap_back, &ssh, reporter, &mut |_| unreachable_check())
+                .and_then(|()| {
+                    swapped_at.set(Instant::now());
+                    plan::execute(verify_back, &ssh, reporter, &mut check)
+                });
+            return Err(match rolled {
+                Ok(()) => {
+                    let line = audit_line(&destination, &layout, &shipment, "rolled_back", &why);
+                    let _ = ssh.run(&unlock_script(&layout));
+                    let _ = ssh.run(&plan::audit(&layout, &line).command());
+                    append_local_audit(&config.root, &line);
+                    record(
+                        &mut ledger,
+                        started_at,
+                        &shipment,
+                        gate.decision_id,
+                        DeployOutcome::RolledBack,
+                        None,
+                        &why,
+                    );
+                    Failure::new(
+                        Exit::RolledBack,
+                        format!(
+                            "build {} failed verification ({why}); rolled back: {} answers again",
+                            shipment.build_id,
+                            pre.live_build.as_deref().unwrap_or("the previous build")
+                        ),
+                    )
+                    .hint(format!(
+                        "the failed release is kept in {}/{} (see its app.log)",
+                        layout.releases(),
+                        facts.failed_release
+                    ))
+                }
+                Err((id, e)) => {
+                    let msg = format!(
+                        "build {} failed verification ({why}) and the rollback failed at `{id}`: {}",
+                        shipment.build_id,
+                        step_error_text(&e)
+                    );
+                    record(
+                        &mut ledger,
+                        started_at,
+                        &shipment,
+                        gate.decision_id,
+                        DeployOutcome::Unknown,
+                        None,
+                        &msg,
+                    );
+                    Failure::new(Exit::Unknown, msg).hint(format!(
                     "check on {destination}: which release is in {} (cat {}/build_info.json); whether \
                      {}/{} still exists; {}{} answers; the web server's error log. Your backup is {}. \
                      The lock {} is kept; remove it with --break-lock when done.",
@@ -438,46 +482,44 @@ pub fn deploy(
                     facts.local_backup.display(),
                     layout.lock()
                 ))
-            }
-        });
-    }
+                }
+            });
+        }
 
-    // Done: prune, unlock, audit, ledger, state.
-    let release = shipment.build_id.clone();
-    let line = audit_line(&destination, &layout, &shipment, "deployed", "");
-    let mut finish_facts = facts.clone();
-    finish_facts.audit_line = line.clone();
-    if let Err((id, e)) = plan::execute(&plan::finish(&finish_facts), &ssh, reporter, &mut |_| {
-        unreachable_check()
-    }) {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "deployed and verified, but `{id}` failed: {}",
-                step_error_text(&e)
-            ),
-        });
-    }
-    ssh.close();
-    append_local_audit(&config.root, &line);
-    record(
-        &mut ledger,
-        started_at,
-        &shipment,
-        gate.decision_id,
-        DeployOutcome::Deployed,
-        Some(release.clone()),
-        "verified",
-    );
-    update_state(config, &shipment, &destination, &layout)?;
-    Ok(DeployReceipt {
-        build_id: shipment.build_id,
-        destination,
-        remote_dir: layout.live,
-        release: Some(release),
-        backup: receipt_backup,
-        plan: steps,
-        dry_run: false,
-        elapsed: started.elapsed(),
+        // Done: prune, unlock, audit, ledger, state.
+        let release = shipment.build_id.clone();
+        if let Err((id, e)) =
+            plan::execute(&finish_steps, &ssh, reporter, &mut |_| unreachable_check())
+        {
+            reporter.event(&Event::Warning {
+                message: format!(
+                    "deployed and verified, but `{id}` failed: {}",
+                    step_error_text(&e)
+                ),
+            });
+        }
+        ssh.close();
+        append_local_audit(&config.root, &line);
+        record(
+            &mut ledger,
+            started_at,
+            &shipment,
+            gate.decision_id,
+            DeployOutcome::Deployed,
+            Some(release.clone()),
+            "verified",
+        );
+        update_state(config, &shipment, &destination, &layout)?;
+        Ok(DeployReceipt {
+            build_id: shipment.build_id.clone(),
+            destination,
+            remote_dir: layout.live,
+            release: Some(release),
+            backup: receipt_backup,
+            plan: steps,
+            dry_run: false,
+            elapsed: started.elapsed(),
+        })
     })
 }
 

@@ -74,7 +74,7 @@ impl Probe {
                     ),
                 ));
             }
-            std::thread::sleep(Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 

@@ -67,7 +67,8 @@ impl Twin {
         if !out.status.success() {
             return Err(format!("ssh-keygen: {}", text(&out.stderr)));
         }
-        let public = std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
+        let public =
+            std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
         let image = app_image()?;
         let run = harness::stack::RunIdentity::new(dir.path(), false);
         let mut args: Vec<String> = vec!["run".into(), "-d".into()];
@@ -127,7 +128,15 @@ impl Twin {
         let deadline = Instant::now() + Duration::from_secs(30);
         let keys = loop {
             let out = Command::new("ssh-keyscan")
-                .args(["-t", "ed25519", "-T", "2", "-p", &self.ssh_port.to_string(), "127.0.0.1"])
+                .args([
+                    "-t",
+                    "ed25519",
+                    "-T",
+                    "2",
+                    "-p",
+                    &self.ssh_port.to_string(),
+                    "127.0.0.1",
+                ])
                 .output()
                 .map_err(|e| e.to_string())?;
             let keys = text(&out.stdout);
@@ -178,7 +187,11 @@ impl Twin {
 
     /// Puts a release in place the way a first manual upload would, and waits until it answers.
     pub fn install(&self, zip: &Path, build_id: &str) -> Result<(), String> {
-        docker(&["cp", zip.to_str().unwrap(), &format!("{}:/tmp/seed.zip", self.container)])?;
+        docker(&[
+            "cp",
+            zip.to_str().unwrap(),
+            &format!("{}:/tmp/seed.zip", self.container),
+        ])?;
         docker(&["exec", &self.container, "chmod", "644", "/tmp/seed.zip"])?;
         self.exec(&format!(
             "cd {REMOTE_DIR} && unzip -q /tmp/seed.zip && mkdir -p tmp && touch tmp/restart.txt"
