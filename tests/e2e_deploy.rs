@@ -65,14 +65,23 @@ fn main() {
             fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes,
         ),
         (
+            "package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused",
+            package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused,
+        ),
+        (
             "dry_run_prints_the_plan_and_changes_nothing",
             dry_run_prints_the_plan_and_changes_nothing,
         ),
     ];
-    let trials = cases
+    let mut trials: Vec<Trial> = cases
         .into_iter()
         .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
         .collect();
+    // These refuse before Docker or SSH are touched.
+    trials.push(Trial::test(
+        "force_without_reason_and_missing_ssh_config_exit_2",
+        force_without_reason_and_missing_ssh_config_exit_2,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -557,6 +566,80 @@ fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
         twin.exec("test ! -e /home/deploy/.app.harness").is_ok(),
         || "dry run created the harness dir".into(),
     )?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
+}
+
+fn force_without_reason_and_missing_ssh_config_exit_2() -> Outcome {
+    let p = Project::new("");
+    let o = p.harness(None, &["deploy", "webhosting", "--force"]);
+    expect_exit(&o, 2)?;
+    ensure(text(&o.stderr).contains("--force needs --reason"), || {
+        describe(&o)
+    })?;
+    let o = p.harness(None, &["deploy", "webhosting", "--force", "--reason", "  "]);
+    expect_exit(&o, 2)?;
+    p.edit("harness.toml", |s| s.replace("ssh = \"twin\"\n", ""));
+    let o = p.harness(None, &["deploy", "webhosting"]);
+    expect_exit(&o, 2)?;
+    ensure(text(&o.stderr).contains("has no `ssh`"), || describe(&o))
+}
+
+fn package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let zip = p.root().join(".harness/dist/webhosting/deploy.zip");
+    let shipped = p.root().join(".harness/shipped.zip");
+    std::fs::copy(&zip, &shipped).unwrap();
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--dry-run",
+            "--package",
+            shipped.to_str().unwrap(),
+        ],
+    );
+    expect_exit(&o, 0)?;
+    // The same entries with one source changed and build_info.json left as it was.
+    let tampered = p.root().join(".harness/tampered.zip");
+    {
+        let mut src = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+        let mut out = zip::ZipWriter::new(std::fs::File::create(&tampered).unwrap());
+        for i in 0..src.len() {
+            let mut e = src.by_index(i).unwrap();
+            let name = e.name().unwrap().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            if name == "src/app/public.py" {
+                data.extend_from_slice(b"\n# not what was tested\n");
+            }
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut out, &data).unwrap();
+        }
+        out.finish().unwrap();
+    }
+    let before = twin.checksums()?;
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--package",
+            tampered.to_str().unwrap(),
+        ],
+    );
+    expect_exit(&o, 2)?;
+    ensure(text(&o.stderr).contains("changed after the build"), || {
+        describe(&o)
+    })?;
+    ensure(twin.checksums()? == before, || {
+        "files on the twin changed".into()
+    })?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
     })

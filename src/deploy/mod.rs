@@ -96,7 +96,7 @@ pub fn deploy(
 
     // 1. The bytes and the gate.
     let shipment = match &req.package {
-        Some(file) => read_package(file)?,
+        Some(file) => read_package(config, file)?,
         None => {
             let m = crate::package::build(
                 config,
@@ -697,7 +697,10 @@ fn short(fp: &str) -> &str {
     fp.get(..12).unwrap_or(fp)
 }
 
-fn read_package(file: &Path) -> Result<Shipment, Failure> {
+/// Reads a given zip. Its fingerprints are recomputed from its bytes, not taken from its
+/// build_info.json: the gate must decide on what will ship, and a label can lie.
+fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
+    use sha2::{Digest, Sha256};
     let bad = |why: String| {
         Failure::new(Exit::BadInput, format!("{}: {why}", file.display()))
             .hint("pass a deploy.zip written by `harness build --target webhosting`")
@@ -715,18 +718,61 @@ fn read_package(file: &Path) -> Result<Shipment, Failure> {
         s(&info["build_id"]).ok_or_else(|| bad("build_info.json has no build_id".into()))?;
     if info["target"].as_str() != Some("webhosting") {
         return Err(bad(format!(
-            "it was built for {:?}, not webhosting",
+            "it was built for {}, not webhosting",
             info["target"]
         )));
     }
-    let code = s(&info["fingerprints"]["code"])
-        .ok_or_else(|| bad("build_info.json has no code fingerprint".into()))?;
+    const GENERATED: [&str; 3] = ["build_info.json", "MANIFEST.json", "DEPLOY_README.md"];
+    let db_path = config
+        .package
+        .database
+        .as_ref()
+        .map(|d| d.get_ref().path.clone());
+    let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut db_copy = None;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().map_err(|e| bad(e.to_string()))?.into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        if db_path.as_deref() == Some(name.as_str()) {
+            let p = scratch.path().join("package.db");
+            std::fs::write(&p, &data).map_err(|e| io_failure(&p, e))?;
+            db_copy = Some(p);
+        }
+        if GENERATED.contains(&name.as_str()) || config.package.data_files.contains(&name) {
+            continue;
+        }
+        files.push((name, hex::encode(Sha256::digest(&data))));
+    }
+    let code =
+        crate::package::fingerprint::code(files.iter().map(|(p, h)| (p.as_str(), h.as_str())));
+    let schema = match &db_copy {
+        Some(p) => Some(crate::package::database::fingerprint_file(p)?.1),
+        None => None,
+    };
+    let claimed_code = s(&info["fingerprints"]["code"]);
+    let claimed_schema = s(&info["fingerprints"]["schema"]);
+    if claimed_code.as_deref() != Some(code.as_str()) || claimed_schema != schema {
+        return Err(bad(format!(
+            "its files do not match its build_info.json (code {} vs {}, schema {} vs {}); it was changed after the build",
+            short(&code),
+            claimed_code.as_deref().map(short).unwrap_or("none"),
+            schema.as_deref().map(short).unwrap_or("none"),
+            claimed_schema.as_deref().map(short).unwrap_or("none"),
+        )));
+    }
     Ok(Shipment {
         zip: file.to_path_buf(),
         sha256: crate::package::sha256_file(file)?,
         build_id,
         code,
-        schema: s(&info["fingerprints"]["schema"]),
+        schema,
     })
 }
 
