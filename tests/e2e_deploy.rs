@@ -69,6 +69,10 @@ fn main() {
             package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused,
         ),
         (
+            "sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged",
+            sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged,
+        ),
+        (
             "dry_run_prints_the_plan_and_changes_nothing",
             dry_run_prints_the_plan_and_changes_nothing,
         ),
@@ -639,6 +643,53 @@ fn package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused() -> Out
     })?;
     ensure(twin.checksums()? == before, || {
         "files on the twin changed".into()
+    })?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
+}
+
+fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let live = "cd /home/deploy/app && find . -type f -print0 | sort -z | xargs -0 sha256sum";
+    let before = twin.exec(live)?;
+    let mut c = Command::new(bin());
+    c.args([
+        "--project",
+        p.root().to_str().unwrap(),
+        "deploy",
+        "webhosting",
+    ])
+    .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    .env("HARNESS_SSH_CONFIG", twin.ssh_config())
+    .env("HARNESS_DEPLOY_URL", twin.url())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The lock is held from the lock step until the end; the boot check keeps the upload waiting.
+    while twin.exec("test -d /home/deploy/.app.harness/lock").is_err() {
+        if Instant::now() > deadline {
+            let o = child.wait_with_output().unwrap();
+            return Err(format!("the lock never appeared: {}", describe(&o)).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    expect_exit(&o, 130)?;
+    ensure(text(&o.stderr).contains("production is unchanged"), || {
+        describe(&o)
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )?;
+    ensure(twin.exec(live)? == before, || {
+        "the live tree changed".into()
     })?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()

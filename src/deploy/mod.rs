@@ -4,6 +4,7 @@
 //! Gate → boot check → SSH (one master connection) → preflight → the planned remote steps
 //! (`plan.rs`) → verify → rollback or finish → ledger, audit logs, state file.
 mod boot;
+mod interrupt;
 pub mod plan;
 pub mod ssh;
 mod verify;
@@ -70,6 +71,7 @@ pub fn deploy(
 ) -> Result<DeployReceipt, Failure> {
     let started = Instant::now();
     let started_at = Timestamp::now();
+
     let target = config.target("webhosting");
     let where_ = format!("[targets.webhosting] in {}", config.file.display());
     let missing = |key: &str| {
@@ -299,12 +301,26 @@ pub fn deploy(
         let mut receipt_backup = None;
         let mut join_boot = Some(join_boot);
         let mut run_before = || -> Result<(), (&'static str, StepError)> {
-            plan::execute(&before[..upload_at], &ssh, reporter, &mut check)?;
+            plan::execute(
+                &before[..upload_at],
+                &ssh,
+                reporter,
+                &mut check,
+                &interrupt::requested,
+            )?;
             if let Some(join) = join_boot.take() {
                 join().map_err(|f| ("boot-check", StepError::Check(f)))?;
             }
-            plan::execute(&before[upload_at..], &ssh, reporter, &mut check)
+            plan::execute(
+                &before[upload_at..],
+                &ssh,
+                reporter,
+                &mut check,
+                &interrupt::requested,
+            )
         };
+        // From the lock on, an interrupt must clean up: it is handled between steps.
+        interrupt::install();
         if let Err((id, e)) = run_before() {
             let failure = match e {
                 StepError::Ssh(SshError::Remote { code, stderr, .. })
@@ -320,6 +336,12 @@ pub fn deploy(
                 ),
                 StepError::Ssh(e) => ssh_failure(e, "production is unchanged"),
                 StepError::Check(f) => f,
+                StepError::Interrupted => Failure::new(
+                    Exit::Interrupted,
+                    format!(
+                        "interrupted before `{id}`; production is unchanged and the lock is released"
+                    ),
+                ),
             };
             let _ = ssh.run(&unlock_script(&layout));
             record(
@@ -340,7 +362,13 @@ pub fn deploy(
 
         // The swap and the verification.
         let (swap, verify_step) = after.split_at(1);
-        if let Err((_, e)) = plan::execute(swap, &ssh, reporter, &mut |_| unreachable_check()) {
+        if let Err((_, e)) = plan::execute(
+            swap,
+            &ssh,
+            reporter,
+            &mut |_| unreachable_check(),
+            &interrupt::requested,
+        ) {
             let failure = Failure::new(
                 Exit::Unknown,
                 format!(
@@ -381,9 +409,10 @@ pub fn deploy(
             (all, rest)
         };
         let verified = std::thread::scope(|inner| {
-            let pruning =
-                inner.spawn(|| plan::execute(&prune, &ssh, reporter, &mut |_| unreachable_check()));
-            let verified = plan::execute(verify_step, &ssh, reporter, &mut check);
+            let pruning = inner.spawn(|| {
+                plan::execute(&prune, &ssh, reporter, &mut |_| unreachable_check(), &never)
+            });
+            let verified = plan::execute(verify_step, &ssh, reporter, &mut check, &never);
             if let Ok(Err((id, e))) = pruning.join() {
                 reporter.event(&Event::Warning {
                     message: format!("`{id}` failed: {}", step_error_text(&e)),
@@ -420,11 +449,17 @@ pub fn deploy(
             let back = plan::rollback(&facts);
             // The rollback's own swap resets the clock before its verification.
             let (swap_back, verify_back) = back.split_at(1);
-            let rolled = plan::execute(swap_back, &ssh, reporter, &mut |_| unreachable_check())
-                .and_then(|()| {
-                    swapped_at.set(Instant::now());
-                    plan::execute(verify_back, &ssh, reporter, &mut check)
-                });
+            let rolled = plan::execute(
+                swap_back,
+                &ssh,
+                reporter,
+                &mut |_| unreachable_check(),
+                &never,
+            )
+            .and_then(|()| {
+                swapped_at.set(Instant::now());
+                plan::execute(verify_back, &ssh, reporter, &mut check, &never)
+            });
             return Err(match rolled {
                 Ok(()) => {
                     let line = audit_line(&destination, &layout, &shipment, "rolled_back", &why);
@@ -488,9 +523,13 @@ pub fn deploy(
 
         // Done: prune, unlock, audit, ledger, state.
         let release = shipment.build_id.clone();
-        if let Err((id, e)) =
-            plan::execute(&finish_steps, &ssh, reporter, &mut |_| unreachable_check())
-        {
+        if let Err((id, e)) = plan::execute(
+            &finish_steps,
+            &ssh,
+            reporter,
+            &mut |_| unreachable_check(),
+            &never,
+        ) {
             reporter.event(&Event::Warning {
                 message: format!(
                     "deployed and verified, but `{id}` failed: {}",
@@ -523,6 +562,11 @@ pub fn deploy(
     })
 }
 
+/// From the swap on, an interrupt waits until production answers (see interrupt.rs).
+fn never() -> bool {
+    false
+}
+
 fn unreachable_check() -> Result<String, Failure> {
     Err(Failure::new(
         Exit::Unknown,
@@ -553,6 +597,7 @@ fn step_error_text(e: &StepError) -> String {
     match e {
         StepError::Ssh(e) => e.to_string(),
         StepError::Check(f) => f.message.clone(),
+        StepError::Interrupted => "interrupted".into(),
     }
 }
 

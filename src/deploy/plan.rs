@@ -447,17 +447,23 @@ fn sql_path(p: &str) -> String {
 pub enum StepError {
     Ssh(SshError),
     Check(crate::error::Failure),
+    /// Ctrl-C or SIGTERM arrived; the step did not start.
+    Interrupted,
 }
 
 /// Runs `steps` in order with per-step timing events; stops at the first failure and says which
-/// step it was.
+/// step it was. With `interrupted` returning true, the next step is not started.
 pub fn execute(
     steps: &[RemoteStep],
     ssh: &Ssh,
     reporter: &dyn Reporter,
     check: &mut dyn FnMut(Check) -> Result<String, crate::error::Failure>,
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<(), (&'static str, StepError)> {
     for step in steps {
+        if interrupted() {
+            return Err((step.id, StepError::Interrupted));
+        }
         reporter.event(&Event::PhaseStarted { phase: step.id });
         let start = Instant::now();
         let result = match &step.action {

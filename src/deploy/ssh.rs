@@ -4,6 +4,7 @@
 //! The master runs in the background (`-f -N`, ControlMaster=yes). `ssh -f` keeps the stderr it was
 //! given, so it gets a file, not a pipe: a pipe would never reach EOF while the master lives.
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -83,6 +84,7 @@ impl Ssh {
         let control_path = PathBuf::from(format!("/tmp/hs-{:08x}", rand::random::<u32>()));
         let err_file = tempfile::NamedTempFile::new().map_err(SshError::Spawn)?;
         let mut cmd = Command::new("ssh");
+        cmd.process_group(0);
         cmd.args(base_args(&target, &control_path))
             .args([
                 "-o",
@@ -142,6 +144,8 @@ impl Ssh {
         out: Option<&Path>,
     ) -> Result<Output, SshError> {
         let mut cmd = Command::new("ssh");
+        // Not in the terminal's process group: Ctrl-C must not kill a remote step half-way.
+        cmd.process_group(0);
         cmd.args(base_args(&self.target, &self.control_path))
             .args(["-o", "ControlMaster=no", "-T"])
             .arg(&self.target.destination)
