@@ -61,6 +61,10 @@ fn main() {
             schema_drift_without_migrate_command_exits_4_and_nothing_changes,
         ),
         (
+            "schema_drift_with_migrate_command_migrates_production_and_checks_the_result",
+            schema_drift_with_migrate_command_migrates_production_and_checks_the_result,
+        ),
+        (
             "fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes",
             fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes,
         ),
@@ -693,5 +697,53 @@ fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged
     })?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
+    })
+}
+
+fn schema_drift_with_migrate_command_migrates_production_and_checks_the_result() -> Outcome {
+    // First a migrate command that does nothing: the result is checked, so exit 4.
+    let p = Project::new("\nmigrate_command = 'true'");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.edit("db/schema.sql", |s| {
+        format!("{s}\nCREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\n")
+    });
+    p.commit("schema drift");
+    let new = p.record_green_run()?;
+    let live = "cd /home/deploy/app && find . -type f -print0 | sort -z | xargs -0 sha256sum";
+    let before = twin.exec(live)?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    expect_exit(&o, 4)?;
+    ensure(
+        text(&o.stderr).contains("after migrate_command the schema is"),
+        || describe(&o),
+    )?;
+    ensure(twin.exec(live)? == before, || {
+        "the live tree changed".into()
+    })?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )?;
+    // Then one that migrates (harness.toml is not part of the tested bytes; --allow-dirty for it).
+    p.edit("harness.toml", |s| {
+        s.replace(
+            "migrate_command = 'true'",
+            "migrate_command = 'sqlite3 \"$HARNESS_DB_PATH\" \"CREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\"'",
+        )
+    });
+    let o = p.harness(Some(&twin), &["deploy", "webhosting", "--allow-dirty"]);
+    expect_exit(&o, 0)?;
+    ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
+        "new build not served".into()
+    })?;
+    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
+        "the marker row is gone".into()
+    })?;
+    ensure(twin.sql("SELECT count(*) FROM e2e_drift")? == "0", || {
+        "not migrated".into()
     })
 }

@@ -277,6 +277,24 @@ pub fn deploy(
                 Check::Schema => {
                     schema_check(&facts.local_db_snapshot, &shipment, &wh, req.fresh_db)
                 }
+                Check::MigratedSchema => {
+                    let (_, fp) = crate::package::database::fingerprint_file(
+                        &plan::migrated_snapshot(&facts),
+                    )?;
+                    if Some(&fp) == shipment.schema.as_ref() {
+                        Ok(format!("migrated schema {} = the package's", short(&fp)))
+                    } else {
+                        Err(Failure::new(
+                            Exit::Refused,
+                            format!(
+                                "after migrate_command the schema is {}, the package's is {}; production is unchanged",
+                                short(&fp),
+                                shipment.schema.as_deref().map(short).unwrap_or("none")
+                            ),
+                        )
+                        .hint("fix migrate_command so it brings production's schema to the package's"))
+                    }
+                }
                 Check::Verify => probe.until(&shipment.build_id, swapped_at.get()),
                 Check::VerifyRollback => match &pre.live_build {
                     Some(old) => probe.until(old, swapped_at.get()),

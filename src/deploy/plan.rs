@@ -113,6 +113,8 @@ pub enum Action {
 pub enum Check {
     /// Production's schema fingerprint (from the fetched snapshot) against the package's.
     Schema,
+    /// After migrate_command: the staged database's fingerprint must now be the package's.
+    MigratedSchema,
     /// Health 2xx and the new build id, after Passenger's throttle.
     Verify,
     /// The same for the previous build after a rollback.
@@ -343,6 +345,19 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
                     quote(cmd)
                 ),
             ));
+            steps.push(RemoteStep {
+                id: "fetch-migrated",
+                what: "fetch the migrated database".into(),
+                action: Action::Download {
+                    script: format!("cat {}", quote(&staged_db)),
+                    local: migrated_snapshot(f),
+                },
+            });
+            steps.push(RemoteStep {
+                id: "migrated-schema",
+                what: "the migrated schema must be the package's".into(),
+                action: Action::Check(Check::MigratedSchema),
+            });
         }
     }
 
@@ -372,6 +387,11 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         action: Action::Check(Check::Verify),
     });
     steps
+}
+
+/// Where the migrated database is fetched to for its check.
+pub fn migrated_snapshot(f: &Facts) -> PathBuf {
+    f.local_db_snapshot.with_extension("migrated.db")
 }
 
 /// What runs after a successful verification.

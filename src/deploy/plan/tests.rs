@@ -187,6 +187,15 @@ fn migrate_command_runs_in_staging_on_the_copied_database() {
     );
     let pos = |id| ids(&s).iter().position(|x| *x == id).unwrap();
     assert!(pos("database") < pos("migrate") && pos("migrate") < pos("swap"));
+    // The result is checked before the swap: a migrate that does not reach the package's schema
+    // stops the deploy with production unchanged.
+    assert_eq!(
+        script(&s, "fetch-migrated"),
+        "cat /home/u/.app.harness/staging/app.db"
+    );
+    assert!(pos("migrate") < pos("migrated-schema") && pos("migrated-schema") < pos("swap"));
+    f.fresh_db = true;
+    assert!(!ids(&plan(&f)).contains(&"migrate"));
 }
 
 #[test]
