@@ -264,6 +264,17 @@ fn describe(o: &Output) -> String {
     )
 }
 
+/// Compares two `sha256sum` listings and names what differs.
+fn unchanged(before: &str, after: &str) -> Outcome {
+    let a: std::collections::BTreeSet<&str> = before.lines().collect();
+    let b: std::collections::BTreeSet<&str> = after.lines().collect();
+    let gone: Vec<&&str> = a.difference(&b).collect();
+    let new: Vec<&&str> = b.difference(&a).collect();
+    ensure(gone.is_empty() && new.is_empty(), || {
+        format!("files on the twin changed:\n  before only: {gone:?}\n  after only: {new:?}")
+    })
+}
+
 fn expect_exit(o: &Output, code: i32) -> Outcome {
     ensure(o.status.code() == Some(code), || {
         format!("expected exit {code}, got {}", describe(o))
@@ -295,9 +306,7 @@ fn no_green_run_exits_4_and_no_file_on_the_twin_changes() -> Outcome {
     let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
     expect_exit(&o, 4)?;
     ensure(text(&o.stderr).contains("no green run"), || describe(&o))?;
-    ensure(twin.checksums()? == before, || {
-        "files on the twin changed".into()
-    })?;
+    unchanged(&before, &twin.checksums()?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "the old build no longer answers".into()
     })
@@ -455,9 +464,7 @@ fn held_lock_exits_4_naming_holder_then_break_lock_proceeds() -> Outcome {
         text(&o.stderr).contains("user=alice") && text(&o.stderr).contains("alice-laptop"),
         || describe(&o),
     )?;
-    ensure(twin.checksums()? == before, || {
-        "files on the twin changed".into()
-    })?;
+    unchanged(&before, &twin.checksums()?)?;
     let o = p.harness(Some(&twin), &["deploy", "webhosting", "--break-lock"]);
     expect_exit(&o, 0)?;
     ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
@@ -486,9 +493,7 @@ fn unreachable_host_exits_3_and_nothing_changes() -> Outcome {
         || describe(&o),
     )?;
     ensure(took < Duration::from_secs(120), || format!("took {took:?}"))?;
-    ensure(twin.checksums()? == before, || {
-        "files on the twin changed".into()
-    })?;
+    unchanged(&before, &twin.checksums()?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "the old build no longer answers".into()
     })
@@ -509,9 +514,7 @@ fn schema_drift_without_migrate_command_exits_4_and_nothing_changes() -> Outcome
         text(&o.stderr).contains("schema") && text(&o.stderr).contains("differs"),
         || describe(&o),
     )?;
-    ensure(twin.checksums()? == before, || {
-        "files on the twin changed".into()
-    })?;
+    unchanged(&before, &twin.checksums()?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "the old build no longer answers".into()
     })
@@ -567,9 +570,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
             format!("plan lacks {id}:\n{out}")
         })?;
     }
-    ensure(twin.checksums()? == before, || {
-        "files on the twin changed".into()
-    })?;
+    unchanged(&before, &twin.checksums()?)?;
     ensure(
         twin.exec("test ! -e /home/deploy/.app.harness").is_ok(),
         || "dry run created the harness dir".into(),
@@ -645,9 +646,7 @@ fn package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused() -> Out
     ensure(text(&o.stderr).contains("changed after the build"), || {
         describe(&o)
     })?;
-    ensure(twin.checksums()? == before, || {
-        "files on the twin changed".into()
-    })?;
+    unchanged(&before, &twin.checksums()?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
     })
@@ -692,9 +691,7 @@ fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged
             .is_ok(),
         || "lock left behind".into(),
     )?;
-    ensure(twin.exec(live)? == before, || {
-        "the live tree changed".into()
-    })?;
+    unchanged(&before, &twin.exec(live)?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
     })
@@ -717,9 +714,7 @@ fn schema_drift_with_migrate_command_migrates_production_and_checks_the_result()
         text(&o.stderr).contains("after migrate_command the schema is"),
         || describe(&o),
     )?;
-    ensure(twin.exec(live)? == before, || {
-        "the live tree changed".into()
-    })?;
+    unchanged(&before, &twin.exec(live)?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
     })?;
