@@ -44,6 +44,15 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
+    ///
+    /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
+    /// e.g. {"service":"netcup","http":"0.0.0.0:8080"}, so `--port 0` (a free port) can be used
+    /// and discovered. Flags, environment variables and endpoints: mocks/README.md.
+    Mock {
+        #[command(subcommand)]
+        mock: harness_mocks::cli::MockCommand,
+    },
     /// List recorded test runs; export one as a portable record; import records.
     ///
     /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
@@ -93,6 +102,15 @@ pub enum Command {
     /// Everything lives in <parent>/.<name>.harness/ beside remote_dir: lock/, staging/,
     /// releases/ (the last keep_releases), backups/ and audit.log.
     Deploy(DeployArgs),
+    /// Prove the local and webhosting packages hold the same code (or, --remote, that the
+    /// server holds the deployed package).
+    ///
+    /// Rebuilds either package whose inputs changed, then compares what the zips hold, read from
+    /// their bytes: files and sha256s (each checked against the zip's own MANIFEST.json), vendored
+    /// versions, the entry point, Pythons and platforms, and the database schema down to columns,
+    /// indexes and triggers. [parity] allow in harness.toml lists the differences that are
+    /// expected. Exit 0 when only allowed differences remain, 1 naming every other one.
+    Parity(ParityArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,6 +150,15 @@ pub struct DeployArgs {
     /// Why the deploy is forced (required with --force).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// Compare the deployed webhosting package with the files on the server instead (one ssh
+    /// command lists every file's sha256; logs, tmp/, __pycache__ and the database's content are
+    /// runtime state; the database's schema is compared).
+    #[arg(long)]
+    pub remote: bool,
 }
 
 #[derive(Debug, Args)]
@@ -302,8 +329,11 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     let reporter = TerminalReporter;
-    // Every command first removes what crashed runs left behind (DESIGN.md, "Stack").
-    crate::stack::sweep::at_start(&reporter);
+    // Every command first removes what crashed runs left behind (DESIGN.md, "Stack"). The mocks
+    // are the exception: they run inside the stack's own containers, with no Docker to sweep.
+    if !matches!(cli.command, Command::Mock { .. }) {
+        crate::stack::sweep::at_start(&reporter);
+    }
     match &cli.command {
         Command::Build(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
@@ -331,9 +361,24 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Mock { mock } => {
+            harness_mocks::cli::run(mock.clone()).map_err(|e| {
+                let exit = match e.kind() {
+                    harness_mocks::ErrorKind::BadInput => Exit::BadInput,
+                    harness_mocks::ErrorKind::Environment => Exit::Environment,
+                };
+                let failure = Failure::new(exit, e.to_string());
+                match e.hint() {
+                    Some(h) => failure.hint(h),
+                    None => failure,
+                }
+            })?;
+            Ok(Exit::Success)
+        }
         Command::Runs(args) => runs(cli, args),
         Command::Deploy(args) => deploy(cli, args, &reporter),
         Command::Gate(args) => gate(cli, args, &reporter),
+        Command::Parity(args) => parity(cli, args, &reporter),
         Command::Certs(args) => certs(cli, args),
         Command::Up(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
@@ -511,6 +556,36 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(Exit::Success)
+}
+
+fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let clean = if args.remote {
+        // TODO(deploy): compare against the package the ledger records as last deployed.
+        let package = crate::package::default_output(&config, "webhosting");
+        let outcome = crate::parity::remote::run(&config, &package, reporter)?;
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).expect("report serialises")
+            );
+        } else {
+            print!("{}", crate::parity::remote::table(&outcome));
+        }
+        outcome.report.is_clean()
+    } else {
+        let outcome = crate::parity::run(&config, reporter)?;
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&outcome).expect("report serialises")
+            );
+        } else {
+            print!("{}", crate::parity::table(&outcome));
+        }
+        outcome.clean
+    };
+    Ok(if clean { Exit::Success } else { Exit::Failed })
 }
 
 fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {

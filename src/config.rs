@@ -25,6 +25,7 @@ pub struct Config {
     pub stack: StackConfig,
     pub test: TestConfig,
     pub gate: GateConfig,
+    pub parity: ParityConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +40,8 @@ struct RawConfig {
     test: TestConfig,
     #[serde(default)]
     gate: RawGateConfig,
+    #[serde(default)]
+    parity: RawParityConfig,
 }
 
 /// A file or folder copied into the package: `from` is relative to the project, `to` to the zip root.
@@ -227,6 +230,26 @@ impl Default for GateConfig {
 
 const DEFAULT_MAX_AGE_HOURS: u64 = 24;
 
+/// `[parity]`: which differences between the local and webhosting packages are expected, and
+/// which files on the server are runtime state (docs/config.md).
+#[derive(Debug, Clone, Default)]
+pub struct ParityConfig {
+    pub allow: crate::parity::AllowList,
+    /// Added to the built-in runtime globs that `parity --remote` ignores.
+    pub remote_ignore: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParityConfig {
+    #[serde(default)]
+    allow: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    target_files: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    remote_ignore: Option<Spanned<Vec<String>>>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGateConfig {
@@ -328,10 +351,16 @@ impl Config {
             stack: raw.stack,
             test: raw.test,
             gate: GateConfig::default(),
+            parity: ParityConfig::default(),
         };
         config.validate()?;
         let gate = config.gate_config(raw.gate)?;
-        Ok(Config { gate, ..config })
+        let parity = config.parity_config(raw.parity)?;
+        Ok(Config {
+            gate,
+            parity,
+            ..config
+        })
     }
 
     /// An error pointing at a span of the config file.
@@ -390,6 +419,48 @@ impl Config {
                 .push(crate::ledger::signing::TrustedKey { name, key });
         }
         Ok(gate)
+    }
+
+    fn parity_config(&self, raw: RawParityConfig) -> Result<ParityConfig, Failure> {
+        let defaults: Vec<String> = crate::parity::DEFAULT_ALLOW
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let allow = raw.allow.as_ref().map_or(&defaults, |a| a.get_ref());
+        let target_files = raw.target_files.as_ref().map(|t| t.get_ref().as_slice());
+        let parsed = crate::parity::AllowList::parse(
+            allow.iter().map(String::as_str),
+            target_files.unwrap_or_default().iter().map(String::as_str),
+        )
+        .map_err(|e| {
+            // Point at whichever list holds the bad entry.
+            let span = match (&raw.target_files, &raw.allow) {
+                (Some(t), _) if t.get_ref().iter().any(|g| e.contains(g.as_str())) => t.span(),
+                (_, Some(a)) => a.span(),
+                (Some(t), None) => t.span(),
+                (None, None) => 0..0,
+            };
+            self.error_at(span, format!("[parity]: {e}"))
+                .hint("docs/config.md lists the allow rules and their defaults")
+        })?;
+        let remote_ignore = match raw.remote_ignore {
+            None => Vec::new(),
+            Some(list) => {
+                for g in list.get_ref() {
+                    if let Err(e) = globset::Glob::new(g) {
+                        return Err(self.error_at(
+                            list.span(),
+                            format!("[parity] remote_ignore: bad glob `{g}`: {e}"),
+                        ));
+                    }
+                }
+                list.into_inner()
+            }
+        };
+        Ok(ParityConfig {
+            allow: parsed,
+            remote_ignore,
+        })
     }
 
     fn validate(&self) -> Result<(), Failure> {
@@ -597,6 +668,45 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         );
         let e = parse(&format!("{MINIMAL}[gate]\nmax_ag = \"1h\"\n")).unwrap_err();
         assert!(e.message.contains("max_ag"), "{}", e.message);
+    }
+
+    #[test]
+    fn parity_defaults_and_explicit_lists() {
+        let c = parse(MINIMAL).unwrap();
+        assert!(c.parity.remote_ignore.is_empty());
+        let src = format!(
+            "{MINIMAL}[parity]\nallow = [\"target_files\"]\ntarget_files = [\"src/local_*.py\"]\nremote_ignore = [\"uploads/**\"]\n"
+        );
+        let c = parse(&src).unwrap();
+        assert_eq!(c.parity.remote_ignore, vec!["uploads/**"]);
+    }
+
+    #[test]
+    fn bad_parity_entries_name_file_and_line() {
+        let e = parse(&format!("{MINIMAL}[parity]\nallow = [\"db_content\"]\n")).unwrap_err();
+        assert!(
+            e.message.starts_with("/p/harness.toml:6:9: [parity]"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("db_content"), "{}", e.message);
+        let e = parse(&format!(
+            "{MINIMAL}[parity]\nallow = []\ntarget_files = [\"a[\"]\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message.starts_with("/p/harness.toml:7:16: "),
+            "{}",
+            e.message
+        );
+        let e = parse(&format!("{MINIMAL}[parity]\nalow = []\n")).unwrap_err();
+        assert!(e.message.contains("alow"), "{}", e.message);
+        let e = parse(&format!("{MINIMAL}[parity]\nremote_ignore = [\"[\"]\n")).unwrap_err();
+        assert!(
+            e.message.contains(":6:17: [parity] remote_ignore"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

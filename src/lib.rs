@@ -11,5 +11,6 @@ pub mod gatekeeper;
 pub mod git;
 pub mod ledger;
 pub mod package;
+pub mod parity;
 pub mod stack;
 pub mod tls;

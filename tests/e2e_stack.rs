@@ -74,6 +74,14 @@ fn main() {
             "logs_and_status_need_run_when_several_are_up",
             logs_and_status_need_run_when_several_are_up,
         ),
+        (
+            "tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port",
+            tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port,
+        ),
+        (
+            "chromium_trusts_the_run_ca_and_rejects_a_foreign_one",
+            chromium_trusts_the_run_ca_and_rejects_a_foreign_one,
+        ),
     ];
     let mut trials: Vec<Trial> = cases
         .into_iter()
@@ -157,6 +165,17 @@ def application(environ, start_response):
     body = json.dumps({"status": "ok", "path": path,
                        "target": os.environ.get("DEPLOYMENT_TARGET"),
                        "mail_host": os.environ.get("MAIL_HOST")}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"#;
+
+/// Echoes what the proxy forwarded, so tests can see the headers the app receives.
+const WSGI_ECHO: &str = r#"import json
+
+def application(environ, start_response):
+    seen = {k: v for k, v in environ.items() if k.startswith("HTTP_X_FORWARDED") or k == "HTTP_HOST"}
+    body = json.dumps(seen).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])
     return [body]
@@ -302,6 +321,35 @@ fn url_of<'a>(up: &'a Up, service: &str) -> Result<&'a str, Failed> {
         .ok_or_else(|| format!("no URL for {service} in {:?}", up.urls).into())
 }
 
+/// GET through the TLS proxy the way a browser would: our run's CA, the FQDN resolved to the
+/// published 127.0.0.1 port, no `-k`.
+fn proxy_get(up: &Up, path: &str) -> Result<(u16, String), Failed> {
+    let url = up
+        .urls
+        .iter()
+        .find(|(s, u)| s == "proxy" && u.starts_with("https://"))
+        .map(|(_, u)| u.as_str())
+        .ok_or_else(|| format!("no https URL for the proxy in {:?}", up.urls))?;
+    let port = url
+        .trim_start_matches("https://127.0.0.1:")
+        .trim_end_matches('/');
+    let fqdn = "app.localtest.me";
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+        .arg("--cacert")
+        .arg(up.run_dir.join("tls/ca.pem"))
+        .arg("--resolve")
+        .arg(format!("{fqdn}:{port}:127.0.0.1"))
+        .arg(format!("https://{fqdn}:{port}{path}"))
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    ensure(out.status.success(), || {
+        format!("curl failed: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    Ok((code.trim().parse()?, body.to_string()))
+}
+
 /// Status code and body of a GET to 127.0.0.1 (the only address tests talk to).
 fn get(url: &str) -> Result<(u16, String), Failed> {
     let rest = url
@@ -376,7 +424,7 @@ fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     for service in ["app", "proxy", "mailpit", "geoip", "netcup"] {
         url_of(&up, service)?;
     }
-    let (code, body) = get(&format!("{}health", url_of(&up, "proxy")?))?;
+    let (code, body) = proxy_get(&up, "/health")?;
     ensure(code == 200 && body.contains("\"ok\""), || {
         format!("proxy /health: {code} {body}")
     })?;
@@ -492,7 +540,7 @@ fn kept_stack_survives_a_later_status_until_down() -> Outcome {
     ensure(running.lines().count() == 2, || {
         format!("running: {running}")
     })?;
-    let (code, _) = get(&format!("{}health", url_of(&up, "proxy")?))?;
+    let (code, _) = proxy_get(&up, "/health")?;
     ensure(code == 200, || format!("proxy after status: {code}"))?;
     let o = p.run(&["down"]);
     ensure(o.status.success(), || describe(&o))?;
@@ -515,9 +563,9 @@ fn two_ups_at_once_both_ready_with_different_ports_and_package_copies() -> Outco
     )?;
     let (pa, pb) = (url_of(&a, "proxy")?, url_of(&b, "proxy")?);
     ensure(pa != pb, || format!("same proxy URL {pa}"))?;
-    for u in [pa, pb] {
-        let (code, _) = get(&format!("{u}health"))?;
-        ensure(code == 200, || format!("{u}: {code}"))?;
+    for up in [&a, &b] {
+        let (code, _) = proxy_get(up, "/health")?;
+        ensure(code == 200, || format!("run {}: {code}", up.run_id))?;
     }
     // With two runs up, a command that needs one asks which.
     let o = p.run(&["logs", "app"]);
@@ -792,4 +840,197 @@ fn unreachable_daemon_exits_3_naming_socket_and_docker_host() -> Outcome {
         || describe(&o),
     )?;
     Ok(())
+}
+
+/// The container of one service of a run.
+fn container_of(run_id: &str, service: &str) -> Result<String, Failed> {
+    let name = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=harness.run={run_id}"),
+        "--filter",
+        &format!("label=harness.service={service}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    ensure(!name.is_empty(), || {
+        format!("no {service} container in run {run_id}")
+    })?;
+    Ok(name.lines().next().unwrap_or_default().to_string())
+}
+
+fn tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port() -> Outcome {
+    let p = Project::new(WSGI_ECHO, "");
+    let up = parse_up(&p.run(&["--json", "up", "--skip-build"]))?;
+
+    // From the host: verified with the run's CA, no -k; the app sees https and the public port.
+    let (code, body) = proxy_get(&up, "/anything")?;
+    ensure(code == 200, || {
+        format!("https through the proxy: {code} {body}")
+    })?;
+    let seen: serde_json::Value = serde_json::from_str(&body)?;
+    let https_port = up
+        .urls
+        .iter()
+        .find(|(s, u)| s == "proxy" && u.starts_with("https://"))
+        .map(|(_, u)| {
+            u.trim_start_matches("https://127.0.0.1:")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .unwrap_or_default();
+    ensure(seen["HTTP_X_FORWARDED_PROTO"] == "https", || {
+        format!("{seen}")
+    })?;
+    ensure(seen["HTTP_X_FORWARDED_PORT"] == https_port.as_str(), || {
+        format!("forwarded port should be the published {https_port}: {seen}")
+    })?;
+    ensure(seen["HTTP_X_FORWARDED_HOST"] == "app.localtest.me", || {
+        format!("{seen}")
+    })?;
+
+    // Security headers, HSTS without includeSubDomains.
+    let ca = up.run_dir.join("tls/ca.pem");
+    let resolve = format!("app.localtest.me:{https_port}:127.0.0.1");
+    let head = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-D", "-", "--cacert"])
+        .arg(&ca)
+        .args(["--resolve", &resolve])
+        .arg(format!("https://app.localtest.me:{https_port}/health"))
+        .output()?;
+    let head = text(&head.stdout).to_lowercase();
+    for h in [
+        "strict-transport-security: max-age=31536000",
+        "x-content-type-options: nosniff",
+        "x-frame-options: sameorigin",
+        "referrer-policy:",
+    ] {
+        ensure(head.contains(h), || format!("missing `{h}` in:\n{head}"))?;
+    }
+    ensure(!head.contains("includesubdomains"), || head.clone())?;
+
+    // Plain HTTP answers 301 to https.
+    let plain = url_of(&up, "proxy")?;
+    let (code, _) = get(&format!("{plain}health"))?;
+    ensure(code == 301, || format!("http:// answered {code}, not 301"))?;
+
+    // A certificate for another name fails verification.
+    let wrong = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "--cacert"])
+        .arg(&ca)
+        .args([
+            "--resolve",
+            &format!("wrong.localtest.me:{https_port}:127.0.0.1"),
+        ])
+        .arg(format!("https://wrong.localtest.me:{https_port}/health"))
+        .output()?;
+    ensure(wrong.status.code() == Some(60), || {
+        format!(
+            "curl to a wrong host name: {:?} {}",
+            wrong.status.code(),
+            text(&wrong.stderr)
+        )
+    })?;
+
+    // Inside the stack: the FQDN resolves to the proxy, and the app's CA bundle trusts it.
+    let app = container_of(&up.run_id, "app")?;
+    let inside = Command::new("docker")
+        .args([
+            "exec",
+            &app,
+            "curl",
+            "-sS",
+            "--cacert",
+            "/run/harness/tls/ca.pem",
+        ])
+        .args([
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "https://app.localtest.me/health",
+        ])
+        .output()?;
+    ensure(text(&inside.stdout) == "200", || describe(&inside))?;
+    let py = Command::new("docker")
+        .args(["exec", &app, "python3", "-c"])
+        .arg("import urllib.request as u; print(u.urlopen('https://app.localtest.me/health').status)")
+        .output()?;
+    ensure(text(&py.stdout).trim() == "200", || {
+        format!(
+            "python in the app container (SSL_CERT_FILE): {}",
+            describe(&py)
+        )
+    })?;
+
+    let o = p.run(&["down", "--run", &up.run_id]);
+    ensure(o.status.success(), || describe(&o))
+}
+
+/// The playwright image's Chromium, on the run's network, with only our CA in its NSS database,
+/// loads the app over https; with a foreign CA instead it fails with ERR_CERT_AUTHORITY_INVALID.
+/// No certificate-ignoring flag is used anywhere.
+fn chromium_trusts_the_run_ca_and_rejects_a_foreign_one() -> Outcome {
+    let image = docker(&[
+        "images",
+        "harness/playwright",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+    ]);
+    let image = image.lines().next().unwrap_or_default().to_string();
+    ensure(!image.is_empty(), || {
+        "no harness/playwright image: run `harness images --bake`".into()
+    })?;
+    let p = Project::new(WSGI_OK, "");
+    let up = parse_up(&p.run(&["--json", "up", "--skip-build"]))?;
+    let network = docker(&[
+        "network",
+        "ls",
+        "--filter",
+        &format!("label=harness.run={}", up.run_id),
+        "--format",
+        "{{.Name}}",
+    ]);
+    let foreign = tempfile::tempdir()?;
+    harness::tls::Ca::create(foreign.path()).map_err(|e| e.to_string())?;
+    let script = r#"
+set -e
+mkdir -p "$HOME/.pki/nssdb"
+certutil -d sql:"$HOME/.pki/nssdb" -N --empty-password
+certutil -d sql:"$HOME/.pki/nssdb" -A -t "C,," -n harness -i /ca/ca.pem
+python - <<'PY'
+from playwright.sync_api import sync_playwright
+with sync_playwright() as p:
+    b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    page = b.new_page()
+    try:
+        r = page.goto("https://app.localtest.me/health", timeout=20000)
+        print("STATUS", r.status)
+    except Exception as e:
+        print("ERROR", e)
+    b.close()
+PY
+"#;
+    let browse = |ca_dir: &std::path::Path| -> Result<String, Failed> {
+        let out = Command::new("docker")
+            .args(["run", "--rm", "--network", network.trim()])
+            .args(["--label", &format!("harness.run={}", up.run_id)])
+            .args(["--label", "harness.project=e2e"])
+            .args(["-e", "HOME=/tmp/home", "--shm-size", "256m"])
+            .arg("-v")
+            .arg(format!("{}:/ca:ro", ca_dir.display()))
+            .args([&image, "sh", "-c", script])
+            .output()?;
+        Ok(format!("{}{}", text(&out.stdout), text(&out.stderr)))
+    };
+    let trusted = browse(&up.run_dir.join("tls"))?;
+    ensure(trusted.contains("STATUS 200"), || {
+        format!("with our CA:\n{trusted}")
+    })?;
+    let rejected = browse(foreign.path())?;
+    ensure(rejected.contains("ERR_CERT_AUTHORITY_INVALID"), || {
+        format!("with a foreign CA:\n{rejected}")
+    })?;
+    let o = p.run(&["down", "--run", &up.run_id]);
+    ensure(o.status.success(), || describe(&o))
 }

@@ -20,10 +20,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("base.yml", include_str!("../../compose/base.yml")),
     ("mocks.yml", include_str!("../../compose/mocks.yml")),
     ("test.yml", include_str!("../../compose/test.yml")),
-    (
-        "proxy/nginx.conf",
-        include_str!("../../compose/proxy/nginx.conf"),
-    ),
+    ("tls.yml", include_str!("../../compose/tls.yml")),
+    ("tls-mocks.yml", include_str!("../../compose/tls-mocks.yml")),
 ];
 
 /// Image repositories the compose files refer to through `HARNESS_IMAGE_<NAME>`.
@@ -36,7 +34,7 @@ const IMAGES: &[(&str, &str)] = &[
 
 pub struct UpRequest {
     pub with_mocks: bool,
-    /// Accepted for the CLI contract; the proxy serves plain HTTP until the TLS issue lands.
+    /// Plain HTTP on the proxy, for debugging; TLS with the project CA otherwise.
     pub no_tls: bool,
     pub skip_build: bool,
     /// `up` keeps the stack; `test` (later) tears it down unless `--keep`.
@@ -115,8 +113,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
     let start = Instant::now();
     if req.no_tls {
         reporter.event(&Event::Note {
-            message: "--no-tls: the proxy serves plain HTTP (TLS is not wired yet either way)"
-                .into(),
+            message: "--no-tls: the proxy serves plain HTTP, for debugging only".into(),
         });
     }
     let rt = runtime()?;
@@ -146,12 +143,19 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             ("HARNESS_PROJECT_DIR", root.display().to_string()),
             ("HARNESS_HEALTH_PATH", config.stack.health_path.clone()),
             ("HARNESS_FQDN", config.stack.fqdn.clone()),
+            ("HARNESS_TLS_DIR", run_dir.join("tls").display().to_string()),
         ] {
             vars.insert(k.to_string(), v);
         }
         let mut sources = vec![builtin_source("base.yml", &compose_dir)];
         if req.with_mocks {
             sources.push(builtin_source("mocks.yml", &compose_dir));
+        }
+        if !req.no_tls {
+            sources.push(builtin_source("tls.yml", &compose_dir));
+            if req.with_mocks {
+                sources.push(builtin_source("tls-mocks.yml", &compose_dir));
+            }
         }
         for o in &config.stack.compose_overrides {
             sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
@@ -180,6 +184,9 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             prepare_run_dir(&run_dir, &zip, &state_file, &state_copy)
                 .map(|s| (s, format!("{} (package extracted)", run_dir.display())))
         })?;
+        crate::events::phase(reporter, "tls", || {
+            prepare_proxy(config, &root, &run_dir, !req.no_tls)
+        })?;
 
         let logs_dir = run_dir.join("logs");
         let handle = guarded(&engine, &run, &logs_dir, async {
@@ -206,6 +213,61 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
 }
 
 const STATE_FILE: &str = "deployment_state_local.json";
+
+/// Names the run's leaf certificate covers: the FQDN the browser uses, and every service that
+/// is reached over TLS inside the run's network.
+const TLS_SERVICE_NAMES: [&str; 4] = ["proxy", "geoip", "mailpit", "netcup"];
+
+/// Renders the proxy config, and with TLS issues the run's leaf from the project CA and writes
+/// the certificates and the CA bundle into `<run>/tls/`.
+fn prepare_proxy(
+    config: &Config,
+    root: &Path,
+    run_dir: &Path,
+    tls: bool,
+) -> Result<((), String), Failure> {
+    use crate::tls::proxy::{ProxyParams, TlsFiles, render};
+    let tls_dir = run_dir.join("tls");
+    let mut detail = "plain HTTP (--no-tls)".to_string();
+    let files = if tls {
+        let (ca, created) = crate::tls::Ca::load_or_create(&crate::tls::ca_dir(root))?;
+        let mut names = vec![config.stack.fqdn.clone()];
+        names.extend(TLS_SERVICE_NAMES.iter().map(|n| n.to_string()));
+        let leaf = ca.issue(&names)?;
+        leaf.write(&tls_dir, "proxy", &ca)?;
+        crate::fsutil::write_atomic(&tls_dir.join("ca.pem"), ca.cert_pem.as_bytes(), 0o644)?;
+        // The host's roots (Debian's bundle, as in the images) plus our CA.
+        let system =
+            std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+        let bundle = crate::tls::bundle(&system, &ca);
+        crate::fsutil::write_atomic(&tls_dir.join("ca-bundle.pem"), bundle.as_bytes(), 0o644)?;
+        detail = format!(
+            "{} CA {}…, leaf for {}",
+            if created { "new" } else { "project" },
+            &ca.fingerprint[..23],
+            names.join(", ")
+        );
+        Some(TlsFiles {
+            cert: "/run/harness/tls/proxy.crt".into(),
+            key: "/run/harness/tls/proxy.key".into(),
+        })
+    } else {
+        None
+    };
+    let conf = render(&ProxyParams {
+        fqdn: config.stack.fqdn.clone(),
+        app_upstream: "app:80".into(),
+        mailpit_upstream: Some("mailpit:8025".into()),
+        tls: files,
+        hsts_include_subdomains: false,
+        access_log: "/var/log/harness/access.jsonl".into(),
+    });
+    let path = run_dir.join("compose/proxy/nginx.conf");
+    crate::fsutil::write_atomic(&path, conf.as_bytes(), 0o644)?;
+    std::fs::create_dir_all(run_dir.join("proxy-log"))
+        .map_err(io_fail(format!("create {}/proxy-log", run_dir.display())))?;
+    Ok(((), detail))
+}
 
 fn builtin_source(name: &str, compose_dir: &Path) -> Source {
     let text = BUILTIN
@@ -390,8 +452,12 @@ fn urls_of(handle: &StackHandle) -> Vec<ServiceUrl> {
         for (cport, hport) in &svc.ports {
             let (what, url) = match (name.as_str(), cport) {
                 (_, 1025) => ("SMTP".to_string(), format!("smtp://127.0.0.1:{hport}")),
+                ("proxy", 443) => (
+                    "the app through the TLS proxy (trust .harness/ca/ca.pem)".to_string(),
+                    format!("https://127.0.0.1:{hport}/"),
+                ),
                 ("proxy", _) => (
-                    "the app through the proxy".to_string(),
+                    "the app through the proxy (plain HTTP)".to_string(),
                     format!("http://127.0.0.1:{hport}/"),
                 ),
                 ("app", _) => (

@@ -149,12 +149,23 @@ pub enum WaitSpec {
     Started,
     /// Docker's own healthcheck reports `healthy`.
     Healthy,
-    /// `GET path` on the published `port` answers 2xx.
-    Http { port: u16, path: String },
+    /// `GET path` on the published `port` answers 2xx; over verified TLS when `tls` is set.
+    Http {
+        port: u16,
+        path: String,
+        tls: Option<TlsWait>,
+    },
     /// A line containing `text` appears in the logs.
     Log { text: String },
     /// A one-shot job: the container exits with code 0.
     Exit,
+}
+
+/// How an HTTPS wait verifies the server: our CA, and the name the certificate must carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsWait {
+    pub ca: PathBuf,
+    pub server_name: String,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -459,6 +470,16 @@ struct RawWait {
 struct RawHttpWait {
     port: Scalar,
     path: String,
+    /// Probe over TLS, verifying the server against this CA file for this name.
+    #[serde(default)]
+    tls: Option<RawTlsWait>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTlsWait {
+    ca: String,
+    server_name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -892,7 +913,7 @@ fn resolve(
     let harness = raw.harness.clone().unwrap_or_default();
     let wait = match harness.wait.unwrap_or_default() {
         RawWait {
-            http: Some(RawHttpWait { port, path }),
+            http: Some(RawHttpWait { port, path, tls }),
             log: None,
             healthy: None,
             exit: None,
@@ -915,7 +936,14 @@ fn resolve(
             if !path.starts_with('/') {
                 return Err(cx.error("path", format!("wait path `{path}` must start with /")));
             }
-            WaitSpec::Http { port, path }
+            let tls = match tls {
+                None => None,
+                Some(t) => Some(TlsWait {
+                    ca: PathBuf::from(cx.interp(&t.ca)?),
+                    server_name: cx.interp(&t.server_name)?,
+                }),
+            };
+            WaitSpec::Http { port, path, tls }
         }
         RawWait {
             http: None,

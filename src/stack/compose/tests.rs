@@ -82,7 +82,8 @@ fn base_file_resolves_every_field() {
         app.wait,
         WaitSpec::Http {
             port: 80,
-            path: "/health".into()
+            path: "/health".into(),
+            tls: None
         }
     );
     assert_eq!(app.timeout, Duration::from_secs(30));

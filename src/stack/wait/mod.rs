@@ -133,7 +133,9 @@ pub async fn until_ready(
     match spec {
         WaitSpec::Started => target.ensure_running().await,
         WaitSpec::Healthy => healthcheck::wait(target, deadline, timeout).await,
-        WaitSpec::Http { port, path } => http::wait(target, *port, path, deadline, timeout).await,
+        WaitSpec::Http { port, path, tls } => {
+            http::wait(target, *port, path, tls.as_ref(), deadline, timeout).await
+        }
         WaitSpec::Log { text } => log::wait(target, text, deadline, timeout).await,
         WaitSpec::Exit => exit::wait(target, deadline, timeout).await,
     }

@@ -1,0 +1,635 @@
+//! `parity --remote`: the deployed package against the files on the server.
+//!
+//! One remote command lists `sha256  path` for every file (no round trip per file); the
+//! comparison is a pure function of that text and the package's view. The SSH transport is the
+//! caller's.
+use std::collections::BTreeMap;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Serialize;
+
+use super::view::PackageView;
+use crate::error::{Exit, Failure};
+
+/// Runtime files every server run creates; never compared. `*.log`, `*.pyc` and `__pycache__`
+/// are also left out of the listing itself, so large logs cost no hashing on the server.
+pub const RUNTIME_IGNORES: [&str; 5] = [
+    "**/*.log",
+    "tmp/**",
+    "**/__pycache__/**",
+    "**/*.pyc",
+    "**/*.pyo",
+];
+
+/// Quotes a string for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The one command that lists every file under `remote_dir` as `sha256  ./path` lines, with
+/// sha256sum's own escaping for names holding a backslash or newline (see [`parse_listing`]).
+pub fn listing_command(remote_dir: &str) -> String {
+    format!(
+        "cd -- {} && find . \\( -name __pycache__ -o -path ./tmp \\) -prune -o -type f \
+         ! -name '*.log' ! -name '*.pyc' ! -name '*.pyo' -print0 | LC_ALL=C xargs -0 -r sha256sum --",
+        shell_quote(remote_dir)
+    )
+}
+
+/// The command that writes a consistent copy of the server's database to stdout (Python's
+/// sqlite3 backup API, so a WAL that is not checkpointed yet is included). The server runs the
+/// app in Python, so python3 is there even when the sqlite3 tool is not.
+pub fn database_command(remote_dir: &str, db: &str) -> String {
+    const SCRIPT: &str = concat!(
+        "import sqlite3,sys,tempfile,os\n",
+        "fd,tmp=tempfile.mkstemp(suffix='.db');os.close(fd)\n",
+        "try:\n",
+        " src=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);dst=sqlite3.connect(tmp)\n",
+        " src.backup(dst);dst.close();src.close()\n",
+        " sys.stdout.buffer.write(open(tmp,'rb').read())\n",
+        "finally:\n",
+        " os.unlink(tmp)\n",
+    );
+    format!(
+        "cd -- {} && python3 -c {} {}",
+        shell_quote(remote_dir),
+        shell_quote(SCRIPT),
+        shell_quote(db)
+    )
+}
+
+/// Which server files are runtime state rather than deployed code.
+#[derive(Debug, Clone)]
+pub struct Ignore {
+    globs: GlobSet,
+    /// The database: its content changes at runtime, so its bytes are not compared (its schema
+    /// is, through [`RemoteReport::check_schema`]); its journal files are ignored.
+    database: Option<String>,
+}
+
+impl Ignore {
+    /// The built-in runtime files plus `extra` globs (`[parity] remote_ignore`).
+    pub fn new(database: Option<&str>, extra: &[String]) -> Result<Ignore, String> {
+        let mut b = GlobSetBuilder::new();
+        let db_journals: Vec<String> = database
+            .iter()
+            .flat_map(|d| ["-wal", "-shm", "-journal"].map(|s| format!("{d}{s}")))
+            .collect();
+        for g in RUNTIME_IGNORES
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().cloned())
+        {
+            b.add(Glob::new(&g).map_err(|e| format!("bad glob `{g}`: {e}"))?);
+        }
+        for j in &db_journals {
+            b.add(Glob::new(&globset::escape(j)).map_err(|e| e.to_string())?);
+        }
+        Ok(Ignore {
+            globs: b.build().map_err(|e| e.to_string())?,
+            database: database.map(str::to_string),
+        })
+    }
+
+    fn ignores(&self, path: &str) -> bool {
+        self.globs.is_match(path)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Modified {
+    pub path: String,
+    pub deployed: String,
+    pub server: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum SchemaCheck {
+    /// No server schema fingerprint was supplied, or the package has no database.
+    NotChecked,
+    Same,
+    Differs {
+        deployed: String,
+        server: String,
+    },
+    /// The package has a database but the server has none.
+    Missing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteReport {
+    pub modified: Vec<Modified>,
+    /// In the package, not on the server.
+    pub missing: Vec<String>,
+    /// On the server, not in the package (and not runtime state).
+    pub extra: Vec<String>,
+    /// Server files left out as runtime state.
+    pub ignored: usize,
+    pub schema: SchemaCheck,
+}
+
+impl RemoteReport {
+    pub fn is_clean(&self) -> bool {
+        self.modified.is_empty()
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && matches!(self.schema, SchemaCheck::NotChecked | SchemaCheck::Same)
+    }
+
+    /// Compares the deployed schema fingerprint with the server's (`None`: the server has no
+    /// database).
+    pub fn check_schema(&mut self, deployed: &str, server: Option<&str>) {
+        self.schema = match server {
+            None => SchemaCheck::Missing,
+            Some(s) if s == deployed => SchemaCheck::Same,
+            Some(s) => SchemaCheck::Differs {
+                deployed: deployed.to_string(),
+                server: s.to_string(),
+            },
+        };
+    }
+}
+
+/// Parses the listing: `<64 hex>  <path>` (or ` *<path>` in binary mode), where a line starting
+/// with `\` has `\\` and `\n` escaped in its name. Paths lose their leading `./`.
+pub fn parse_listing(listing: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (n, line) in listing.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let (escaped, line) = match line.strip_prefix('\\') {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let bad = || format!("listing line {}: not `sha256  path`: {line:?}", n + 1);
+        if line.len() < 66 || !line.is_char_boundary(64) {
+            return Err(bad());
+        }
+        let (hash, rest) = line.split_at(64);
+        if !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let name = rest
+            .strip_prefix("  ")
+            .or_else(|| rest.strip_prefix(" *"))
+            .ok_or_else(bad)?;
+        let name = if escaped {
+            unescape(name)
+        } else {
+            name.to_string()
+        };
+        let name = name.strip_prefix("./").unwrap_or(&name).to_string();
+        out.insert(name, hash.to_ascii_lowercase());
+    }
+    Ok(out)
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => out.push('\n'),
+                Some('r') => out.push('\r'),
+                Some('\\') => out.push('\\'),
+                Some(other) => {
+                    out.push('\\');
+                    out.push(other);
+                }
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Compares the deployed package with the server's listing. The database's bytes and runtime
+/// files are not compared; call [`RemoteReport::check_schema`] for the database's schema.
+pub fn compare(
+    package: &PackageView,
+    listing: &str,
+    ignore: &Ignore,
+) -> Result<RemoteReport, String> {
+    let server = parse_listing(listing)?;
+    let mut report = RemoteReport {
+        modified: Vec::new(),
+        missing: Vec::new(),
+        extra: Vec::new(),
+        ignored: 0,
+        schema: SchemaCheck::NotChecked,
+    };
+    let is_db = |p: &str| ignore.database.as_deref() == Some(p);
+    for (path, fact) in &package.files {
+        if is_db(path) {
+            continue;
+        }
+        match server.get(path) {
+            None => report.missing.push(path.clone()),
+            Some(sha) if *sha != fact.sha256 => report.modified.push(Modified {
+                path: path.clone(),
+                deployed: fact.sha256.clone(),
+                server: sha.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for path in server.keys() {
+        if package.files.contains_key(path) || is_db(path) {
+            continue;
+        }
+        if ignore.ignores(path) {
+            report.ignored += 1;
+        } else {
+            report.extra.push(path.clone());
+        }
+    }
+    Ok(report)
+}
+
+/// What `harness parity --remote` compared and found.
+#[derive(Debug, Serialize)]
+pub struct RemoteOutcome {
+    pub host: String,
+    pub remote_dir: String,
+    pub package: std::path::PathBuf,
+    #[serde(flatten)]
+    pub report: RemoteReport,
+}
+
+/// Lists the server's files over plain OpenSSH (the user's ssh config, agent and known_hosts)
+/// and compares them with `package`, the deployed webhosting zip.
+pub fn run(
+    config: &crate::config::Config,
+    package: &std::path::Path,
+    reporter: &dyn crate::events::Reporter,
+) -> Result<RemoteOutcome, Failure> {
+    let target = config.target("webhosting");
+    let (Some(host), Some(dir)) = (target.ssh.clone(), target.remote_dir.clone()) else {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{}: [targets.webhosting] needs `ssh` and `remote_dir` for parity --remote",
+                config.file.display()
+            ),
+        )
+        .hint("set ssh = \"user@host\" and remote_dir = \"/path/to/app\" (docs/config.md)"));
+    };
+    if !package.is_file() {
+        return Err(super::missing_package("webhosting", package));
+    }
+    let layout = super::Layout::from_config(config);
+    let view = PackageView::read(package, &layout)?;
+    let ignore = Ignore::new(layout.database.as_deref(), &config.parity.remote_ignore)
+        .map_err(|e| Failure::new(Exit::BadInput, format!("[parity] remote_ignore: {e}")))?;
+    let listing = crate::events::phase(reporter, "listing", || {
+        let out = ssh(&host, &listing_command(&dir))?;
+        let text = String::from_utf8(out).map_err(|_| {
+            Failure::new(
+                Exit::Environment,
+                format!("{host}: the listing is not UTF-8"),
+            )
+            .hint("file names on the server must be UTF-8")
+        })?;
+        let n = text.lines().count();
+        Ok::<_, Failure>((text, format!("{n} files on {host}:{dir}")))
+    })?;
+    let mut report = compare(&view, &listing, &ignore)
+        .map_err(|e| Failure::new(Exit::Environment, format!("{host}: {e}")))?;
+    if let (Some(db), Some(Ok(schema))) = (&layout.database, &view.schema) {
+        let deployed = crate::package::database::schema_fingerprint(schema);
+        let on_server = parse_listing(&listing)
+            .map_err(|e| Failure::new(Exit::Environment, e))?
+            .contains_key(db);
+        let server = if on_server {
+            let bytes = crate::events::phase(reporter, "database", || {
+                let b = ssh(&host, &database_command(&dir, db))?;
+                let n = b.len();
+                Ok::<_, Failure>((b, format!("{n} bytes copied")))
+            })?;
+            let tmp = tempfile::NamedTempFile::new().map_err(|e| {
+                Failure::new(Exit::Environment, format!("cannot make a temp file: {e}"))
+            })?;
+            std::fs::write(tmp.path(), &bytes).map_err(|e| {
+                Failure::new(Exit::Environment, format!("cannot write a temp file: {e}"))
+            })?;
+            Some(crate::package::database::fingerprint_file(tmp.path())?.1)
+        } else {
+            None
+        };
+        report.check_schema(&deployed, server.as_deref());
+    }
+    Ok(RemoteOutcome {
+        host,
+        remote_dir: dir,
+        package: package.to_path_buf(),
+        report,
+    })
+}
+
+/// `ssh -o BatchMode=yes -o ConnectTimeout=10 HOST -- COMMAND`; `HARNESS_SSH_COMMAND` replaces
+/// `ssh` (split on whitespace, e.g. `ssh -F /path/config`), as GIT_SSH_COMMAND does for git.
+fn ssh(host: &str, command: &str) -> Result<Vec<u8>, Failure> {
+    let custom = std::env::var("HARNESS_SSH_COMMAND").ok();
+    let mut words: Vec<String> = custom
+        .as_deref()
+        .unwrap_or("ssh")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    if words.is_empty() {
+        words.push("ssh".into());
+    }
+    let out = std::process::Command::new(&words[0])
+        .args(&words[1..])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            host,
+            "--",
+            command,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            Failure::new(Exit::Environment, format!("cannot run {}: {e}", words[0]))
+                .hint("install the OpenSSH client")
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(Failure::new(
+            Exit::Environment,
+            format!(
+                "ssh {host} failed ({}): {}",
+                out.status,
+                crate::package::vendor::tail_lines(&err, 10).trim()
+            ),
+        )
+        .hint("check that `ssh -o BatchMode=yes HOST true` works (key in the agent, host in known_hosts) and that remote_dir exists"));
+    }
+    Ok(out.stdout)
+}
+
+/// The readable form of a remote report.
+pub fn table(outcome: &RemoteOutcome) -> String {
+    use std::fmt::Write;
+    let r = &outcome.report;
+    let mut out = format!(
+        "deployed {}
+server   {}:{}
+",
+        outcome.package.display(),
+        outcome.host,
+        outcome.remote_dir
+    );
+    for m in &r.modified {
+        let _ = writeln!(
+            out,
+            "modified  {}  (deployed {}, server {})",
+            m.path,
+            &m.deployed[..12],
+            &m.server[..12]
+        );
+    }
+    for p in &r.missing {
+        let _ = writeln!(out, "missing   {p}");
+    }
+    for p in &r.extra {
+        let _ = writeln!(out, "extra     {p}");
+    }
+    match &r.schema {
+        SchemaCheck::NotChecked => {}
+        SchemaCheck::Same => out.push_str("schema    same as deployed\n"),
+        SchemaCheck::Differs { deployed, server } => {
+            let _ = writeln!(
+                out,
+                "schema    differs (deployed {}, server {})",
+                &deployed[..12],
+                &server[..12]
+            );
+        }
+        SchemaCheck::Missing => out.push_str("schema    the server has no database\n"),
+    }
+    let _ = writeln!(
+        out,
+        "{} ({} runtime files ignored)",
+        if r.is_clean() {
+            "server matches the deployed package"
+        } else {
+            "server DIFFERS from the deployed package"
+        },
+        r.ignored
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parity::view::FileFact;
+    use sha2::Digest;
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(sha2::Sha256::digest(b))
+    }
+
+    #[test]
+    fn listing_command_quotes_the_directory() {
+        let c = listing_command("/home/o'brien/my app");
+        assert!(
+            c.starts_with(r"cd -- '/home/o'\''brien/my app' && find . "),
+            "{c}"
+        );
+        assert!(
+            c.contains("-print0 | LC_ALL=C xargs -0 -r sha256sum --"),
+            "{c}"
+        );
+    }
+
+    /// Runs the command in a real shell over a tree with awkward names, so the text the pure
+    /// part parses is what GNU find and sha256sum really print.
+    #[test]
+    fn listing_command_output_parses_with_awkward_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app dir");
+        let files: &[(&str, &[u8])] = &[
+            ("passenger_wsgi.py", b"app = 1\n"),
+            ("src/with space.py", b"x\n"),
+            ("src/back\\slash.py", b"y\n"),
+            ("src/new\nline.py", b"z\n"),
+            ("src/quote'd.py", b"q\n"),
+            ("tmp/restart.txt", b""),
+            ("src/__pycache__/a.cpython-311.pyc", b"\0"),
+            ("logs/app.log", b"log"),
+        ];
+        for (p, b) in files {
+            let full = root.join(p);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, b).unwrap();
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(listing_command(root.to_str().unwrap()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listing = parse_listing(&String::from_utf8(out.stdout).unwrap()).unwrap();
+        let want: BTreeMap<String, String> = files[..5]
+            .iter()
+            .map(|(p, b)| (p.to_string(), sha(b)))
+            .collect();
+        assert_eq!(listing, want, "runtime files are not even listed");
+    }
+
+    #[test]
+    fn listing_of_a_missing_directory_fails() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(listing_command("/nonexistent/harness-parity"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+    }
+
+    #[test]
+    fn bad_listing_lines_are_named() {
+        assert!(parse_listing("nonsense\n").unwrap_err().contains("line 1"));
+        let zz = format!("{}  ./a\n", "z".repeat(64));
+        assert!(parse_listing(&zz).is_err());
+        let bin = format!("{} *./a\n", "A".repeat(64));
+        assert_eq!(parse_listing(&bin).unwrap()["a"], "a".repeat(64));
+    }
+
+    fn package(files: &[(&str, &[u8])]) -> PackageView {
+        PackageView {
+            files: files
+                .iter()
+                .map(|(p, b)| {
+                    (
+                        p.to_string(),
+                        FileFact {
+                            sha256: sha(b),
+                            size: b.len() as u64,
+                            mode: 0o644,
+                        },
+                    )
+                })
+                .collect(),
+            manifest: Ok(BTreeMap::new()),
+            build_info: Ok(BTreeMap::new()),
+            vendored: BTreeMap::new(),
+            lock: None,
+            entry_point: "passenger_wsgi.py".into(),
+            database: Some("app.db".into()),
+            schema: None,
+            readme: None,
+        }
+    }
+
+    fn listing(files: &[(&str, &[u8])]) -> String {
+        files
+            .iter()
+            .map(|(p, b)| format!("{}  ./{p}\n", sha(b)))
+            .collect()
+    }
+
+    #[test]
+    fn reports_modified_missing_and_extra_and_ignores_runtime_files() {
+        let pkg = package(&[
+            ("passenger_wsgi.py", b"app"),
+            ("src/app/views.py", b"views"),
+            ("src/app/models.py", b"models"),
+            ("app.db", b"seeded"),
+        ]);
+        let server = listing(&[
+            ("passenger_wsgi.py", b"app"),
+            ("src/app/views.py", b"views edited on the server"),
+            ("app.db", b"grown at runtime"),
+            ("app.db-wal", b"wal"),
+            ("src/app/stray.py", b"stray"),
+            ("tmp/restart.txt", b""),
+            ("logs/error.log", b"boom"),
+            ("src/app/__pycache__/views.cpython-311.pyc", b"\0"),
+            ("uploads/a.png", b"png"),
+        ]);
+        let ignore = Ignore::new(Some("app.db"), &["uploads/**".to_string()]).unwrap();
+        let r = compare(&pkg, &server, &ignore).unwrap();
+        assert_eq!(r.modified.len(), 1);
+        assert_eq!(r.modified[0].path, "src/app/views.py");
+        assert_eq!(r.modified[0].deployed, sha(b"views"));
+        assert_eq!(r.missing, vec!["src/app/models.py"]);
+        assert_eq!(r.extra, vec!["src/app/stray.py"]);
+        assert_eq!(r.ignored, 5);
+        assert!(!r.is_clean());
+    }
+
+    #[test]
+    fn identical_tree_is_clean_and_schema_is_checked_separately() {
+        let files: &[(&str, &[u8])] = &[("passenger_wsgi.py", b"app"), ("app.db", b"x")];
+        let pkg = package(files);
+        let mut r = compare(
+            &pkg,
+            &listing(&[("passenger_wsgi.py", b"app"), ("app.db", b"y")]),
+            &Ignore::new(Some("app.db"), &[]).unwrap(),
+        )
+        .unwrap();
+        assert!(r.is_clean());
+        assert_eq!(r.schema, SchemaCheck::NotChecked);
+        r.check_schema("aaa", Some("aaa"));
+        assert!(r.is_clean());
+        r.check_schema("aaa", Some("bbb"));
+        assert!(!r.is_clean());
+        r.check_schema("aaa", None);
+        assert_eq!(r.schema, SchemaCheck::Missing);
+        assert!(!r.is_clean());
+    }
+
+    #[test]
+    fn without_a_database_its_file_is_compared_like_any_other() {
+        let pkg = package(&[("app.db", b"x")]);
+        let r = compare(
+            &pkg,
+            &listing(&[("app.db", b"y")]),
+            &Ignore::new(None, &[]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r.modified.len(), 1);
+    }
+
+    #[test]
+    fn database_command_copies_a_consistent_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("app.db");
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);",
+        )
+        .unwrap();
+        // The connection stays open, so the table lives only in the WAL for now.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(database_command(dir.path().to_str().unwrap(), "app.db"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let copy = dir.path().join("copy.db");
+        std::fs::write(&copy, &out.stdout).unwrap();
+        let (schema, _) = crate::package::database::fingerprint_file(&copy).unwrap();
+        assert_eq!(schema.tables[0].name, "t");
+        drop(c);
+    }
+}
