@@ -38,6 +38,11 @@ log "main job: harness build on examples/flask-app"
 "$HARNESS_BIN" --project examples/flask-app build
 "$HARNESS_BIN" --project examples/flask-app build --local
 
+# Every Docker suite needs the stack's images. On a fresh machine the daemon has none and no
+# registry is reachable: bake them once from the offline recipes (cached by recipe hash after that).
+log "images: harness images --bake"
+"$HARNESS_BIN" images --bake
+
 log "Rust tests (unit, integration, end-to-end)"
 cargo nextest run --workspace --no-fail-fast
 

@@ -88,6 +88,20 @@ pub enum Command {
     Status(StatusArgs),
     /// Print a service's logs.
     Logs(LogsArgs),
+    /// Deploy to the webhosting server: only tested bytes, backed up, verified, rolled back on failure.
+    ///
+    /// Builds the webhosting package (unless --package), asks the gate (a green run of these exact
+    /// bytes must be recorded; see `harness gate webhosting`), boots the zip once in the app image,
+    /// then over one SSH connection ([targets.webhosting] ssh, your ~/.ssh/config, agent and
+    /// known_hosts; HARNESS_SSH_CONFIG names another config file): takes a lock beside remote_dir,
+    /// backs up remote_dir with a consistent database copy (also into .harness/backups/), refuses a
+    /// schema change unless migrate_command or --fresh-db, uploads and checks the sha256, extracts to
+    /// staging, keeps production's database, swaps the directories in one script, touches
+    /// tmp/restart.txt, and waits until health is 2xx and the version is the new build id (past
+    /// Passenger's 10 s restart throttle). If not, it swaps back and exits 5.
+    /// Everything lives in <parent>/.<name>.harness/ beside remote_dir: lock/, staging/,
+    /// releases/ (the last keep_releases), backups/ and audit.log.
+    Deploy(DeployArgs),
     /// Prove the local and webhosting packages hold the same code (or, --remote, that the
     /// server holds the deployed package).
     ///
@@ -103,6 +117,45 @@ pub enum Command {
     /// the offline recipe in compose/images/. Baked images are labelled with their recipe hash and
     /// never rebuilt while it matches. Without --bake this lists them.
     Images(ImagesArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeployTarget {
+    Webhosting,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The deploy target.
+    #[arg(value_enum)]
+    pub target: DeployTarget,
+    /// Ship this webhosting deploy.zip instead of building one; the gate checks its bytes.
+    #[arg(long, value_name = "FILE")]
+    pub package: Option<PathBuf>,
+    /// With --fresh-db: copy production's `settings` secret_key into the new database, byte for
+    /// byte, so sessions and signed tokens stay valid. (Without --fresh-db the whole database is
+    /// kept anyway.)
+    #[arg(long)]
+    pub preserve_secret_key: bool,
+    /// Replace production's database with the package's (the backup keeps the old one).
+    #[arg(long)]
+    pub fresh_db: bool,
+    /// Check every precondition (gate, boot check, SSH, disk space, lock, schema) and print the
+    /// plan, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let a green run count although the tree has uncommitted changes (recorded).
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// Remove a lock left by another deploy (the message names its holder) and proceed.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Deploy although the gate (and the boot check) say no; needs --reason, both are recorded.
+    #[arg(long)]
+    pub force: bool,
+    /// Why the deploy is forced (required with --force).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +404,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             Ok(Exit::Success)
         }
         Command::Runs(args) => runs(cli, args),
+        Command::Deploy(args) => deploy(cli, args, &reporter),
         Command::Gate(args) => gate(cli, args, &reporter),
         Command::Parity(args) => parity(cli, args, &reporter),
         Command::Certs(args) => certs(cli, args),
@@ -598,6 +652,74 @@ fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Fai
     } else {
         Exit::Refused
     })
+}
+
+fn deploy(cli: &Cli, args: &DeployArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let force = match (args.force, &args.reason) {
+        (true, Some(reason)) => Some(crate::gate::Force::new(reason).map_err(|e| {
+            Failure::new(Exit::BadInput, e.to_string())
+                .hint("say why, e.g. --reason \"hotfix for #123, tested by hand\"")
+        })?),
+        (true, None) => {
+            return Err(Failure::new(Exit::BadInput, "--force needs --reason TEXT")
+                .hint("say why, e.g. --force --reason \"hotfix for #123, tested by hand\"; it is recorded"));
+        }
+        (false, Some(_)) => {
+            return Err(Failure::new(
+                Exit::BadInput,
+                "--reason is only used with --force",
+            ));
+        }
+        (false, None) => None,
+    };
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::deploy::DeployRequest {
+        package: args.package.clone(),
+        preserve_secret_key: args.preserve_secret_key,
+        fresh_db: args.fresh_db,
+        dry_run: args.dry_run,
+        allow_dirty: args.allow_dirty,
+        break_lock: args.break_lock,
+        force,
+    };
+    let receipt = crate::deploy::deploy(&config, &request, reporter)?;
+    if cli.json {
+        let steps: Vec<serde_json::Value> = receipt
+            .plan
+            .iter()
+            .map(|s| serde_json::json!({"id": s.id, "what": s.what, "command": s.command()}))
+            .collect();
+        let v = serde_json::json!({
+            "build_id": receipt.build_id, "host": receipt.destination, "remote_dir": receipt.remote_dir,
+            "dry_run": receipt.dry_run, "release": receipt.release, "backup": receipt.backup,
+            "elapsed_ms": receipt.elapsed.as_millis() as u64, "plan": steps,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+    } else if receipt.dry_run {
+        println!(
+            "dry run: every precondition holds; the plan for build {} on {}:{}",
+            receipt.build_id, receipt.destination, receipt.remote_dir
+        );
+        for (i, s) in receipt.plan.iter().enumerate() {
+            println!("{:>2}. {:<14} {}", i + 1, s.id, s.what);
+            for line in s.command().lines() {
+                println!("      $ {line}");
+            }
+        }
+        println!("nothing was changed");
+    } else {
+        println!(
+            "deployed build {} to {}:{} in {:.1} s",
+            receipt.build_id,
+            receipt.destination,
+            receipt.remote_dir,
+            receipt.elapsed.as_secs_f64()
+        );
+        if let Some(b) = &receipt.backup {
+            println!("  backup  {}", b.display());
+        }
+    }
+    Ok(Exit::Success)
 }
 
 fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {

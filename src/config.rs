@@ -137,6 +137,31 @@ pub struct TargetConfig {
     pub remote_dir: Option<String>,
     #[serde(default)]
     pub url: Option<String>,
+    /// Deploy only: run on the server in the staged release when production's schema differs.
+    #[serde(default)]
+    pub migrate_command: Option<String>,
+    /// Deploy only: previous releases kept beside remote_dir for a rollback (default 3).
+    #[serde(default)]
+    pub keep_releases: Option<u32>,
+    /// Deploy only: backups kept, on the server and in .harness/backups/ (default 5).
+    #[serde(default)]
+    pub keep_backups: Option<u32>,
+    /// Deploy only: seconds to wait for the new build to answer (default 45; at least 15).
+    #[serde(default)]
+    pub verify_timeout: Option<u64>,
+    /// Deploy only: SSH ConnectTimeout in seconds (default 10).
+    #[serde(default)]
+    pub connect_timeout: Option<u64>,
+}
+
+/// The deploy settings of `[targets.webhosting]`, defaults applied.
+#[derive(Debug, Clone)]
+pub struct WebhostingDeploy {
+    pub migrate_command: Option<String>,
+    pub keep_releases: u32,
+    pub keep_backups: u32,
+    pub verify_timeout: std::time::Duration,
+    pub connect_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +379,19 @@ impl Config {
 
     pub fn target(&self, name: &str) -> TargetConfig {
         self.targets.get(name).cloned().unwrap_or_default()
+    }
+
+    /// `[targets.webhosting]`'s deploy settings with their defaults.
+    pub fn webhosting_deploy(&self) -> WebhostingDeploy {
+        let t = self.target("webhosting");
+        WebhostingDeploy {
+            migrate_command: t.migrate_command.filter(|c| !c.trim().is_empty()),
+            keep_releases: t.keep_releases.unwrap_or(3).max(1),
+            keep_backups: t.keep_backups.unwrap_or(5).max(1),
+            // Passenger's 10 s stat throttle has to pass before a probe counts.
+            verify_timeout: std::time::Duration::from_secs(t.verify_timeout.unwrap_or(45).max(15)),
+            connect_timeout: std::time::Duration::from_secs(t.connect_timeout.unwrap_or(10).max(1)),
+        }
     }
 
     fn gate_config(&self, raw: RawGateConfig) -> Result<GateConfig, Failure> {

@@ -2,6 +2,7 @@
 //! for Passenger shared webhosting. See DESIGN.md in the shared folder and docs/ARCHITECTURE.md.
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod fsutil;

@@ -422,7 +422,9 @@ fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     let o = p.run(&["--json", "up", "--with-mocks", "--skip-build"]);
     let up = parse_up(&o)?;
     for service in ["app", "proxy", "mailpit", "geoip", "netcup"] {
-        url_of(&up, service)?;
+        ensure(up.urls.iter().any(|(s, _)| s == service), || {
+            format!("no URL for {service} in {:?}", up.urls)
+        })?;
     }
     let (code, body) = proxy_get(&up, "/health")?;
     ensure(code == 200 && body.contains("\"ok\""), || {
@@ -436,10 +438,27 @@ fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     )?;
     let (code, _) = get(&format!("{}readyz", url_of(&up, "mailpit")?))?;
     ensure(code == 200, || format!("mailpit readyz: {code}"))?;
-    for mock in ["geoip", "netcup"] {
-        let (code, body) = get(&format!("{}health", url_of(&up, mock)?))?;
-        ensure(code == 200, || format!("{mock} /health: {code} {body}"))?;
-    }
+    let (code, body) = get(&format!("{}health", url_of(&up, "netcup")?))?;
+    ensure(code == 200, || format!("netcup /health: {code} {body}"))?;
+    // The GeoIP mock speaks HTTPS with the run's leaf, which names `geoip`.
+    let geoip = up
+        .urls
+        .iter()
+        .find(|(s, _)| s == "geoip")
+        .map(|(_, u)| u.clone())
+        .unwrap_or_default();
+    let port = geoip
+        .trim_start_matches("https://127.0.0.1:")
+        .trim_end_matches('/');
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(up.run_dir.join("tls/ca.pem"))
+        .args(["--resolve", &format!("geoip:{port}:127.0.0.1")])
+        .arg(format!("https://geoip:{port}/health"))
+        .output()?;
+    ensure(text(&out.stdout) == "200", || {
+        format!("geoip over TLS: {}", describe(&out))
+    })?;
     ensure(up.run_dir.join("app/passenger_wsgi.py").is_file(), || {
         "the run has no extracted package".into()
     })?;

@@ -211,7 +211,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             run_id: run.id.clone(),
             run_dir,
             state_file,
-            urls: urls_of(&handle),
+            urls: urls_of(&handle, !req.no_tls),
             elapsed_ms: start.elapsed().as_millis(),
         })
     })
@@ -471,7 +471,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
         .map_err(io_fail(format!("write {}", path.display())))
 }
 
-fn urls_of(handle: &StackHandle) -> Vec<ServiceUrl> {
+fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {
     let mut urls = Vec::new();
     for (name, svc) in &handle.services {
         for (cport, hport) in &svc.ports {
@@ -492,6 +492,10 @@ fn urls_of(handle: &StackHandle) -> Vec<ServiceUrl> {
                 ("mailpit", 8025) => (
                     "Mailpit UI and API".to_string(),
                     format!("http://127.0.0.1:{hport}/mailpit/"),
+                ),
+                ("geoip", _) if tls => (
+                    "GeoIP2 web service mock over TLS (certificate names `geoip`)".to_string(),
+                    format!("https://127.0.0.1:{hport}/"),
                 ),
                 ("geoip", _) => (
                     "GeoIP2 web service mock".to_string(),

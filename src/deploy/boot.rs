@@ -1,0 +1,168 @@
+//! The boot check: the exact webhosting zip, extracted and started once in the app image, must
+//! answer health 2xx and report its build id before anything goes to the server. It catches what
+//! differs between the targets (wheels for another platform, a missing file, a bad env).
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
+};
+
+use crate::config::Config;
+use crate::error::{Exit, Failure};
+use crate::stack::{Engine, RunIdentity};
+
+/// Environment variable naming the app image to use instead of the newest local harness/app tag.
+pub const IMAGE_ENV: &str = "HARNESS_IMAGE_APP";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The app image: `HARNESS_IMAGE_APP`, else what the images module resolves (present locally,
+/// pulled, or baked from the offline recipe), exactly as the stack's app service gets it.
+pub async fn app_image() -> Result<String, Failure> {
+    if let Ok(image) = std::env::var(IMAGE_ENV)
+        && !image.is_empty()
+    {
+        return Ok(image);
+    }
+    let reporter = crate::events::TerminalReporter;
+    let options = crate::images::Options::from_env()?;
+    let images = crate::images::Images::connect(options, &reporter).await?;
+    Ok(images.resolve("app").await?.reference)
+}
+
+pub fn check(config: &Config, zip: &Path, build_id: &str) -> Result<String, Failure> {
+    let dir = tempfile::Builder::new()
+        .prefix("harness-boot-")
+        .tempdir()
+        .map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot make a temporary directory: {e}"),
+            )
+        })?;
+    let app = dir.path().join("app");
+    let f = std::fs::File::open(zip)
+        .map_err(|e| Failure::new(Exit::Environment, format!("{}: {e}", zip.display())))?;
+    zip::ZipArchive::new(f)
+        .and_then(|mut z| z.extract(&app))
+        .map_err(|e| {
+            Failure::new(
+                Exit::BadInput,
+                format!("cannot extract {}: {e}", zip.display()),
+            )
+        })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Exit::Environment, format!("cannot start a runtime: {e}")))?;
+    rt.block_on(boot(config, &app, build_id))
+}
+
+async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Failure> {
+    let docker_fail = |e: &dyn std::fmt::Display| {
+        Failure::new(Exit::Environment, format!("boot check: Docker: {e}"))
+    };
+    let engine = Engine::connect().await.map_err(|e| docker_fail(&e))?;
+    let image = app_image().await?;
+    let run = RunIdentity::new(&config.root, false);
+    let mut labels = run.labels();
+    labels.insert(crate::stack::LABEL_SERVICE.into(), "boot-check".into());
+    let mut env: Vec<String> = config
+        .target("webhosting")
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    env.push("PASSENGER_APP_ROOT=/srv/app".into());
+    let body = ContainerCreateBody {
+        image: Some(image.clone()),
+        env: Some(env),
+        labels: Some(labels),
+        exposed_ports: Some(vec!["80/tcp".to_string()]),
+        host_config: Some(HostConfig {
+            port_bindings: Some(HashMap::from([(
+                "80/tcp".to_string(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )])),
+            mounts: Some(vec![Mount {
+                target: Some("/srv/app".into()),
+                source: Some(app.display().to_string()),
+                typ: Some(MountType::BIND),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let docker = engine.docker();
+    let name = format!("{}-boot-check", run.project);
+    let created = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(name.clone()),
+                ..Default::default()
+            }),
+            body,
+        )
+        .await
+        .map_err(|e| docker_fail(&e))?;
+    let result = async {
+        docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+            .map_err(|e| docker_fail(&e))?;
+        let info = docker
+            .inspect_container(&created.id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| docker_fail(&e))?;
+        let port = info
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get("80/tcp").cloned().flatten())
+            .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| docker_fail(&"the app container published no port"))?;
+        let probe = super::verify::Probe {
+            base: format!("http://127.0.0.1:{port}"),
+            health_path: config.stack.health_path.clone(),
+            version_path: config.stack.version_path.clone(),
+            settle: Duration::ZERO,
+            timeout: BOOT_TIMEOUT,
+        };
+        // curl and sleeps block this single-threaded runtime; nothing else runs on it.
+        probe.until(build_id, Instant::now())
+    }
+    .await;
+    let logs = match &result {
+        Err(_) => crate::stack::wait::last_lines(docker, &created.id, 20).await,
+        Ok(_) => Vec::new(),
+    };
+    let _ = docker
+        .remove_container(
+            &created.id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+    result
+        .map(|d| format!("{image}: {d}"))
+        .map_err(|f| {
+            Failure::new(
+                Exit::Refused,
+                format!(
+                    "boot check: the webhosting package does not answer in {image}: {}; nothing was changed{}",
+                    f.message,
+                    if logs.is_empty() { String::new() } else { format!("\n  last log lines:\n    {}", logs.join("\n    ")) }
+                ),
+            )
+            .hint("run the package locally (`harness up`) and look at the app's log")
+        })
+}

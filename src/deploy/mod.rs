@@ -1,0 +1,950 @@
+//! `harness deploy webhosting`: only gated bytes reach production, a deploy never loses data, and
+//! a release that does not answer is swapped back automatically.
+//!
+//! Gate → boot check → SSH (one master connection) → preflight → the planned remote steps
+//! (`plan.rs`) → verify → rollback or finish → ledger, audit logs, state file.
+mod boot;
+mod interrupt;
+pub mod plan;
+pub mod ssh;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::error::{Exit, Failure};
+use crate::events::{Event, Reporter};
+use crate::gate::{Force, PackageFacts};
+use crate::ledger::{DeployOutcome, DeployRecord, Timestamp};
+use plan::{Check, Facts, Layout, RemoteStep, StepError};
+use ssh::{Ssh, SshError, SshTarget};
+
+pub use boot::app_image;
+
+/// Overrides `[targets.webhosting] url` for verification (tests point it at the twin's port).
+pub const URL_ENV: &str = "HARNESS_DEPLOY_URL";
+
+/// Passenger checks tmp/restart.txt at most this often (PassengerStatThrottleRate, production's
+/// value); a probe is trusted only after it has passed, or the old process may still be answering.
+pub const STAT_THROTTLE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub package: Option<PathBuf>,
+    pub preserve_secret_key: bool,
+    pub fresh_db: bool,
+    pub dry_run: bool,
+    pub allow_dirty: bool,
+    pub break_lock: bool,
+    pub force: Option<Force>,
+}
+
+/// What a finished deploy (or dry run) hands back.
+#[derive(Debug, Clone)]
+pub struct DeployReceipt {
+    pub build_id: String,
+    pub destination: String,
+    pub remote_dir: String,
+    pub release: Option<String>,
+    pub backup: Option<PathBuf>,
+    pub plan: Vec<RemoteStep>,
+    pub dry_run: bool,
+    pub elapsed: Duration,
+}
+
+/// The package that will ship: its bytes and what it says about itself.
+struct Shipment {
+    zip: PathBuf,
+    sha256: String,
+    build_id: String,
+    code: String,
+    schema: Option<String>,
+}
+
+pub fn deploy(
+    config: &Config,
+    req: &DeployRequest,
+    reporter: &dyn Reporter,
+) -> Result<DeployReceipt, Failure> {
+    let started = Instant::now();
+    let started_at = Timestamp::now();
+
+    let target = config.target("webhosting");
+    let where_ = format!("[targets.webhosting] in {}", config.file.display());
+    let missing = |key: &str| {
+        Failure::new(Exit::BadInput, format!("{where_} has no `{key}`"))
+            .hint("set ssh = \"user@host\", remote_dir = \"/abs/path\" and url = \"https://...\" (docs/config.md)")
+    };
+    let destination = target.ssh.clone().ok_or_else(|| missing("ssh"))?;
+    let remote_dir = target
+        .remote_dir
+        .clone()
+        .ok_or_else(|| missing("remote_dir"))?;
+    let layout = Layout::of(&remote_dir).ok_or_else(|| {
+        Failure::new(
+            Exit::BadInput,
+            format!("{where_}: remote_dir = {remote_dir:?} must be an absolute path below /"),
+        )
+        .hint("write the full path, e.g. remote_dir = \"/home/user/app\"")
+    })?;
+    let base_url = std::env::var(URL_ENV)
+        .ok()
+        .or(target.url.clone())
+        .ok_or_else(|| missing("url"))?;
+    let wh = config.webhosting_deploy();
+
+    // 1. The bytes and the gate.
+    let shipment = match &req.package {
+        Some(file) => read_package(config, file)?,
+        None => {
+            let m = crate::package::build(
+                config,
+                &crate::package::BuildRequest {
+                    target: "webhosting",
+                    seed_demo: false,
+                    rotate_secrets: false,
+                    output: None,
+                },
+                reporter,
+            )?;
+            Shipment {
+                zip: m.zip,
+                sha256: m.sha256,
+                build_id: m.build_id,
+                code: m.fingerprints.code,
+                schema: m.fingerprints.schema,
+            }
+        }
+    };
+    let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let gate = crate::events::phase(reporter, "gate", || {
+        let outcome = crate::gatekeeper::evaluate(
+            config,
+            &mut ledger,
+            PackageFacts {
+                sha256: &shipment.sha256,
+                code: &shipment.code,
+                schema: shipment.schema.as_deref(),
+            },
+            &crate::gatekeeper::GateRequest {
+                allow_dirty: req.allow_dirty,
+                force: req.force.clone(),
+            },
+            Timestamp::now(),
+        )?;
+        if !outcome.decision.open {
+            return Err(Failure::new(
+                Exit::Refused,
+                format!(
+                    "the gate refuses this package; nothing was changed\n{}",
+                    crate::gatekeeper::decision_text(&outcome).trim_end()
+                ),
+            ));
+        }
+        let detail = outcome.decision.summary.clone();
+        Ok((outcome, detail))
+    })?;
+
+    // 2. The exact zip boots in the app image, in parallel with the read-only SSH work, the lock
+    // and the backup; it must have passed before the upload.
+    // A forced deploy is forced past it too (the gate decision records the reason); it still
+    // runs, so the warning says what production is about to get.
+    let (boot_zip, boot_id) = (shipment.zip.clone(), shipment.build_id.clone());
+    std::thread::scope(|scope| {
+        let boot = scope.spawn(move || {
+            crate::events::phase(reporter, "boot-check", || {
+                match boot::check(config, &boot_zip, &boot_id) {
+                    Ok(d) => Ok(((), d)),
+                    Err(f) if req.force.is_some() => {
+                        reporter.event(&Event::Warning {
+                            message: format!("--force: deploying although {}", f.message),
+                        });
+                        Ok(((), "failed, forced past it".to_string()))
+                    }
+                    Err(f) => Err(f),
+                }
+            })
+        });
+        let join_boot = move || -> Result<(), Failure> {
+            boot.join()
+                .unwrap_or_else(|_| Err(Failure::new(Exit::Environment, "the boot check panicked")))
+        };
+
+        // 3. One SSH connection for everything else.
+        let ssh = crate::events::phase(reporter, "connect", || {
+            let s = Ssh::connect(SshTarget {
+                destination: destination.clone(),
+                config_file: ssh_config_file(),
+                connect_timeout: wh.connect_timeout,
+            })
+            .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+            Ok::<_, Failure>((s, destination.clone()))
+        })?;
+        let db = config
+            .package
+            .database
+            .as_ref()
+            .map(|d| d.get_ref().path.clone());
+        let pre = crate::events::phase(reporter, "preflight", || {
+            let out = ssh
+                .run(&plan::preflight_script(&layout, db.as_deref()))
+                .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+            let pre = Preflight::parse(&out.text());
+            let detail = format!(
+                "live {}, free {} MiB",
+                if pre.live {
+                    "present"
+                } else {
+                    "absent (first deploy)"
+                },
+                pre.free_kb / 1024
+            );
+            Ok::<_, Failure>((pre, detail))
+        })?;
+        pre.check(&layout, req.break_lock, &shipment.zip, &destination)?;
+
+        let stamp = stamp();
+        let local_backups = config.root.join(".harness").join("backups");
+        let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
+        let backup_name = format!("{stamp}-{}", pre.live_build.as_deref().unwrap_or("unknown"));
+        let facts = Facts {
+            layout: layout.clone(),
+            build_id: shipment.build_id.clone(),
+            zip: shipment.zip.clone(),
+            zip_sha256: shipment.sha256.clone(),
+            db: db.clone(),
+            live_exists: pre.live,
+            live_db_exists: pre.live_db,
+            previous_release: backup_name.clone(),
+            failed_release: format!("{stamp}-failed-{}", shipment.build_id),
+            backup_name: backup_name.clone(),
+            local_backup: local_backups.join(format!("webhosting-{backup_name}.tar.gz")),
+            local_db_snapshot: scratch.path().join("production.db"),
+            keep_releases: wh.keep_releases,
+            keep_backups: wh.keep_backups,
+            fresh_db: req.fresh_db,
+            preserve_secret_key: req.preserve_secret_key,
+            break_lock: req.break_lock,
+            migrate_command: wh.migrate_command.clone(),
+            lock_details: lock_details(&shipment.build_id),
+            audit_line: String::new(),
+        };
+        let steps = plan::plan(&facts);
+
+        // The schema is checked before the lock too, from a throwaway snapshot, so a refusal changes
+        // nothing at all; the plan checks it again under the lock, on the backup's copy.
+        if let (true, Some(db)) = (pre.live_db, &db) {
+            crate::events::phase(reporter, "schema", || {
+                let snap = scratch.path().join("preflight.db");
+                let live_db = ssh::quote(&format!("{}/{db}", layout.live));
+                let script = format!(
+                    "t=$(mktemp) && sqlite3 {live_db} \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
+                );
+                ssh.run_to_file(&script, &snap)
+                    .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+                schema_check(&snap, &shipment, &wh, req.fresh_db).map(|d| ((), d))
+            })?;
+        }
+        if req.dry_run {
+            join_boot()?;
+            ssh.close();
+            return Ok(DeployReceipt {
+                build_id: shipment.build_id.clone(),
+                destination,
+                remote_dir: layout.live,
+                release: None,
+                backup: None,
+                plan: steps,
+                dry_run: true,
+                elapsed: started.elapsed(),
+            });
+        }
+        std::fs::create_dir_all(&local_backups).map_err(|e| io_failure(&local_backups, e))?;
+
+        let probe = verify::Probe {
+            base: base_url.trim_end_matches('/').to_string(),
+            health_path: config.stack.health_path.clone(),
+            version_path: config.stack.version_path.clone(),
+            settle: STAT_THROTTLE + Duration::from_millis(500),
+            timeout: wh.verify_timeout,
+        };
+        let swapped_at = std::cell::Cell::new(Instant::now());
+        let mut check = |c: Check| -> Result<String, Failure> {
+            match c {
+                Check::Schema => {
+                    schema_check(&facts.local_db_snapshot, &shipment, &wh, req.fresh_db)
+                }
+                Check::MigratedSchema => {
+                    let (_, fp) = crate::package::database::fingerprint_file(
+                        &plan::migrated_snapshot(&facts),
+                    )?;
+                    if Some(&fp) == shipment.schema.as_ref() {
+                        Ok(format!("migrated schema {} = the package's", short(&fp)))
+                    } else {
+                        Err(Failure::new(
+                            Exit::Refused,
+                            format!(
+                                "after migrate_command the schema is {}, the package's is {}; production is unchanged",
+                                short(&fp),
+                                shipment.schema.as_deref().map(short).unwrap_or("none")
+                            ),
+                        )
+                        .hint("fix migrate_command so it brings production's schema to the package's"))
+                    }
+                }
+                Check::Verify => probe.until(&shipment.build_id, swapped_at.get()),
+                Check::VerifyRollback => match &pre.live_build {
+                    Some(old) => probe.until(old, swapped_at.get()),
+                    None => Err(Failure::new(
+                        Exit::Unknown,
+                        "the previous release has no build id to verify",
+                    )),
+                },
+            }
+        };
+
+        // Up to the swap, a failure leaves production untouched: unlock and report.
+        let swap_at = steps
+            .iter()
+            .position(|s| s.id == "swap")
+            .expect("a plan swaps");
+        let upload_at = steps
+            .iter()
+            .position(|s| s.id == "upload")
+            .expect("a plan uploads");
+        let (before, after) = steps.split_at(swap_at);
+        let mut receipt_backup = None;
+        let mut join_boot = Some(join_boot);
+        let mut run_before = || -> Result<(), (&'static str, StepError)> {
+            plan::execute(
+                &before[..upload_at],
+                &ssh,
+                reporter,
+                &mut check,
+                &interrupt::requested,
+            )?;
+            if let Some(join) = join_boot.take() {
+                join().map_err(|f| ("boot-check", StepError::Check(f)))?;
+            }
+            plan::execute(
+                &before[upload_at..],
+                &ssh,
+                reporter,
+                &mut check,
+                &interrupt::requested,
+            )
+        };
+        // From the lock on, an interrupt must clean up: it is handled between steps.
+        interrupt::install();
+        if let Err((id, e)) = run_before() {
+            let failure = match e {
+                StepError::Ssh(SshError::Remote { code, stderr, .. })
+                    if id == "lock" && code == plan::LOCK_HELD =>
+                {
+                    return Err(lock_held(&stderr, &layout));
+                }
+                StepError::Ssh(e) if id == "migrate" => Failure::new(
+                    Exit::Refused,
+                    format!(
+                        "the schema differs and migrate_command failed in staging; production is unchanged: {e}"
+                    ),
+                ),
+                StepError::Ssh(e) => ssh_failure(e, "production is unchanged"),
+                StepError::Check(f) => f,
+                StepError::Interrupted => Failure::new(
+                    Exit::Interrupted,
+                    format!(
+                        "interrupted before `{id}`; production is unchanged and the lock is released"
+                    ),
+                ),
+            };
+            let _ = ssh.run(&unlock_script(&layout));
+            record(
+                &mut ledger,
+                started_at,
+                &shipment,
+                gate.decision_id,
+                DeployOutcome::Failed,
+                None,
+                &failure.message,
+            );
+            return Err(failure);
+        }
+        if pre.live {
+            receipt_backup = Some(facts.local_backup.clone());
+            prune_local(&local_backups, wh.keep_backups);
+        }
+
+        // The swap and the verification.
+        let (swap, verify_step) = after.split_at(1);
+        if let Err((_, e)) = plan::execute(
+            swap,
+            &ssh,
+            reporter,
+            &mut |_| unreachable_check(),
+            &interrupt::requested,
+        ) {
+            let failure = Failure::new(
+                Exit::Unknown,
+                format!(
+                    "the swap on {destination} failed part-way: {}",
+                    step_error_text(&e)
+                ),
+            )
+            .hint(format!(
+                "check on the server: does {} exist and hold a release? The previous one is {}/{}; \
+             the new one may still be in {}. The lock {} is kept until you have looked \
+             (then deploy again with --break-lock).",
+                layout.live,
+                layout.releases(),
+                facts.previous_release,
+                layout.staging(),
+                layout.lock()
+            ));
+            record(
+                &mut ledger,
+                started_at,
+                &shipment,
+                gate.decision_id,
+                DeployOutcome::Unknown,
+                None,
+                &failure.message,
+            );
+            return Err(failure);
+        }
+        swapped_at.set(Instant::now());
+        // Old releases are pruned while Passenger's throttle runs out (the previous release is the
+        // newest under releases/, so it stays for a rollback).
+        let line = audit_line(&destination, &layout, &shipment, "deployed", "");
+        let (prune, finish_steps) = {
+            let mut f = facts.clone();
+            f.audit_line = line.clone();
+            let mut all = plan::finish(&f);
+            let rest = all.split_off(1);
+            (all, rest)
+        };
+        let verified = std::thread::scope(|inner| {
+            let pruning = inner.spawn(|| {
+                plan::execute(&prune, &ssh, reporter, &mut |_| unreachable_check(), &never)
+            });
+            let verified = plan::execute(verify_step, &ssh, reporter, &mut check, &never);
+            if let Ok(Err((id, e))) = pruning.join() {
+                reporter.event(&Event::Warning {
+                    message: format!("`{id}` failed: {}", step_error_text(&e)),
+                });
+            }
+            verified
+        });
+        if let Err((_, e)) = verified {
+            let why = step_error_text(&e);
+            reporter.event(&Event::Warning {
+                message: format!("verification failed: {why}; rolling back"),
+            });
+            if !pre.live {
+                let failure = Failure::new(
+                Exit::Unknown,
+                format!("the first release on {destination} failed verification ({why}) and there is nothing to roll back to"),
+            )
+            .hint(format!(
+                "look at {}/app.log and the web server's error log; the lock {} stays until you deploy again with --break-lock",
+                layout.live,
+                layout.lock()
+            ));
+                record(
+                    &mut ledger,
+                    started_at,
+                    &shipment,
+                    gate.decision_id,
+                    DeployOutcome::Unknown,
+                    None,
+                    &failure.message,
+                );
+                return Err(failure);
+            }
+            let back = plan::rollback(&facts);
+            // The rollback's own swap resets the clock before its verification.
+            let (swap_back, verify_back) = back.split_at(1);
+            let rolled = plan::execute(
+                swap_back,
+                &ssh,
+                reporter,
+                &mut |_| unreachable_check(),
+                &never,
+            )
+            .and_then(|()| {
+                swapped_at.set(Instant::now());
+                plan::execute(verify_back, &ssh, reporter, &mut check, &never)
+            });
+            return Err(match rolled {
+                Ok(()) => {
+                    let line = audit_line(&destination, &layout, &shipment, "rolled_back", &why);
+                    let _ = ssh.run(&unlock_script(&layout));
+                    let _ = ssh.run(&plan::audit(&layout, &line).command());
+                    append_local_audit(&config.root, &line);
+                    record(
+                        &mut ledger,
+                        started_at,
+                        &shipment,
+                        gate.decision_id,
+                        DeployOutcome::RolledBack,
+                        None,
+                        &why,
+                    );
+                    Failure::new(
+                        Exit::RolledBack,
+                        format!(
+                            "build {} failed verification ({why}); rolled back: {} answers again",
+                            shipment.build_id,
+                            pre.live_build.as_deref().unwrap_or("the previous build")
+                        ),
+                    )
+                    .hint(format!(
+                        "the failed release is kept in {}/{} (see its app.log)",
+                        layout.releases(),
+                        facts.failed_release
+                    ))
+                }
+                Err((id, e)) => {
+                    let msg = format!(
+                        "build {} failed verification ({why}) and the rollback failed at `{id}`: {}",
+                        shipment.build_id,
+                        step_error_text(&e)
+                    );
+                    record(
+                        &mut ledger,
+                        started_at,
+                        &shipment,
+                        gate.decision_id,
+                        DeployOutcome::Unknown,
+                        None,
+                        &msg,
+                    );
+                    Failure::new(Exit::Unknown, msg).hint(format!(
+                    "check on {destination}: which release is in {} (cat {}/build_info.json); whether \
+                     {}/{} still exists; {}{} answers; the web server's error log. Your backup is {}. \
+                     The lock {} is kept; remove it with --break-lock when done.",
+                    layout.live,
+                    layout.live,
+                    layout.releases(),
+                    facts.previous_release,
+                    probe.base,
+                    probe.health_path,
+                    facts.local_backup.display(),
+                    layout.lock()
+                ))
+                }
+            });
+        }
+
+        // Done: prune, unlock, audit, ledger, state.
+        let release = shipment.build_id.clone();
+        if let Err((id, e)) = plan::execute(
+            &finish_steps,
+            &ssh,
+            reporter,
+            &mut |_| unreachable_check(),
+            &never,
+        ) {
+            reporter.event(&Event::Warning {
+                message: format!(
+                    "deployed and verified, but `{id}` failed: {}",
+                    step_error_text(&e)
+                ),
+            });
+        }
+        ssh.close();
+        append_local_audit(&config.root, &line);
+        record(
+            &mut ledger,
+            started_at,
+            &shipment,
+            gate.decision_id,
+            DeployOutcome::Deployed,
+            Some(release.clone()),
+            "verified",
+        );
+        update_state(config, &shipment, &destination, &layout)?;
+        Ok(DeployReceipt {
+            build_id: shipment.build_id.clone(),
+            destination,
+            remote_dir: layout.live,
+            release: Some(release),
+            backup: receipt_backup,
+            plan: steps,
+            dry_run: false,
+            elapsed: started.elapsed(),
+        })
+    })
+}
+
+/// From the swap on, an interrupt waits until production answers (see interrupt.rs).
+fn never() -> bool {
+    false
+}
+
+fn unreachable_check() -> Result<String, Failure> {
+    Err(Failure::new(
+        Exit::Unknown,
+        "internal: a check in a step list without checks",
+    ))
+}
+
+fn unlock_script(layout: &Layout) -> String {
+    plan::unlock(layout).command()
+}
+
+/// The ssh config file: `HARNESS_SSH_CONFIG`, else ssh's own default (~/.ssh/config).
+fn ssh_config_file() -> Option<PathBuf> {
+    std::env::var_os(ssh::CONFIG_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn ssh_failure(e: SshError, state: &str) -> Failure {
+    match e {
+        SshError::Connect { .. } => Failure::new(Exit::Environment, format!("{e}; {state}"))
+            .hint("check that `ssh HOST true` works from this shell (BatchMode: keys via the agent or ~/.ssh/config, the host in known_hosts)"),
+        other => Failure::new(Exit::Environment, format!("{other}; {state}")),
+    }
+}
+
+fn step_error_text(e: &StepError) -> String {
+    match e {
+        StepError::Ssh(e) => e.to_string(),
+        StepError::Check(f) => f.message.clone(),
+        StepError::Interrupted => "interrupted".into(),
+    }
+}
+
+fn io_failure(what: impl std::fmt::Debug, e: std::io::Error) -> Failure {
+    Failure::new(Exit::Environment, format!("{what:?}: {e}"))
+}
+
+fn lock_held(stderr: &str, layout: &Layout) -> Failure {
+    let details: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains('=') && !l.starts_with("lock held"))
+        .collect();
+    Failure::new(
+        Exit::Refused,
+        format!(
+            "another deploy holds the lock {}: {}; nothing was changed",
+            layout.lock(),
+            if details.is_empty() {
+                "no details file".to_string()
+            } else {
+                details.join(", ")
+            }
+        ),
+    )
+    .hint("wait for it to finish; if that deploy is gone (a crash), run again with --break-lock")
+}
+
+/// Read-only facts from the server.
+#[derive(Debug, Default)]
+struct Preflight {
+    live: bool,
+    live_db: bool,
+    lock: Option<Vec<String>>,
+    free_kb: u64,
+    live_build: Option<String>,
+    missing_tools: Vec<String>,
+}
+
+impl Preflight {
+    fn parse(text: &str) -> Preflight {
+        let mut p = Preflight::default();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            match k {
+                "live" => p.live = v == "yes",
+                "live_db" => p.live_db = v == "yes",
+                "lock" if v == "yes" => p.lock = Some(Vec::new()),
+                "free_kb" => p.free_kb = v.trim().parse().unwrap_or(0),
+                "live_build" if !v.trim().is_empty() => p.live_build = Some(v.trim().to_string()),
+                _ if k.starts_with("lock.") => {
+                    if let Some(l) = p.lock.as_mut() {
+                        l.push(format!("{}={v}", &k[5..]));
+                    }
+                }
+                _ if k.starts_with("tool.") && v == "no" => {
+                    p.missing_tools.push(k[5..].to_string())
+                }
+                _ => {}
+            }
+        }
+        p
+    }
+
+    fn check(
+        &self,
+        layout: &Layout,
+        break_lock: bool,
+        zip: &Path,
+        host: &str,
+    ) -> Result<(), Failure> {
+        if !self.missing_tools.is_empty() {
+            return Err(Failure::new(
+                Exit::Environment,
+                format!(
+                    "{host} lacks {}; nothing was changed",
+                    self.missing_tools.join(", ")
+                ),
+            )
+            .hint("the deploy needs sqlite3, unzip, sha256sum and tar on the server"));
+        }
+        // Room for the upload, the extracted release and a backup of the same size, twice over.
+        let zip_kb = std::fs::metadata(zip).map(|m| m.len() / 1024).unwrap_or(0);
+        let need_kb = zip_kb * 8 + 1024;
+        if self.free_kb < need_kb {
+            return Err(Failure::new(
+                Exit::Environment,
+                format!(
+                    "{host} has {} KiB free beside {}; the deploy needs about {need_kb} KiB; nothing was changed",
+                    self.free_kb, layout.live
+                ),
+            )
+            .hint(format!("free space, e.g. old backups in {}", layout.backups())));
+        }
+        if let (Some(details), false) = (&self.lock, break_lock) {
+            return Err(lock_held(&details.join("\n"), layout));
+        }
+        Ok(())
+    }
+}
+
+fn schema_check(
+    snapshot: &Path,
+    shipment: &Shipment,
+    wh: &crate::config::WebhostingDeploy,
+    fresh_db: bool,
+) -> Result<String, Failure> {
+    let (_, production) = crate::package::database::fingerprint_file(snapshot)?;
+    let Some(package) = &shipment.schema else {
+        return Ok("the package has no database".into());
+    };
+    if &production == package {
+        return Ok(format!("schema {} unchanged", short(package)));
+    }
+    if fresh_db {
+        return Ok(format!(
+            "schema differs ({} → {}); --fresh-db installs the package's database",
+            short(&production),
+            short(package)
+        ));
+    }
+    if wh.migrate_command.is_some() {
+        return Ok(format!(
+            "schema differs ({} → {}); migrate_command will run in staging",
+            short(&production),
+            short(package)
+        ));
+    }
+    Err(Failure::new(
+        Exit::Refused,
+        format!(
+            "production's database schema ({}) differs from the package's ({}); nothing was changed",
+            short(&production),
+            short(package)
+        ),
+    )
+    .hint("configure [targets.webhosting] migrate_command, or deploy with --fresh-db to replace the database (a backup is kept)"))
+}
+
+fn short(fp: &str) -> &str {
+    fp.get(..12).unwrap_or(fp)
+}
+
+/// Reads a given zip. Its fingerprints are recomputed from its bytes, not taken from its
+/// build_info.json: the gate must decide on what will ship, and a label can lie.
+fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
+    use sha2::{Digest, Sha256};
+    let bad = |why: String| {
+        Failure::new(Exit::BadInput, format!("{}: {why}", file.display()))
+            .hint("pass a deploy.zip written by `harness build --target webhosting`")
+    };
+    let f = std::fs::File::open(file).map_err(|e| bad(e.to_string()))?;
+    let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(format!("not a zip: {e}")))?;
+    let info: Value = {
+        let entry = zip
+            .by_name("build_info.json")
+            .map_err(|_| bad("has no build_info.json".into()))?;
+        serde_json::from_reader(entry).map_err(|e| bad(format!("build_info.json: {e}")))?
+    };
+    let s = |v: &Value| v.as_str().map(str::to_string);
+    let build_id =
+        s(&info["build_id"]).ok_or_else(|| bad("build_info.json has no build_id".into()))?;
+    if info["target"].as_str() != Some("webhosting") {
+        return Err(bad(format!(
+            "it was built for {}, not webhosting",
+            info["target"]
+        )));
+    }
+    const GENERATED: [&str; 3] = ["build_info.json", "MANIFEST.json", "DEPLOY_README.md"];
+    let db_path = config
+        .package
+        .database
+        .as_ref()
+        .map(|d| d.get_ref().path.clone());
+    let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
+    let mut files: Vec<(String, String)> = Vec::new();
+    let mut db_copy = None;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().map_err(|e| bad(e.to_string()))?.into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
+        if db_path.as_deref() == Some(name.as_str()) {
+            let p = scratch.path().join("package.db");
+            std::fs::write(&p, &data).map_err(|e| io_failure(&p, e))?;
+            db_copy = Some(p);
+        }
+        if GENERATED.contains(&name.as_str()) || config.package.data_files.contains(&name) {
+            continue;
+        }
+        files.push((name, hex::encode(Sha256::digest(&data))));
+    }
+    let code =
+        crate::package::fingerprint::code(files.iter().map(|(p, h)| (p.as_str(), h.as_str())));
+    let schema = match &db_copy {
+        Some(p) => Some(crate::package::database::fingerprint_file(p)?.1),
+        None => None,
+    };
+    let claimed_code = s(&info["fingerprints"]["code"]);
+    let claimed_schema = s(&info["fingerprints"]["schema"]);
+    if claimed_code.as_deref() != Some(code.as_str()) || claimed_schema != schema {
+        return Err(bad(format!(
+            "its files do not match its build_info.json (code {} vs {}, schema {} vs {}); it was changed after the build",
+            short(&code),
+            claimed_code.as_deref().map(short).unwrap_or("none"),
+            schema.as_deref().map(short).unwrap_or("none"),
+            claimed_schema.as_deref().map(short).unwrap_or("none"),
+        )));
+    }
+    Ok(Shipment {
+        zip: file.to_path_buf(),
+        sha256: crate::package::sha256_file(file)?,
+        build_id,
+        code,
+        schema,
+    })
+}
+
+fn stamp() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second]Z"
+    ))
+    .expect("a date formats")
+}
+
+fn whoami() -> (String, String) {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    (user, host)
+}
+
+fn lock_details(build_id: &str) -> Vec<(String, String)> {
+    let (user, host) = whoami();
+    vec![
+        ("user".into(), user),
+        ("host".into(), host),
+        ("pid".into(), std::process::id().to_string()),
+        ("time".into(), Timestamp::now().rfc3339()),
+        ("build_id".into(), build_id.into()),
+    ]
+}
+
+fn audit_line(dest: &str, layout: &Layout, s: &Shipment, outcome: &str, why: &str) -> String {
+    let (user, host) = whoami();
+    let mut line = format!(
+        "{} deploy {outcome} build={} sha256={} by={user}@{host} to={dest}:{}",
+        Timestamp::now().rfc3339(),
+        s.build_id,
+        s.sha256,
+        layout.live
+    );
+    if !why.is_empty() {
+        line.push_str(&format!(" why={}", why.replace('\n', " ")));
+    }
+    line
+}
+
+fn append_local_audit(root: &Path, line: &str) {
+    use std::io::Write;
+    let path = root.join(".harness").join("audit.log");
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| writeln!(f, "{line}"));
+}
+
+fn prune_local(dir: &Path, keep: u32) {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    names.sort();
+    let excess = names.len().saturating_sub(keep.max(1) as usize);
+    for p in names.into_iter().take(excess) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    ledger: &mut crate::ledger::Ledger,
+    started_at: Timestamp,
+    s: &Shipment,
+    gate_decision_id: i64,
+    outcome: DeployOutcome,
+    release: Option<String>,
+    detail: &str,
+) {
+    let _ = ledger.record_deploy(&DeployRecord {
+        started_at,
+        finished_at: Timestamp::now(),
+        target: "webhosting".into(),
+        package_sha256: s.sha256.clone(),
+        gate_decision_id: Some(gate_decision_id),
+        outcome,
+        release_id: release,
+        detail: detail.into(),
+    });
+}
+
+/// Adds what production now runs to deployment_state_webhosting.json, keeping every other key.
+fn update_state(config: &Config, s: &Shipment, dest: &str, layout: &Layout) -> Result<(), Failure> {
+    let path = crate::package::secrets::state_file_path(&config.root, "webhosting");
+    let mut state = crate::package::secrets::load_state(&path)?.unwrap_or_default();
+    state.insert(
+        "deployment".into(),
+        json!({
+            "build_id": s.build_id,
+            "package_sha256": s.sha256,
+            "deployed_at": Timestamp::now().rfc3339(),
+            "host": dest,
+            "remote_dir": layout.live,
+        }),
+    );
+    let bytes = serde_json::to_vec_pretty(&Value::Object(state)).expect("state serialises");
+    crate::fsutil::write_private(&path, &bytes)
+}

@@ -1,0 +1,270 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn facts() -> Facts {
+    Facts {
+        layout: Layout::of("/home/u/app").unwrap(),
+        build_id: "20260101T000000Z-abc".into(),
+        zip: PathBuf::from("/p/.harness/dist/webhosting/deploy.zip"),
+        zip_sha256: "ff".repeat(32),
+        db: Some("app.db".into()),
+        live_exists: true,
+        live_db_exists: true,
+        previous_release: "20260102T000000Z-old".into(),
+        failed_release: "20260102T000000Z-failed-new".into(),
+        backup_name: "20260102T000000Z-old".into(),
+        local_backup: PathBuf::from("/p/.harness/backups/b.tar.gz"),
+        local_db_snapshot: PathBuf::from("/tmp/x/production.db"),
+        keep_releases: 3,
+        keep_backups: 5,
+        fresh_db: false,
+        preserve_secret_key: false,
+        break_lock: false,
+        migrate_command: None,
+        lock_details: vec![("user".into(), "ann".into()), ("pid".into(), "7".into())],
+        audit_line: "2026 deploy deployed build=x".into(),
+    }
+}
+
+fn ids(steps: &[RemoteStep]) -> Vec<&'static str> {
+    steps.iter().map(|s| s.id).collect()
+}
+
+fn script<'a>(steps: &'a [RemoteStep], id: &str) -> &'a str {
+    match &steps.iter().find(|s| s.id == id).unwrap().action {
+        Action::Run(s) => s,
+        Action::Upload { script, .. } | Action::Download { script, .. } => script,
+        Action::Check(_) => panic!("{id} is a check"),
+    }
+}
+
+#[test]
+fn layout_lives_beside_remote_dir_never_inside() {
+    let l = Layout::of("/home/u/app/").unwrap();
+    assert_eq!(l.live, "/home/u/app");
+    assert_eq!(l.home, "/home/u/.app.harness");
+    assert_eq!(l.parent(), "/home/u");
+    assert_eq!(l.lock(), "/home/u/.app.harness/lock");
+    assert!(!l.home.starts_with(&format!("{}/", l.live)));
+    assert_eq!(Layout::of("/app").unwrap().home, "/.app.harness");
+    assert_eq!(Layout::of("/app").unwrap().parent(), "/");
+    for bad in ["app", "~/app", "/", "", "/a/..", "/a/../b"] {
+        assert_eq!(Layout::of(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn a_deploy_over_a_live_release_runs_these_steps_in_order() {
+    assert_eq!(
+        ids(&plan(&facts())),
+        [
+            "lock",
+            "backup",
+            "fetch-backup",
+            "fetch-db",
+            "schema",
+            "upload",
+            "checksum",
+            "extract",
+            "database",
+            "swap",
+            "verify"
+        ]
+    );
+}
+
+#[test]
+fn the_first_deploy_has_nothing_to_back_up_or_keep() {
+    let mut f = facts();
+    f.live_exists = false;
+    f.live_db_exists = false;
+    let steps = plan(&f);
+    assert_eq!(
+        ids(&steps),
+        ["lock", "upload", "checksum", "extract", "swap", "verify"]
+    );
+    assert_eq!(
+        script(&steps, "swap"),
+        "set -e\nmkdir -p /home/u/.app.harness/releases\nmv /home/u/.app.harness/staging /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+}
+
+#[test]
+fn lock_is_an_atomic_mkdir_with_a_details_file_and_a_distinct_exit_code() {
+    let steps = plan(&facts());
+    assert_eq!(
+        script(&steps, "lock"),
+        "mkdir -p /home/u/.app.harness && if mkdir /home/u/.app.harness/lock 2>/dev/null; then \
+         printf '%s\\n' user=ann pid=7 > /home/u/.app.harness/lock/details; else echo 'lock held:' >&2; \
+         cat /home/u/.app.harness/lock/details >&2; exit 75; fi"
+    );
+    let mut f = facts();
+    f.break_lock = true;
+    assert!(script(&plan(&f), "lock").starts_with("rm -rf /home/u/.app.harness/lock && mkdir -p"));
+}
+
+#[test]
+fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
+    let s = plan(&facts());
+    assert_eq!(
+        script(&s, "backup"),
+        "set -e\nmkdir -p /home/u/.app.harness/backups\n\
+         rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
+         mkdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
+         sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db'\"\n\
+         tar -czf /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
+         -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .\n\
+         mv /home/u/.app.harness/backups/20260102T000000Z-old.d/app.db /home/u/.app.harness/backups/20260102T000000Z-old.db\n\
+         rmdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
+         ls -1 /home/u/.app.harness/backups | grep '\\.tar\\.gz$' | sort -r | tail -n +6 | while IFS= read -r old; do rm -f /home/u/.app.harness/backups/\"$old\"; done"
+    );
+    assert_eq!(
+        script(&s, "fetch-db"),
+        "cat /home/u/.app.harness/backups/20260102T000000Z-old.db && rm -f /home/u/.app.harness/backups/20260102T000000Z-old.db"
+    );
+}
+
+#[test]
+fn upload_is_checked_by_sha256_on_the_server_then_extracted_to_staging() {
+    let s = plan(&facts());
+    let sha = "ff".repeat(32);
+    assert_eq!(
+        script(&s, "upload"),
+        format!(
+            "mkdir -p /home/u/.app.harness/uploads && cat > /home/u/.app.harness/uploads/{sha}.zip"
+        )
+    );
+    assert_eq!(
+        script(&s, "checksum"),
+        format!(
+            "cd /home/u/.app.harness/uploads && printf '%s  %s\\n' {sha} {sha}.zip | sha256sum -c --quiet -"
+        )
+    );
+    assert_eq!(
+        script(&s, "extract"),
+        format!(
+            "rm -rf /home/u/.app.harness/staging && mkdir /home/u/.app.harness/staging && unzip -q /home/u/.app.harness/uploads/{sha}.zip \
+             -d /home/u/.app.harness/staging && mkdir -p /home/u/.app.harness/staging/tmp && rm -f /home/u/.app.harness/uploads/{sha}.zip"
+        )
+    );
+}
+
+#[test]
+fn production_database_is_kept_with_a_consistent_copy() {
+    assert_eq!(
+        script(&plan(&facts()), "database"),
+        "sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/staging/app.db'\""
+    );
+}
+
+#[test]
+fn fresh_db_installs_the_package_database_and_can_carry_the_secret_key_as_hex() {
+    let mut f = facts();
+    f.fresh_db = true;
+    assert!(!ids(&plan(&f)).contains(&"database"));
+    assert!(!ids(&plan(&f)).contains(&"secret-key"));
+    f.preserve_secret_key = true;
+    let s = plan(&f);
+    let key = script(&s, "secret-key");
+    assert!(key.starts_with(
+        "v=$(sqlite3 /home/u/app/app.db \"SELECT hex(value) FROM settings WHERE key = 'secret_key'\") || exit 1\n"
+    ));
+    assert!(key.contains("case \"$v\" in ''|*[!0-9A-F]*)"));
+    assert!(key.contains(
+        "sqlite3 /home/u/.app.harness/staging/app.db \"UPDATE settings SET value = CAST(X'$v' AS TEXT) WHERE key = 'secret_key'; SELECT changes();\""
+    ));
+}
+
+#[test]
+fn migrate_command_runs_in_staging_on_the_copied_database() {
+    let mut f = facts();
+    f.migrate_command = Some("python3 -m app.migrate 'x'".into());
+    let s = plan(&f);
+    assert_eq!(
+        script(&s, "migrate"),
+        "cd /home/u/.app.harness/staging && HARNESS_DB_PATH=/home/u/.app.harness/staging/app.db sh -c 'python3 -m app.migrate '\\''x'\\'''"
+    );
+    let pos = |id| ids(&s).iter().position(|x| *x == id).unwrap();
+    assert!(pos("database") < pos("migrate") && pos("migrate") < pos("swap"));
+    // The result is checked before the swap: a migrate that does not reach the package's schema
+    // stops the deploy with production unchanged.
+    assert_eq!(
+        script(&s, "fetch-migrated"),
+        "cat /home/u/.app.harness/staging/app.db"
+    );
+    assert!(pos("migrate") < pos("migrated-schema") && pos("migrated-schema") < pos("swap"));
+    f.fresh_db = true;
+    assert!(!ids(&plan(&f)).contains(&"migrate"));
+}
+
+#[test]
+fn swap_is_one_script_and_rollback_swaps_back() {
+    let s = plan(&facts());
+    assert_eq!(
+        script(&s, "swap"),
+        "set -e\nmkdir -p /home/u/.app.harness/releases\nmv /home/u/app /home/u/.app.harness/releases/20260102T000000Z-old\n\
+         mv /home/u/.app.harness/staging /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+    let r = rollback(&facts());
+    assert_eq!(ids(&r), ["rollback", "verify-rollback"]);
+    assert_eq!(
+        script(&r, "rollback"),
+        "set -e\n[ -d /home/u/.app.harness/releases/20260102T000000Z-old ]\nif [ -d /home/u/app ]; then mv /home/u/app \
+         /home/u/.app.harness/releases/20260102T000000Z-failed-new; fi\nmv /home/u/.app.harness/releases/20260102T000000Z-old /home/u/app\n\
+         mkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+}
+
+#[test]
+fn finish_prunes_to_keep_releases_unlocks_and_audits() {
+    let s = finish(&facts());
+    assert_eq!(ids(&s), ["prune", "unlock", "audit"]);
+    assert_eq!(
+        script(&s, "prune"),
+        "mkdir -p /home/u/.app.harness/releases && cd /home/u/.app.harness/releases && ls -1 | sort -r | tail -n +4 | while IFS= read -r old; do rm -rf -- \"$old\"; done"
+    );
+    assert_eq!(script(&s, "unlock"), "rm -rf /home/u/.app.harness/lock");
+    assert_eq!(
+        script(&s, "audit"),
+        "mkdir -p /home/u/.app.harness && printf '%s\\n' '2026 deploy deployed build=x' >> /home/u/.app.harness/audit.log"
+    );
+}
+
+#[test]
+fn hostile_paths_are_quoted_everywhere() {
+    let mut f = facts();
+    f.layout = Layout::of("/home/u/my app;$(reboot)").unwrap();
+    for step in plan(&f)
+        .iter()
+        .chain(finish(&f).iter())
+        .chain(rollback(&f).iter())
+    {
+        let cmd = step.command();
+        assert!(
+            !cmd.contains(" app;$(reboot)") || cmd.contains("'"),
+            "{}: {cmd}",
+            step.id
+        );
+        assert!(
+            !cmd.contains("/home/u/my app;$(reboot) "),
+            "{}: {cmd}",
+            step.id
+        );
+    }
+    assert!(
+        preflight_script(&f.layout, Some("app.db"))
+            .contains("[ -d '/home/u/my app;$(reboot)' ] && echo live=yes || echo live=no")
+    );
+}
+
+#[test]
+fn preflight_reads_only() {
+    let p = preflight_script(&facts().layout, Some("app.db"));
+    for word in ["mkdir", "rm ", "mv ", "touch", ">"] {
+        let writes = p
+            .lines()
+            .any(|l| l.contains(word) && !l.contains(">/dev/null") && !l.contains("2>/dev/null"));
+        assert!(!writes, "preflight writes ({word}): {p}");
+    }
+}

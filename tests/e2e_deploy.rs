@@ -1,0 +1,744 @@
+//! End-to-end: `harness deploy webhosting` against the webhosting twin (tests/twin), on copies of
+//! examples/flask-app. Green runs are recorded through the library, as `harness test` would.
+//!
+//! Needs the example's wheels in the cache (run `harness --project examples/flask-app build` once);
+//! pip is pointed at a closed 127.0.0.1 port, so a cold cache fails instead of downloading.
+//! Without a Docker daemon the cases are ignored, unless CI is set: then they fail.
+mod twin;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use twin::Twin;
+
+type Outcome = Result<(), Failed>;
+type Case = (&'static str, fn() -> Outcome);
+
+fn bin() -> PathBuf {
+    std::env::var_os("HARNESS_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")))
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let docker = twin::docker(&["version", "--format", "{{.Server.Version}}"]).is_ok();
+    if !docker && std::env::var_os("CI").is_some() {
+        eprintln!(
+            "CI is set but the Docker daemon is unreachable: the deploy suite cannot be skipped"
+        );
+        std::process::exit(1);
+    }
+    let cases: Vec<Case> = vec![
+        (
+            "no_green_run_exits_4_and_no_file_on_the_twin_changes",
+            no_green_run_exits_4_and_no_file_on_the_twin_changes,
+        ),
+        (
+            "green_run_deploys_new_build_keeps_marker_row_and_one_backup",
+            green_run_deploys_new_build_keeps_marker_row_and_one_backup,
+        ),
+        (
+            "one_byte_changed_after_the_green_run_exits_4",
+            one_byte_changed_after_the_green_run_exits_4,
+        ),
+        (
+            "forced_release_failing_import_is_rolled_back_exit_5_old_build_answers",
+            forced_release_failing_import_is_rolled_back_exit_5_old_build_answers,
+        ),
+        (
+            "held_lock_exits_4_naming_holder_then_break_lock_proceeds",
+            held_lock_exits_4_naming_holder_then_break_lock_proceeds,
+        ),
+        (
+            "unreachable_host_exits_3_and_nothing_changes",
+            unreachable_host_exits_3_and_nothing_changes,
+        ),
+        (
+            "schema_drift_without_migrate_command_exits_4_and_nothing_changes",
+            schema_drift_without_migrate_command_exits_4_and_nothing_changes,
+        ),
+        (
+            "schema_drift_with_migrate_command_migrates_production_and_checks_the_result",
+            schema_drift_with_migrate_command_migrates_production_and_checks_the_result,
+        ),
+        (
+            "fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes",
+            fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes,
+        ),
+        (
+            "package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused",
+            package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused,
+        ),
+        (
+            "sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged",
+            sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged,
+        ),
+        (
+            "dry_run_prints_the_plan_and_changes_nothing",
+            dry_run_prints_the_plan_and_changes_nothing,
+        ),
+    ];
+    let mut trials: Vec<Trial> = cases
+        .into_iter()
+        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
+        .collect();
+    // These refuse before Docker or SSH are touched.
+    trials.push(Trial::test(
+        "force_without_reason_and_missing_ssh_config_exit_2",
+        force_without_reason_and_missing_ssh_config_exit_2,
+    ));
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
+    if cond { Ok(()) } else { Err(what().into()) }
+}
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
+}
+
+/// A copy of the example, pointed at the twin, in its own git repository (a clean tree).
+struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    fn new(extra_toml: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in walkdir::WalkDir::new(example_dir())
+            .into_iter()
+            .filter_entry(|e| {
+                let n = e.file_name().to_string_lossy();
+                n != ".harness"
+                    && n != "__pycache__"
+                    && !n.starts_with("deployment_state")
+                    && n != ".pytest_cache"
+            })
+        {
+            let entry = entry.unwrap();
+            let rel = entry.path().strip_prefix(example_dir()).unwrap();
+            let dest = dir.path().join(rel);
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&dest).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &dest).unwrap();
+            }
+        }
+        let toml = dir.path().join("harness.toml");
+        let t = std::fs::read_to_string(&toml)
+            .unwrap()
+            .replace(
+                "ssh = \"deploy@webhosting.example\"",
+                &format!("ssh = \"{}\"", twin::HOST_ALIAS),
+            )
+            .replace(
+                "remote_dir = \"/home/deploy/app\"",
+                &format!(
+                    "remote_dir = \"{}\"\nverify_timeout = 20\nconnect_timeout = 5{extra_toml}",
+                    twin::REMOTE_DIR
+                ),
+            );
+        std::fs::write(&toml, t).unwrap();
+        std::fs::write(
+            dir.path().join(".gitignore"),
+            ".harness/\ndeployment_state_*.json\n",
+        )
+        .unwrap();
+        let p = Project { dir };
+        p.git(&["init", "-q", "-b", "main"]);
+        p.commit("example");
+        p
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn git(&self, args: &[&str]) {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.root())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    }
+
+    fn commit(&self, msg: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
+    }
+
+    fn edit(&self, rel: &str, f: impl FnOnce(String) -> String) {
+        let p = self.root().join(rel);
+        let s = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, f(s)).unwrap();
+    }
+
+    fn harness(&self, twin: Option<&Twin>, args: &[&str]) -> Output {
+        let mut c = Command::new(bin());
+        c.args(["--project", self.root().to_str().unwrap()])
+            .args(args);
+        c.env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+            .env("PIP_RETRIES", "0")
+            .env("PIP_TIMEOUT", "2");
+        if let Some(t) = twin {
+            c.env("HARNESS_SSH_CONFIG", t.ssh_config())
+                .env("HARNESS_DEPLOY_URL", t.url());
+        }
+        c.output().unwrap()
+    }
+
+    /// Builds the webhosting package to `out` and returns its build id.
+    fn build_to(&self, out: &Path) -> Result<String, Failed> {
+        let o = self.harness(
+            None,
+            &[
+                "--json",
+                "build",
+                "--target",
+                "webhosting",
+                "--output",
+                out.to_str().unwrap(),
+            ],
+        );
+        ensure(o.status.success(), || {
+            format!("build failed: {}", text(&o.stderr))
+        })?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
+        Ok(v["build_id"].as_str().unwrap().to_string())
+    }
+
+    /// Builds the package deploy would build and records a green, full run of it.
+    fn record_green_run(&self) -> Result<String, Failed> {
+        let o = self.harness(None, &["--json", "build", "--target", "webhosting"]);
+        ensure(o.status.success(), || {
+            format!("build failed: {}", text(&o.stderr))
+        })?;
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
+        let fps = harness::package::Fingerprints {
+            code: v["fingerprints"]["code"].as_str().unwrap().into(),
+            schema: v["fingerprints"]["schema"].as_str().map(Into::into),
+            input: v["fingerprints"]["input"].as_str().unwrap().into(),
+        };
+        let mut run = harness::ledger::RunRecord::start(
+            "webhosting",
+            v["sha256"].as_str().unwrap(),
+            &fps,
+            &harness::git::head_facts(self.root()),
+            harness::ledger::Selection::Full,
+        );
+        run.passed = 12;
+        run.outcome = harness::ledger::Outcome::Green;
+        run.finished_at = harness::ledger::Timestamp::now();
+        let mut ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(self.root()))
+            .map_err(|e| e.to_string())?;
+        ledger.record_run(&run).map_err(|e| e.to_string())?;
+        Ok(v["build_id"].as_str().unwrap().to_string())
+    }
+
+    fn backups(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root().join(".harness/backups"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
+/// Compares two `sha256sum` listings and names what differs.
+fn unchanged(before: &str, after: &str) -> Outcome {
+    let a: std::collections::BTreeSet<&str> = before.lines().collect();
+    let b: std::collections::BTreeSet<&str> = after.lines().collect();
+    let gone: Vec<&&str> = a.difference(&b).collect();
+    let new: Vec<&&str> = b.difference(&a).collect();
+    ensure(gone.is_empty() && new.is_empty(), || {
+        format!("files on the twin changed:\n  before only: {gone:?}\n  after only: {new:?}")
+    })
+}
+
+fn expect_exit(o: &Output, code: i32) -> Outcome {
+    ensure(o.status.code() == Some(code), || {
+        format!("expected exit {code}, got {}", describe(o))
+    })
+}
+
+const MARKER: &str = "INSERT INTO settings (key, value) VALUES ('e2e_marker', '\"before-deploy\"')";
+const MARKER_Q: &str = "SELECT value FROM settings WHERE key = 'e2e_marker'";
+
+/// A twin serving an older build of `p` (a changed comment gives a new build id) with a marker row.
+fn twin_with_old_release(p: &Project) -> Result<(Twin, String), Failed> {
+    let twin = Twin::start()?;
+    let old_zip = p.root().join(".harness/old.zip");
+    std::fs::create_dir_all(p.root().join(".harness")).unwrap();
+    p.edit("src/app/__init__.py", |s| {
+        format!("{s}\n# the previous release\n")
+    });
+    let old = p.build_to(&old_zip)?;
+    p.git(&["checkout", "--", "src/app/__init__.py"]);
+    twin.install(&old_zip, &old)?;
+    twin.sql(MARKER)?;
+    Ok((twin, old))
+}
+
+fn no_green_run_exits_4_and_no_file_on_the_twin_changes() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    let before = twin.checksums()?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    expect_exit(&o, 4)?;
+    ensure(text(&o.stderr).contains("no green run"), || describe(&o))?;
+    unchanged(&before, &twin.checksums()?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "the old build no longer answers".into()
+    })
+}
+
+fn green_run_deploys_new_build_keeps_marker_row_and_one_backup() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    let new = p.record_green_run()?;
+    ensure(new != old, || "the two builds have one id".into())?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    expect_exit(&o, 0)?;
+    ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
+        format!("/version is not {new}: {:?}", twin.build_id())
+    })?;
+    ensure(twin.health() == Some(200), || "health is not 200".into())?;
+    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
+        "the marker row is gone".into()
+    })?;
+    let backups = p.backups();
+    ensure(backups.len() == 1, || format!("backups: {backups:?}"))?;
+    // The backup holds the tree and the database with the marker row.
+    let list = Command::new("tar")
+        .arg("-tzf")
+        .arg(&backups[0])
+        .output()
+        .unwrap();
+    let names = text(&list.stdout);
+    ensure(
+        names.lines().any(|l| l == "app.db") && names.contains("./passenger_wsgi.py"),
+        || format!("backup lists:\n{names}"),
+    )?;
+    // The previous release is kept beside remote_dir, the lock is gone, both audit logs have a line.
+    let releases = twin.exec("ls /home/deploy/.app.harness/releases")?;
+    ensure(releases.contains(&old), || format!("releases: {releases}"))?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )?;
+    let remote_audit = twin.exec("cat /home/deploy/.app.harness/audit.log")?;
+    ensure(
+        remote_audit.contains(&format!("deployed build={new}")),
+        || remote_audit.clone(),
+    )?;
+    let local_audit =
+        std::fs::read_to_string(p.root().join(".harness/audit.log")).unwrap_or_default();
+    ensure(
+        local_audit.contains(&format!("deployed build={new}")),
+        || local_audit.clone(),
+    )?;
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.root().join("deployment_state_webhosting.json")).unwrap(),
+    )
+    .unwrap();
+    ensure(
+        state["deployment"]["build_id"] == new.as_str() && state["admin"]["password"].is_string(),
+        || format!("state: {state}"),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(p.root().join("deployment_state_webhosting.json"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    ensure(mode == 0o600, || format!("state file mode {mode:o}"))?;
+    let ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(p.root()))
+        .map_err(|e| e.to_string())?;
+    let deploys = ledger.deploys().map_err(|e| e.to_string())?;
+    ensure(
+        deploys.len() == 1 && deploys[0].1.outcome == harness::ledger::DeployOutcome::Deployed,
+        || format!("{deploys:?}"),
+    )
+}
+
+fn one_byte_changed_after_the_green_run_exits_4() -> Outcome {
+    let p = Project::new("");
+    p.record_green_run()?;
+    p.edit("src/app/public.py", |s| {
+        s.replacen("bp = Blueprint", "bp =  Blueprint", 1)
+    });
+    p.commit("one byte");
+    // The gate refuses before any connection, so no twin is needed: the host is a closed port.
+    let twin_dir = tempfile::tempdir().unwrap();
+    let cfg = twin_dir.path().join("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host {}\n  HostName 127.0.0.1\n  Port 9\n",
+            twin::HOST_ALIAS
+        ),
+    )
+    .unwrap();
+    let o = Command::new(bin())
+        .args([
+            "--project",
+            p.root().to_str().unwrap(),
+            "deploy",
+            "webhosting",
+        ])
+        .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+        .env("HARNESS_SSH_CONFIG", &cfg)
+        .output()
+        .unwrap();
+    expect_exit(&o, 4)?;
+    ensure(text(&o.stderr).contains("code fingerprint differs"), || {
+        describe(&o)
+    })
+}
+
+fn forced_release_failing_import_is_rolled_back_exit_5_old_build_answers() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.edit("src/app/__init__.py", |s| {
+        format!("raise ImportError('this release is broken')\n{s}")
+    });
+    p.commit("broken");
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--force",
+            "--reason",
+            "e2e: rollback",
+        ],
+    );
+    expect_exit(&o, 5)?;
+    ensure(text(&o.stderr).contains("rolled back"), || describe(&o))?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        format!("/version: {:?}", twin.build_id())
+    })?;
+    ensure(twin.health() == Some(200), || {
+        "health is not 200 after the rollback".into()
+    })?;
+    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
+        "the marker row is gone".into()
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )
+}
+
+fn held_lock_exits_4_naming_holder_then_break_lock_proceeds() -> Outcome {
+    let p = Project::new("");
+    let (twin, _old) = twin_with_old_release(&p)?;
+    let new = p.record_green_run()?;
+    twin.exec("mkdir -p /home/deploy/.app.harness/lock && printf 'user=alice\\nhost=alice-laptop\\npid=4242\\n' > /home/deploy/.app.harness/lock/details")?;
+    let before = twin.checksums()?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    expect_exit(&o, 4)?;
+    ensure(
+        text(&o.stderr).contains("user=alice") && text(&o.stderr).contains("alice-laptop"),
+        || describe(&o),
+    )?;
+    unchanged(&before, &twin.checksums()?)?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting", "--break-lock"]);
+    expect_exit(&o, 0)?;
+    ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
+        "new build not served".into()
+    })
+}
+
+fn unreachable_host_exits_3_and_nothing_changes() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let before = twin.checksums()?;
+    // A closed port on 127.0.0.1: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    twin.write_config(port)?;
+    let start = Instant::now();
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    let took = start.elapsed();
+    expect_exit(&o, 3)?;
+    ensure(
+        text(&o.stderr).contains("cannot reach twin over SSH within 5 s"),
+        || describe(&o),
+    )?;
+    ensure(took < Duration::from_secs(120), || format!("took {took:?}"))?;
+    unchanged(&before, &twin.checksums()?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "the old build no longer answers".into()
+    })
+}
+
+fn schema_drift_without_migrate_command_exits_4_and_nothing_changes() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.edit("db/schema.sql", |s| {
+        format!("{s}\nCREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\n")
+    });
+    p.commit("schema drift");
+    p.record_green_run()?;
+    let before = twin.checksums()?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    expect_exit(&o, 4)?;
+    ensure(
+        text(&o.stderr).contains("schema") && text(&o.stderr).contains("differs"),
+        || describe(&o),
+    )?;
+    unchanged(&before, &twin.checksums()?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "the old build no longer answers".into()
+    })
+}
+
+fn fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes() -> Outcome {
+    let p = Project::new("");
+    let (twin, _old) = twin_with_old_release(&p)?;
+    // Production's key differs from the package's and holds bytes that naive quoting breaks.
+    twin.sql("UPDATE settings SET value = '\"pr0d-k''ey \\\\ \\\"q\\\" ä€ $(x) `y`\"' WHERE key = 'secret_key'")?;
+    let key_before = twin.sql("SELECT hex(value) FROM settings WHERE key = 'secret_key'")?;
+    ensure(key_before.len() > 20, || format!("key hex {key_before}"))?;
+    let new = p.record_green_run()?;
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--fresh-db",
+            "--preserve-secret-key",
+        ],
+    );
+    expect_exit(&o, 0)?;
+    ensure(twin.sql(MARKER_Q)?.is_empty(), || {
+        "the marker row survived --fresh-db".into()
+    })?;
+    let key_after = twin.sql("SELECT hex(value) FROM settings WHERE key = 'secret_key'")?;
+    ensure(key_after == key_before, || {
+        format!("secret_key changed: {key_before} -> {key_after}")
+    })?;
+    ensure(
+        twin.sql("SELECT typeof(value) FROM settings WHERE key = 'secret_key'")? == "text",
+        || "not text".into(),
+    )?;
+    ensure(
+        twin.build_id().as_deref() == Some(new.as_str()) && twin.health() == Some(200),
+        || "the app does not answer".into(),
+    )
+}
+
+fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let before = twin.checksums()?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting", "--dry-run"]);
+    expect_exit(&o, 0)?;
+    let out = text(&o.stdout);
+    for id in [
+        "lock", "backup", "upload", "checksum", "extract", "database", "swap", "verify",
+    ] {
+        ensure(out.contains(&format!(" {id} ")), || {
+            format!("plan lacks {id}:\n{out}")
+        })?;
+    }
+    unchanged(&before, &twin.checksums()?)?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness").is_ok(),
+        || "dry run created the harness dir".into(),
+    )?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
+}
+
+fn force_without_reason_and_missing_ssh_config_exit_2() -> Outcome {
+    let p = Project::new("");
+    let o = p.harness(None, &["deploy", "webhosting", "--force"]);
+    expect_exit(&o, 2)?;
+    ensure(text(&o.stderr).contains("--force needs --reason"), || {
+        describe(&o)
+    })?;
+    let o = p.harness(None, &["deploy", "webhosting", "--force", "--reason", "  "]);
+    expect_exit(&o, 2)?;
+    p.edit("harness.toml", |s| s.replace("ssh = \"twin\"\n", ""));
+    let o = p.harness(None, &["deploy", "webhosting"]);
+    expect_exit(&o, 2)?;
+    ensure(text(&o.stderr).contains("has no `ssh`"), || describe(&o))
+}
+
+fn package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let zip = p.root().join(".harness/dist/webhosting/deploy.zip");
+    let shipped = p.root().join(".harness/shipped.zip");
+    std::fs::copy(&zip, &shipped).unwrap();
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--dry-run",
+            "--package",
+            shipped.to_str().unwrap(),
+        ],
+    );
+    expect_exit(&o, 0)?;
+    // The same entries with one source changed and build_info.json left as it was.
+    let tampered = p.root().join(".harness/tampered.zip");
+    {
+        let mut src = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+        let mut out = zip::ZipWriter::new(std::fs::File::create(&tampered).unwrap());
+        for i in 0..src.len() {
+            let mut e = src.by_index(i).unwrap();
+            let name = e.name().unwrap().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            if name == "src/app/public.py" {
+                data.extend_from_slice(b"\n# not what was tested\n");
+            }
+            out.start_file(name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut out, &data).unwrap();
+        }
+        out.finish().unwrap();
+    }
+    let before = twin.checksums()?;
+    let o = p.harness(
+        Some(&twin),
+        &[
+            "deploy",
+            "webhosting",
+            "--package",
+            tampered.to_str().unwrap(),
+        ],
+    );
+    expect_exit(&o, 2)?;
+    ensure(text(&o.stderr).contains("changed after the build"), || {
+        describe(&o)
+    })?;
+    unchanged(&before, &twin.checksums()?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
+}
+
+fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged() -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let live = "cd /home/deploy/app && find . -type f -print0 | sort -z | xargs -0 sha256sum";
+    let before = twin.exec(live)?;
+    let mut c = Command::new(bin());
+    c.args([
+        "--project",
+        p.root().to_str().unwrap(),
+        "deploy",
+        "webhosting",
+    ])
+    .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    .env("HARNESS_SSH_CONFIG", twin.ssh_config())
+    .env("HARNESS_DEPLOY_URL", twin.url())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The lock is held from the lock step until the end; the boot check keeps the upload waiting.
+    while twin.exec("test -d /home/deploy/.app.harness/lock").is_err() {
+        if Instant::now() > deadline {
+            let o = child.wait_with_output().unwrap();
+            return Err(format!("the lock never appeared: {}", describe(&o)).into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    expect_exit(&o, 130)?;
+    ensure(text(&o.stderr).contains("production is unchanged"), || {
+        describe(&o)
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )?;
+    unchanged(&before, &twin.exec(live)?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
+}
+
+fn schema_drift_with_migrate_command_migrates_production_and_checks_the_result() -> Outcome {
+    // First a migrate command that does nothing: the result is checked, so exit 4.
+    let p = Project::new("\nmigrate_command = 'true'");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.edit("db/schema.sql", |s| {
+        format!("{s}\nCREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\n")
+    });
+    p.commit("schema drift");
+    let new = p.record_green_run()?;
+    let live = "cd /home/deploy/app && find . -type f -print0 | sort -z | xargs -0 sha256sum";
+    let before = twin.exec(live)?;
+    let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+    expect_exit(&o, 4)?;
+    ensure(
+        text(&o.stderr).contains("after migrate_command the schema is"),
+        || describe(&o),
+    )?;
+    unchanged(&before, &twin.exec(live)?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })?;
+    ensure(
+        twin.exec("test ! -e /home/deploy/.app.harness/lock")
+            .is_ok(),
+        || "lock left behind".into(),
+    )?;
+    // Then one that migrates (harness.toml is not part of the tested bytes; --allow-dirty for it).
+    p.edit("harness.toml", |s| {
+        s.replace(
+            "migrate_command = 'true'",
+            "migrate_command = 'sqlite3 \"$HARNESS_DB_PATH\" \"CREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\"'",
+        )
+    });
+    let o = p.harness(Some(&twin), &["deploy", "webhosting", "--allow-dirty"]);
+    expect_exit(&o, 0)?;
+    ensure(twin.build_id().as_deref() == Some(new.as_str()), || {
+        "new build not served".into()
+    })?;
+    ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
+        "the marker row is gone".into()
+    })?;
+    ensure(twin.sql("SELECT count(*) FROM e2e_drift")? == "0", || {
+        "not migrated".into()
+    })
+}
