@@ -7,7 +7,7 @@
 //! the code under test.
 //!
 //! Without a Docker daemon the cases are ignored, unless CI is set: then they fail.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,10 @@ fn main() {
         (
             "chromium_trusts_the_run_ca_and_rejects_a_foreign_one",
             chromium_trusts_the_run_ca_and_rejects_a_foreign_one,
+        ),
+        (
+            "example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https",
+            example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https,
         ),
     ];
     let mut trials: Vec<Trial> = cases
@@ -986,10 +990,8 @@ fn tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port() ->
     ensure(o.status.success(), || describe(&o))
 }
 
-/// The playwright image's Chromium, on the run's network, with only our CA in its NSS database,
-/// loads the app over https; with a foreign CA instead it fails with ERR_CERT_AUTHORITY_INVALID.
-/// No certificate-ignoring flag is used anywhere.
-fn chromium_trusts_the_run_ca_and_rejects_a_foreign_one() -> Outcome {
+/// The newest baked playwright image.
+fn playwright_image() -> Result<String, Failed> {
     let image = docker(&[
         "images",
         "harness/playwright",
@@ -1000,8 +1002,14 @@ fn chromium_trusts_the_run_ca_and_rejects_a_foreign_one() -> Outcome {
     ensure(!image.is_empty(), || {
         "no harness/playwright image: run `harness images --bake`".into()
     })?;
-    let p = Project::new(WSGI_OK, "");
-    let up = parse_up(&p.run(&["--json", "up", "--skip-build"]))?;
+    Ok(image)
+}
+
+/// Loads `url` in the playwright image's Chromium, on the run's network, with only the CA in
+/// `ca_dir` in the browser user's NSS database (created at container start, as the test job does).
+/// Prints `STATUS <code>` and `TITLE <title>`, or `ERROR <message>`. No certificate-ignoring flag.
+fn chromium_get(up: &Up, ca_dir: &std::path::Path, url: &str) -> Result<String, Failed> {
+    let image = playwright_image()?;
     let network = docker(&[
         "network",
         "ls",
@@ -1010,9 +1018,8 @@ fn chromium_trusts_the_run_ca_and_rejects_a_foreign_one() -> Outcome {
         "--format",
         "{{.Name}}",
     ]);
-    let foreign = tempfile::tempdir()?;
-    harness::tls::Ca::create(foreign.path()).map_err(|e| e.to_string())?;
-    let script = r#"
+    let script = format!(
+        r#"
 set -e
 mkdir -p "$HOME/.pki/nssdb"
 certutil -d sql:"$HOME/.pki/nssdb" -N --empty-password
@@ -1023,33 +1030,118 @@ with sync_playwright() as p:
     b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
     page = b.new_page()
     try:
-        r = page.goto("https://app.localtest.me/health", timeout=20000)
+        r = page.goto("{url}", timeout=20000)
         print("STATUS", r.status)
+        print("TITLE", page.title())
     except Exception as e:
         print("ERROR", e)
     b.close()
 PY
-"#;
-    let browse = |ca_dir: &std::path::Path| -> Result<String, Failed> {
-        let out = Command::new("docker")
-            .args(["run", "--rm", "--network", network.trim()])
-            .args(["--label", &format!("harness.run={}", up.run_id)])
-            .args(["--label", "harness.project=e2e"])
-            .args(["-e", "HOME=/tmp/home", "--shm-size", "256m"])
-            .arg("-v")
-            .arg(format!("{}:/ca:ro", ca_dir.display()))
-            .args([&image, "sh", "-c", script])
-            .output()?;
-        Ok(format!("{}{}", text(&out.stdout), text(&out.stderr)))
-    };
-    let trusted = browse(&up.run_dir.join("tls"))?;
+"#
+    );
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--network", network.trim()])
+        .args(["--label", &format!("harness.run={}", up.run_id)])
+        .args(["--label", "harness.project=e2e"])
+        .args(["-e", "HOME=/tmp/home", "--shm-size", "256m"])
+        .arg("-v")
+        .arg(format!("{}:/ca:ro", ca_dir.display()))
+        .args([&image, "sh", "-c", &script])
+        .output()?;
+    Ok(format!("{}{}", text(&out.stdout), text(&out.stderr)))
+}
+
+/// The playwright image's Chromium, on the run's network, with only our CA in its NSS database,
+/// loads the app over https; with a foreign CA instead it fails with ERR_CERT_AUTHORITY_INVALID.
+fn chromium_trusts_the_run_ca_and_rejects_a_foreign_one() -> Outcome {
+    let p = Project::new(WSGI_OK, "");
+    let up = parse_up(&p.run(&["--json", "up", "--skip-build"]))?;
+    let url = "https://app.localtest.me/health";
+    let trusted = chromium_get(&up, &up.run_dir.join("tls"), url)?;
     ensure(trusted.contains("STATUS 200"), || {
         format!("with our CA:\n{trusted}")
     })?;
-    let rejected = browse(foreign.path())?;
+    let foreign = tempfile::tempdir()?;
+    harness::tls::Ca::create(foreign.path()).map_err(|e| e.to_string())?;
+    let rejected = chromium_get(&up, foreign.path(), url)?;
     ensure(rejected.contains("ERR_CERT_AUTHORITY_INVALID"), || {
         format!("with a foreign CA:\n{rejected}")
     })?;
     let o = p.run(&["down", "--run", &up.run_id]);
     ensure(o.status.success(), || describe(&o))
+}
+
+/// examples/flask-app, built for real (warm wheel cache, no index reachable), behind the TLS
+/// proxy with every mock: the URLs answer, Chromium loads the login page with our CA, and the
+/// official geoip2 client in the app container reaches the GeoIP mock over verified HTTPS.
+fn example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https() -> Outcome {
+    let dir = tempfile::Builder::new()
+        .prefix("harness-e2e-example-")
+        .tempdir()?;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app");
+    for entry in walkdir::WalkDir::new(&example)
+        .into_iter()
+        .filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            n != ".harness" && n != "__pycache__" && !n.starts_with("deployment_state")
+        })
+    {
+        let entry = entry?;
+        let dest = dir.path().join(entry.path().strip_prefix(&example)?);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    let p = Project { dir, cleanup: true };
+    let o = p
+        .harness()
+        .args(["--json", "up", "--with-mocks"])
+        .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+        .output()?;
+    let up = parse_up(&o)?;
+
+    let (code, body) = proxy_get(&up, "/health")?;
+    ensure(code == 200, || {
+        format!("/health through the proxy: {code} {body}")
+    })?;
+    let (code, body) = proxy_get(&up, "/admin/login")?;
+    ensure(code == 200 && body.contains("<form"), || {
+        format!("/admin/login: {code}")
+    })?;
+    let (code, _) = get(&format!("{}readyz", url_of(&up, "mailpit")?))?;
+    ensure(code == 200, || format!("mailpit readyz: {code}"))?;
+    let (code, _) = get(&format!("{}health", url_of(&up, "netcup")?))?;
+    ensure(code == 200, || format!("netcup health: {code}"))?;
+
+    let page = chromium_get(
+        &up,
+        &up.run_dir.join("tls"),
+        "https://app.localtest.me/admin/login",
+    )?;
+    ensure(
+        page.contains("STATUS 200") && !page.contains("ERROR"),
+        || format!("Chromium on the login page:\n{page}"),
+    )?;
+
+    let app = container_of(&up.run_id, "app")?;
+    let lookup = "import sys; sys.path[:0] = ['/srv/app/vendor']\n\
+                  import geoip2.webservice as w\n\
+                  c = w.Client(42, 'test-license-key', host='geoip:8080')\n\
+                  print(c.country('81.2.69.160').country.iso_code)";
+    let geo = Command::new("docker")
+        .args(["exec", &app, "python3", "-c", lookup])
+        .output()?;
+    ensure(text(&geo.stdout).trim() == "GB", || {
+        format!(
+            "geoip2 from the app container over HTTPS: {}",
+            describe(&geo)
+        )
+    })?;
+
+    let o = p.run(&["down", "--run", &up.run_id]);
+    ensure(o.status.success(), || describe(&o))?;
+    let left = resources_with(&format!("harness.run={}", up.run_id));
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
 }
