@@ -1,7 +1,7 @@
 //! The ledger and the gate through the real `harness` binary, on real git repositories.
 //!
 //! Runs are created through the library API until `harness test` exists (issue 6, "building blocks").
-//! Tests that need a real `harness build` are at the end; see `build_or_skip`.
+//! Tests that need a real `harness build` are at the end; see `build`.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -474,32 +474,24 @@ fn an_openssl_key_signs_and_its_pubout_line_is_accepted_as_trusted() {
 // --- the whole gate through the CLI (needs a real `harness build`) ----------------------------
 
 /// Builds the webhosting package and returns (sha256, code, schema) from `harness build --json`.
-/// While `package::build` is the skeleton's stub (it answers exactly "not built yet"), returns
-/// None and the caller skips: these tests are meant to run once the lead's build is merged.
-fn build_or_skip(dir: &Path) -> Option<(String, String, Option<String>)> {
+fn build(dir: &Path) -> (String, String, Option<String>) {
     let o = harness(dir, &["--json", "build", "--target", "webhosting"]);
     let (out, err) = text(&o);
-    if !o.status.success() && err.trim() == "error: not built yet" {
-        eprintln!("SKIPPED: package::build is still the stub in this branch");
-        return None;
-    }
     assert!(o.status.success(), "harness build failed: {err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let fp = &v["fingerprints"];
-    Some((
+    (
         v["sha256"].as_str().unwrap().to_string(),
         fp["code"].as_str().unwrap().to_string(),
         fp["schema"].as_str().map(String::from),
-    ))
+    )
 }
 
 #[test]
 fn gate_on_a_fresh_project_is_closed_naming_no_green_run_then_opens_then_closes_on_one_byte() {
     let p = project("");
     let d = p.path();
-    let Some((_, code, schema)) = build_or_skip(d) else {
-        return;
-    };
+    let (_, code, schema) = build(d);
 
     let o = harness(d, &["gate", "webhosting"]);
     let (out, err) = text(&o);
@@ -553,9 +545,7 @@ fn gate_on_a_fresh_project_is_closed_naming_no_green_run_then_opens_then_closes_
 fn gate_cli_treats_uncommitted_changes_as_dirty_unless_allowed() {
     let p = project("");
     let d = p.path();
-    let Some((_, code, schema)) = build_or_skip(d) else {
-        return;
-    };
+    let (_, code, schema) = build(d);
     record(d, &green_run(d, &code, schema.as_deref()));
     // A file outside the package: the fingerprints stay equal, but the tree is dirty.
     std::fs::write(d.join("NOTES.md"), "todo\n").unwrap();
@@ -581,9 +571,7 @@ fn gate_cli_opens_in_a_fresh_clone_from_a_signed_ci_record() {
     let key = SecretKey::generate();
     std::fs::write(&key_file, key.to_pem()).unwrap();
     let ci = project(&trusting(&key.public_key().to_string()));
-    let Some((_, code, schema)) = build_or_skip(ci.path()) else {
-        return;
-    };
+    let (_, code, schema) = build(ci.path());
     let id = record(ci.path(), &green_run(ci.path(), &code, schema.as_deref()));
     let export = export_signed(ci.path(), id, &key_file);
     let (clone, imported) = clone_and_import(ci.path(), &export);
