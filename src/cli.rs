@@ -44,15 +44,28 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
-    /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
+    /// Start the production-like stack and leave it running.
     ///
-    /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
-    /// e.g. {"service":"netcup","http":"0.0.0.0:8080"}, so `--port 0` (a free port) can be used
-    /// and discovered. Flags, environment variables and endpoints: mocks/README.md.
-    Mock {
-        #[command(subcommand)]
-        mock: harness_mocks::cli::MockCommand,
-    },
+    /// Builds the local package (unless --skip-build and one exists), extracts it into the run's
+    /// own directory .harness/runs/<id>/, starts app and proxy (and the mocks) on a fresh network
+    /// with ephemeral ports on 127.0.0.1, waits until every service answers, then prints the URLs,
+    /// the credentials file and how to stop it.
+    Up(UpArgs),
+    /// Remove a run's containers, network and volumes (logs stay in .harness/runs/<id>/logs/).
+    Down(DownArgs),
+    /// Show the runs of this project that are up, their services, state and ports.
+    Status(StatusArgs),
+    /// Print a service's logs.
+    Logs(LogsArgs),
+    /// Prove the local and webhosting packages hold the same code (or, --remote, that the
+    /// server holds the deployed package).
+    ///
+    /// Rebuilds either package whose inputs changed, then compares what the zips hold, read from
+    /// their bytes: files and sha256s (each checked against the zip's own MANIFEST.json), vendored
+    /// versions, the entry point, Pythons and platforms, and the database schema down to columns,
+    /// indexes and triggers. [parity] allow in harness.toml lists the differences that are
+    /// expected. Exit 0 when only allowed differences remain, 1 naming every other one.
+    Parity(ParityArgs),
     /// List recorded test runs; export one as a portable record; import records.
     ///
     /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
@@ -68,26 +81,6 @@ pub enum Command {
     /// deciding rule and the closest run, and records the decision in the ledger.
     /// Exit 0 when open, 4 when closed.
     Gate(GateArgs),
-    /// Show the project's local certificate authority and how to trust it, or rotate it.
-    ///
-    /// The CA lives in .harness/ca/ (key mode 0600) and is reused across runs; stacks get
-    /// short-lived leaf certificates from it. --fqdn also issues a leaf for that name into
-    /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
-    /// given the new ca.pem.
-    Certs(CertsArgs),
-    /// Start the production-like stack and leave it running.
-    ///
-    /// Builds the local package (unless --skip-build and one exists), extracts it into the run's
-    /// own directory .harness/runs/<id>/, starts app and proxy (and the mocks) on a fresh network
-    /// with ephemeral ports on 127.0.0.1, waits until every service answers, then prints the URLs,
-    /// the credentials file and how to stop it.
-    Up(UpArgs),
-    /// Remove a run's containers, network and volumes (logs stay in .harness/runs/<id>/logs/).
-    Down(DownArgs),
-    /// Show the runs of this project that are up, their services, state and ports.
-    Status(StatusArgs),
-    /// Print a service's logs.
-    Logs(LogsArgs),
     /// Deploy to the webhosting server: only tested bytes, backed up, verified, rolled back on failure.
     ///
     /// Builds the webhosting package (unless --package), asks the gate (a green run of these exact
@@ -102,21 +95,28 @@ pub enum Command {
     /// Everything lives in <parent>/.<name>.harness/ beside remote_dir: lock/, staging/,
     /// releases/ (the last keep_releases), backups/ and audit.log.
     Deploy(DeployArgs),
-    /// Prove the local and webhosting packages hold the same code (or, --remote, that the
-    /// server holds the deployed package).
-    ///
-    /// Rebuilds either package whose inputs changed, then compares what the zips hold, read from
-    /// their bytes: files and sha256s (each checked against the zip's own MANIFEST.json), vendored
-    /// versions, the entry point, Pythons and platforms, and the database schema down to columns,
-    /// indexes and triggers. [parity] allow in harness.toml lists the differences that are
-    /// expected. Exit 0 when only allowed differences remain, 1 naming every other one.
-    Parity(ParityArgs),
     /// Show or build the stack's images (app, proxy, mocks, playwright) without a registry.
     ///
     /// Each image resolves in order: present locally, pulled (the pinned public image), baked from
     /// the offline recipe in compose/images/. Baked images are labelled with their recipe hash and
     /// never rebuilt while it matches. Without --bake this lists them.
     Images(ImagesArgs),
+    /// Show the project's local certificate authority and how to trust it, or rotate it.
+    ///
+    /// The CA lives in .harness/ca/ (key mode 0600) and is reused across runs; stacks get
+    /// short-lived leaf certificates from it. --fqdn also issues a leaf for that name into
+    /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
+    /// given the new ca.pem.
+    Certs(CertsArgs),
+    /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
+    ///
+    /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
+    /// e.g. {"service":"netcup","http":"0.0.0.0:8080"}, so `--port 0` (a free port) can be used
+    /// and discovered. Flags, environment variables and endpoints: mocks/README.md.
+    Mock {
+        #[command(subcommand)]
+        mock: harness_mocks::cli::MockCommand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
