@@ -4,6 +4,7 @@
 //! Needs the example's wheels in the cache (run `harness --project examples/flask-app build` once);
 //! pip is pointed at a closed 127.0.0.1 port, so a cold cache fails instead of downloading.
 //! Without a Docker daemon the cases are ignored, unless CI is set: then they fail.
+mod support;
 mod twin;
 
 use std::path::{Path, PathBuf};
@@ -101,10 +102,6 @@ fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
     if cond { Ok(()) } else { Err(what().into()) }
 }
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
-}
-
 /// A copy of the example, pointed at the twin, in its own git repository (a clean tree).
 struct Project {
     dir: tempfile::TempDir,
@@ -112,26 +109,7 @@ struct Project {
 
 impl Project {
     fn new(extra_toml: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        for entry in walkdir::WalkDir::new(example_dir())
-            .into_iter()
-            .filter_entry(|e| {
-                let n = e.file_name().to_string_lossy();
-                n != ".harness"
-                    && n != "__pycache__"
-                    && !n.starts_with("deployment_state")
-                    && n != ".pytest_cache"
-            })
-        {
-            let entry = entry.unwrap();
-            let rel = entry.path().strip_prefix(example_dir()).unwrap();
-            let dest = dir.path().join(rel);
-            if entry.file_type().is_dir() {
-                std::fs::create_dir_all(&dest).unwrap();
-            } else {
-                std::fs::copy(entry.path(), &dest).unwrap();
-            }
-        }
+        let dir = support::copy_example();
         let toml = dir.path().join("harness.toml");
         let t = std::fs::read_to_string(&toml)
             .unwrap()

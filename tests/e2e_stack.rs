@@ -7,7 +7,7 @@
 //! the code under test.
 //!
 //! Without a Docker daemon the cases are ignored, unless CI is set: then they fail.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 type Outcome = Result<(), Failed>;
 type Case = (&'static str, fn() -> Outcome);
+
+mod support;
 
 fn main() {
     let args = Arguments::from_args();
@@ -1075,25 +1077,7 @@ fn chromium_trusts_the_run_ca_and_rejects_a_foreign_one() -> Outcome {
 /// proxy with every mock: the URLs answer, Chromium loads the login page with our CA, and the
 /// official geoip2 client in the app container reaches the GeoIP mock over verified HTTPS.
 fn example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https() -> Outcome {
-    let dir = tempfile::Builder::new()
-        .prefix("harness-e2e-example-")
-        .tempdir()?;
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app");
-    for entry in walkdir::WalkDir::new(&example)
-        .into_iter()
-        .filter_entry(|e| {
-            let n = e.file_name().to_string_lossy();
-            n != ".harness" && n != "__pycache__" && !n.starts_with("deployment_state")
-        })
-    {
-        let entry = entry?;
-        let dest = dir.path().join(entry.path().strip_prefix(&example)?);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest)?;
-        } else {
-            std::fs::copy(entry.path(), &dest)?;
-        }
-    }
+    let dir = support::copy_example();
     let p = Project { dir, cleanup: true };
     let o = p
         .harness()

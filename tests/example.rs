@@ -4,14 +4,12 @@
 //! README's main command first; the tests themselves never reach an index (pip is pointed at a
 //! closed 127.0.0.1 port), so a cold cache fails loudly instead of downloading.
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_harness");
+mod support;
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
-}
+const BIN: &str = env!("CARGO_BIN_EXE_harness");
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -30,25 +28,17 @@ fn ok(out: &Output) {
 /// A copy of the example in its own git repository, committed at a fixed time, so two copies
 /// are two clones of one commit.
 fn clone_example(umask_mtime_seed: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in walkdir::WalkDir::new(example_dir())
+    let dir = support::copy_example();
+    // Every file gets an mtime of its own per copy: mtimes must not reach the package.
+    for entry in walkdir::WalkDir::new(dir.path())
         .into_iter()
-        .filter_entry(|e| {
-            let n = e.file_name().to_string_lossy();
-            n != ".harness"
-                && n != "__pycache__"
-                && !n.starts_with("deployment_state")
-                && n != ".pytest_cache"
-        })
+        .filter_map(Result::ok)
     {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(example_dir()).unwrap();
-        let dest = dir.path().join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-            let f = std::fs::File::options().write(true).open(&dest).unwrap();
+        if entry.file_type().is_file() {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(entry.path())
+                .unwrap();
             let when = std::time::UNIX_EPOCH
                 + std::time::Duration::from_secs(1_000_000 + umask_mtime_seed * 7919);
             f.set_modified(when).unwrap();

@@ -3,41 +3,15 @@
 //! Needs the example's wheels in the cache (run `harness --project examples/flask-app build`
 //! once); pip is pointed at a closed 127.0.0.1 port, so a cold cache fails instead of downloading.
 use std::io::{Read, Write};
+mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::copy_example;
 
 const BIN: &str = env!("CARGO_BIN_EXE_harness");
 
-fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn copy_example() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in walkdir::WalkDir::new(example_dir())
-        .into_iter()
-        .filter_entry(|e| {
-            let n = e.file_name().to_string_lossy();
-            n != ".harness"
-                && n != "__pycache__"
-                && !n.starts_with("deployment_state")
-                && n != ".pytest_cache"
-        })
-    {
-        let entry = entry.unwrap();
-        let rel = entry.path().strip_prefix(example_dir()).unwrap();
-        let dest = dir.path().join(rel);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-    dir
 }
 
 fn harness(project: &Path, args: &[&str]) -> Output {
