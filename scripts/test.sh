@@ -8,6 +8,18 @@ root=$(pwd)
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# The offline image bake needs debootstrap (the daemon has no images and no registry is reachable).
+if ! command -v debootstrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    log "installing debootstrap"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  else
+    echo "debootstrap is missing: run 'sudo apt-get install -y debootstrap' (the image bake needs it)" >&2
+    exit 1
+  fi
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install --locked cargo-nextest
