@@ -664,7 +664,59 @@ impl Engine {
     /// Removes the run's containers (forcefully: a test stack has nothing to flush), then its
     /// network and volumes. Before a container goes, its full log is written to `logs_dir`.
     /// Returns how many resources were removed.
+    /// Removes every container, network and volume of run `id`, saving container logs first.
+    ///
+    /// A harness killed in the middle of an API call leaves the daemon finishing that call after
+    /// the sweep has listed the run: a container can appear, or still hold the network, a moment
+    /// later. So removal repeats until a pass finds nothing left, for up to about 3 s.
     pub async fn remove_run(&self, id: &str, logs_dir: Option<&Path>) -> Result<usize, StackError> {
+        let mut removed = 0;
+        let mut passes = 0;
+        loop {
+            passes += 1;
+            match self.remove_run_pass(id, logs_dir).await {
+                Ok(n) => {
+                    removed += n;
+                    if self.run_is_gone(id).await? {
+                        return Ok(removed);
+                    }
+                }
+                Err(e) if passes >= 10 => return Err(e),
+                Err(_) => {}
+            }
+            if passes >= 10 {
+                return Ok(removed);
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    async fn run_is_gone(&self, id: &str) -> Result<bool, StackError> {
+        let filters = label_filter(&[(LABEL_RUN, id)]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters.clone()),
+                ..Default::default()
+            }))
+            .await
+            .map_err(docker_err("list containers"))?;
+        let networks = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(docker_err("list networks"))?;
+        Ok(containers.is_empty() && networks.is_empty())
+    }
+
+    async fn remove_run_pass(
+        &self,
+        id: &str,
+        logs_dir: Option<&Path>,
+    ) -> Result<usize, StackError> {
         let filters = label_filter(&[(LABEL_RUN, id)]);
         let containers = self
             .docker
