@@ -1,5 +1,4 @@
 //! Stages report progress as typed events; reporters decide how they look. No stage prints.
-use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -55,21 +54,6 @@ impl Reporter for TerminalReporter {
                 eprintln!("  ready      {ms:>8.1} ms  {service}");
             }
         }
-    }
-}
-
-/// Keeps events for a machine-readable summary (`--json`); prints nothing itself.
-#[derive(Default)]
-pub struct CollectingReporter {
-    pub events: Mutex<Vec<Event>>,
-}
-
-impl Reporter for CollectingReporter {
-    fn event(&self, event: &Event) {
-        self.events
-            .lock()
-            .expect("reporter lock")
-            .push(event.clone());
     }
 }
 
