@@ -559,22 +559,8 @@ impl Engine {
             pairs.push((LABEL_ROOT, r));
         }
         let filters = label_filter(&pairs);
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters.clone()),
-                ..Default::default()
-            }))
-            .await
-            .map_err(docker_err("list containers"))?;
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters.clone()),
-            }))
-            .await
-            .map_err(docker_err("list networks"))?;
+        let containers = self.containers_with(&filters).await?;
+        let networks = self.networks_with(&filters).await?;
         let volumes = self
             .docker
             .list_volumes(Some(ListVolumesOptions {
@@ -691,24 +677,38 @@ impl Engine {
         }
     }
 
-    async fn run_is_gone(&self, id: &str) -> Result<bool, StackError> {
-        let filters = label_filter(&[(LABEL_RUN, id)]);
-        let containers = self
-            .docker
+    /// Every container (running or not) matching `filters`.
+    async fn containers_with(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, StackError> {
+        self.docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
                 filters: Some(filters.clone()),
                 ..Default::default()
             }))
             .await
-            .map_err(docker_err("list containers"))?;
-        let networks = self
-            .docker
+            .map_err(docker_err("list containers"))
+    }
+
+    /// Every network matching `filters`.
+    async fn networks_with(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Network>, StackError> {
+        self.docker
             .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters),
+                filters: Some(filters.clone()),
             }))
             .await
-            .map_err(docker_err("list networks"))?;
+            .map_err(docker_err("list networks"))
+    }
+
+    async fn run_is_gone(&self, id: &str) -> Result<bool, StackError> {
+        let filters = label_filter(&[(LABEL_RUN, id)]);
+        let containers = self.containers_with(&filters).await?;
+        let networks = self.networks_with(&filters).await?;
         Ok(containers.is_empty() && networks.is_empty())
     }
 
@@ -718,15 +718,7 @@ impl Engine {
         logs_dir: Option<&Path>,
     ) -> Result<usize, StackError> {
         let filters = label_filter(&[(LABEL_RUN, id)]);
-        let containers = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Some(filters.clone()),
-                ..Default::default()
-            }))
-            .await
-            .map_err(docker_err("list containers"))?;
+        let containers = self.containers_with(&filters).await?;
         let removals = containers.iter().map(|c| async move {
             let cid = c.id.clone().unwrap_or_default();
             let service = c
@@ -757,13 +749,7 @@ impl Engine {
             r?;
             removed += 1;
         }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions {
-                filters: Some(filters.clone()),
-            }))
-            .await
-            .map_err(docker_err("list networks"))?;
+        let networks = self.networks_with(&filters).await?;
         for n in networks {
             let name = n.id.or(n.name).unwrap_or_default();
             self.docker
