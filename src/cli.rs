@@ -57,6 +57,26 @@ pub enum Command {
     Status(StatusArgs),
     /// Print a service's logs.
     Logs(LogsArgs),
+    /// Run the browser suite against the exact package production gets, and record the result.
+    ///
+    /// Builds the local package (with --skip-build: reuses it when its inputs are unchanged),
+    /// extracts it into .harness/runs/<id>/, starts app (Apache + Passenger), the TLS proxy and,
+    /// with --with-mocks, the mocks; then runs pytest + Playwright in the playwright job container
+    /// with [test] path mounted read-only at /tests, as your uid, with [test] requirements in a
+    /// cached venv. pytest's output streams live. Afterwards .harness/runs/<id>/ holds
+    /// report.html (one file: results, failures with screenshots, trace links, slowest routes,
+    /// parity, fingerprints), report/junit.xml, screenshots, traces of failed tests, every
+    /// service's log and the proxy's timing log (reports and traces mode 0600). The stack is
+    /// removed unless --keep, and the run goes into the ledger, which the deploy gate reads.
+    ///
+    /// The suite's environment: UI_BASE_URL, DEPLOYMENT_TARGET, DEPLOYMENT_STATE_FILE (in a
+    /// writable folder), SCREENSHOT_DIR, MAILPIT_URL, MAILPIT_API_URL, MAILPIT_USERNAME,
+    /// MAILPIT_PASSWORD, MOCK_NETCUP_API_URL, MOCK_GEOIP_API_URL, SSL_CERT_FILE,
+    /// REQUESTS_CA_BUNDLE, PLAYWRIGHT_CHROMIUM (docs/test.md).
+    ///
+    /// Exit 0 all passed, 1 a test failed, 2 bad arguments, 3 the stack or job failed,
+    /// 130 interrupted (the run is removed and recorded as aborted).
+    Test(TestArgs),
     /// Prove the local and webhosting packages hold the same code (or, --remote, that the
     /// server holds the deployed package).
     ///
@@ -188,6 +208,35 @@ pub struct UpArgs {
     /// Reuse .harness/dist/local/deploy.zip instead of building (builds anyway if it is missing).
     #[arg(long)]
     pub skip_build: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Also start the mail catcher, GeoIP and Netcup mocks and point the app at them. Without
+    /// it, tests marked `mocks` are deselected (and the run does not count as complete).
+    #[arg(long)]
+    pub with_mocks: bool,
+    /// Reuse .harness/dist/local/deploy.zip when its input fingerprint matches the sources
+    /// (builds anyway when it is missing or stale).
+    #[arg(long)]
+    pub skip_build: bool,
+    /// Leave the stack up afterwards; prints its addresses and how to stop it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Run part I of N, split by test file (sorted, file k goes to shard k mod N + 1): N machines
+    /// together run the whole suite, each file once. The ledger records the shard.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::run::Shard>,
+    /// Only tests matching this pytest keyword expression.
+    #[arg(short = 'k', value_name = "EXPR")]
+    pub keyword: Option<String>,
+    /// Serve plain HTTP on the proxy (debugging only).
+    #[arg(long)]
+    pub no_tls: bool,
+    /// Test files, folders or node ids inside [test] path (e.g. ui_tests/test_dns.py or
+    /// ui_tests/test_admin.py::test_login), relative to here or to the project.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -436,6 +485,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             }
             Ok(Exit::Success)
         }
+        Command::Test(args) => test(cli, args, &reporter),
         Command::Down(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
             let request = crate::stack::DownRequest {
@@ -775,4 +825,56 @@ fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {
         ca.cert_path().display()
     );
     Ok(Exit::Success)
+}
+
+fn test(cli: &Cli, args: &TestArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::run::TestRequest {
+        with_mocks: args.with_mocks,
+        no_tls: args.no_tls,
+        skip_build: args.skip_build,
+        keep: args.keep,
+        selection: crate::run::SelectionRequest {
+            paths: args.paths.clone(),
+            keyword: args.keyword.clone(),
+            shard: args.shard,
+        },
+    };
+    let o = crate::run::test(&config, &request, reporter)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&o).expect("outcome serialises")
+        );
+    } else {
+        println!("{}: {}  (run {})", o.outcome, o.verdict, o.run_id);
+        if let Some(r) = &o.report {
+            println!("  report   {}", r.display());
+        }
+        if let Some(j) = &o.junit {
+            println!("  junit    {}", j.display());
+        }
+        println!("  parity   {}", o.parity);
+        match o.ledger_run {
+            Some(id) => println!("  ledger   run {id} ({}; see `harness runs`)", o.selection),
+            None => println!("  ledger   not recorded (see the warning above)"),
+        }
+        println!(
+            "  time     {:.1} s, of it pytest {:.1} s",
+            o.elapsed_seconds, o.pytest_seconds
+        );
+        if let Some(urls) = &o.kept {
+            println!("  kept (--keep); the stack is still up:");
+            for u in urls {
+                println!("    {:<8} {:<32} {}", u.service, u.url, u.what);
+            }
+            println!("    logs     {}", o.run_dir.join("logs").display());
+            println!(
+                "    stop with  harness --project {} down --run {}",
+                config.root.display(),
+                o.run_id
+            );
+        }
+    }
+    Ok(o.exit)
 }

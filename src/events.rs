@@ -22,6 +22,10 @@ pub enum Event {
         service: String,
         elapsed: Duration,
     },
+    /// Output of the test suite as it arrives (pytest's own progress), passed through unchanged.
+    SuiteOutput {
+        bytes: Vec<u8>,
+    },
 }
 
 pub trait Reporter: Send + Sync {
@@ -49,6 +53,12 @@ impl Reporter for TerminalReporter {
             }
             Event::Note { message } => eprintln!("  {message}"),
             Event::Warning { message } => eprintln!("warning: {message}"),
+            Event::SuiteOutput { bytes } => {
+                use std::io::Write;
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(bytes);
+                let _ = err.flush();
+            }
             Event::ServiceReady { service, elapsed } => {
                 let ms = elapsed.as_secs_f64() * 1000.0;
                 eprintln!("  ready      {ms:>8.1} ms  {service}");

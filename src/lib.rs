@@ -13,5 +13,6 @@ pub mod images;
 pub mod ledger;
 pub mod package;
 pub mod parity;
+pub mod run;
 pub mod stack;
 pub mod tls;

@@ -468,7 +468,7 @@ fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     ensure(up.run_dir.join("app/passenger_wsgi.py").is_file(), || {
         "the run has no extracted package".into()
     })?;
-    let state = up.run_dir.join("deployment_state_local.json");
+    let state = up.run_dir.join("state/deployment_state_local.json");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state)?.permissions());
     ensure(mode & 0o777 == 0o600, || {
         format!("state copy mode {mode:o}")

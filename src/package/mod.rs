@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod database;
 pub mod fingerprint;
+pub mod fresh;
 pub mod secrets;
 pub mod stage;
 pub mod vendor;

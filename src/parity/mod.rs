@@ -63,7 +63,7 @@ pub fn run(config: &Config, reporter: &dyn Reporter) -> Result<ParityOutcome, Fa
     for target in ["local", "webhosting"] {
         let zip = package::default_output(config, target);
         let want = package::fingerprint::input(config, target, false, &sources);
-        match staleness(&zip, &want) {
+        match package::fresh::staleness(&zip, &want) {
             None => reporter.event(&Event::Note {
                 message: format!("{target}: {} is up to date", zip.display()),
             }),
@@ -104,24 +104,6 @@ pub fn run(config: &Config, reporter: &dyn Reporter) -> Result<ParityOutcome, Fa
         clean: report.is_clean(),
         report,
     })
-}
-
-/// Why the package at `zip` cannot be used as it is, or `None` when its sidecar records the
-/// input fingerprint the sources have now.
-fn staleness(zip: &Path, want: &str) -> Option<String> {
-    if !zip.is_file() {
-        return Some(format!("{} is missing", zip.display()));
-    }
-    let sidecar = package::sidecar_path(zip);
-    let recorded = std::fs::read(&sidecar)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v["fingerprints"]["input"].as_str().map(str::to_string));
-    match recorded {
-        None => Some(format!("{} has no readable build record", zip.display())),
-        Some(fp) if fp != want => Some("its inputs changed since it was built".into()),
-        Some(_) => None,
-    }
 }
 
 /// The readable table `harness parity` prints.

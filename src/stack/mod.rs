@@ -20,6 +20,10 @@ pub use run::{
     DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,
     up,
 };
+pub(crate) use run::{
+    Launch, LaunchRequest, connect, guarded, interrupted, materialize, plan_launch, project_root,
+    runtime, start_stack, urls_of,
+};
 
 use crate::error::{Exit, Failure};
 

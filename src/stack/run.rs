@@ -22,6 +22,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ("test.yml", include_str!("../../compose/test.yml")),
     ("tls.yml", include_str!("../../compose/tls.yml")),
     ("tls-mocks.yml", include_str!("../../compose/tls-mocks.yml")),
+    ("tls-test.yml", include_str!("../../compose/tls-test.yml")),
+    (
+        "mocks-test.yml",
+        include_str!("../../compose/mocks-test.yml"),
+    ),
 ];
 
 /// Image repositories the compose files refer to through `HARNESS_IMAGE_<NAME>`.
@@ -74,7 +79,7 @@ pub struct LogsRequest {
     pub follow: bool,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -93,7 +98,7 @@ fn root_label(config: &Config) -> String {
 }
 
 /// Absolute, because bind-mount sources must be and labels must compare equal.
-fn project_root(config: &Config) -> PathBuf {
+pub(crate) fn project_root(config: &Config) -> PathBuf {
     config
         .root
         .canonicalize()
@@ -111,70 +116,25 @@ fn runs_dir(config: &Config) -> PathBuf {
 /// reported before a package build is spent.
 pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<UpOutcome, Failure> {
     let start = Instant::now();
-    if req.no_tls {
-        reporter.event(&Event::Note {
-            message: "--no-tls: the proxy serves plain HTTP, for debugging only".into(),
-        });
-    }
     let rt = runtime()?;
     rt.block_on(async {
-        let t = Instant::now();
-        reporter.event(&Event::PhaseStarted { phase: "docker" });
-        let engine = Engine::connect().await?;
-        reporter.event(&Event::PhaseFinished {
-            phase: "docker",
-            elapsed: t.elapsed(),
-            detail: "connected".into(),
-        });
-
-        let root = project_root(config);
-        let run = RunIdentity::new(&root, req.keep);
-        let run_dir = runs_dir(config).join(&run.id);
-        let compose_dir = run_dir.join("compose");
-        let app_dir = run_dir.join("app");
-        let state_copy = run_dir.join(STATE_FILE);
-
-        let needed: &[&str] = if req.with_mocks {
-            &["app", "proxy", "mocks"]
-        } else {
-            &["app", "proxy"]
-        };
-        let mut vars = image_vars(&engine, needed, reporter).await?;
-        for (k, v) in [
-            ("HARNESS_RUN_ID", run.id.clone()),
-            ("HARNESS_RUN_DIR", run_dir.display().to_string()),
-            ("HARNESS_APP_DIR", app_dir.display().to_string()),
-            ("HARNESS_STATE_FILE", state_copy.display().to_string()),
-            ("HARNESS_PROJECT_DIR", root.display().to_string()),
-            ("HARNESS_HEALTH_PATH", config.stack.health_path.clone()),
-            ("HARNESS_FQDN", config.stack.fqdn.clone()),
-            ("HARNESS_TLS_DIR", run_dir.join("tls").display().to_string()),
-        ] {
-            vars.insert(k.to_string(), v);
-        }
-        let mut sources = vec![builtin_source("base.yml", &compose_dir)];
-        if req.with_mocks {
-            sources.push(builtin_source("mocks.yml", &compose_dir));
-        }
-        if !req.no_tls {
-            sources.push(builtin_source("tls.yml", &compose_dir));
-            if req.with_mocks {
-                sources.push(builtin_source("tls-mocks.yml", &compose_dir));
-            }
-        }
-        for o in &config.stack.compose_overrides {
-            sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
-        }
-        let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
-        let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
-        if let Some(app) = stack.services.get_mut("app") {
-            // The target's env from harness.toml is what production gets; it wins over compose.
-            app.environment.extend(config.target("local").env);
-        }
-
-        let default_zip = root.join(".harness/dist/local/deploy.zip");
+        let engine = connect(reporter).await?;
+        let plan = plan_launch(
+            &engine,
+            config,
+            &LaunchRequest {
+                with_mocks: req.with_mocks,
+                no_tls: req.no_tls,
+                keep: req.keep,
+                test_job: false,
+                vars: BTreeMap::new(),
+            },
+            reporter,
+        )
+        .await?;
+        let default_zip = project_root(config).join(".harness/dist/local/deploy.zip");
         let (zip, state_file) = if req.skip_build && default_zip.is_file() {
-            (default_zip, root.join(STATE_FILE))
+            (default_zip, project_root(config).join(STATE_FILE))
         } else {
             let request = crate::package::BuildRequest {
                 target: "local",
@@ -185,39 +145,201 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             let built = crate::package::build(config, &request, reporter)?;
             (built.zip, built.state_file)
         };
-        let state_file = crate::events::phase(reporter, "prepare", || {
-            prepare_run_dir(&run_dir, &zip, &state_file, &state_copy)
-                .map(|s| (s, format!("{} (package extracted)", run_dir.display())))
-        })?;
-        crate::events::phase(reporter, "tls", || {
-            prepare_proxy(config, &root, &run_dir, !req.no_tls)
-        })?;
-
-        let logs_dir = run_dir.join("logs");
-        let handle = guarded(&engine, &run, &logs_dir, async {
-            let t = Instant::now();
-            reporter.event(&Event::PhaseStarted { phase: "stack" });
-            let h = engine.start(&run, &stack, &logs_dir, reporter).await?;
-            reporter.event(&Event::PhaseFinished {
-                phase: "stack",
-                elapsed: t.elapsed(),
-                detail: format!("{} services ready", h.services.len()),
-            });
-            Ok(h)
+        let launch = materialize(config, plan, &zip, &state_file, reporter)?;
+        let handle = guarded(&engine, &launch.run, &launch.logs_dir, async {
+            start_stack(&engine, &launch, reporter).await
         })
         .await?;
-
         Ok(UpOutcome {
-            run_id: run.id.clone(),
-            run_dir,
-            state_file,
-            urls: urls_of(&handle, !req.no_tls),
+            run_id: launch.run.id.clone(),
+            run_dir: launch.run_dir.clone(),
+            state_file: launch.state_copy.clone(),
+            urls: urls_of(&handle, !launch.no_tls),
             elapsed_ms: start.elapsed().as_millis(),
         })
     })
 }
 
+/// Connects to the daemon as a timed phase, so a missing one fails first and fast (exit 3).
+pub(crate) async fn connect(reporter: &dyn Reporter) -> Result<Engine, Failure> {
+    let t = Instant::now();
+    reporter.event(&Event::PhaseStarted { phase: "docker" });
+    let engine = Engine::connect().await?;
+    reporter.event(&Event::PhaseFinished {
+        phase: "docker",
+        elapsed: t.elapsed(),
+        detail: "connected".into(),
+    });
+    Ok(engine)
+}
+
+/// What a run is to start, before anything is built or created.
+pub(crate) struct LaunchRequest {
+    pub with_mocks: bool,
+    pub no_tls: bool,
+    pub keep: bool,
+    /// Adds compose/test.yml and the playwright image (`harness test`).
+    pub test_job: bool,
+    /// Extra interpolation variables for the compose files.
+    pub vars: BTreeMap<String, String>,
+}
+
+/// A run planned but not started: its identity, directory and resolved compose stack. Nothing
+/// exists in the daemon yet, so dropping it needs no cleanup.
+pub(crate) struct LaunchPlan {
+    pub run: RunIdentity,
+    pub run_dir: PathBuf,
+    pub stack: compose::Stack,
+    pub no_tls: bool,
+}
+
+/// A run ready to start: the package is extracted, the state copy, certificates and proxy
+/// config are written.
+pub(crate) struct Launch {
+    pub run: RunIdentity,
+    pub run_dir: PathBuf,
+    pub logs_dir: PathBuf,
+    pub stack: compose::Stack,
+    /// `<run>/state/deployment_state_local.json` (mode 0600), when the project has a state file.
+    pub state_copy: Option<PathBuf>,
+    pub no_tls: bool,
+}
+
+/// Resolves the images and reads the compose files (built-in, then the project's overrides).
+pub(crate) async fn plan_launch(
+    engine: &Engine,
+    config: &Config,
+    req: &LaunchRequest,
+    reporter: &dyn Reporter,
+) -> Result<LaunchPlan, Failure> {
+    if req.no_tls {
+        reporter.event(&Event::Note {
+            message: "--no-tls: the proxy serves plain HTTP, for debugging only".into(),
+        });
+    }
+    let root = project_root(config);
+    let run = RunIdentity::new(&root, req.keep);
+    let run_dir = runs_dir(config).join(&run.id);
+    let compose_dir = run_dir.join("compose");
+    let mut needed = vec!["app", "proxy"];
+    if req.with_mocks {
+        needed.push("mocks");
+    }
+    if req.test_job {
+        needed.push("playwright");
+    }
+    let mut vars = image_vars(engine, &needed, reporter).await?;
+    for (k, v) in [
+        ("HARNESS_RUN_ID", run.id.clone()),
+        ("HARNESS_RUN_DIR", run_dir.display().to_string()),
+        ("HARNESS_APP_DIR", run_dir.join("app").display().to_string()),
+        (
+            "HARNESS_STATE_FILE",
+            run_dir
+                .join(STATE_DIR)
+                .join(STATE_FILE)
+                .display()
+                .to_string(),
+        ),
+        (
+            "HARNESS_STATE_DIR",
+            run_dir.join(STATE_DIR).display().to_string(),
+        ),
+        ("HARNESS_PROJECT_DIR", root.display().to_string()),
+        ("HARNESS_HEALTH_PATH", config.stack.health_path.clone()),
+        ("HARNESS_FQDN", config.stack.fqdn.clone()),
+        ("HARNESS_TLS_DIR", run_dir.join("tls").display().to_string()),
+    ] {
+        vars.insert(k.to_string(), v);
+    }
+    vars.extend(req.vars.clone());
+    let mut sources = vec![builtin_source("base.yml", &compose_dir)];
+    if req.with_mocks {
+        sources.push(builtin_source("mocks.yml", &compose_dir));
+    }
+    if !req.no_tls {
+        sources.push(builtin_source("tls.yml", &compose_dir));
+        if req.with_mocks {
+            sources.push(builtin_source("tls-mocks.yml", &compose_dir));
+        }
+    }
+    if req.test_job {
+        sources.push(builtin_source("test.yml", &compose_dir));
+        if !req.no_tls {
+            sources.push(builtin_source("tls-test.yml", &compose_dir));
+        }
+        if req.with_mocks {
+            sources.push(builtin_source("mocks-test.yml", &compose_dir));
+        }
+    }
+    for o in &config.stack.compose_overrides {
+        sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
+    }
+    let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
+    let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
+    if let Some(app) = stack.services.get_mut("app") {
+        // The target's env from harness.toml is what production gets; it wins over compose.
+        app.environment.extend(config.target("local").env);
+    }
+    Ok(LaunchPlan {
+        run,
+        run_dir,
+        stack,
+        no_tls: req.no_tls,
+    })
+}
+
+/// Extracts the package into the run directory and writes the state copy, certificates and
+/// proxy config. Creates nothing in the daemon.
+pub(crate) fn materialize(
+    config: &Config,
+    plan: LaunchPlan,
+    zip: &Path,
+    state_file: &Path,
+    reporter: &dyn Reporter,
+) -> Result<Launch, Failure> {
+    let root = project_root(config);
+    let run_dir = plan.run_dir;
+    let state_copy = crate::events::phase(reporter, "prepare", || {
+        prepare_run_dir(&run_dir, zip, state_file)
+            .map(|s| (s, format!("{} (package extracted)", run_dir.display())))
+    })?;
+    crate::events::phase(reporter, "tls", || {
+        prepare_proxy(config, &root, &run_dir, !plan.no_tls)
+    })?;
+    Ok(Launch {
+        run: plan.run,
+        logs_dir: run_dir.join("logs"),
+        run_dir,
+        stack: plan.stack,
+        state_copy,
+        no_tls: plan.no_tls,
+    })
+}
+
+/// Starts every service of the launch as one timed phase.
+pub(crate) async fn start_stack(
+    engine: &Engine,
+    launch: &Launch,
+    reporter: &dyn Reporter,
+) -> Result<StackHandle, StackError> {
+    let t = Instant::now();
+    reporter.event(&Event::PhaseStarted { phase: "stack" });
+    let h = engine
+        .start(&launch.run, &launch.stack, &launch.logs_dir, reporter)
+        .await?;
+    reporter.event(&Event::PhaseFinished {
+        phase: "stack",
+        elapsed: t.elapsed(),
+        detail: format!("{} services ready", h.services.len()),
+    });
+    Ok(h)
+}
+
 const STATE_FILE: &str = "deployment_state_local.json";
+/// The state copy lives in a directory of its own, so a container that mounts it can replace
+/// the file atomically (rename within the directory), as tests do after a password change.
+const STATE_DIR: &str = "state";
 
 /// Names the run's leaf certificate covers: the FQDN the browser uses, and every service that
 /// is reached over TLS inside the run's network.
@@ -329,14 +451,14 @@ async fn image_vars(
 /// Runs `work` (which creates the run's resources) so that an error, SIGINT or SIGTERM removes
 /// everything the run created before returning. A panic is covered by [`PanicGuard`], and a
 /// SIGKILL by the next command's sweep.
-async fn guarded<F>(
+pub(crate) async fn guarded<F, T>(
     engine: &Engine,
     run: &RunIdentity,
     logs_dir: &Path,
     work: F,
-) -> Result<StackHandle, Failure>
+) -> Result<T, Failure>
 where
-    F: std::future::Future<Output = Result<StackHandle, StackError>>,
+    F: std::future::Future<Output = Result<T, StackError>>,
 {
     let panic_guard = PanicGuard {
         run: run.id.clone(),
@@ -359,7 +481,7 @@ where
     }
 }
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {
@@ -406,12 +528,7 @@ fn io_fail(what: String) -> impl FnOnce(std::io::Error) -> Failure {
 
 /// `.harness/runs/<id>/`: the run's own package copy (`app/`), state file copy, compose files.
 /// Returns the state file copy, when the project has a state file.
-fn prepare_run_dir(
-    run_dir: &Path,
-    zip: &Path,
-    state: &Path,
-    state_copy: &Path,
-) -> Result<Option<PathBuf>, Failure> {
+fn prepare_run_dir(run_dir: &Path, zip: &Path, state: &Path) -> Result<Option<PathBuf>, Failure> {
     let app_dir = run_dir.join("app");
     std::fs::create_dir_all(&app_dir).map_err(io_fail(format!("create {}", app_dir.display())))?;
     std::fs::create_dir_all(run_dir.join("logs"))
@@ -452,26 +569,23 @@ fn prepare_run_dir(
     if !state.is_file() {
         return Ok(None);
     }
+    let state_dir = run_dir.join(STATE_DIR);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&state_dir)
+            .map_err(io_fail(format!("create {}", state_dir.display())))?;
+    }
     // Written 0600 from the start, so the secrets are never readable by others, not even briefly.
     let bytes = std::fs::read(state).map_err(io_fail(format!("read {}", state.display())))?;
-    write_private(state_copy, &bytes)?;
-    Ok(Some(state_copy.to_path_buf()))
+    let state_copy = state_dir.join(STATE_FILE);
+    crate::fsutil::write_private(&state_copy, &bytes)?;
+    Ok(Some(state_copy))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_fail(format!("write {}", path.display())))?;
-    f.write_all(bytes)
-        .map_err(io_fail(format!("write {}", path.display())))
-}
-
-fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {
+pub(crate) fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {
     let mut urls = Vec::new();
     for (name, svc) in &handle.services {
         for (cport, hport) in &svc.ports {

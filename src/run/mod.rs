@@ -1,0 +1,601 @@
+//! `harness test`: the production-parity run end to end.
+//!
+//! package (built, or reused when fresh) → the run's stack (app under Passenger, the TLS proxy,
+//! the mocks) → the browser suite in the playwright job → collect (junit.xml, artifacts, logs,
+//! proxy log, image ids) → single-file HTML report → teardown → ledger. Every step is a timed
+//! phase; an error, SIGINT or SIGTERM at any point removes the run's containers, network and
+//! volumes, and the ledger records how the run ended.
+mod job;
+mod junit;
+mod proxylog;
+mod report;
+pub mod select;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use junit::{CaseStatus, Counts, SuiteResult};
+pub use select::{SelectionRequest, Shard};
+
+use crate::config::Config;
+use crate::error::{Exit, Failure};
+use crate::events::{Event, Reporter};
+use crate::ledger::{Outcome, RunRecord, Selection, Timestamp};
+use crate::package::PackageManifest;
+use crate::stack::{self, ServiceUrl, StackHandle};
+
+pub struct TestRequest {
+    pub with_mocks: bool,
+    pub no_tls: bool,
+    /// Reuse the local package when its input fingerprint matches the sources.
+    pub skip_build: bool,
+    /// Leave the stack up afterwards (until `harness down`).
+    pub keep: bool,
+    pub selection: SelectionRequest,
+}
+
+/// How a run ended, for the CLI and scripts (`--json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TestOutcome {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub outcome: &'static str,
+    #[serde(skip)]
+    pub exit: Exit,
+    pub exit_code: u8,
+    pub verdict: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+    pub selection: String,
+    pub files: usize,
+    pub report: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    pub ledger_run: Option<i64>,
+    pub parity: String,
+    /// The stack's addresses when it was kept (`--keep`).
+    pub kept: Option<Vec<ServiceUrl>>,
+    pub pytest_seconds: f64,
+    pub elapsed_seconds: f64,
+    pub phases: Vec<(String, f64)>,
+}
+
+/// What the suite step produced, before it is judged.
+struct SuiteRun {
+    exit_code: i64,
+    handle: StackHandle,
+}
+
+/// Phase timings, reported as they end and kept for the report.
+#[derive(Default)]
+struct Phases(std::sync::Mutex<Vec<(String, Duration)>>);
+
+impl Phases {
+    fn record(&self, reporter: &dyn Reporter, phase: &'static str, t: Instant, detail: String) {
+        let elapsed = t.elapsed();
+        reporter.event(&Event::PhaseFinished {
+            phase,
+            elapsed,
+            detail,
+        });
+        self.0
+            .lock()
+            .expect("phases")
+            .push((phase.to_string(), elapsed));
+    }
+
+    fn list(&self) -> Vec<(String, Duration)> {
+        self.0.lock().expect("phases").clone()
+    }
+}
+
+fn host_ids() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// The folder the suite lives in ([test] path), checked before anything is built.
+fn tests_dir(config: &Config) -> Result<PathBuf, Failure> {
+    let dir = config.path(&config.test.path);
+    if !dir.is_dir() {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "the test folder {} does not exist ([test] path = \"{}\" in {})",
+                dir.display(),
+                config.test.path,
+                config.file.display()
+            ),
+        )
+        .hint(
+            "create it with your pytest + Playwright tests, or set [test] path in harness.toml",
+        ));
+    }
+    Ok(dir.canonicalize().unwrap_or(dir))
+}
+
+fn requirements(config: &Config) -> Result<Option<(PathBuf, Vec<u8>)>, Failure> {
+    let Some(rel) = &config.test.requirements else {
+        return Ok(None);
+    };
+    let path = config.path(rel);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!(
+                "cannot read the test requirements {} ([test] requirements in {}): {e}",
+                path.display(),
+                config.file.display()
+            ),
+        )
+        .hint("create the file, or remove `requirements` from [test]")
+    })?;
+    Ok(Some((path, bytes)))
+}
+
+/// Runs the suite. `Ok` for every run that reached a verdict (green, red); `Err` for bad input
+/// (exit 2), infrastructure failures (exit 3, recorded as `infra`) and interrupts (exit 130,
+/// recorded as `aborted`).
+pub fn test(
+    config: &Config,
+    req: &TestRequest,
+    reporter: &dyn Reporter,
+) -> Result<TestOutcome, Failure> {
+    let start = Instant::now();
+    let started_at = Timestamp::now();
+    let phases = Phases::default();
+
+    // Cheap checks first: the test folder, the selection and the requirements are bad input
+    // before anything is built or started.
+    let tests_dir = tests_dir(config)?;
+    let root = stack::project_root(config);
+    let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
+    let all_files = select::discover(&tests_dir)?;
+    let selected = select::select(&tests_dir, &all_files, &req.selection, &cwd, &root)?;
+    let reqs = requirements(config)?;
+    reporter.event(&Event::Note {
+        message: format!(
+            "suite: {} test file(s) of {} in {} ({})",
+            selected.files.len(),
+            all_files.len(),
+            tests_dir.display(),
+            selected.selection
+        ),
+    });
+
+    let rt = stack::runtime()?;
+    rt.block_on(async {
+        let t = Instant::now();
+        let engine = stack::connect(reporter).await?;
+        let _ = t;
+        let (uid, gid) = host_ids();
+        let scheme = if req.no_tls { "http" } else { "https" };
+        let mailpit_password = hex::encode(rand::random::<[u8; 12]>());
+        let vars = BTreeMap::from([
+            ("HARNESS_TESTS_DIR".to_string(), tests_dir.display().to_string()),
+            (
+                "HARNESS_UI_BASE_URL".to_string(),
+                format!("{scheme}://{}", config.stack.fqdn),
+            ),
+            ("HARNESS_SCHEME".to_string(), scheme.to_string()),
+            ("HARNESS_UID".to_string(), uid.to_string()),
+            ("HARNESS_GID".to_string(), gid.to_string()),
+            ("HARNESS_MAILPIT_PASSWORD".to_string(), mailpit_password),
+        ]);
+        let plan = stack::plan_launch(
+            &engine,
+            config,
+            &stack::LaunchRequest {
+                with_mocks: req.with_mocks,
+                no_tls: req.no_tls,
+                keep: req.keep,
+                test_job: true,
+                vars,
+            },
+            reporter,
+        )
+        .await?;
+
+        // The package. Interrupting this step needs no cleanup: nothing exists in Docker yet,
+        // and the build writes its zip by rename.
+        let t = Instant::now();
+        let package = local_package(config, req.skip_build, reporter)?;
+        phases.record(
+            reporter,
+            "package",
+            t,
+            format!(
+                "{} {}",
+                if package.1 { "reused" } else { "built" },
+                package.0.zip.display()
+            ),
+        );
+        let (package, _) = package;
+        let git = crate::git::head_facts(&root);
+        let mut record = RunRecord::start(
+            "local",
+            &package.sha256,
+            &package.fingerprints,
+            &git,
+            selected.selection.clone(),
+        );
+        record.started_at = started_at;
+
+        let t = Instant::now();
+        let mut launch = stack::materialize(config, plan, &package.zip, &package.state_file, reporter)?;
+        let job = job::prepare(
+            &mut launch,
+            &selected,
+            req.with_mocks,
+            reqs.as_ref().map(|(_, b)| b.as_slice()),
+        )?;
+        phases.record(reporter, "run dir", t, launch.run_dir.display().to_string());
+        let run_id = launch.run.id.clone();
+        let run_dir = launch.run_dir.clone();
+
+        // Stack and suite, guarded: an error or a signal removes the run before we go on.
+        let suite = stack::guarded(&engine, &launch.run, &launch.logs_dir, async {
+            let t = Instant::now();
+            let handle = stack::start_stack(&engine, &launch, reporter).await?;
+            phases.0.lock().expect("phases").push(("stack".into(), t.elapsed()));
+            let t = Instant::now();
+            reporter.event(&Event::PhaseStarted { phase: "suite" });
+            reporter.event(&Event::Note {
+                message: format!("pytest {}", job.args_display()),
+            });
+            let forward = |bytes: &[u8]| {
+                reporter.event(&Event::SuiteOutput {
+                    bytes: bytes.to_vec(),
+                })
+            };
+            let exit_code = engine
+                .run_job(
+                    &launch.run,
+                    &job.spec,
+                    &job.volumes,
+                    &launch.logs_dir.join("playwright.log"),
+                    &forward,
+                )
+                .await?;
+            phases.record(reporter, "suite", t, format!("pytest exited {exit_code}"));
+            Ok(SuiteRun { exit_code, handle })
+        })
+        .await;
+
+        let suite = match suite {
+            Ok(s) => s,
+            Err(failure) => {
+                // The run is gone already (guarded removed it). Record how it ended.
+                record.outcome = if failure.exit == Exit::Interrupted {
+                    Outcome::Aborted
+                } else {
+                    Outcome::Infra
+                };
+                record.finished_at = Timestamp::now();
+                let ledger_note = record_run(&root, &record);
+                reporter.event(&Event::Note {
+                    message: format!(
+                        "run {run_id} recorded as {}{ledger_note}; logs in {}",
+                        record.outcome.as_str(),
+                        run_dir.join("logs").display()
+                    ),
+                });
+                return Err(failure);
+            }
+        };
+
+        // Collect while the containers still exist (image ids), then tear down.
+        let t = Instant::now();
+        let images = engine.image_ids(&run_id).await.unwrap_or_default();
+        let kept = if req.keep {
+            Some(stack::urls_of(&suite.handle, !req.no_tls))
+        } else {
+            let logs = launch.logs_dir.clone();
+            let removed = tokio::select! {
+                r = suite.handle.down() => r.map_err(Failure::from),
+                _ = stack::interrupted() => {
+                    // A second Ctrl-C during teardown: finish removing, then stop.
+                    let _ = engine.remove_run(&run_id, Some(&logs)).await;
+                    Err(Failure::new(Exit::Interrupted, "interrupted during teardown; the run was removed"))
+                }
+            };
+            removed?;
+            None
+        };
+        phases.record(
+            reporter,
+            "teardown",
+            t,
+            if kept.is_some() { "kept (--keep)".into() } else { "run removed".into() },
+        );
+
+        let t = Instant::now();
+        let collected = job::collect(&run_dir)?;
+        let parity = parity_of(config, &package, reporter);
+        let judged = judge(suite.exit_code, collected.suite.as_ref(), &collected.session);
+        record.outcome = judged.outcome;
+        record.selection = judged.selection.clone().unwrap_or(record.selection.clone());
+        let counts = collected.suite.as_ref().map(|s| s.counts()).unwrap_or_default();
+        record.passed = counts.passed;
+        record.failed = counts.failed;
+        record.errors = counts.errors;
+        record.skipped = counts.skipped;
+        record.image_ids = images.clone();
+        record.browser_version = collected.browser.clone();
+        let report_path = run_dir.join("report.html");
+        record.report_path = Some(report_path.display().to_string());
+        record.finished_at = Timestamp::now();
+        phases.record(reporter, "collect", t, format!("{} cases", collected.suite.as_ref().map_or(0, |s| s.cases.len())));
+
+        let html = report::render(&report::ReportData {
+            run_id: &run_id,
+            outcome: judged.outcome,
+            verdict: judged.verdict.clone(),
+            started_at: started_at.rfc3339(),
+            elapsed: start.elapsed(),
+            selection: &record.selection,
+            with_mocks: req.with_mocks,
+            tls: !req.no_tls,
+            package_zip: &package.zip,
+            package_sha256: &package.sha256,
+            build_id: &package.build_id,
+            code_fingerprint: &package.fingerprints.code,
+            schema_fingerprint: package.fingerprints.schema.as_deref(),
+            input_fingerprint: &package.fingerprints.input,
+            git_commit: git.commit.as_deref(),
+            dirty: git.dirty,
+            suite: collected.suite.as_ref(),
+            attachments: &collected.attachments,
+            page_screenshots: &collected.page_screenshots,
+            routes: &collected.routes,
+            parity: parity.as_ref().map_err(|e| e.clone()),
+            images: &images,
+            browser: collected.browser.as_deref(),
+            phases: &phases.list(),
+            run_dir: &run_dir,
+        });
+        crate::fsutil::write_private(&report_path, html.as_bytes())?;
+        let ledger_id = match crate::gatekeeper::open_ledger(&root)
+            .and_then(|mut l| l.record_run(&record).map_err(Failure::from))
+        {
+            Ok(id) => Some(id),
+            Err(e) => {
+                reporter.event(&Event::Warning {
+                    message: format!("the run could not be recorded in the ledger: {e}"),
+                });
+                None
+            }
+        };
+        Ok(TestOutcome {
+            run_id,
+            run_dir: run_dir.clone(),
+            outcome: judged.outcome.as_str(),
+            exit: judged.exit,
+            exit_code: judged.exit.code(),
+            verdict: judged.verdict,
+            counts,
+            selection: record.selection.to_string(),
+            files: selected.files.len(),
+            report: Some(report_path),
+            junit: collected.junit,
+            ledger_run: ledger_id,
+            parity: match &parity {
+                Ok(p) if p.is_clean() => "clean".into(),
+                Ok(p) => format!("{} difference(s) not allowed", p.violations().count()),
+                Err(e) => format!("not compared: {e}"),
+            },
+            kept,
+            pytest_seconds: collected.suite.as_ref().map_or(0.0, |s| s.seconds),
+            elapsed_seconds: start.elapsed().as_secs_f64(),
+            phases: phases
+                .list()
+                .into_iter()
+                .map(|(p, d)| (p, d.as_secs_f64()))
+                .collect(),
+        })
+    })
+}
+
+/// The local package: reused when `--skip-build` and it is fresh, built otherwise. The bool
+/// says whether it was reused.
+fn local_package(
+    config: &Config,
+    skip_build: bool,
+    reporter: &dyn Reporter,
+) -> Result<(PackageManifest, bool), Failure> {
+    if skip_build {
+        if let Some(m) = crate::package::fresh::reusable(config, "local")? {
+            return Ok((m, true));
+        }
+        reporter.event(&Event::Note {
+            message: "--skip-build: the local package is missing or stale; building it".into(),
+        });
+    }
+    let built = crate::package::build(
+        config,
+        &crate::package::BuildRequest {
+            target: "local",
+            seed_demo: false,
+            rotate_secrets: false,
+            output: None,
+        },
+        reporter,
+    )?;
+    Ok((built, false))
+}
+
+/// Parity of the run's package with the webhosting package of the same sources (built when
+/// missing or stale; cheap with a warm wheel cache). An error says why it was not compared.
+fn parity_of(
+    config: &Config,
+    local: &PackageManifest,
+    reporter: &dyn Reporter,
+) -> Result<crate::parity::ParityReport, String> {
+    let web = match crate::package::fresh::reusable(config, "webhosting") {
+        Ok(Some(m)) => m.zip,
+        Ok(None) => {
+            crate::package::build(
+                config,
+                &crate::package::BuildRequest {
+                    target: "webhosting",
+                    seed_demo: false,
+                    rotate_secrets: false,
+                    output: None,
+                },
+                reporter,
+            )
+            .map_err(|e| format!("the webhosting package could not be built: {e}"))?
+            .zip
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    crate::parity::check_packages(&local.zip, &web, config).map_err(|e| e.to_string())
+}
+
+/// The verdict on a finished suite.
+struct Judged {
+    outcome: Outcome,
+    exit: Exit,
+    verdict: String,
+    /// A narrower selection than requested (tests deselected because the mocks were off).
+    selection: Option<Selection>,
+}
+
+/// pytest's exit code and junit.xml → outcome and exit code. pytest: 0 passed, 1 failed,
+/// 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected; 90 is the runner's
+/// own "could not prepare".
+fn judge(code: i64, suite: Option<&SuiteResult>, session: &job::Session) -> Judged {
+    let counts = suite.map(|s| s.counts()).unwrap_or_default();
+    let total = counts.passed + counts.failed + counts.errors + counts.skipped;
+    let selection = (session.deselected_by_mocks > 0).then(|| Selection::Filtered {
+        expr: format!(
+            "not mocks ({} test(s) need --with-mocks)",
+            session.deselected_by_mocks
+        ),
+    });
+    let (outcome, exit, verdict) = match code {
+        0 if counts.failed + counts.errors == 0 && total > 0 => (
+            Outcome::Green,
+            Exit::Success,
+            format!(
+                "{} passed{}",
+                counts.passed,
+                if counts.skipped > 0 {
+                    format!(", {} skipped", counts.skipped)
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        0 | 1 => (
+            Outcome::Red,
+            Exit::Failed,
+            format!(
+                "{} failed, {} errors, {} passed, {} skipped",
+                counts.failed, counts.errors, counts.passed, counts.skipped
+            ),
+        ),
+        5 => (
+            Outcome::Red,
+            Exit::Failed,
+            "pytest collected no tests: the selection (-k, paths, markers) matched nothing".into(),
+        ),
+        4 => (
+            Outcome::Infra,
+            Exit::BadInput,
+            "pytest refused its arguments (usage error; see its output above)".into(),
+        ),
+        90 => (
+            Outcome::Infra,
+            Exit::Environment,
+            "the test job could not be prepared (venv, NSS database); see its output above".into(),
+        ),
+        2 => (
+            Outcome::Aborted,
+            Exit::Interrupted,
+            "pytest was interrupted".into(),
+        ),
+        other => (
+            Outcome::Infra,
+            Exit::Environment,
+            format!("pytest ended with exit code {other} (internal error or killed)"),
+        ),
+    };
+    Judged {
+        outcome,
+        exit,
+        verdict,
+        selection,
+    }
+}
+
+/// Records a run that ended early; returns a note for the message (the ledger id, or why not).
+fn record_run(root: &Path, record: &RunRecord) -> String {
+    match crate::gatekeeper::open_ledger(root)
+        .and_then(|mut l| l.record_run(record).map_err(Failure::from))
+    {
+        Ok(id) => format!(" (ledger run {id})"),
+        Err(e) => format!(" (not recorded: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(statuses: &[CaseStatus]) -> SuiteResult {
+        SuiteResult {
+            seconds: 1.0,
+            cases: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, s)| junit::CaseResult {
+                    classname: "t".into(),
+                    name: format!("test_{i}"),
+                    seconds: 0.1,
+                    status: *s,
+                    message: None,
+                    details: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn judge_maps_pytest_codes_to_outcomes_and_exits() {
+        let s = job::Session::default();
+        let green = suite(&[CaseStatus::Passed, CaseStatus::Skipped]);
+        let j = judge(0, Some(&green), &s);
+        assert_eq!((j.outcome, j.exit), (Outcome::Green, Exit::Success));
+        assert_eq!(j.verdict, "1 passed, 1 skipped");
+        let red = suite(&[CaseStatus::Passed, CaseStatus::Failed]);
+        assert_eq!(judge(1, Some(&red), &s).exit, Exit::Failed);
+        // Exit 0 with a failure in junit (a plugin swallowed it) is still red.
+        assert_eq!(judge(0, Some(&red), &s).outcome, Outcome::Red);
+        // Exit 0 with no tests at all is not green.
+        assert_eq!(judge(0, Some(&suite(&[])), &s).outcome, Outcome::Red);
+        assert_eq!(judge(5, None, &s).exit, Exit::Failed);
+        assert_eq!(judge(4, None, &s).exit, Exit::BadInput);
+        assert_eq!(judge(90, None, &s).outcome, Outcome::Infra);
+        assert_eq!(judge(137, None, &s).exit, Exit::Environment);
+        assert_eq!(judge(2, None, &s).exit, Exit::Interrupted);
+    }
+
+    #[test]
+    fn deselected_mocks_tests_make_the_run_filtered() {
+        let s = job::Session {
+            deselected_by_mocks: 3,
+        };
+        let j = judge(0, Some(&suite(&[CaseStatus::Passed])), &s);
+        assert!(matches!(j.selection, Some(Selection::Filtered { .. })));
+        assert!(
+            judge(
+                0,
+                Some(&suite(&[CaseStatus::Passed])),
+                &job::Session::default()
+            )
+            .selection
+            .is_none()
+        );
+    }
+}
