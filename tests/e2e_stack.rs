@@ -103,62 +103,7 @@ fn main() {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-fn docker_available() -> bool {
-    Command::new("docker")
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Every container, network and volume carrying `label` (e.g. `harness.run=ID`).
-fn resources_with(label: &str) -> Vec<String> {
-    let filter = format!("label={label}");
-    let mut all = Vec::new();
-    for kind in [
-        vec![
-            "ps",
-            "-a",
-            "--filter",
-            &filter,
-            "--format",
-            "container {{.Names}}",
-        ],
-        vec![
-            "network",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "network {{.Name}}",
-        ],
-        vec![
-            "volume",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "volume {{.Name}}",
-        ],
-    ] {
-        all.extend(
-            docker(&kind)
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(str::to_string),
-        );
-    }
-    all
-}
+use support::{docker, docker_available, resources_with};
 
 fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
     if cond { Ok(()) } else { Err(what().into()) }

@@ -5,6 +5,9 @@
 #                     the hash of the requirements file and the image, so a warm run installs
 #                     nothing;
 #   as the host user: Chromium's NSS database trusts the run's CA, then pytest runs.
+# The job starts together with the app and the mocks; once prepared it says "ready" and waits
+# for harness to create /report/.harness-go (every other service is ready then), so its own
+# start-up is hidden behind theirs.
 # Exit codes: pytest's own, or 90 when the job could not be prepared (an infrastructure failure,
 # not a test result).
 set -eu
@@ -56,4 +59,8 @@ if [ -n "${HARNESS_CA_FILE:-}" ]; then
 fi
 chromium --version > /report/chromium-version.txt 2>/dev/null || true
 mkdir -p "${SCREENSHOT_DIR:-/report/screenshots}"
+echo "harness-runner: ready"
+while [ ! -e /report/.harness-go ]; do
+    sleep 0.05
+done
 exec /venv/env/bin/python -m pytest "$@"

@@ -11,17 +11,19 @@ use super::proxylog::{self, RouteStats};
 use super::report::Attachments;
 use super::select::Selected;
 use crate::error::{Exit, Failure};
+use crate::stack::Launch;
 use crate::stack::compose::MountSpec;
-use crate::stack::{Launch, ServiceSpec};
 
 const RUNNER: &str = include_str!("../../compose/runner/runner.sh");
 const PLUGIN: &str = include_str!("../../compose/runner/harness_pytest.py");
 
+/// The job's service name in compose/test.yml.
+pub const SERVICE: &str = "playwright";
+/// Created in the report folder once every service is ready; the runner waits for it.
+pub const GO_FILE: &str = ".harness-go";
+
 /// The job as it will run.
 pub struct Job {
-    pub spec: ServiceSpec,
-    /// The cache volume holding the test venv (name → cache flag, as compose volumes).
-    pub volumes: BTreeMap<String, bool>,
     pub args: Vec<String>,
 }
 
@@ -69,6 +71,9 @@ pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
         "-p",
         "harness_pytest",
         "--junitxml=/report/junit.xml",
+        // xunit1 keeps record_property() output and each case's file and line.
+        "-o",
+        "junit_family=xunit1",
         // pytest-playwright: keep what explains a failure, nothing for passing tests.
         "--tracing=retain-on-failure",
         "--screenshot=only-on-failure",
@@ -87,7 +92,7 @@ pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
 }
 
 /// Writes the runner, the plugin and the requirements into `<run>/runner/`, creates the report
-/// folder, and takes the playwright service out of the stack (it runs after the stack is up).
+/// folder, and gives the playwright service its command and cached venv.
 pub fn prepare(
     launch: &mut Launch,
     selected: &Selected,
@@ -108,17 +113,13 @@ pub fn prepare(
     // The state folder is mounted even when the project has no state file yet.
     std::fs::create_dir_all(launch.run_dir.join("state")).map_err(io_fail(&launch.run_dir))?;
 
-    let mut spec = launch.stack.services.remove("playwright").ok_or_else(|| {
+    let spec = launch.stack.services.get_mut(SERVICE).ok_or_else(|| {
         Failure::new(
             Exit::BadInput,
             "the stack has no `playwright` service to run the suite in",
         )
         .hint("a compose override must not remove it; see docs/compose.md")
     })?;
-    // Other services must not wait for the job: it starts after all of them are ready.
-    for s in launch.stack.services.values_mut() {
-        s.depends_on.remove("playwright");
-    }
     // One venv per requirements file and image: a warm run installs nothing.
     let mut key = Sha256::new();
     key.update(requirements.unwrap_or_default());
@@ -132,11 +133,8 @@ pub fn prepare(
     });
     let args = pytest_args(selected, std::io::stderr().is_terminal());
     spec.command = Some(args.clone());
-    Ok(Job {
-        spec,
-        volumes: BTreeMap::from([(venv, true)]),
-        args,
-    })
+    launch.stack.volumes.insert(venv, true);
+    Ok(Job { args })
 }
 
 /// What the job left, read from the run directory.

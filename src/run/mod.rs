@@ -89,6 +89,15 @@ impl Phases {
     }
 }
 
+/// How long the suite may run: HARNESS_TEST_TIMEOUT seconds, default one hour.
+fn suite_timeout() -> Duration {
+    std::env::var("HARNESS_TEST_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(3600))
+}
+
 fn host_ids() -> (u32, u32) {
     // SAFETY: getuid/getgid cannot fail and touch no memory.
     unsafe { (libc::getuid(), libc::getgid()) }
@@ -248,15 +257,16 @@ pub fn test(
                     bytes: bytes.to_vec(),
                 })
             };
-            let exit_code = engine
-                .run_job(
-                    &launch.run,
-                    &job.spec,
-                    &job.volumes,
-                    &launch.logs_dir.join("playwright.log"),
-                    &forward,
-                )
-                .await?;
+            let svc = handle.service(job::SERVICE).ok_or_else(|| stack::StackError::Plan(
+                "the playwright job did not start".into(),
+            ))?;
+            let go = run_dir.join("report").join(job::GO_FILE);
+            std::fs::write(&go, b"").map_err(|e| stack::StackError::Docker {
+                action: format!("write {}", go.display()),
+                reason: e.to_string(),
+            })?;
+            let exit_code = engine.follow_job(svc, suite_timeout(), &forward).await?;
+            let _ = std::fs::remove_file(&go);
             phases.record(reporter, "suite", t, format!("pytest exited {exit_code}"));
             Ok(SuiteRun { exit_code, handle })
         })
@@ -284,34 +294,43 @@ pub fn test(
             }
         };
 
-        // Collect while the containers still exist (image ids), then tear down.
-        let t = Instant::now();
+        // Image ids while the containers still exist; then the teardown runs in the background
+        // while the results are read and the package's parity is checked.
         let images = engine.image_ids(&run_id).await.unwrap_or_default();
-        let kept = if req.keep {
-            Some(stack::urls_of(&suite.handle, !req.no_tls))
-        } else {
-            let logs = launch.logs_dir.clone();
-            let removed = tokio::select! {
-                r = suite.handle.down() => r.map_err(Failure::from),
-                _ = stack::interrupted() => {
-                    // A second Ctrl-C during teardown: finish removing, then stop.
-                    let _ = engine.remove_run(&run_id, Some(&logs)).await;
-                    Err(Failure::new(Exit::Interrupted, "interrupted during teardown; the run was removed"))
-                }
-            };
-            removed?;
-            None
-        };
+        let t_down = Instant::now();
+        let kept = req.keep.then(|| stack::urls_of(&suite.handle, !req.no_tls));
+        let teardown = (!req.keep).then(|| tokio::spawn(suite.handle.down()));
+        let t = Instant::now();
+        let collected = tokio::task::block_in_place(|| job::collect(&run_dir))?;
+        let parity = tokio::task::block_in_place(|| parity_of(config, &package, reporter));
         phases.record(
             reporter,
-            "teardown",
+            "collect",
             t,
-            if kept.is_some() { "kept (--keep)".into() } else { "run removed".into() },
+            format!(
+                "{} cases",
+                collected.suite.as_ref().map_or(0, |s| s.cases.len())
+            ),
         );
-
-        let t = Instant::now();
-        let collected = job::collect(&run_dir)?;
-        let parity = parity_of(config, &package, reporter);
+        match teardown {
+            None => phases.record(reporter, "teardown", t_down, "kept (--keep)".into()),
+            Some(task) => {
+                let logs = launch.logs_dir.clone();
+                let removed = tokio::select! {
+                    r = task => match r {
+                        Ok(r) => r.map_err(Failure::from),
+                        Err(e) => Err(Failure::new(Exit::Environment, format!("teardown failed: {e}"))),
+                    },
+                    _ = stack::interrupted() => {
+                        // Ctrl-C during teardown: finish removing, then stop.
+                        let _ = engine.remove_run(&run_id, Some(&logs)).await;
+                        Err(Failure::new(Exit::Interrupted, "interrupted during teardown; the run was removed"))
+                    }
+                };
+                removed?;
+                phases.record(reporter, "teardown", t_down, "run removed".into());
+            }
+        }
         let judged = judge(suite.exit_code, collected.suite.as_ref(), &collected.session);
         record.outcome = judged.outcome;
         record.selection = judged.selection.clone().unwrap_or(record.selection.clone());
@@ -325,7 +344,6 @@ pub fn test(
         let report_path = run_dir.join("report.html");
         record.report_path = Some(report_path.display().to_string());
         record.finished_at = Timestamp::now();
-        phases.record(reporter, "collect", t, format!("{} cases", collected.suite.as_ref().map_or(0, |s| s.cases.len())));
 
         let html = report::render(&report::ReportData {
             run_id: &run_id,

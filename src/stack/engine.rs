@@ -535,46 +535,16 @@ impl Engine {
         })
     }
 
-    /// Runs a one-shot service (the test job) on the run's network to completion: its output is
-    /// written to `log_file` and handed to `on_output` as it arrives, and its exit code returned.
-    /// Past `spec.timeout` the container is killed and the wait fails. Cancelling the future
-    /// leaves the container to the run's removal, like every other resource.
-    pub async fn run_job(
+    /// Follows a started one-shot container (the test job) to its end: its output goes to
+    /// `on_output` as it arrives (the run's log file gets it from the stack's own log task), and
+    /// its exit code is returned. Past `limit` the container is killed and this fails.
+    pub async fn follow_job(
         &self,
-        run: &RunIdentity,
-        spec: &ServiceSpec,
-        volumes: &BTreeMap<String, bool>,
-        log_file: &Path,
+        svc: &RunningService,
+        limit: Duration,
         on_output: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<i64, StackError> {
-        self.check_images(&Stack {
-            services: BTreeMap::from([(spec.name.clone(), spec.clone())]),
-            volumes: BTreeMap::new(),
-        })
-        .await?;
-        for (name, cache) in volumes {
-            if !*cache {
-                continue;
-            }
-            let volume = cache_volume(name);
-            self.docker
-                .create_volume(VolumeCreateRequest {
-                    name: Some(volume.clone()),
-                    labels: Some(HashMap::from([(
-                        LABEL_CACHE.to_string(),
-                        "true".to_string(),
-                    )])),
-                    ..Default::default()
-                })
-                .await
-                .map_err(docker_err(format!("create volume {volume}")))?;
-        }
-        let labels = run.labels();
-        let svc = self
-            .create_and_start(run, spec, &run.project, &labels, volumes)
-            .await?;
         let follow = async {
-            let mut out = tokio::fs::File::create(log_file).await.ok();
             let mut stream = self.docker.logs(
                 &svc.container_id,
                 Some(LogsOptions {
@@ -585,55 +555,41 @@ impl Engine {
                 }),
             );
             while let Some(Ok(chunk)) = stream.next().await {
-                let bytes = chunk.into_bytes();
-                on_output(&bytes);
-                if let Some(f) = out.as_mut() {
-                    let _ = f.write_all(&bytes).await;
-                }
-            }
-            if let Some(f) = out.as_mut() {
-                let _ = f.flush().await;
+                on_output(&chunk.into_bytes());
             }
         };
-        match tokio::time::timeout(spec.timeout, follow).await {
-            Ok(()) => {}
-            Err(_) => {
-                let _ = self
-                    .docker
-                    .kill_container(
-                        &svc.container_id,
-                        None::<bollard::query_parameters::KillContainerOptions>,
-                    )
-                    .await;
-                return Err(StackError::Docker {
-                    action: format!("run {}", spec.name),
-                    reason: format!(
-                        "still running after {} s (x-harness timeout); killed",
-                        spec.timeout.as_secs()
-                    ),
-                });
-            }
+        if tokio::time::timeout(limit, follow).await.is_err() {
+            let _ = self
+                .docker
+                .kill_container(
+                    &svc.container_id,
+                    None::<bollard::query_parameters::KillContainerOptions>,
+                )
+                .await;
+            return Err(StackError::Docker {
+                action: format!("run {}", svc.name),
+                reason: format!("still running after {} s; killed", limit.as_secs()),
+            });
         }
         // The log stream ends when the container stops; its state holds the exit code.
         let mut waits = self.docker.wait_container(
             &svc.container_id,
             None::<bollard::query_parameters::WaitContainerOptions>,
         );
-        let code = match waits.next().await {
-            Some(Ok(r)) => r.status_code,
+        match waits.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
             // bollard reports a non-zero exit as an error carrying the code.
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-            Some(Err(e)) => return Err(docker_err(format!("wait for {}", spec.name))(e)),
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(docker_err(format!("wait for {}", svc.name))(e)),
             None => {
                 let inspected = self
                     .docker
                     .inspect_container(&svc.container_id, None::<InspectContainerOptions>)
                     .await
-                    .map_err(docker_err(format!("inspect {}", spec.name)))?;
-                inspected.state.and_then(|s| s.exit_code).unwrap_or(-1)
+                    .map_err(docker_err(format!("inspect {}", svc.name)))?;
+                Ok(inspected.state.and_then(|s| s.exit_code).unwrap_or(-1))
             }
-        };
-        Ok(code)
+        }
     }
 
     /// Service name → image id, for every container of run `id`.

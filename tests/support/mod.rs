@@ -1,5 +1,6 @@
 //! Helpers shared by the integration suites (`mod support;` in each test crate that needs them).
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 pub fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
@@ -31,4 +32,67 @@ pub fn copy_example() -> tempfile::TempDir {
         }
     }
     dir
+}
+
+/// Whether a Docker daemon answers (checked with the CLI, independently of the code under test).
+#[allow(dead_code)]
+pub fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The docker CLI's trimmed stdout.
+#[allow(dead_code)]
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Every container, network and volume carrying `label` (e.g. `harness.run=ID`).
+/// Every container, network and volume carrying `label` (`key=value`), as `kind name` lines.
+#[allow(dead_code)]
+pub fn resources_with(label: &str) -> Vec<String> {
+    let filter = format!("label={label}");
+    let mut all = Vec::new();
+    for kind in [
+        vec![
+            "ps",
+            "-a",
+            "--filter",
+            &filter,
+            "--format",
+            "container {{.Names}}",
+        ],
+        vec![
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "network {{.Name}}",
+        ],
+        vec![
+            "volume",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "volume {{.Name}}",
+        ],
+    ] {
+        all.extend(
+            docker(&kind)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string),
+        );
+    }
+    all
 }

@@ -623,7 +623,7 @@ fn append(base: Option<OneOrMany>, over: Option<OneOrMany>) -> Option<OneOrMany>
 fn raw_volume_target(v: &RawVolume) -> String {
     match v {
         RawVolume::Short(s) => {
-            let parts: Vec<&str> = s.split(':').collect();
+            let parts = split_outside_braces(s, ':');
             match parts.len() {
                 1 => parts[0].to_string(),
                 _ => parts[1].to_string(),
@@ -631,6 +631,29 @@ fn raw_volume_target(v: &RawVolume) -> String {
         }
         RawVolume::Long(l) => l.target.clone(),
     }
+}
+
+/// Splits on `sep` except inside `${...}` (merging happens before interpolation, and
+/// `${DIR:?message}` holds a colon of its own).
+fn split_outside_braces(s: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut prev = '\0';
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' if prev == '$' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            c if c == sep && depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+        prev = c;
+    }
+    parts.push(&s[start..]);
+    parts
 }
 
 fn depends_map(d: Option<RawDependsOn>) -> BTreeMap<String, RawDependency> {

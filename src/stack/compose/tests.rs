@@ -415,3 +415,40 @@ fn a_value_of_the_wrong_shape_says_which_shapes_fit() {
     assert!(!e.message.contains("RawDependsOn"), "{e}");
     assert_eq!(e.line, 4, "{e}");
 }
+
+#[test]
+fn volumes_with_required_variables_merge_by_their_real_target() {
+    // `${VAR:?}` holds a colon; two such mounts on different targets must both survive a merge.
+    let base = src(
+        "base.yml",
+        "services:\n  job:\n    image: x\n    volumes:\n      - ${A:?}:/state\n      - ${B:?}/report:/report\n",
+    );
+    let over = src(
+        "over.yml",
+        "services:\n  job:\n    volumes:\n      - ${C:?}:/tls:ro\n      - ${D:?}:/report\n",
+    );
+    let stack = load_with(
+        &[base, over],
+        &[("A", "/a"), ("B", "/b"), ("C", "/c"), ("D", "/d")],
+    )
+    .unwrap();
+    let mut targets: Vec<(String, String)> = stack.services["job"]
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind { source, target, .. } => {
+                (target.clone(), source.display().to_string())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        vec![
+            ("/report".to_string(), "/d".to_string()),
+            ("/state".to_string(), "/a".to_string()),
+            ("/tls".to_string(), "/c".to_string()),
+        ]
+    );
+}

@@ -1,0 +1,479 @@
+//! End-to-end cases for `harness test` against the real Docker daemon and the baked images: the
+//! example app under Apache + Passenger behind the TLS proxy, the mocks, and pytest + Playwright
+//! driving Debian's Chromium in the playwright job.
+//!
+//! Each case works in its own copy of examples/flask-app and checks the outcome from outside:
+//! the exit code, the files in .harness/runs/<id>/, `harness runs --json` (the ledger) and the
+//! docker CLI (nothing with the run's label may be left).
+//!
+//! Without a Docker daemon the Docker cases are ignored, unless CI is set: then they fail.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+mod support;
+
+use support::{docker_available, resources_with};
+
+type Outcome = Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    let docker = docker_available();
+    if !docker && std::env::var_os("CI").is_some() {
+        eprintln!(
+            "CI is set but the Docker daemon is unreachable: the test-run suite cannot be skipped"
+        );
+        std::process::exit(1);
+    }
+    let docker_cases: Vec<(&'static str, fn() -> Outcome)> = vec![
+        (
+            "example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing",
+            example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing,
+        ),
+        (
+            "a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1",
+            a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1,
+        ),
+        (
+            "sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted",
+            sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted,
+        ),
+        (
+            "shards_run_disjoint_parts_whose_union_is_the_whole_suite",
+            shards_run_disjoint_parts_whose_union_is_the_whole_suite,
+        ),
+    ];
+    let mut trials: Vec<Trial> = docker_cases
+        .into_iter()
+        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
+        .collect();
+    // Refused before Docker is asked for anything, so these always run.
+    trials.push(Trial::test(
+        "bad_selection_is_refused_with_exit_2_before_anything_starts",
+        bad_selection_is_refused_with_exit_2_before_anything_starts,
+    ));
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
+    if cond { Ok(()) } else { Err(what().into()) }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn describe(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr (last 60 lines):\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        tail(&text(&o.stderr), 60)
+    )
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A copy of the example; `down --all` on drop so a failed case leaves nothing running.
+struct Example {
+    dir: tempfile::TempDir,
+}
+
+impl Example {
+    fn new() -> Example {
+        Example {
+            dir: support::copy_example(),
+        }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().canonicalize().unwrap()
+    }
+
+    fn harness(&self) -> Command {
+        let bin = std::env::var_os("HARNESS_E2E_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")));
+        let mut c = Command::new(bin);
+        c.arg("--project").arg(self.dir.path());
+        // Never a registry: the images are baked (scripts/test.sh does it before the suites).
+        c.env("HARNESS_OFFLINE", "1");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.harness().args(args).output().expect("run harness")
+    }
+
+    /// Replaces the suite with these files (name, content).
+    fn write_tests(&self, files: &[(&str, &str)]) {
+        let dir = self.dir.path().join("ui_tests");
+        for (name, body) in files {
+            std::fs::write(dir.join(name), body).unwrap();
+        }
+    }
+
+    /// Keeps only the given files of the example's suite (plus conftest, requirements).
+    fn keep_only_tests(&self, keep: &[&str]) {
+        let dir = self.dir.path().join("ui_tests");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let p = entry.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("test_") && !keep.contains(&name.as_str()) {
+                std::fs::remove_file(p).unwrap();
+            }
+        }
+    }
+
+    fn runs(&self) -> Vec<serde_json::Value> {
+        let out = self.run(&["runs", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    fn left_behind(&self) -> Vec<String> {
+        resources_with(&format!("harness.root={}", self.root().display()))
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--all"]);
+    }
+}
+
+/// `harness --json test` outcome.
+fn outcome(o: &Output) -> Result<serde_json::Value, Failed> {
+    serde_json::from_slice(&o.stdout)
+        .map_err(|e| format!("no JSON outcome ({e}): {}", describe(o)).into())
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0)
+}
+
+fn example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing() -> Outcome {
+    let ex = Example::new();
+    let o = ex.run(&["--json", "test", "--with-mocks"]);
+    ensure(o.status.code() == Some(0), || describe(&o))?;
+    let v = outcome(&o)?;
+    ensure(v["outcome"] == "green", || describe(&o))?;
+    let passed = v["passed"].as_u64().unwrap_or(0);
+    ensure(passed >= 10, || {
+        format!("only {passed} passed: {}", describe(&o))
+    })?;
+    ensure(v["failed"] == 0 && v["errors"] == 0, || describe(&o))?;
+    // pytest's output was streamed (its summary line is on stderr, not only in a file).
+    ensure(
+        text(&o.stderr).contains(&format!("{passed} passed")),
+        || describe(&o),
+    )?;
+
+    let run_dir = PathBuf::from(v["run_dir"].as_str().unwrap());
+    let junit = run_dir.join("report/junit.xml");
+    let report = run_dir.join("report.html");
+    ensure(junit.is_file() && report.is_file(), || {
+        format!("junit {} / report {}", junit.display(), report.display())
+    })?;
+    ensure(mode(&report) == 0o600 && mode(&junit) == 0o600, || {
+        format!(
+            "modes: report {:o}, junit {:o}",
+            mode(&report),
+            mode(&junit)
+        )
+    })?;
+    let junit_text = std::fs::read_to_string(&junit)?;
+    ensure(junit_text.matches("<testcase").count() >= 10, || {
+        junit_text.clone()
+    })?;
+    let html = std::fs::read_to_string(&report)?;
+    for needle in [
+        "GREEN",
+        "Slowest routes",
+        "/admin/login",
+        "Parity",
+        "code fingerprint",
+        "mode 0600",
+    ] {
+        ensure(html.contains(needle), || format!("report lacks `{needle}`"))?;
+    }
+    // Every service's log and the proxy's timing log were collected.
+    for service in ["app", "proxy", "mailpit", "geoip", "netcup", "playwright"] {
+        let log = run_dir.join(format!("logs/{service}.log"));
+        ensure(log.is_file(), || format!("no {}", log.display()))?;
+    }
+    let access = std::fs::read_to_string(run_dir.join("proxy-log/access.jsonl"))?;
+    ensure(access.contains("\"request_time\""), || {
+        "empty proxy log".into()
+    })?;
+    // The tests saved a screenshot on each page.
+    let shots = std::fs::read_dir(run_dir.join("report/screenshots"))?.count();
+    ensure(shots >= 10, || format!("{shots} screenshots"))?;
+
+    // The ledger has the green run with both fingerprints, the images and the browser.
+    let runs = ex.runs();
+    let run = runs
+        .iter()
+        .find(|r| r["id"].as_i64() == v["ledger_run"].as_i64())
+        .ok_or_else(|| format!("run {} not in the ledger: {runs:?}", v["ledger_run"]))?;
+    ensure(run["outcome"] == "green", || format!("{run}"))?;
+    ensure(run["selection"]["kind"] == "full", || format!("{run}"))?;
+    ensure(
+        run["code_fingerprint"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64),
+        || format!("{run}"),
+    )?;
+    ensure(
+        run["schema_fingerprint"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64),
+        || format!("{run}"),
+    )?;
+    ensure(
+        run["image_ids"]["playwright"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("sha256:")),
+        || format!("{run}"),
+    )?;
+    ensure(
+        run["browser_version"]
+            .as_str()
+            .is_some_and(|s| s.contains("Chromium")),
+        || format!("{run}"),
+    )?;
+    ensure(v["parity"] == "clean", || {
+        format!("parity: {}", v["parity"])
+    })?;
+
+    let left = ex.left_behind();
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+const FAILING: &str = r#"import os
+
+def test_the_login_page_says_something_it_does_not(page):
+    page.goto(os.environ["UI_BASE_URL"] + "/admin/login")
+    assert page.title() == "a title this app never had"
+"#;
+
+fn a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1() -> Outcome {
+    let ex = Example::new();
+    ex.write_tests(&[("test_zz_failing.py", FAILING)]);
+    ex.keep_only_tests(&["test_tls_proxy.py", "test_zz_failing.py"]);
+    let o = ex.run(&["--json", "test", "--with-mocks"]);
+    ensure(o.status.code() == Some(1), || describe(&o))?;
+    let v = outcome(&o)?;
+    ensure(v["outcome"] == "red" && v["failed"] == 1, || describe(&o))?;
+    ensure(v["passed"].as_u64().unwrap_or(0) >= 1, || describe(&o))?;
+    let run_dir = PathBuf::from(v["run_dir"].as_str().unwrap());
+    let html = std::fs::read_to_string(run_dir.join("report.html"))?;
+    ensure(html.contains("RED"), || "report is not red".into())?;
+    ensure(
+        html.contains("test_the_login_page_says_something_it_does_not"),
+        || "report does not name the failing test".into(),
+    )?;
+    ensure(html.contains("a title this app never had"), || {
+        "report lacks the failure text".into()
+    })?;
+    ensure(html.contains("data:image/png;base64,"), || {
+        "report has no embedded screenshot".into()
+    })?;
+    ensure(html.contains("trace.zip"), || {
+        "report links no trace".into()
+    })?;
+    // Traces can hold typed passwords: 0600 like the report.
+    let trace = walkdir::WalkDir::new(run_dir.join("report/artifacts"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_name() == "trace.zip")
+        .ok_or("no trace.zip of the failed test")?;
+    ensure(mode(trace.path()) == 0o600, || {
+        format!("trace mode {:o}", mode(trace.path()))
+    })?;
+
+    let runs = ex.runs();
+    ensure(
+        runs.iter()
+            .any(|r| r["outcome"] == "red" && r["failed"] == 1),
+        || format!("no red run in the ledger: {runs:?}"),
+    )?;
+    let left = ex.left_behind();
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+const SLEEPING: &str = r#"import os, pathlib, time
+
+def test_sleeps_until_interrupted():
+    # Tells the harness-side test that the suite is running, then outlasts its patience.
+    pathlib.Path(os.environ["SCREENSHOT_DIR"], "sleeping").write_text("yes")
+    time.sleep(300)
+"#;
+
+fn sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted() -> Outcome {
+    let ex = Example::new();
+    ex.keep_only_tests(&[]);
+    ex.write_tests(&[("test_sleep.py", SLEEPING)]);
+    let mut child = ex
+        .harness()
+        .args(["test"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Keep the pipe drained, and keep what it said for the failure message.
+    let stderr = child.stderr.take().unwrap();
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = said.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut s = sink.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let runs_dir = ex.root().join(".harness/runs");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let marker = loop {
+        let found = std::fs::read_dir(&runs_dir).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path().join("report/screenshots/sleeping"))
+                .find(|p| p.exists())
+        });
+        if let Some(m) = found {
+            break m;
+        }
+        if Instant::now() > deadline || child.try_wait()?.is_some() {
+            let _ = child.kill();
+            return Err(format!("the suite never started:\n{}", said.lock().unwrap()).into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let run_id = marker
+        .ancestors()
+        .nth(3)
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap();
+    ensure(
+        !resources_with(&format!("harness.run={run_id}")).is_empty(),
+        || "the run has no containers while its suite runs".into(),
+    )?;
+
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            return Err("harness did not exit within 60 s of SIGINT".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = sent.elapsed();
+    ensure(status.code() == Some(130), || {
+        format!("exit {:?}\n{}", status.code(), said.lock().unwrap())
+    })?;
+    // Generous: this is behaviour, not a speed goal.
+    ensure(took < Duration::from_secs(30), || format!("took {took:?}"))?;
+    let left = resources_with(&format!("harness.run={run_id}"));
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))?;
+    let runs = ex.runs();
+    ensure(runs.iter().any(|r| r["outcome"] == "aborted"), || {
+        format!("no aborted run in the ledger: {runs:?}")
+    })
+}
+
+fn tiny_test(name: &str) -> String {
+    format!("def test_{name}():\n    assert True\n")
+}
+
+fn shards_run_disjoint_parts_whose_union_is_the_whole_suite() -> Outcome {
+    let ex = Example::new();
+    ex.keep_only_tests(&[]);
+    let names = ["alpha", "bravo", "charlie", "delta", "echo"];
+    let files: Vec<(String, String)> = names
+        .iter()
+        .map(|n| (format!("test_{n}.py"), tiny_test(n)))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    ex.write_tests(&refs);
+    let mut seen: Vec<String> = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let o = ex.run(&["--json", "test", "--shard", shard]);
+        ensure(o.status.code() == Some(0), || describe(&o))?;
+        let v = outcome(&o)?;
+        let junit = std::fs::read_to_string(
+            PathBuf::from(v["run_dir"].as_str().unwrap()).join("report/junit.xml"),
+        )?;
+        // Each testcase's classname is its file (test_alpha, ...).
+        for part in junit.split("<testcase ").skip(1) {
+            let class = part
+                .split("classname=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_default();
+            seen.push(class.to_string());
+        }
+    }
+    seen.sort();
+    let mut want: Vec<String> = names.iter().map(|n| format!("test_{n}")).collect();
+    want.sort();
+    ensure(seen == want, || {
+        format!("shards ran {seen:?}, the suite is {want:?}")
+    })?;
+    let runs = ex.runs();
+    let shards: Vec<String> = runs
+        .iter()
+        .filter(|r| r["selection"]["kind"] == "shard")
+        .map(|r| format!("{}/{}", r["selection"]["index"], r["selection"]["total"]))
+        .collect();
+    ensure(shards == ["1/2", "2/2"], || {
+        format!("ledger shards: {shards:?}")
+    })?;
+    let left = ex.left_behind();
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+fn bad_selection_is_refused_with_exit_2_before_anything_starts() -> Outcome {
+    let ex = Example::new();
+    for (args, needle) in [
+        (vec!["test", "--shard", "3/2"], "not a shard"),
+        (vec!["test", "--shard", "9/9"], "has no test files"),
+        (vec!["test", "harness.toml"], "outside the test folder"),
+        (vec!["test", "ui_tests/nope.py"], "does not exist"),
+    ] {
+        let o = ex.run(&args);
+        ensure(o.status.code() == Some(2), || {
+            format!("{args:?}: {}", describe(&o))
+        })?;
+        ensure(text(&o.stderr).contains(needle), || {
+            format!("{args:?}: {}", describe(&o))
+        })?;
+    }
+    std::fs::write(
+        ex.dir.path().join("harness.toml"),
+        std::fs::read_to_string(ex.dir.path().join("harness.toml"))?
+            .replace("path = \"ui_tests\"", "path = \"no_such_folder\""),
+    )?;
+    let o = ex.run(&["test"]);
+    ensure(o.status.code() == Some(2), || describe(&o))?;
+    ensure(text(&o.stderr).contains("no_such_folder"), || describe(&o))?;
+    ensure(!ex.root().join(".harness/runs").exists(), || {
+        "a run directory was created".into()
+    })
+}
