@@ -19,6 +19,7 @@ mod support;
 use support::{docker_available, resources_with};
 
 type Outcome = Result<(), Failed>;
+type Case = (&'static str, fn() -> Outcome);
 
 fn main() {
     let args = Arguments::from_args();
@@ -29,7 +30,7 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let docker_cases: Vec<(&'static str, fn() -> Outcome)> = vec![
+    let docker_cases: Vec<Case> = vec![
         (
             "example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing",
             example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing,

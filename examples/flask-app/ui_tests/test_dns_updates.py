@@ -18,8 +18,11 @@ def doc_address() -> str:
     return f"203.0.113.{random.randint(1, 254)}"
 
 
-def records_named(zone: str, hostname: str) -> list[dict]:
-    return [r for r in netcup_zone(zone)["records"] if r["hostname"] == hostname]
+def the_record(zone: str, hostname: str) -> dict:
+    """The one record of `hostname` in the mock's zone."""
+    found = [r for r in netcup_zone(zone)["records"] if r["hostname"] == hostname]
+    assert len(found) == 1, f"expected 1 record {hostname!r} in the mock's zone {zone}, found {found}"
+    return found[0]
 
 
 def summary(calls: list[dict]) -> list[tuple]:
@@ -49,7 +52,7 @@ def test_dns_update_through_the_ui(admin_ui: UI) -> None:
     expect(admin_ui.page.locator("#logins")).to_have_text("1")
 
     # The mock holds exactly that record, under the id the page showed.
-    [record] = records_named(zone, hostname)
+    record = the_record(zone, hostname)
     assert (record["id"], record["type"], record["destination"]) == (record_id, "A", address)
     assert record["deleterecord"] is False and record["state"] == "yes"
 
@@ -84,7 +87,7 @@ def test_dns_create_then_update_through_the_api() -> None:
     # Same (hostname, type) again: the app updates that record instead of adding one.
     assert updated.json()["record"]["id"] == record_id
 
-    [record] = records_named(zone, hostname)
+    record = the_record(zone, hostname)
     assert (record["id"], record["type"], record["destination"]) == (record_id, "TXT", second)
     # Only the submitted record changed; everything else in the zone stayed as it was.
     others_after = [r for r in netcup_zone(zone)["records"] if r["hostname"] != hostname]
@@ -120,7 +123,7 @@ def test_netcup_4001_makes_the_app_log_in_again(admin_ui: UI) -> None:
         assert all(c["fault"] is None for c in calls if c is not calls[2])
         # The fault is used up, and the failed attempt wrote nothing: one record, not two.
         assert control.get(faults_url, timeout=10).json()["faults"] == []
-        [record] = records_named(zone, hostname)
+        record = the_record(zone, hostname)
         assert record["destination"] == address
     finally:
         # Never leave a fault behind for a later test if the app did not consume it.

@@ -14,8 +14,11 @@ from conftest import (UI, api_headers, app_url, env, http, mailpit_message, mail
 pytestmark = pytest.mark.mocks
 
 
-def by_subject(subject: str, expect_count: int = 1) -> list[dict]:
-    return mailpit_search(f'subject:"{subject}"', expect_count=expect_count)
+def the_mail(subject: str) -> dict:
+    """The one message in the catcher with this (unique) subject."""
+    found = mailpit_search(f'subject:"{subject}"', expect_count=1)
+    assert len(found) == 1, f"expected 1 mail with subject {subject!r} in the catcher, found {len(found)}"
+    return found[0]
 
 
 def test_notification_from_the_ui_arrives(admin_ui: UI, browser: Browser, base_url: str) -> None:
@@ -29,7 +32,7 @@ def test_notification_from_the_ui_arrives(admin_ui: UI, browser: Browser, base_u
     admin_ui.submit(admin_ui.page.locator("#notify-form button[type=submit]"), "notify-sent")
     expect(admin_ui.page.locator(".flash.info")).to_have_text(f"Notification sent to {recipient}.")
 
-    [summary] = by_subject(subject)
+    summary = the_mail(subject)
     assert [to["Address"] for to in summary["To"]] == [recipient]
     message = mailpit_message(summary["ID"])
     assert message["Subject"] == subject
@@ -62,7 +65,7 @@ def test_notification_from_the_api_arrives() -> None:
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "sent"}
 
-    [summary] = by_subject(subject)
+    summary = the_mail(subject)
     headers = mailpit_session().get(f"{mailpit_api()}/message/{summary['ID']}/headers", timeout=10)
     headers.raise_for_status()
     assert headers.json()["To"] == [recipient]
@@ -91,6 +94,6 @@ def test_dns_update_sends_a_notification() -> None:
     assert body["notification"] == "sent"
 
     fqdn = f"{hostname}.{body['domain']}"
-    [summary] = by_subject(f"DNS updated: A {fqdn}")
+    summary = the_mail(f"DNS updated: A {fqdn}")
     text = mailpit_message(summary["ID"])["Text"]
     assert f"The A record of {fqdn} now points to {address}." in text

@@ -75,5 +75,5 @@ def test_screenshot_helper_writes_named_pngs(ui: UI, screens: Screens) -> None:
     ui.goto("/admin/login", "login-page")
     [path] = screens.paths
     assert path.parent == screens.dir
-    assert path.name == "test_tls_proxy.test_screenshot_helper_writes_named_pngs-01-login-page.png"
+    assert path.name == "test_tls_proxy.test_screenshot_helper_writes_named_pngs_chromium-01-login-page.png"
     assert path.read_bytes().startswith(PNG_MAGIC) and path.stat().st_size > 1000
