@@ -44,12 +44,6 @@ log "building harness"
 cargo build --workspace --all-targets
 export HARNESS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/harness"
 
-# The README's main command. It also warms the wheel cache that tests/example.rs relies on: the
-# tests themselves never reach a package index.
-log "main job: harness build on examples/flask-app"
-"$HARNESS_BIN" --project examples/flask-app build
-"$HARNESS_BIN" --project examples/flask-app build --local
-
 # Every Docker suite needs the stack's images. On a fresh machine the daemon has none and no
 # registry is reachable: bake them once from the offline recipes (cached by recipe hash after that).
 # No registry is reachable on this machine kind, and tests talk only to 127.0.0.1 and their own
@@ -57,6 +51,12 @@ log "main job: harness build on examples/flask-app"
 export HARNESS_OFFLINE=1
 log "images: harness images --bake"
 "$HARNESS_BIN" images --bake
+
+# The README's main command. It also warms the wheel cache that tests/example.rs relies on (the
+# tests themselves never reach a package index) and builds both packages of the example.
+log "main job: harness test --with-mocks on examples/flask-app"
+"$HARNESS_BIN" --project examples/flask-app test --with-mocks
+"$HARNESS_BIN" --project examples/flask-app build
 
 log "Rust tests (unit, integration, end-to-end)"
 cargo nextest run --workspace --no-fail-fast
