@@ -47,6 +47,10 @@ fn main() {
             "shards_run_disjoint_parts_whose_union_is_the_whole_suite",
             shards_run_disjoint_parts_whose_union_is_the_whole_suite,
         ),
+        (
+            "keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it",
+            keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it,
+        ),
     ];
     let mut trials: Vec<Trial> = docker_cases
         .into_iter()
@@ -447,6 +451,41 @@ fn shards_run_disjoint_parts_whose_union_is_the_whole_suite() -> Outcome {
         format!("ledger shards: {shards:?}")
     })?;
     let left = ex.left_behind();
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+fn keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it() -> Outcome {
+    let ex = Example::new();
+    ex.keep_only_tests(&[]);
+    ex.write_tests(&[("test_one.py", &tiny_test("one"))]);
+    let o = ex.run(&["test", "--keep"]);
+    ensure(o.status.code() == Some(0), || describe(&o))?;
+    let out = text(&o.stdout);
+    let run_id = out
+        .split("down --run ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .ok_or_else(|| format!("no `down --run ID` line: {}", describe(&o)))?
+        .to_string();
+    ensure(out.contains("https://127.0.0.1:"), || describe(&o))?;
+    // Still up, and a later command's sweep leaves it alone.
+    let status = ex.run(&["status"]);
+    ensure(text(&status.stdout).contains(&run_id), || describe(&status))?;
+    let url = out
+        .lines()
+        .find(|l| l.contains("http://127.0.0.1:") && l.contains("directly"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .ok_or_else(|| format!("no app URL: {out}"))?;
+    let health = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("{url}health"))
+        .output()?;
+    ensure(text(&health.stdout) == "200", || {
+        format!("health: {}", describe(&health))
+    })?;
+    let down = ex.run(&["down", "--run", &run_id]);
+    ensure(down.status.success(), || describe(&down))?;
+    let left = resources_with(&format!("harness.run={run_id}"));
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
 }
 

@@ -104,16 +104,19 @@ header h1{margin:0 0 4px;font-size:22px}header p{margin:0;opacity:.92}
 main{padding:8px 28px 40px;max-width:1200px}
 section{background:#fff;border:1px solid #dde1e6;border-radius:6px;margin:16px 0;padding:12px 16px}
 h2{font-size:16px;margin:4px 0 10px}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceff3;vertical-align:top}
+table{border-collapse:collapse;width:100%;table-layout:fixed}
+table.tests td:first-child,table.tests th:first-child{width:auto}table.tests td:nth-child(2),table.tests th:nth-child(2){width:90px}table.tests td:nth-child(3),table.tests th:nth-child(3){width:90px}
+td{overflow-wrap:anywhere}th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceff3;vertical-align:top}
 th{font-weight:600;color:#4a5566;background:#fafbfc}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
 .passed{background:#1f7a3f}.failed{background:#b3261e}.error{background:#c2410c}.skipped{background:#6b7280}
 .cards{display:flex;gap:12px;flex-wrap:wrap}.card{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:10px 16px;min-width:110px}
 .card b{display:block;font-size:22px}
-pre{background:#1d2330;color:#e6e9ef;padding:10px;border-radius:4px;overflow:auto;max-height:360px;font-size:12px}
+pre{background:#1d2330;color:#e6e9ef;padding:10px;border-radius:4px;overflow:auto;max-height:360px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
+.msg{font-weight:600;color:#8c1d18;margin:4px 0}
 details summary{cursor:pointer}
-img.shot{max-width:100%;border:1px solid #dde1e6;margin-top:6px}
+img.shot{max-width:min(100%,520px);border:1px solid #dde1e6;margin-top:6px}
 code{font-size:12px;word-break:break-all}
 .warn{background:#fff4e5;border:1px solid #f0c36d;padding:8px 12px;border-radius:4px}
 "#;
@@ -175,7 +178,7 @@ pub fn render(d: &ReportData) -> String {
         Some(suite) => {
             let _ = write!(
                 h,
-                "<table><tr><th>test</th><th>result</th><th class=\"num\">duration</th></tr>"
+                "<table class=\"tests\"><tr><th>test</th><th>result</th><th class=\"num\">duration</th></tr>"
             );
             // Failures first, then the rest in run order.
             let mut order: Vec<usize> = (0..suite.cases.len()).collect();
@@ -198,7 +201,11 @@ pub fn render(d: &ReportData) -> String {
                 );
                 if c.status != CaseStatus::Passed {
                     if let Some(m) = &c.message {
-                        let _ = write!(h, "<div>{}</div>", esc(m));
+                        // Playwright's messages carry the whole call log; the details hold it all.
+                        let first = m.lines().next().unwrap_or_default();
+                        let short: String = first.chars().take(300).collect();
+                        let more = if short.len() < m.len() { " …" } else { "" };
+                        let _ = write!(h, "<div class=\"msg\">{}{more}</div>", esc(&short));
                     }
                     if let Some(t) = &c.details {
                         let _ = write!(
