@@ -301,6 +301,9 @@ impl Config {
                 .unwrap_or_else(|_| f.to_path_buf()),
             None => project.join(FILE_NAME),
         };
+        // Absolute, so every path derived from the root stays valid in child processes with
+        // another working directory (pip, the seed command).
+        let file = std::path::absolute(&file).unwrap_or(file);
         let source = std::fs::read_to_string(&file).map_err(|e| {
             let f = Failure::new(Exit::BadInput, format!("cannot read {}: {e}", file.display()));
             if e.kind() == std::io::ErrorKind::NotFound {

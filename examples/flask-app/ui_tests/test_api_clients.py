@@ -7,7 +7,7 @@ import os
 import pytest
 from playwright.sync_api import expect
 
-from conftest import UI, api_headers, app_url, http, primary_client, read_state
+from conftest import UI, api_headers, app_url, http, netcup_journal_mark, primary_client, read_state
 
 
 def test_api_token_from_state_file_identifies_the_client() -> None:
@@ -51,8 +51,6 @@ def test_probes_report_the_deployed_build(ui: UI) -> None:
 @pytest.mark.mocks
 def test_api_rejects_a_bad_record_without_calling_netcup() -> None:
     """Validation happens before any Netcup call: the mock's journal must not move."""
-    from conftest import netcup_journal_mark
-
     mark = netcup_journal_mark()
     response = http().post(app_url("/api/dns"), headers=api_headers(), timeout=30,
                            json={"hostname": "bad", "type": "A", "destination": "not-an-ip"})
