@@ -14,6 +14,7 @@ from conftest import PNG_MAGIC, UI, Screens, app_url, base_url_from_env, http, r
 
 
 @requires_tls
+@pytest.mark.smoke
 def test_page_is_served_over_tls_with_security_headers(ui: UI) -> None:
     response = ui.goto("/admin/login", "login")
     assert ui.page.url.startswith("https://"), ui.page.url
@@ -38,6 +39,7 @@ def test_page_is_served_over_tls_with_security_headers(ui: UI) -> None:
 
 
 @requires_tls
+@pytest.mark.smoke
 def test_app_sees_https_through_forwarded_headers(ui: UI) -> None:
     ui.goto("/debug/request", "debug-request")
     seen = json.loads(ui.page.locator("body").inner_text())
@@ -64,6 +66,7 @@ def test_certificate_chains_to_the_run_ca_only() -> None:
 
 
 @requires_tls
+@pytest.mark.smoke
 def test_plain_http_redirects_to_https() -> None:
     host = urlsplit(base_url_from_env()).hostname
     answer = http().get(f"http://{host}/health?x=1", allow_redirects=False, timeout=30)
