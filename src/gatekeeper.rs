@@ -42,12 +42,7 @@ pub fn check(
     let mut ledger = open_ledger(&config.root)?;
     let manifest = crate::package::build(
         config,
-        &crate::package::BuildRequest {
-            target: "webhosting",
-            seed_demo: false,
-            rotate_secrets: false,
-            output: None,
-        },
+        &crate::package::BuildRequest::standard("webhosting"),
         reporter,
     )?;
     let package = PackageFacts {

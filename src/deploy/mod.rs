@@ -102,12 +102,7 @@ pub fn deploy(
         None => {
             let m = crate::package::build(
                 config,
-                &crate::package::BuildRequest {
-                    target: "webhosting",
-                    seed_demo: false,
-                    rotate_secrets: false,
-                    output: None,
-                },
+                &crate::package::BuildRequest::standard("webhosting"),
                 reporter,
             )?;
             Shipment {

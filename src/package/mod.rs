@@ -36,6 +36,19 @@ pub struct BuildRequest {
     pub output: Option<PathBuf>,
 }
 
+impl BuildRequest {
+    /// The build every later stage wants: the target's package at its default place, with the
+    /// secrets of its state file, no demo data.
+    pub fn standard(target: &'static str) -> Self {
+        Self {
+            target,
+            seed_demo: false,
+            rotate_secrets: false,
+            output: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Fingerprints {
     pub code: String,

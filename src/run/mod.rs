@@ -438,12 +438,7 @@ fn local_package(
     }
     let built = crate::package::build(
         config,
-        &crate::package::BuildRequest {
-            target: "local",
-            seed_demo: false,
-            rotate_secrets: false,
-            output: None,
-        },
+        &crate::package::BuildRequest::standard("local"),
         reporter,
     )?;
     Ok((built, false))
@@ -461,12 +456,7 @@ fn parity_of(
         Ok(None) => {
             crate::package::build(
                 config,
-                &crate::package::BuildRequest {
-                    target: "webhosting",
-                    seed_demo: false,
-                    rotate_secrets: false,
-                    output: None,
-                },
+                &crate::package::BuildRequest::standard("webhosting"),
                 reporter,
             )
             .map_err(|e| format!("the webhosting package could not be built: {e}"))?

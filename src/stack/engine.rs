@@ -517,15 +517,7 @@ impl Engine {
             let Ok(mut out) = tokio::fs::File::create(&file).await else {
                 return;
             };
-            let mut stream = docker.logs(
-                &id,
-                Some(LogsOptions {
-                    follow: true,
-                    stdout: true,
-                    stderr: true,
-                    ..Default::default()
-                }),
-            );
+            let mut stream = follow_logs(&docker, &id);
             while let Some(Ok(chunk)) = stream.next().await {
                 if out.write_all(&chunk.into_bytes()).await.is_err() {
                     break;
@@ -545,15 +537,7 @@ impl Engine {
         on_output: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<i64, StackError> {
         let follow = async {
-            let mut stream = self.docker.logs(
-                &svc.container_id,
-                Some(LogsOptions {
-                    follow: true,
-                    stdout: true,
-                    stderr: true,
-                    ..Default::default()
-                }),
-            );
+            let mut stream = follow_logs(&self.docker, &svc.container_id);
             while let Some(Ok(chunk)) = stream.next().await {
                 on_output(&chunk.into_bytes());
             }
@@ -862,6 +846,23 @@ fn not_found(e: bollard::errors::Error) -> Result<(), bollard::errors::Error> {
         } => Ok(()),
         e => Err(e),
     }
+}
+
+/// A container's stdout and stderr from its start, following until it stops.
+fn follow_logs(
+    docker: &Docker,
+    id: &str,
+) -> impl futures_util::Stream<Item = Result<bollard::container::LogOutput, bollard::errors::Error>>
++ use<> {
+    docker.logs(
+        id,
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    )
 }
 
 async fn save_logs(docker: &Docker, container: &str, file: &Path) {

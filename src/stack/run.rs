@@ -136,12 +136,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         let (zip, state_file) = if req.skip_build && default_zip.is_file() {
             (default_zip, project_root(config).join(STATE_FILE))
         } else {
-            let request = crate::package::BuildRequest {
-                target: "local",
-                seed_demo: false,
-                rotate_secrets: false,
-                output: None,
-            };
+            let request = crate::package::BuildRequest::standard("local");
             let built = crate::package::build(config, &request, reporter)?;
             (built.zip, built.state_file)
         };
