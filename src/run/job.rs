@@ -83,6 +83,7 @@ pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     args.push(format!("--color={}", if color { "yes" } else { "no" }));
+    args.extend(selected.extra.iter().cloned());
     if let Some(k) = &selected.keyword {
         args.push("-k".into());
         args.push(k.clone());
@@ -253,6 +254,7 @@ mod tests {
             keyword: Some("login and not slow".into()),
             selection: Selection::Filtered { expr: "x".into() },
             files: vec![],
+            extra: vec!["-m".into(), "smoke".into()],
         };
         let args = pytest_args(&selected, false);
         let joined = args.join(" ");
@@ -262,6 +264,7 @@ mod tests {
         );
         assert!(joined.contains("--tracing=retain-on-failure"));
         assert!(args.contains(&"login and not slow".to_string()));
+        assert!(joined.contains("-m smoke -k"));
         assert_eq!(args.last().unwrap(), "sub/test_b.py::test_x");
         assert!(args.contains(&"--color=no".to_string()));
     }

@@ -5,6 +5,7 @@
 //! proxy log, image ids) → single-file HTML report → teardown → ledger. Every step is a timed
 //! phase; an error, SIGINT or SIGTERM at any point removes the run's containers, network and
 //! volumes, and the ledger records how the run ended.
+mod drill;
 mod job;
 mod junit;
 mod proxylog;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use drill::{DrillOutcome, DrillRequest, drill};
 pub use junit::{CaseStatus, Counts, SuiteResult};
 pub use select::{SelectionRequest, Shard};
 
@@ -89,6 +91,28 @@ impl Phases {
     }
 }
 
+/// The compose variables the test job's files (test.yml, tls-test.yml, mocks-test.yml) need.
+fn job_vars(config: &Config, tests_dir: &Path, no_tls: bool) -> BTreeMap<String, String> {
+    let (uid, gid) = host_ids();
+    let scheme = if no_tls { "http" } else { "https" };
+    // Per run: Mailpit's API is protected like a real one behind a proxy would be.
+    let mailpit_password = hex::encode(rand::random::<[u8; 12]>());
+    BTreeMap::from([
+        (
+            "HARNESS_TESTS_DIR".to_string(),
+            tests_dir.display().to_string(),
+        ),
+        (
+            "HARNESS_UI_BASE_URL".to_string(),
+            format!("{scheme}://{}", config.stack.fqdn),
+        ),
+        ("HARNESS_SCHEME".to_string(), scheme.to_string()),
+        ("HARNESS_UID".to_string(), uid.to_string()),
+        ("HARNESS_GID".to_string(), gid.to_string()),
+        ("HARNESS_MAILPIT_PASSWORD".to_string(), mailpit_password),
+    ])
+}
+
 /// How long the suite may run: HARNESS_TEST_TIMEOUT seconds, default one hour.
 fn suite_timeout() -> Duration {
     std::env::var("HARNESS_TEST_TIMEOUT")
@@ -104,7 +128,7 @@ fn host_ids() -> (u32, u32) {
 }
 
 /// The folder the suite lives in ([test] path), checked before anything is built.
-fn tests_dir(config: &Config) -> Result<PathBuf, Failure> {
+pub(super) fn tests_dir(config: &Config) -> Result<PathBuf, Failure> {
     let dir = config.path(&config.test.path);
     if !dir.is_dir() {
         return Err(Failure::new(
@@ -123,7 +147,7 @@ fn tests_dir(config: &Config) -> Result<PathBuf, Failure> {
     Ok(dir.canonicalize().unwrap_or(dir))
 }
 
-fn requirements(config: &Config) -> Result<Option<(PathBuf, Vec<u8>)>, Failure> {
+pub(super) fn requirements(config: &Config) -> Result<Option<(PathBuf, Vec<u8>)>, Failure> {
     let Some(rel) = &config.test.requirements else {
         return Ok(None);
     };
@@ -174,23 +198,8 @@ pub fn test(
 
     let rt = stack::runtime()?;
     rt.block_on(async {
-        let t = Instant::now();
         let engine = stack::connect(reporter).await?;
-        let _ = t;
-        let (uid, gid) = host_ids();
-        let scheme = if req.no_tls { "http" } else { "https" };
-        let mailpit_password = hex::encode(rand::random::<[u8; 12]>());
-        let vars = BTreeMap::from([
-            ("HARNESS_TESTS_DIR".to_string(), tests_dir.display().to_string()),
-            (
-                "HARNESS_UI_BASE_URL".to_string(),
-                format!("{scheme}://{}", config.stack.fqdn),
-            ),
-            ("HARNESS_SCHEME".to_string(), scheme.to_string()),
-            ("HARNESS_UID".to_string(), uid.to_string()),
-            ("HARNESS_GID".to_string(), gid.to_string()),
-            ("HARNESS_MAILPIT_PASSWORD".to_string(), mailpit_password),
-        ]);
+        let vars = job_vars(config, &tests_dir, req.no_tls);
         let plan = stack::plan_launch(
             &engine,
             config,
@@ -231,7 +240,13 @@ pub fn test(
         record.started_at = started_at;
 
         let t = Instant::now();
-        let mut launch = stack::materialize(config, plan, &package.zip, &package.state_file, reporter)?;
+        let mut launch = stack::materialize(
+            config,
+            plan,
+            stack::AppSource::Package(&package.zip),
+            &package.state_file,
+            reporter,
+        )?;
         let job = job::prepare(
             &mut launch,
             &selected,
@@ -242,35 +257,7 @@ pub fn test(
         let run_id = launch.run.id.clone();
         let run_dir = launch.run_dir.clone();
 
-        // Stack and suite, guarded: an error or a signal removes the run before we go on.
-        let suite = stack::guarded(&engine, &launch.run, &launch.logs_dir, async {
-            let t = Instant::now();
-            let handle = stack::start_stack(&engine, &launch, reporter).await?;
-            phases.0.lock().expect("phases").push(("stack".into(), t.elapsed()));
-            let t = Instant::now();
-            reporter.event(&Event::PhaseStarted { phase: "suite" });
-            reporter.event(&Event::Note {
-                message: format!("pytest {}", job.args_display()),
-            });
-            let forward = |bytes: &[u8]| {
-                reporter.event(&Event::SuiteOutput {
-                    bytes: bytes.to_vec(),
-                })
-            };
-            let svc = handle.service(job::SERVICE).ok_or_else(|| stack::StackError::Plan(
-                "the playwright job did not start".into(),
-            ))?;
-            let go = run_dir.join("report").join(job::GO_FILE);
-            std::fs::write(&go, b"").map_err(|e| stack::StackError::Docker {
-                action: format!("write {}", go.display()),
-                reason: e.to_string(),
-            })?;
-            let exit_code = engine.follow_job(svc, suite_timeout(), &forward).await?;
-            let _ = std::fs::remove_file(&go);
-            phases.record(reporter, "suite", t, format!("pytest exited {exit_code}"));
-            Ok(SuiteRun { exit_code, handle })
-        })
-        .await;
+        let suite = run_suite(&engine, &launch, &job, reporter, &phases).await;
 
         let suite = match suite {
             Ok(s) => s,
@@ -294,44 +281,26 @@ pub fn test(
             }
         };
 
-        // Image ids while the containers still exist; then the teardown runs in the background
-        // while the results are read and the package's parity is checked.
-        let images = engine.image_ids(&run_id).await.unwrap_or_default();
-        let t_down = Instant::now();
-        let kept = req.keep.then(|| stack::urls_of(&suite.handle, !req.no_tls));
-        let teardown = (!req.keep).then(|| tokio::spawn(suite.handle.down()));
-        let t = Instant::now();
-        let collected = tokio::task::block_in_place(|| job::collect(&run_dir))?;
-        let parity = tokio::task::block_in_place(|| parity_of(config, &package, reporter));
-        phases.record(
+        let (finished, parity) = finish(
+            &engine,
+            &launch,
+            suite.handle,
+            req.keep,
             reporter,
-            "collect",
-            t,
-            format!(
-                "{} cases",
-                collected.suite.as_ref().map_or(0, |s| s.cases.len())
-            ),
+            &phases,
+            || parity_of(config, &package, reporter),
+        )
+        .await?;
+        let Finished {
+            images,
+            kept,
+            collected,
+        } = finished;
+        let judged = judge(
+            suite.exit_code,
+            collected.suite.as_ref(),
+            &collected.session,
         );
-        match teardown {
-            None => phases.record(reporter, "teardown", t_down, "kept (--keep)".into()),
-            Some(task) => {
-                let logs = launch.logs_dir.clone();
-                let removed = tokio::select! {
-                    r = task => match r {
-                        Ok(r) => r.map_err(Failure::from),
-                        Err(e) => Err(Failure::new(Exit::Environment, format!("teardown failed: {e}"))),
-                    },
-                    _ = stack::interrupted() => {
-                        // Ctrl-C during teardown: finish removing, then stop.
-                        let _ = engine.remove_run(&run_id, Some(&logs)).await;
-                        Err(Failure::new(Exit::Interrupted, "interrupted during teardown; the run was removed"))
-                    }
-                };
-                removed?;
-                phases.record(reporter, "teardown", t_down, "run removed".into());
-            }
-        }
-        let judged = judge(suite.exit_code, collected.suite.as_ref(), &collected.session);
         record.outcome = judged.outcome;
         record.selection = judged.selection.clone().unwrap_or(record.selection.clone());
         if req.no_tls {
@@ -341,7 +310,11 @@ pub fn test(
                 expr: format!("--no-tls ({})", record.selection),
             };
         }
-        let counts = collected.suite.as_ref().map(|s| s.counts()).unwrap_or_default();
+        let counts = collected
+            .suite
+            .as_ref()
+            .map(|s| s.counts())
+            .unwrap_or_default();
         record.passed = counts.passed;
         record.failed = counts.failed;
         record.errors = counts.errors;
@@ -419,6 +392,112 @@ pub fn test(
                 .collect(),
         })
     })
+}
+
+/// Starts the stack with the job, lets pytest go once every service is ready, and follows it
+/// to its end. Guarded: an error or a signal removes the run before this returns.
+async fn run_suite(
+    engine: &stack::Engine,
+    launch: &stack::Launch,
+    job: &job::Job,
+    reporter: &dyn Reporter,
+    phases: &Phases,
+) -> Result<SuiteRun, Failure> {
+    stack::guarded(engine, &launch.run, &launch.logs_dir, async {
+        let t = Instant::now();
+        let handle = stack::start_stack(engine, launch, reporter).await?;
+        phases
+            .0
+            .lock()
+            .expect("phases")
+            .push(("stack".into(), t.elapsed()));
+        let t = Instant::now();
+        reporter.event(&Event::PhaseStarted { phase: "suite" });
+        reporter.event(&Event::Note {
+            message: format!("pytest {}", job.args_display()),
+        });
+        let forward = |bytes: &[u8]| {
+            reporter.event(&Event::SuiteOutput {
+                bytes: bytes.to_vec(),
+            })
+        };
+        let svc = handle
+            .service(job::SERVICE)
+            .ok_or_else(|| stack::StackError::Plan("the playwright job did not start".into()))?;
+        let go = launch.run_dir.join("report").join(job::GO_FILE);
+        std::fs::write(&go, b"").map_err(|e| stack::StackError::Docker {
+            action: format!("write {}", go.display()),
+            reason: e.to_string(),
+        })?;
+        let exit_code = engine.follow_job(svc, suite_timeout(), &forward).await?;
+        let _ = std::fs::remove_file(&go);
+        phases.record(reporter, "suite", t, format!("pytest exited {exit_code}"));
+        Ok(SuiteRun { exit_code, handle })
+    })
+    .await
+}
+
+/// What is left of a run once it is over.
+struct Finished {
+    images: BTreeMap<String, String>,
+    kept: Option<Vec<ServiceUrl>>,
+    collected: job::Collected,
+}
+
+/// Reads the image ids while the containers exist, then tears the run down (unless `keep`) in
+/// the background while the results are collected and `also` runs (parity, a check).
+async fn finish<T>(
+    engine: &stack::Engine,
+    launch: &stack::Launch,
+    handle: StackHandle,
+    keep: bool,
+    reporter: &dyn Reporter,
+    phases: &Phases,
+    also: impl FnOnce() -> T,
+) -> Result<(Finished, T), Failure> {
+    let run_id = launch.run.id.clone();
+    let images = engine.image_ids(&run_id).await.unwrap_or_default();
+    let t_down = Instant::now();
+    let kept = keep.then(|| stack::urls_of(&handle, !launch.no_tls));
+    let teardown = (!keep).then(|| tokio::spawn(handle.down()));
+    let t = Instant::now();
+    let collected = tokio::task::block_in_place(|| job::collect(&launch.run_dir))?;
+    let extra = tokio::task::block_in_place(also);
+    phases.record(
+        reporter,
+        "collect",
+        t,
+        format!(
+            "{} cases",
+            collected.suite.as_ref().map_or(0, |s| s.cases.len())
+        ),
+    );
+    match teardown {
+        None => phases.record(reporter, "teardown", t_down, "kept (--keep)".into()),
+        Some(task) => {
+            let removed = tokio::select! {
+                r = task => match r {
+                    Ok(r) => r.map_err(Failure::from),
+                    Err(e) => Err(Failure::new(Exit::Environment, format!("teardown failed: {e}"))),
+                },
+                _ = stack::interrupted() => {
+                    // Ctrl-C during teardown: finish removing, then stop.
+                    let _ = engine.remove_run(&run_id, Some(&launch.logs_dir)).await;
+                    Err(Failure::new(Exit::Interrupted, "interrupted during teardown; the run was removed"))
+                }
+            };
+            removed?;
+            phases.record(reporter, "teardown", t_down, "run removed".into());
+        }
+    }
+    Ok((
+        Finished {
+            images,
+            kept,
+            collected,
+        },
+        extra,
+    ))
 }
 
 /// The local package: reused when `--skip-build` and it is fresh, built otherwise. The bool

@@ -45,6 +45,8 @@ pub struct Selected {
     pub selection: Selection,
     /// Every test file the selection covers (for the summary and the shard check).
     pub files: Vec<String>,
+    /// More pytest arguments, e.g. `[test] smoke` (`-m smoke`) for the restore drill.
+    pub extra: Vec<String>,
 }
 
 /// pytest's default `python_files`: `test_*.py` and `*_test.py`.
@@ -196,6 +198,7 @@ pub fn select(
             keyword: req.keyword.clone(),
             selection,
             files: mine,
+            extra: Vec::new(),
         });
     }
     let selection = if filtered {
@@ -210,6 +213,7 @@ pub fn select(
         keyword: req.keyword.clone(),
         selection,
         files,
+        extra: Vec::new(),
     })
 }
 

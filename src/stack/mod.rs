@@ -16,13 +16,13 @@ pub mod wait;
 pub use compose::ServiceSpec;
 pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
+pub(crate) use run::{
+    AppSource, Launch, LaunchRequest, connect, guarded, interrupted, materialize, plan_launch,
+    project_root, runtime, start_stack, urls_of,
+};
 pub use run::{
     DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,
     up,
-};
-pub(crate) use run::{
-    Launch, LaunchRequest, connect, guarded, interrupted, materialize, plan_launch, project_root,
-    runtime, start_stack, urls_of,
 };
 
 use crate::error::{Exit, Failure};

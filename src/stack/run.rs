@@ -140,7 +140,13 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             let built = crate::package::build(config, &request, reporter)?;
             (built.zip, built.state_file)
         };
-        let launch = materialize(config, plan, &zip, &state_file, reporter)?;
+        let launch = materialize(
+            config,
+            plan,
+            AppSource::Package(&zip),
+            &state_file,
+            reporter,
+        )?;
         let handle = guarded(&engine, &launch.run, &launch.logs_dir, async {
             start_stack(&engine, &launch, reporter).await
         })
@@ -186,6 +192,24 @@ pub(crate) struct LaunchPlan {
     pub run_dir: PathBuf,
     pub stack: compose::Stack,
     pub no_tls: bool,
+}
+
+/// What the run's app serves.
+#[derive(Clone, Copy)]
+pub(crate) enum AppSource<'a> {
+    /// A deploy.zip, as production gets it.
+    Package(&'a Path),
+    /// A backup of production's directory (tar.gz): the restore drill.
+    Backup(&'a Path),
+}
+
+impl AppSource<'_> {
+    fn what(&self) -> &'static str {
+        match self {
+            AppSource::Package(_) => "package",
+            AppSource::Backup(_) => "backup",
+        }
+    }
 }
 
 /// A run ready to start: the package is extracted, the state copy, certificates and proxy
@@ -289,15 +313,19 @@ pub(crate) async fn plan_launch(
 pub(crate) fn materialize(
     config: &Config,
     plan: LaunchPlan,
-    zip: &Path,
+    source: AppSource,
     state_file: &Path,
     reporter: &dyn Reporter,
 ) -> Result<Launch, Failure> {
     let root = project_root(config);
     let run_dir = plan.run_dir;
     let state_copy = crate::events::phase(reporter, "prepare", || {
-        prepare_run_dir(&run_dir, zip, state_file)
-            .map(|s| (s, format!("{} (package extracted)", run_dir.display())))
+        prepare_run_dir(&run_dir, source, state_file).map(|s| {
+            (
+                s,
+                format!("{} ({} extracted)", run_dir.display(), source.what()),
+            )
+        })
     })?;
     crate::events::phase(reporter, "tls", || {
         prepare_proxy(config, &root, &run_dir, !plan.no_tls)
@@ -523,35 +551,19 @@ fn io_fail(what: String) -> impl FnOnce(std::io::Error) -> Failure {
 
 /// `.harness/runs/<id>/`: the run's own package copy (`app/`), state file copy, compose files.
 /// Returns the state file copy, when the project has a state file.
-fn prepare_run_dir(run_dir: &Path, zip: &Path, state: &Path) -> Result<Option<PathBuf>, Failure> {
+fn prepare_run_dir(
+    run_dir: &Path,
+    source: AppSource,
+    state: &Path,
+) -> Result<Option<PathBuf>, Failure> {
     let app_dir = run_dir.join("app");
     std::fs::create_dir_all(&app_dir).map_err(io_fail(format!("create {}", app_dir.display())))?;
     std::fs::create_dir_all(run_dir.join("logs"))
         .map_err(io_fail(format!("create {}/logs", run_dir.display())))?;
-    let file = std::fs::File::open(zip).map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!("cannot open the package {}: {e}", zip.display()),
-        )
-        .hint("run `harness build --local`, or drop --skip-build")
-    })?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!("{} is not a readable zip: {e}", zip.display()),
-        )
-        .hint("rebuild it with `harness build --local`")
-    })?;
-    archive.extract(&app_dir).map_err(|e| {
-        Failure::new(
-            Exit::Environment,
-            format!(
-                "cannot extract {} into {}: {e}",
-                zip.display(),
-                app_dir.display()
-            ),
-        )
-    })?;
+    match source {
+        AppSource::Package(zip) => extract_zip(zip, &app_dir)?,
+        AppSource::Backup(tarball) => extract_tarball(tarball, &app_dir)?,
+    }
     let compose_dir = run_dir.join("compose");
     for (name, text) in BUILTIN {
         let path = compose_dir.join(name);
@@ -578,6 +590,85 @@ fn prepare_run_dir(run_dir: &Path, zip: &Path, state: &Path) -> Result<Option<Pa
     let state_copy = state_dir.join(STATE_FILE);
     crate::fsutil::write_private(&state_copy, &bytes)?;
     Ok(Some(state_copy))
+}
+
+/// A backup of the remote directory (tar.gz, as deploy and `backup` write it), unpacked as the
+/// app's root. Entries that would land outside it are refused.
+fn extract_tarball(tarball: &Path, app_dir: &Path) -> Result<(), Failure> {
+    let file = std::fs::File::open(tarball).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("cannot open the backup {}: {e}", tarball.display()),
+        )
+    })?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    archive.set_preserve_permissions(true);
+    for entry in archive.entries().map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("{} is not a readable tar.gz: {e}", tarball.display()),
+        )
+    })? {
+        let mut entry = entry.map_err(|e| {
+            Failure::new(
+                Exit::BadInput,
+                format!("{} is damaged: {e}", tarball.display()),
+            )
+        })?;
+        // unpack_in refuses `..` and absolute paths (returns false for them).
+        let inside = entry.unpack_in(app_dir).map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!(
+                    "cannot unpack {} into {}: {e}",
+                    tarball.display(),
+                    app_dir.display()
+                ),
+            )
+        })?;
+        if !inside {
+            return Err(Failure::new(
+                Exit::BadInput,
+                format!(
+                    "{} holds an entry outside its root: {}",
+                    tarball.display(),
+                    entry
+                        .path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn extract_zip(zip: &Path, app_dir: &Path) -> Result<(), Failure> {
+    let file = std::fs::File::open(zip).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("cannot open the package {}: {e}", zip.display()),
+        )
+        .hint("run `harness build --local`, or drop --skip-build")
+    })?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("{} is not a readable zip: {e}", zip.display()),
+        )
+        .hint("rebuild it with `harness build --local`")
+    })?;
+    archive.extract(&app_dir).map_err(|e| {
+        Failure::new(
+            Exit::Environment,
+            format!(
+                "cannot extract {} into {}: {e}",
+                zip.display(),
+                app_dir.display()
+            ),
+        )
+    })?;
+    Ok(())
 }
 
 pub(crate) fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {
