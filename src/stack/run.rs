@@ -658,7 +658,7 @@ fn extract_zip(zip: &Path, app_dir: &Path) -> Result<(), Failure> {
         )
         .hint("rebuild it with `harness build --local`")
     })?;
-    archive.extract(&app_dir).map_err(|e| {
+    archive.extract(app_dir).map_err(|e| {
         Failure::new(
             Exit::Environment,
             format!(
