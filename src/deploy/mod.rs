@@ -6,6 +6,7 @@
 mod boot;
 mod interrupt;
 pub mod plan;
+pub mod retention;
 pub mod ssh;
 mod verify;
 
