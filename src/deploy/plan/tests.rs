@@ -17,7 +17,7 @@ fn facts() -> Facts {
         local_backup: PathBuf::from("/p/.harness/backups/b.tar.gz"),
         local_db_snapshot: PathBuf::from("/tmp/x/production.db"),
         keep_releases: 3,
-        keep_backups: 5,
+        prune_backups: vec![],
         fresh_db: false,
         preserve_secret_key: false,
         break_lock: false,
@@ -113,11 +113,11 @@ fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
          rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          mkdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db'\"\n\
-         tar -czf /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
+         tar -czf /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
          -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .\n\
          mv /home/u/.app.harness/backups/20260102T000000Z-old.d/app.db /home/u/.app.harness/backups/20260102T000000Z-old.db\n\
-         rmdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
-         ls -1 /home/u/.app.harness/backups | grep '\\.tar\\.gz$' | sort -r | tail -n +6 | while IFS= read -r old; do rm -f /home/u/.app.harness/backups/\"$old\"; done"
+         mv /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz\n\
+         rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d"
     );
     assert_eq!(
         script(&s, "fetch-db"),
@@ -154,7 +154,8 @@ fn upload_is_checked_by_sha256_on_the_server_then_extracted_to_staging() {
 fn production_database_is_kept_with_a_consistent_copy() {
     assert_eq!(
         script(&plan(&facts()), "database"),
-        "sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/staging/app.db'\""
+        "rm -f /home/u/.app.harness/staging/app.db-wal /home/u/.app.harness/staging/app.db-shm \
+         /home/u/.app.harness/staging/app.db-journal && sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/staging/app.db'\""
     );
 }
 
@@ -218,6 +219,12 @@ fn swap_is_one_script_and_rollback_swaps_back() {
 
 #[test]
 fn finish_prunes_to_keep_releases_unlocks_and_audits() {
+    let mut f = facts();
+    f.prune_backups = vec!["20260101T000000Z-a".into(), "20260101T000001Z-b c".into()];
+    assert_eq!(
+        script(&finish(&f), "prune-backups"),
+        "rm -f -- /home/u/.app.harness/backups/20260101T000000Z-a.tar.gz '/home/u/.app.harness/backups/20260101T000001Z-b c.tar.gz'"
+    );
     let s = finish(&facts());
     assert_eq!(ids(&s), ["prune", "unlock", "audit"]);
     assert_eq!(
@@ -235,10 +242,14 @@ fn finish_prunes_to_keep_releases_unlocks_and_audits() {
 fn hostile_paths_are_quoted_everywhere() {
     let mut f = facts();
     f.layout = Layout::of("/home/u/my app;$(reboot)").unwrap();
+    let mut r = rollback_facts(true);
+    r.layout = f.layout.clone();
     for step in plan(&f)
         .iter()
         .chain(finish(&f).iter())
         .chain(rollback(&f).iter())
+        .chain(rollback_plan(&r).iter())
+        .chain(revert_rollback(&r).iter())
     {
         let cmd = step.command();
         assert!(
@@ -267,4 +278,129 @@ fn preflight_reads_only() {
             .any(|l| l.contains(word) && !l.contains(">/dev/null") && !l.contains("2>/dev/null"));
         assert!(!writes, "preflight writes ({word}): {p}");
     }
+}
+
+#[test]
+fn a_nested_database_gets_its_folder_in_the_backup() {
+    let b = Backup {
+        name: "n".into(),
+        db: Some("data/app.db".into()),
+        local: "/p/b.tar.gz".into(),
+        keep_db_snapshot: false,
+    };
+    let s = backup_steps(&Layout::of("/home/u/app").unwrap(), &b);
+    assert_eq!(ids(&s), ["backup", "fetch-backup"]);
+    let sh = script(&s, "backup");
+    assert!(
+        sh.contains("mkdir -p /home/u/.app.harness/backups/n.d/data\n"),
+        "{sh}"
+    );
+    assert!(sh.contains("-C /home/u/.app.harness/backups/n.d data/app.db -C /home/u/app --exclude=./data/app.db "), "{sh}");
+    assert!(!sh.contains("/home/u/.app.harness/backups/n.db"), "{sh}");
+    assert_eq!(
+        script(&s, "fetch-backup"),
+        "cat /home/u/.app.harness/backups/n.tar.gz"
+    );
+}
+
+fn rollback_facts(with_db: bool) -> RollbackFacts {
+    let layout = Layout::of("/home/u/app").unwrap();
+    RollbackFacts {
+        layout,
+        release: "20260102T000000Z-A".into(),
+        outgoing: "20260105T000000Z-B".into(),
+        db: Some("app.db".into()),
+        restore: with_db.then(|| Restore {
+            backup: "20260102T000000Z-A".into(),
+            sha256: Some("ab".repeat(32)),
+            safety: Backup {
+                name: "20260105T000000Z-B".into(),
+                db: Some("app.db".into()),
+                local: "/p/.harness/backups/webhosting-20260105T000000Z-B.tar.gz".into(),
+                keep_db_snapshot: false,
+            },
+        }),
+        lock_details: vec![("action".into(), "rollback".into())],
+        break_lock: false,
+    }
+}
+
+#[test]
+fn a_rollback_copies_production_database_into_the_kept_release_then_swaps() {
+    let s = rollback_plan(&rollback_facts(false));
+    assert_eq!(ids(&s), ["lock", "database", "swap", "verify"]);
+    assert_eq!(
+        script(&s, "database"),
+        "rm -f /home/u/.app.harness/releases/20260102T000000Z-A/app.db-wal /home/u/.app.harness/releases/20260102T000000Z-A/app.db-shm \
+         /home/u/.app.harness/releases/20260102T000000Z-A/app.db-journal && \
+         sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/releases/20260102T000000Z-A/app.db'\""
+    );
+    assert_eq!(
+        script(&s, "swap"),
+        "set -e\n[ -d /home/u/.app.harness/releases/20260102T000000Z-A ]\n[ ! -e /home/u/.app.harness/releases/20260105T000000Z-B ]\n\
+         if [ -d /home/u/app ]; then mv /home/u/app /home/u/.app.harness/releases/20260105T000000Z-B; fi\n\
+         mv /home/u/.app.harness/releases/20260102T000000Z-A /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+    // Reverting puts each back under its own name.
+    let r = revert_rollback(&rollback_facts(false));
+    assert_eq!(ids(&r), ["revert", "verify-revert"]);
+    assert_eq!(
+        script(&r, "revert"),
+        "set -e\n[ -d /home/u/.app.harness/releases/20260105T000000Z-B ]\n[ ! -e /home/u/.app.harness/releases/20260102T000000Z-A ]\n\
+         if [ -d /home/u/app ]; then mv /home/u/app /home/u/.app.harness/releases/20260102T000000Z-A; fi\n\
+         mv /home/u/.app.harness/releases/20260105T000000Z-B /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+}
+
+#[test]
+fn a_rollback_with_db_backs_up_first_checks_the_backup_then_restores_its_database() {
+    let s = rollback_plan(&rollback_facts(true));
+    assert_eq!(
+        ids(&s),
+        [
+            "lock",
+            "backup",
+            "fetch-backup",
+            "check-backup",
+            "restore-db",
+            "swap",
+            "verify"
+        ]
+    );
+    assert!(
+        script(&s, "backup")
+            .contains("tar -czf /home/u/.app.harness/backups/20260105T000000Z-B.tar.gz.part")
+    );
+    assert_eq!(
+        script(&s, "check-backup"),
+        format!(
+            "cd /home/u/.app.harness/backups && printf '%s  %s\\n' {} 20260102T000000Z-A.tar.gz | sha256sum -c --quiet -",
+            "ab".repeat(32)
+        )
+    );
+    let d = "/home/u/.app.harness/releases/20260102T000000Z-A";
+    assert_eq!(
+        script(&s, "restore-db"),
+        format!(
+            "rm -f {d}/app.db {d}/app.db-wal {d}/app.db-shm {d}/app.db-journal && \
+             tar -xzf /home/u/.app.harness/backups/20260102T000000Z-A.tar.gz -C {d} app.db\n[ -f {d}/app.db ]"
+        )
+    );
+}
+
+#[test]
+fn the_look_lists_releases_and_backups_read_only() {
+    let p = preflight_script(&facts().layout, Some("app.db"));
+    assert!(
+        p.contains("for d in /home/u/.app.harness/releases/*/; do"),
+        "{p}"
+    );
+    assert!(
+        p.contains("for f in /home/u/.app.harness/backups/*.tar.gz; do"),
+        "{p}"
+    );
+    assert_eq!(
+        db_snapshot("/home/u/app/app.db"),
+        "t=$(mktemp) && sqlite3 /home/u/app/app.db \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
+    );
 }
