@@ -9,8 +9,10 @@ mod interrupt;
 pub mod plan;
 pub mod remote;
 pub mod retention;
+pub mod rollback;
 pub mod ssh;
-mod verify;
+pub mod status;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -960,10 +962,8 @@ fn record(
 
 /// Adds what production now runs to deployment_state_webhosting.json, keeping every other key.
 fn update_state(config: &Config, s: &Shipment, dest: &str, layout: &Layout) -> Result<(), Failure> {
-    let path = crate::package::secrets::state_file_path(&config.root, "webhosting");
-    let mut state = crate::package::secrets::load_state(&path)?.unwrap_or_default();
-    state.insert(
-        "deployment".into(),
+    write_state(
+        config,
         json!({
             "build_id": s.build_id,
             "package_sha256": s.sha256,
@@ -971,7 +971,15 @@ fn update_state(config: &Config, s: &Shipment, dest: &str, layout: &Layout) -> R
             "host": dest,
             "remote_dir": layout.live,
         }),
-    );
+    )
+}
+
+/// Sets `deployment` in deployment_state_webhosting.json (what production now runs), keeping
+/// every other key and mode 0600.
+fn write_state(config: &Config, deployment: Value) -> Result<(), Failure> {
+    let path = crate::package::secrets::state_file_path(&config.root, "webhosting");
+    let mut state = crate::package::secrets::load_state(&path)?.unwrap_or_default();
+    state.insert("deployment".into(), deployment);
     let bytes = serde_json::to_vec_pretty(&Value::Object(state)).expect("state serialises");
     crate::fsutil::write_private(&path, &bytes)
 }
