@@ -58,7 +58,7 @@ pub enum Command {
     ///
     /// `harness status webhosting` asks url + version_path which build answers and compares it
     /// with the newest successful deploy or rollback in the ledger ("matches the last deploy" or
-    /// "DIFFERS from the last deploy"), then lists, from one read-only SSH look, the releases kept
+    /// "differs from the last deploy"), then lists, from one read-only SSH look, the releases kept
     /// beside remote_dir (rollback targets), the backups with their sha256 and why retention keeps
     /// them, and the deploy lock (free, or held by whom since when).
     Status(StatusArgs),

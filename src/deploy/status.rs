@@ -168,7 +168,7 @@ pub fn text(s: &Status) -> String {
     let _ = writeln!(out, "  live      {live}");
     let verdict = match s.verdict {
         "matches" => "matches the last deploy".to_string(),
-        "differs" => "DIFFERS from the last deploy".to_string(),
+        "differs" => "differs from the last deploy".to_string(),
         other => other.to_string(),
     };
     let _ = writeln!(out, "            {verdict}; last deploy: {recorded}");
