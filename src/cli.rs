@@ -738,6 +738,7 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
 fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
     let config = Config::load(&cli.project, cli.config.as_deref())?;
     let clean = if args.remote {
+        crate::parity::remote::server(&config)?;
         let package = last_deployed_package(&config)?;
         let outcome = crate::parity::remote::run(&config, &package, reporter)?;
         if cli.json {
