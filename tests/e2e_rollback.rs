@@ -224,8 +224,7 @@ fn rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database() ->
     )?;
     let remote_audit = twin.exec(&format!("cat {HOME}/audit.log"))?;
     ensure(
-        remote_audit.matches("rollback done").count() == 3
-            && remote_audit.contains(&format!("with_db=")),
+        remote_audit.matches("rollback done").count() == 3 && remote_audit.contains("with_db="),
         || remote_audit.clone(),
     )?;
     let local_audit =
