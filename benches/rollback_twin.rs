@@ -131,6 +131,9 @@ fn main() {
             "--yes",
         ],
     );
+    // What the server looks like afterwards.
+    let o = harness(&["status", "webhosting"]);
+    print!("{}", String::from_utf8_lossy(&o.stdout));
     times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     println!(

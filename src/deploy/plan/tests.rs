@@ -113,8 +113,10 @@ fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
          rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          mkdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db'\"\n\
-         tar -czf /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
-         -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .\n\
+         rc=$( { { if tar -cf - -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
+         -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .; \
+         then echo 0 >&3; else echo $? >&3; fi; } | gzip -1 > /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part; } 3>&1 )\n\
+         case \"$rc\" in 0|1) ;; *) echo \"tar failed (exit $rc)\" >&2; exit 1;; esac\n\
          mv /home/u/.app.harness/backups/20260102T000000Z-old.d/app.db /home/u/.app.harness/backups/20260102T000000Z-old.db\n\
          mv /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz\n\
          rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d"
@@ -369,7 +371,7 @@ fn a_rollback_with_db_backs_up_first_checks_the_backup_then_restores_its_databas
     );
     assert!(
         script(&s, "backup")
-            .contains("tar -czf /home/u/.app.harness/backups/20260105T000000Z-B.tar.gz.part")
+            .contains("gzip -1 > /home/u/.app.harness/backups/20260105T000000Z-B.tar.gz.part")
     );
     assert_eq!(
         script(&s, "check-backup"),
@@ -403,4 +405,59 @@ fn the_look_lists_releases_and_backups_read_only() {
         db_snapshot("/home/u/app/app.db"),
         "t=$(mktemp) && sqlite3 /home/u/app/app.db \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
     );
+}
+
+/// The backup script itself, run by the local `sh` on a folder laid out like a server (without a
+/// database, so no sqlite3 is needed): a complete archive appears, no `.part` or scratch is left,
+/// and a tar that fails fails the step.
+#[test]
+fn the_backup_script_archives_the_live_tree_and_fails_when_tar_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("app");
+    std::fs::create_dir_all(live.join("src")).unwrap();
+    std::fs::write(live.join("src/a.py"), "print(1)\n").unwrap();
+    std::fs::write(live.join("build_info.json"), "{}\n").unwrap();
+    let layout = Layout::of(live.to_str().unwrap()).unwrap();
+    let b = Backup {
+        name: "20260101T000000Z-x".into(),
+        db: None,
+        local: dir.path().join("local.tar.gz"),
+        keep_db_snapshot: false,
+    };
+    let run = |script: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
+    };
+    let o = run(script(&backup_steps(&layout, &b), "backup"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let backups = dir.path().join(".app.harness/backups");
+    let names: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["20260101T000000Z-x.tar.gz"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(backups.join("20260101T000000Z-x.tar.gz"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.lines().any(|l| l == "./src/a.py"), "{listed}");
+    // The live directory is gone: tar fails, and so does the step, leaving no archive behind.
+    std::fs::remove_dir_all(&live).unwrap();
+    let b2 = Backup {
+        name: "20260101T000001Z-x".into(),
+        ..b
+    };
+    let o = run(script(&backup_steps(&layout, &b2), "backup"));
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("tar failed (exit 2)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!backups.join("20260101T000001Z-x.tar.gz").exists());
 }
