@@ -166,8 +166,7 @@ pub struct TargetConfig {
 pub struct WebhostingDeploy {
     pub migrate_command: Option<String>,
     pub keep_releases: u32,
-    pub keep_backups: u32,
-    /// keep_backups, keep_daily and keep_weekly (docs/deploy.md, "Backups").
+    /// keep_backups (as `last`), keep_daily and keep_weekly (docs/deploy.md, "Retention").
     pub retention: crate::deploy::retention::Policy,
     pub verify_timeout: std::time::Duration,
     pub connect_timeout: std::time::Duration,
@@ -403,7 +402,6 @@ impl Config {
         WebhostingDeploy {
             migrate_command: t.migrate_command.filter(|c| !c.trim().is_empty()),
             keep_releases: n(&t.keep_releases, DEFAULT_KEEP_RELEASES).max(1),
-            keep_backups,
             retention: crate::deploy::retention::Policy {
                 last: keep_backups,
                 daily: n(&t.keep_daily, DEFAULT_KEEP_DAILY),
@@ -783,7 +781,7 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
     fn retention_defaults_and_out_of_range_values_name_the_line() {
         let c = parse(MINIMAL).unwrap();
         let wh = c.webhosting_deploy();
-        assert_eq!((wh.keep_releases, wh.keep_backups), (3, 5));
+        assert_eq!(wh.keep_releases, 3);
         assert_eq!(
             wh.retention,
             crate::deploy::retention::Policy {

@@ -271,8 +271,19 @@ fn status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs() -> 
         || format!("{v:#}"),
     )?;
 
-    // Bad input: an unknown release is exit 2 naming the kept ones; the live build is not one.
+    // A dry run names every step and changes nothing; bad input: an unknown release is exit 2
+    // naming the kept ones, and the live build is not one.
     let before = twin.exec(&format!("ls -R {HOME}/releases /home/deploy/app"))?;
+    let o = p.harness(Some(&twin), &["rollback", "webhosting", "--dry-run"]);
+    expect_exit(&o, 0)?;
+    for id in ["lock", "database", "swap", "verify"] {
+        ensure(text(&o.stdout).contains(&format!(" {id} ")), || {
+            format!("the plan lacks {id}: {}", describe(&o))
+        })?;
+    }
+    ensure(text(&o.stdout).contains("nothing was changed"), || {
+        describe(&o)
+    })?;
     let o = p.harness(Some(&twin), &["rollback", "webhosting", "--to", "nope"]);
     expect_exit(&o, 2)?;
     ensure(

@@ -539,8 +539,10 @@ pub struct RollbackFacts {
     pub release: String,
     /// The name the live release gets under releases/ (`<stamp>-<live build>`).
     pub outgoing: String,
-    /// The database, relative to remote_dir, when production has one.
+    /// The database, relative to remote_dir (`[package.database] path`).
     pub db: Option<String>,
+    /// Whether production has it: without --with-db it is copied into the kept release.
+    pub live_db_exists: bool,
     /// `--with-db`: restore the database from this backup (by name, under backups/) after
     /// checking its sha256 when the ledger has it; and back up the live release first.
     pub restore: Option<Restore>,
@@ -592,8 +594,8 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
                 ),
             ));
         }
-        (None, Some(db)) => steps.push(keep_production_db(l, db, &dir)),
-        (_, None) => {}
+        (None, Some(db)) if f.live_db_exists => steps.push(keep_production_db(l, db, &dir)),
+        _ => {}
     }
     steps.push(RemoteStep::run(
         "swap",
@@ -630,13 +632,20 @@ pub fn revert_rollback(f: &RollbackFacts) -> Vec<RemoteStep> {
     ]
 }
 
+/// The exit code of a swap that changed nothing: the release to put live is gone, or the name
+/// for the live one is taken.
+pub const SWAP_REFUSED: i32 = 76;
+
 /// ONE script: the live release moves to releases/<outgoing>, releases/<incoming> goes live.
+/// Its checks come first and exit [`SWAP_REFUSED`] before anything moves.
 fn swap_kept(l: &Layout, incoming: &str, outgoing: &str) -> String {
     let live = quote(&l.live);
     let incoming = quote(&format!("{}/{incoming}", l.releases()));
     let outgoing = quote(&format!("{}/{outgoing}", l.releases()));
     format!(
-        "set -e\n[ -d {incoming} ]\n[ ! -e {outgoing} ]\nif [ -d {live} ]; then mv {live} {outgoing}; fi\nmv {incoming} {live}\n{}",
+        "set -e\n[ -d {incoming} ] || {{ echo 'no release '{incoming} >&2; exit {SWAP_REFUSED}; }}\n\
+         [ ! -e {outgoing} ] || {{ echo 'already exists: '{outgoing} >&2; exit {SWAP_REFUSED}; }}\n\
+         if [ -d {live} ]; then mv {live} {outgoing}; fi\nmv {incoming} {live}\n{}",
         restart(&live)
     )
 }

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 
-use super::plan::{self, Check, RemoteStep, RollbackFacts};
+use super::plan::{self, Check, RemoteStep, RollbackFacts, StepError};
 use super::remote::{KeptRelease, Preflight, Remote};
 use super::{backup, interrupt, io_failure, retention, ssh_failure, step_error_text};
 use crate::config::Config;
@@ -288,6 +288,15 @@ pub fn rollback(
     // the kept release's code fits production's schema.
     let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
     let names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
+    if req.with_db && db.is_none() {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "--with-db: {} has no [package.database], so there is no database to restore",
+                config.file.display()
+            ),
+        ));
+    }
     let restore_from =
         if req.with_db {
             let Some(name) = retention::newest_per_build(&names, &[to_build.as_str()])
@@ -408,7 +417,8 @@ pub fn rollback(
         layout: layout.clone(),
         release: target.name.clone(),
         outgoing: outgoing.clone(),
-        db: live_db.clone(),
+        db: db.clone(),
+        live_db_exists: pre.live_db,
         restore,
         lock_details: super::lock_details("rollback", &to_build),
         break_lock: req.break_lock,
@@ -513,31 +523,48 @@ pub fn rollback(
         }
     };
     interrupt::install();
-    let prepared = plan::execute(before, &ssh, reporter, &mut check, &interrupt::requested)
-        .map_err(|(id, e)| {
-            if id != "lock" {
+    // The backup of what is live goes into the ledger as soon as it is here.
+    let fetched = before
+        .iter()
+        .position(|s| s.id == "fetch-backup")
+        .map_or(0, |i| i + 1);
+    let (backing_up, preparing) = before.split_at(fetched);
+    let unchanged_failure = |(id, e): (&'static str, StepError)| {
+        if id != "lock" {
+            let _ = ssh.run(&plan::unlock(&layout).command());
+        }
+        super::unchanged_failure(id, e, &layout, "production is unchanged")
+    };
+    let prepared = plan::execute(
+        backing_up,
+        &ssh,
+        reporter,
+        &mut check,
+        &interrupt::requested,
+    )
+    .map_err(unchanged_failure)
+    .and_then(|()| match &facts.restore {
+        Some(r) => crate::events::phase(reporter, "record-backup", || {
+            let rec = backup::record(
+                &ssh,
+                &mut ledger,
+                &layout,
+                &r.safety,
+                BackupKind::Rollback,
+                from_build.as_deref(),
+            );
+            if rec.is_err() {
                 let _ = ssh.run(&plan::unlock(&layout).command());
             }
-            super::unchanged_failure(id, e, &layout, "production is unchanged")
-        })
-        .and_then(|()| match &facts.restore {
-            Some(r) => crate::events::phase(reporter, "record-backup", || {
-                let rec = backup::record(
-                    &ssh,
-                    &mut ledger,
-                    &layout,
-                    &r.safety,
-                    BackupKind::Rollback,
-                    from_build.as_deref(),
-                );
-                if rec.is_err() {
-                    let _ = ssh.run(&plan::unlock(&layout).command());
-                }
-                let rec = rec?;
-                Ok::<_, Failure>(((), format!("sha256 {} on both ends", rec.sha256)))
-            }),
-            None => Ok(()),
-        });
+            let rec = rec?;
+            Ok::<_, Failure>(((), format!("sha256 {} on both ends", rec.sha256)))
+        }),
+        None => Ok(()),
+    })
+    .and_then(|()| {
+        plan::execute(preparing, &ssh, reporter, &mut check, &interrupt::requested)
+            .map_err(unchanged_failure)
+    });
     if let Err(failure) = prepared {
         record(&mut ledger, RollbackOutcome::Failed, &failure.message);
         return Err(failure);
@@ -551,6 +578,20 @@ pub fn rollback(
         &mut |_| super::unreachable_check(),
         &super::never,
     ) {
+        if let StepError::Ssh(err) = &e
+            && err.remote_code() == Some(plan::SWAP_REFUSED)
+        {
+            let _ = ssh.run(&plan::unlock(&layout).command());
+            let failure = Failure::new(
+                Exit::Environment,
+                format!(
+                    "the swap on {destination} refused before moving anything: {err}; production is unchanged"
+                ),
+            )
+            .hint("someone changed releases/ meanwhile; `harness status webhosting` shows what is there now");
+            record(&mut ledger, RollbackOutcome::Failed, &failure.message);
+            return Err(failure);
+        }
         let failure = Failure::new(
             Exit::Unknown,
             format!("the rollback's swap on {destination} failed part-way: {}", step_error_text(&e)),

@@ -312,6 +312,7 @@ fn rollback_facts(with_db: bool) -> RollbackFacts {
         release: "20260102T000000Z-A".into(),
         outgoing: "20260105T000000Z-B".into(),
         db: Some("app.db".into()),
+        live_db_exists: true,
         restore: with_db.then(|| Restore {
             backup: "20260102T000000Z-A".into(),
             sha256: Some("ab".repeat(32)),
@@ -339,7 +340,8 @@ fn a_rollback_copies_production_database_into_the_kept_release_then_swaps() {
     );
     assert_eq!(
         script(&s, "swap"),
-        "set -e\n[ -d /home/u/.app.harness/releases/20260102T000000Z-A ]\n[ ! -e /home/u/.app.harness/releases/20260105T000000Z-B ]\n\
+        "set -e\n[ -d /home/u/.app.harness/releases/20260102T000000Z-A ] || { echo 'no release '/home/u/.app.harness/releases/20260102T000000Z-A >&2; exit 76; }\n\
+         [ ! -e /home/u/.app.harness/releases/20260105T000000Z-B ] || { echo 'already exists: '/home/u/.app.harness/releases/20260105T000000Z-B >&2; exit 76; }\n\
          if [ -d /home/u/app ]; then mv /home/u/app /home/u/.app.harness/releases/20260105T000000Z-B; fi\n\
          mv /home/u/.app.harness/releases/20260102T000000Z-A /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
     );
@@ -348,7 +350,8 @@ fn a_rollback_copies_production_database_into_the_kept_release_then_swaps() {
     assert_eq!(ids(&r), ["revert", "verify-revert"]);
     assert_eq!(
         script(&r, "revert"),
-        "set -e\n[ -d /home/u/.app.harness/releases/20260105T000000Z-B ]\n[ ! -e /home/u/.app.harness/releases/20260102T000000Z-A ]\n\
+        "set -e\n[ -d /home/u/.app.harness/releases/20260105T000000Z-B ] || { echo 'no release '/home/u/.app.harness/releases/20260105T000000Z-B >&2; exit 76; }\n\
+         [ ! -e /home/u/.app.harness/releases/20260102T000000Z-A ] || { echo 'already exists: '/home/u/.app.harness/releases/20260102T000000Z-A >&2; exit 76; }\n\
          if [ -d /home/u/app ]; then mv /home/u/app /home/u/.app.harness/releases/20260102T000000Z-A; fi\n\
          mv /home/u/.app.harness/releases/20260105T000000Z-B /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
     );
@@ -460,4 +463,14 @@ fn the_backup_script_archives_the_live_tree_and_fails_when_tar_fails() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(!backups.join("20260101T000001Z-x.tar.gz").exists());
+}
+
+#[test]
+fn without_a_production_database_only_with_db_touches_the_database() {
+    let mut f = rollback_facts(false);
+    f.live_db_exists = false;
+    assert_eq!(ids(&rollback_plan(&f)), ["lock", "swap", "verify"]);
+    let mut f = rollback_facts(true);
+    f.live_db_exists = false;
+    assert!(ids(&rollback_plan(&f)).contains(&"restore-db"));
 }
