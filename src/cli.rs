@@ -53,7 +53,14 @@ pub enum Command {
     Up(UpArgs),
     /// Remove a run's containers, network and volumes (logs stay in .harness/runs/<id>/logs/).
     Down(DownArgs),
-    /// Show the runs of this project that are up, their services, state and ports.
+    /// Show the runs of this project that are up (their services, state and ports), or with
+    /// `webhosting`, the server: live build against the last deploy, kept releases, backups, lock.
+    ///
+    /// `harness status webhosting` asks url + version_path which build answers and compares it
+    /// with the newest successful deploy or rollback in the ledger ("matches the last deploy" or
+    /// "differs from the last deploy"), then lists, from one read-only SSH look, the releases kept
+    /// beside remote_dir (rollback targets), the backups with their sha256 and why retention keeps
+    /// them, and the deploy lock (free, or held by whom since when).
     Status(StatusArgs),
     /// Print a service's logs.
     Logs(LogsArgs),
@@ -115,6 +122,32 @@ pub enum Command {
     /// Everything lives in <parent>/.<name>.harness/ beside remote_dir: lock/, staging/,
     /// releases/ (the last keep_releases), backups/ and audit.log.
     Deploy(DeployArgs),
+    /// Put a kept release back live: the code goes back, production's database stays (unless --with-db).
+    ///
+    /// Default: the newest kept release of another build (the one before the current release);
+    /// --to NAME|BUILD picks any kept release (`harness status webhosting` lists them). Under the
+    /// deploy lock: production's database is copied consistently into the kept release (refused,
+    /// exit 4, when its schema differs from the one that release ran with), the directories are
+    /// swapped in one script, tmp/restart.txt is touched, and health 2xx plus the release's build id
+    /// at version_path are awaited past Passenger's 10 s throttle. If it does not answer, the
+    /// release that was live goes back (exit 5). The live release is kept under releases/, so
+    /// `rollback --to` it returns to it. Audit logs and the ledger record it.
+    ///
+    /// --with-db also restores that release's database: the newest backup taken while its build
+    /// was live. It first prints the rows per table production has now against that backup, and
+    /// how old the backup is, then asks on a terminal; --yes confirms for scripts. Without a
+    /// terminal and without --yes it refuses (exit 4). A backup of what is live is taken first.
+    Rollback(RollbackArgs),
+    /// Back up the server's app directory, its database included, without deploying.
+    ///
+    /// Under the deploy lock: a tar.gz of remote_dir with a consistent copy of the database
+    /// (sqlite3 .backup), in <parent>/.<name>.harness/backups/<stamp>-<live build>.tar.gz, copied to
+    /// .harness/backups/webhosting-<name>.tar.gz, its sha256 checked on both ends and recorded in
+    /// the ledger. Then retention, on the server and here: the newest keep_backups (5), one a day
+    /// for keep_daily days (7), one a week for keep_weekly weeks (4), and each kept release's
+    /// database backup. Made for cron and systemd timers (docs/deploy.md). Exit 4 when a deploy or
+    /// rollback holds the lock.
+    Backup(BackupArgs),
     /// Show or build the stack's images (app, proxy, mocks, playwright) without a registry.
     ///
     /// Each image resolves in order: present locally, pulled (the pinned public image), baked from
@@ -176,6 +209,39 @@ pub struct DeployArgs {
     /// Why the deploy is forced (required with --force).
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The deploy target.
+    #[arg(value_enum)]
+    pub target: DeployTarget,
+    /// The kept release to put back: its name under releases/ or its build id
+    /// [default: the release before the current one].
+    #[arg(long, value_name = "ID")]
+    pub to: Option<String>,
+    /// Also restore that release's database backup (shows what would be lost, then asks).
+    #[arg(long)]
+    pub with_db: bool,
+    /// Confirm --with-db without asking (for scripts).
+    #[arg(long, requires = "with_db")]
+    pub yes: bool,
+    /// Check everything (release, backup, schema, lock) and print the plan, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove a lock left by another deploy, rollback or backup and proceed.
+    #[arg(long)]
+    pub break_lock: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The deploy target.
+    #[arg(value_enum)]
+    pub target: DeployTarget,
+    /// Remove a lock left by another deploy, rollback or backup and proceed.
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +317,9 @@ pub struct DownArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// `webhosting`: the server instead of the local runs.
+    #[arg(value_enum, conflicts_with = "run")]
+    pub target: Option<DeployTarget>,
     /// Show only this run.
     #[arg(long, value_name = "ID")]
     pub run: Option<String>,
@@ -454,6 +523,24 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
         }
         Command::Runs(args) => runs(cli, args),
         Command::Deploy(args) => deploy(cli, args, &reporter),
+        Command::Rollback(args) => rollback(cli, args, &reporter),
+        Command::Backup(args) => backup(cli, args, &reporter),
+        Command::Status(StatusArgs {
+            target: Some(DeployTarget::Webhosting),
+            ..
+        }) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            let s = crate::deploy::status::status(&config)?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&s).expect("status serialises")
+                );
+            } else {
+                print!("{}", crate::deploy::status::text(&s));
+            }
+            Ok(Exit::Success)
+        }
         Command::Gate(args) => gate(cli, args, &reporter),
         Command::Parity(args) => parity(cli, args, &reporter),
         Command::Certs(args) => certs(cli, args),
@@ -651,8 +738,8 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
 fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
     let config = Config::load(&cli.project, cli.config.as_deref())?;
     let clean = if args.remote {
-        // TODO(deploy): compare against the package the ledger records as last deployed.
-        let package = crate::package::default_output(&config, "webhosting");
+        crate::parity::remote::server(&config)?;
+        let package = last_deployed_package(&config)?;
         let outcome = crate::parity::remote::run(&config, &package, reporter)?;
         if cli.json {
             println!(
@@ -676,6 +763,148 @@ fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit,
         outcome.clean
     };
     Ok(if clean { Exit::Success } else { Exit::Failed })
+}
+
+/// The package production should run, by the ledger (the newest successful deploy or rollback),
+/// from its copy in .harness/deployed/.
+fn last_deployed_package(config: &Config) -> Result<PathBuf, Failure> {
+    let ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let Some(live) = ledger.live("webhosting")? else {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{} records no successful deploy to webhosting, so there is no deployed package to compare the server with",
+                ledger.path().display()
+            ),
+        )
+        .hint("parity --remote compares the server with the package of the last `harness deploy webhosting` from this project"));
+    };
+    let Some(sha) = &live.package_sha256 else {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "production runs build {} since {} #{} ({} UTC), and no deploy recorded its package",
+                live.build_id.as_deref().unwrap_or("unknown"),
+                live.via,
+                live.id,
+                live.at.short()
+            ),
+        )
+        .hint("deploy from this project once; parity --remote then compares with that package"));
+    };
+    let zip = crate::deploy::deployed_zip(&config.root, sha);
+    if !zip.is_file() {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "the package of the last deploy ({} #{}, build {}) is not in {}",
+                live.via,
+                live.id,
+                live.build_id.as_deref().unwrap_or("unknown"),
+                zip.display()
+            ),
+        )
+        .hint("deploy keeps every shipped zip there (pruned with keep_releases); deploy again to compare"));
+    }
+    Ok(zip)
+}
+
+fn rollback(cli: &Cli, args: &RollbackArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::deploy::rollback::RollbackRequest {
+        to: args.to.clone(),
+        with_db: args.with_db,
+        yes: args.yes,
+        dry_run: args.dry_run,
+        break_lock: args.break_lock,
+    };
+    // --with-db asks on a terminal only; a script must say --yes.
+    let ask = |question: &str| -> Option<bool> {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        eprint!("{question}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).ok()?;
+        Some(matches!(line.trim().to_lowercase().as_str(), "y" | "yes"))
+    };
+    let r = crate::deploy::rollback::rollback(&config, &request, reporter, &ask)?;
+    if cli.json {
+        let mut v = serde_json::to_value(&r).expect("receipt serialises");
+        v["plan"] = r
+            .plan
+            .iter()
+            .map(|s| serde_json::json!({"id": s.id, "what": s.what, "command": s.command()}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+    } else if r.dry_run {
+        println!(
+            "dry run: release {} (build {}) can go live on {}:{}; the plan:",
+            r.release, r.to_build, r.destination, r.remote_dir
+        );
+        for (i, s) in r.plan.iter().enumerate() {
+            println!("{:>2}. {:<14} {}", i + 1, s.id, s.what);
+            for line in s.command().lines() {
+                println!("      $ {line}");
+            }
+        }
+        println!("nothing was changed");
+    } else {
+        println!(
+            "rolled back {}:{} to build {} (release {}) in {:.1} s",
+            r.destination,
+            r.remote_dir,
+            r.to_build,
+            r.release,
+            r.elapsed_ms as f64 / 1000.0
+        );
+        match &r.db_backup {
+            Some(b) => println!("  database  restored from backup {b}"),
+            None => println!("  database  production's, kept"),
+        }
+        if let Some(b) = &r.safety_backup {
+            println!("  backup    {} (what was live before)", b.display());
+        }
+        if let Some(from) = &r.from_build {
+            println!("  back with harness rollback webhosting --to {from}");
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn backup(cli: &Cli, args: &BackupArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+    let config = Config::load(&cli.project, cli.config.as_deref())?;
+    let request = crate::deploy::backup::BackupRequest {
+        break_lock: args.break_lock,
+    };
+    let r = crate::deploy::backup::backup(&config, &request, reporter)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&r).expect("receipt serialises")
+        );
+    } else {
+        println!("backup {} ({} bytes)", r.name, r.size);
+        println!(
+            "  sha256  {} (checked on both ends, in the ledger)",
+            r.sha256
+        );
+        println!("  server  {}", r.remote);
+        println!("  local   {}", r.local.display());
+        println!(
+            "  kept    {} on the server ({}); pruned {}",
+            r.kept.len(),
+            r.policy,
+            if r.pruned.is_empty() {
+                "none".to_string()
+            } else {
+                r.pruned.join(", ")
+            }
+        );
+    }
+    Ok(Exit::Success)
 }
 
 fn gate(cli: &Cli, args: &GateArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {

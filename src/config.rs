@@ -142,10 +142,17 @@ pub struct TargetConfig {
     pub migrate_command: Option<String>,
     /// Deploy only: previous releases kept beside remote_dir for a rollback (default 3).
     #[serde(default)]
-    pub keep_releases: Option<u32>,
-    /// Deploy only: backups kept, on the server and in .harness/backups/ (default 5).
+    pub keep_releases: Option<Spanned<u32>>,
+    /// Backups: the newest this many are always kept, on the server and in .harness/backups/
+    /// (default 5).
     #[serde(default)]
-    pub keep_backups: Option<u32>,
+    pub keep_backups: Option<Spanned<u32>>,
+    /// Backups: the newest of each of the last this many days is kept (default 7).
+    #[serde(default)]
+    pub keep_daily: Option<Spanned<u32>>,
+    /// Backups: the newest of each of the last this many ISO weeks is kept (default 4).
+    #[serde(default)]
+    pub keep_weekly: Option<Spanned<u32>>,
     /// Deploy only: seconds to wait for the new build to answer (default 45; at least 15).
     #[serde(default)]
     pub verify_timeout: Option<u64>,
@@ -159,7 +166,8 @@ pub struct TargetConfig {
 pub struct WebhostingDeploy {
     pub migrate_command: Option<String>,
     pub keep_releases: u32,
-    pub keep_backups: u32,
+    /// keep_backups (as `last`), keep_daily and keep_weekly (docs/deploy.md, "Retention").
+    pub retention: crate::deploy::retention::Policy,
     pub verify_timeout: std::time::Duration,
     pub connect_timeout: std::time::Duration,
 }
@@ -229,6 +237,10 @@ impl Default for GateConfig {
 }
 
 const DEFAULT_MAX_AGE_HOURS: u64 = 24;
+const DEFAULT_KEEP_RELEASES: u32 = 3;
+const DEFAULT_KEEP_BACKUPS: u32 = 5;
+const DEFAULT_KEEP_DAILY: u32 = 7;
+const DEFAULT_KEEP_WEEKLY: u32 = 4;
 
 /// `[parity]`: which differences between the local and webhosting packages are expected, and
 /// which files on the server are runtime state (docs/config.md).
@@ -387,10 +399,17 @@ impl Config {
     /// `[targets.webhosting]`'s deploy settings with their defaults.
     pub fn webhosting_deploy(&self) -> WebhostingDeploy {
         let t = self.target("webhosting");
+        let n =
+            |v: &Option<Spanned<u32>>, default: u32| v.as_ref().map_or(default, |v| *v.get_ref());
+        let keep_backups = n(&t.keep_backups, DEFAULT_KEEP_BACKUPS).max(1);
         WebhostingDeploy {
             migrate_command: t.migrate_command.filter(|c| !c.trim().is_empty()),
-            keep_releases: t.keep_releases.unwrap_or(3).max(1),
-            keep_backups: t.keep_backups.unwrap_or(5).max(1),
+            keep_releases: n(&t.keep_releases, DEFAULT_KEEP_RELEASES).max(1),
+            retention: crate::deploy::retention::Policy {
+                last: keep_backups,
+                daily: n(&t.keep_daily, DEFAULT_KEEP_DAILY),
+                weekly: n(&t.keep_weekly, DEFAULT_KEEP_WEEKLY),
+            },
             // Passenger's 10 s stat throttle has to pass before a probe counts.
             verify_timeout: std::time::Duration::from_secs(t.verify_timeout.unwrap_or(45).max(15)),
             connect_timeout: std::time::Duration::from_secs(t.connect_timeout.unwrap_or(10).max(1)),
@@ -474,6 +493,55 @@ impl Config {
                     format!("{}: unknown target [targets.{name}]", self.file.display()),
                 )
                 .hint("targets are `local` and `webhosting`"));
+            }
+        }
+        for (name, t) in &self.targets {
+            // (key, value, min, max, why)
+            type Bound<'a> = (&'a str, &'a Option<Spanned<u32>>, u32, u32, &'a str);
+            let keys: [Bound; 4] = [
+                (
+                    "keep_releases",
+                    &t.keep_releases,
+                    1,
+                    100,
+                    "a rollback needs at least one kept release",
+                ),
+                (
+                    "keep_backups",
+                    &t.keep_backups,
+                    1,
+                    1000,
+                    "the newest backup is always kept",
+                ),
+                (
+                    "keep_daily",
+                    &t.keep_daily,
+                    0,
+                    3660,
+                    "0 turns daily backups off; 3660 is ten years",
+                ),
+                (
+                    "keep_weekly",
+                    &t.keep_weekly,
+                    0,
+                    520,
+                    "0 turns weekly backups off; 520 is ten years",
+                ),
+            ];
+            for (key, value, min, max, why) in keys {
+                if let Some(v) = value
+                    && !(min..=max).contains(v.get_ref())
+                {
+                    return Err(self
+                        .error_at(
+                            v.span(),
+                            format!(
+                                "[targets.{name}] {key} = {} is out of range {min}..={max}",
+                                v.get_ref()
+                            ),
+                        )
+                        .hint(format!("{why} (docs/config.md)")));
+                }
             }
         }
         let pythons = &self.package.pythons;
@@ -710,6 +778,54 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn retention_defaults_and_out_of_range_values_name_the_line() {
+        let c = parse(MINIMAL).unwrap();
+        let wh = c.webhosting_deploy();
+        assert_eq!(wh.keep_releases, 3);
+        assert_eq!(
+            wh.retention,
+            crate::deploy::retention::Policy {
+                last: 5,
+                daily: 7,
+                weekly: 4
+            }
+        );
+        let c = parse(&format!(
+            "{MINIMAL}[targets.webhosting]\nkeep_daily = 0\nkeep_weekly = 12\nkeep_backups = 2\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.webhosting_deploy().retention,
+            crate::deploy::retention::Policy {
+                last: 2,
+                daily: 0,
+                weekly: 12
+            }
+        );
+        let e = parse(&format!(
+            "{MINIMAL}[targets.webhosting]\nkeep_releases = 0\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
+        assert!(
+            e.message.starts_with("/p/harness.toml:6:17: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("keep_releases = 0"), "{}", e.message);
+        let e = parse(&format!(
+            "{MINIMAL}[targets.webhosting]\nkeep_weekly = -1\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.starts_with("/p/harness.toml:6:"), "{}", e.message);
+        let e = parse(&format!(
+            "{MINIMAL}[targets.webhosting]\nkeep_daily = 9999\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("out of range 0..=3660"), "{}", e.message);
     }
 
     #[test]

@@ -1,27 +1,21 @@
 //! End-to-end: `harness deploy webhosting` against the webhosting twin (tests/twin), on copies of
-//! examples/flask-app. Green runs are recorded through the library, as `harness test` would.
+//! examples/flask-app (tests/deploy_project). Green runs are recorded through the library, as
+//! `harness test` would.
 //!
 //! Needs the example's wheels in the cache (run `harness --project examples/flask-app build` once);
 //! pip is pointed at a closed 127.0.0.1 port, so a cold cache fails instead of downloading.
 //! Without a Docker daemon the cases are ignored, unless CI is set: then they fail.
+mod deploy_project;
 mod support;
 mod twin;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
-use twin::Twin;
+use deploy_project::*;
+use libtest_mimic::{Arguments, Trial};
 
-type Outcome = Result<(), Failed>;
 type Case = (&'static str, fn() -> Outcome);
-
-fn bin() -> PathBuf {
-    std::env::var_os("HARNESS_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")))
-}
 
 fn main() {
     let args = Arguments::from_args();
@@ -92,189 +86,6 @@ fn main() {
         force_without_reason_and_missing_ssh_config_exit_2,
     ));
     libtest_mimic::run(&args, trials).exit();
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
-    if cond { Ok(()) } else { Err(what().into()) }
-}
-
-/// A copy of the example, pointed at the twin, in its own git repository (a clean tree).
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new(extra_toml: &str) -> Project {
-        let dir = support::copy_example();
-        let toml = dir.path().join("harness.toml");
-        let t = std::fs::read_to_string(&toml)
-            .unwrap()
-            .replace(
-                "ssh = \"deploy@webhosting.example\"",
-                &format!("ssh = \"{}\"", twin::HOST_ALIAS),
-            )
-            .replace(
-                "remote_dir = \"/home/deploy/app\"",
-                &format!(
-                    "remote_dir = \"{}\"\nverify_timeout = 20\nconnect_timeout = 5{extra_toml}",
-                    twin::REMOTE_DIR
-                ),
-            );
-        std::fs::write(&toml, t).unwrap();
-        std::fs::write(
-            dir.path().join(".gitignore"),
-            ".harness/\ndeployment_state_*.json\n",
-        )
-        .unwrap();
-        let p = Project { dir };
-        p.git(&["init", "-q", "-b", "main"]);
-        p.commit("example");
-        p
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn git(&self, args: &[&str]) {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.root())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.org")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.org")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-    }
-
-    fn commit(&self, msg: &str) {
-        self.git(&["add", "-A"]);
-        self.git(&["commit", "-q", "--allow-empty", "-m", msg]);
-    }
-
-    fn edit(&self, rel: &str, f: impl FnOnce(String) -> String) {
-        let p = self.root().join(rel);
-        let s = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(&p, f(s)).unwrap();
-    }
-
-    fn harness(&self, twin: Option<&Twin>, args: &[&str]) -> Output {
-        let mut c = Command::new(bin());
-        c.args(["--project", self.root().to_str().unwrap()])
-            .args(args);
-        c.env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
-            .env("PIP_RETRIES", "0")
-            .env("PIP_TIMEOUT", "2");
-        if let Some(t) = twin {
-            c.env("HARNESS_SSH_CONFIG", t.ssh_config())
-                .env("HARNESS_DEPLOY_URL", t.url());
-        }
-        c.output().unwrap()
-    }
-
-    /// Builds the webhosting package to `out` and returns its build id.
-    fn build_to(&self, out: &Path) -> Result<String, Failed> {
-        let o = self.harness(
-            None,
-            &[
-                "--json",
-                "build",
-                "--target",
-                "webhosting",
-                "--output",
-                out.to_str().unwrap(),
-            ],
-        );
-        ensure(o.status.success(), || {
-            format!("build failed: {}", text(&o.stderr))
-        })?;
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
-        Ok(v["build_id"].as_str().unwrap().to_string())
-    }
-
-    /// Builds the package deploy would build and records a green, full run of it.
-    fn record_green_run(&self) -> Result<String, Failed> {
-        let o = self.harness(None, &["--json", "build", "--target", "webhosting"]);
-        ensure(o.status.success(), || {
-            format!("build failed: {}", text(&o.stderr))
-        })?;
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
-        let fps = harness::package::Fingerprints {
-            code: v["fingerprints"]["code"].as_str().unwrap().into(),
-            schema: v["fingerprints"]["schema"].as_str().map(Into::into),
-            input: v["fingerprints"]["input"].as_str().unwrap().into(),
-        };
-        let mut run = harness::ledger::RunRecord::start(
-            "webhosting",
-            v["sha256"].as_str().unwrap(),
-            &fps,
-            &harness::git::head_facts(self.root()),
-            harness::ledger::Selection::Full,
-        );
-        run.passed = 12;
-        run.outcome = harness::ledger::Outcome::Green;
-        run.finished_at = harness::ledger::Timestamp::now();
-        let mut ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(self.root()))
-            .map_err(|e| e.to_string())?;
-        ledger.record_run(&run).map_err(|e| e.to_string())?;
-        Ok(v["build_id"].as_str().unwrap().to_string())
-    }
-
-    fn backups(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.root().join(".harness/backups"))
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    }
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    )
-}
-
-/// Compares two `sha256sum` listings and names what differs.
-fn unchanged(before: &str, after: &str) -> Outcome {
-    let a: std::collections::BTreeSet<&str> = before.lines().collect();
-    let b: std::collections::BTreeSet<&str> = after.lines().collect();
-    let gone: Vec<&&str> = a.difference(&b).collect();
-    let new: Vec<&&str> = b.difference(&a).collect();
-    ensure(gone.is_empty() && new.is_empty(), || {
-        format!("files on the twin changed:\n  before only: {gone:?}\n  after only: {new:?}")
-    })
-}
-
-fn expect_exit(o: &Output, code: i32) -> Outcome {
-    ensure(o.status.code() == Some(code), || {
-        format!("expected exit {code}, got {}", describe(o))
-    })
-}
-
-const MARKER: &str = "INSERT INTO settings (key, value) VALUES ('e2e_marker', '\"before-deploy\"')";
-const MARKER_Q: &str = "SELECT value FROM settings WHERE key = 'e2e_marker'";
-
-/// A twin serving an older build of `p` (a changed comment gives a new build id) with a marker row.
-fn twin_with_old_release(p: &Project) -> Result<(Twin, String), Failed> {
-    let twin = Twin::start()?;
-    let old_zip = p.root().join(".harness/old.zip");
-    std::fs::create_dir_all(p.root().join(".harness")).unwrap();
-    p.edit("src/app/__init__.py", |s| {
-        format!("{s}\n# the previous release\n")
-    });
-    let old = p.build_to(&old_zip)?;
-    p.git(&["checkout", "--", "src/app/__init__.py"]);
-    twin.install(&old_zip, &old)?;
-    twin.sql(MARKER)?;
-    Ok((twin, old))
 }
 
 fn no_green_run_exits_4_and_no_file_on_the_twin_changes() -> Outcome {

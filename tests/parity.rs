@@ -333,12 +333,36 @@ fn remote_reports_files_edited_and_added_on_the_webhosting_twin() {
     let out = harness(p.path(), &["parity"]);
     assert_eq!(code(&out), 0, "{}", show(&out));
 
-    // "Deploy": the webhosting package extracted into the directory the twin serves.
+    // "Deploy": the webhosting package extracted into the directory the twin serves, recorded
+    // in the ledger and kept where `harness deploy` keeps what it ships (tests/e2e_rollback.rs
+    // runs parity --remote after a real deploy).
+    let zip = zip_path(p.path(), "webhosting");
+    let sha = harness::package::sha256_file(&zip).unwrap();
+    let kept = harness::deploy::deployed_zip(p.path(), &sha);
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::copy(&zip, &kept).unwrap();
+    // A newer build in .harness/dist/ is not what the server got.
+    std::fs::write(
+        zip_path(p.path(), "webhosting"),
+        b"not the deployed package",
+    )
+    .unwrap();
+    let mut ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(p.path())).unwrap();
+    ledger
+        .record_deploy(&harness::ledger::DeployRecord {
+            started_at: harness::ledger::Timestamp::now(),
+            finished_at: harness::ledger::Timestamp::now(),
+            target: "webhosting".into(),
+            package_sha256: sha.clone(),
+            gate_decision_id: None,
+            outcome: harness::ledger::DeployOutcome::Deployed,
+            release_id: Some("b".into()),
+            detail: "verified".into(),
+        })
+        .unwrap();
     let site = tempfile::tempdir().unwrap();
     let app = site.path().join("app");
-    let mut zip =
-        zip::ZipArchive::new(std::fs::File::open(zip_path(p.path(), "webhosting")).unwrap())
-            .unwrap();
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&kept).unwrap()).unwrap();
     zip.extract(&app).unwrap();
 
     let keys = tempfile::tempdir().unwrap();

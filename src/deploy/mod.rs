@@ -3,11 +3,16 @@
 //!
 //! Gate → boot check → SSH (one master connection) → preflight → the planned remote steps
 //! (`plan.rs`) → verify → rollback or finish → ledger, audit logs, state file.
+pub mod backup;
 mod boot;
 mod interrupt;
 pub mod plan;
+pub mod remote;
+pub mod retention;
+pub mod rollback;
 pub mod ssh;
-mod verify;
+pub mod status;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,7 +25,8 @@ use crate::events::{Event, Reporter};
 use crate::gate::{Force, PackageFacts};
 use crate::ledger::{DeployOutcome, DeployRecord, Timestamp};
 use plan::{Check, Facts, Layout, RemoteStep, StepError};
-use ssh::{Ssh, SshError, SshTarget};
+use remote::Remote;
+use ssh::SshError;
 
 pub use boot::app_image;
 
@@ -72,28 +78,9 @@ pub fn deploy(
     let started = Instant::now();
     let started_at = Timestamp::now();
 
-    let target = config.target("webhosting");
-    let where_ = format!("[targets.webhosting] in {}", config.file.display());
-    let missing = |key: &str| {
-        Failure::new(Exit::BadInput, format!("{where_} has no `{key}`"))
-            .hint("set ssh = \"user@host\", remote_dir = \"/abs/path\" and url = \"https://...\" (docs/config.md)")
-    };
-    let destination = target.ssh.clone().ok_or_else(|| missing("ssh"))?;
-    let remote_dir = target
-        .remote_dir
-        .clone()
-        .ok_or_else(|| missing("remote_dir"))?;
-    let layout = Layout::of(&remote_dir).ok_or_else(|| {
-        Failure::new(
-            Exit::BadInput,
-            format!("{where_}: remote_dir = {remote_dir:?} must be an absolute path below /"),
-        )
-        .hint("write the full path, e.g. remote_dir = \"/home/user/app\"")
-    })?;
-    let base_url = std::env::var(URL_ENV)
-        .ok()
-        .or(target.url.clone())
-        .ok_or_else(|| missing("url"))?;
+    let remote = Remote::of(config)?;
+    let (destination, layout) = (remote.destination.clone(), remote.layout.clone());
+    remote.url()?;
     let wh = config.webhosting_deploy();
 
     // 1. The bytes and the gate.
@@ -170,24 +157,14 @@ pub fn deploy(
 
         // 3. One SSH connection for everything else.
         let ssh = crate::events::phase(reporter, "connect", || {
-            let s = Ssh::connect(SshTarget {
-                destination: destination.clone(),
-                config_file: ssh_config_file(),
-                connect_timeout: wh.connect_timeout,
-            })
-            .map_err(|e| ssh_failure(e, "nothing was changed"))?;
-            Ok::<_, Failure>((s, destination.clone()))
+            Ok::<_, Failure>((
+                remote.connect(&wh, "nothing was changed")?,
+                destination.clone(),
+            ))
         })?;
-        let db = config
-            .package
-            .database
-            .as_ref()
-            .map(|d| d.get_ref().path.clone());
+        let db = database_path(config);
         let pre = crate::events::phase(reporter, "preflight", || {
-            let out = ssh
-                .run(&plan::preflight_script(&layout, db.as_deref()))
-                .map_err(|e| ssh_failure(e, "nothing was changed"))?;
-            let pre = Preflight::parse(&out.text());
+            let pre = remote.inspect(&ssh, db.as_deref(), "nothing was changed")?;
             let detail = format!(
                 "live {}, free {} MiB",
                 if pre.live {
@@ -199,16 +176,40 @@ pub fn deploy(
             );
             Ok::<_, Failure>((pre, detail))
         })?;
-        pre.check(&layout, req.break_lock, &shipment.zip, &destination)?;
+        pre.check(
+            &layout,
+            req.break_lock,
+            Some(&shipment.zip),
+            &destination,
+            "a deploy",
+        )?;
 
-        let stamp = stamp();
-        let local_backups = config.root.join(".harness").join("backups");
+        let backup_name = backup::new_name(pre.live_build.as_deref());
+        let stamp = backup_name[..16].to_string();
+        let local_backups = backup::local_dir(&config.root);
         let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
-        let backup_name = format!("{stamp}-{}", pre.live_build.as_deref().unwrap_or("unknown"));
+        // What stays on the server once this deploy is through: the releases after pruning (the
+        // live one joins them) and, by retention, the backups; the newest backup of each kept
+        // release is its database, which rollback --with-db restores, so it stays.
+        let kept = backup::kept_builds(
+            Some(&shipment.build_id),
+            &pre.kept_after(
+                pre.live
+                    .then_some((backup_name.as_str(), pre.live_build.as_deref())),
+                wh.keep_releases,
+            ),
+        );
+        let retention = backup::server_plan(
+            &pre,
+            pre.live.then_some(backup_name.as_str()),
+            &kept,
+            wh.retention,
+        );
         let facts = Facts {
             layout: layout.clone(),
             build_id: shipment.build_id.clone(),
-            zip: shipment.zip.clone(),
+            // Shipped from its copy under .harness/deployed/, which `parity --remote` reads later.
+            zip: deployed_zip(&config.root, &shipment.sha256),
             zip_sha256: shipment.sha256.clone(),
             db: db.clone(),
             live_exists: pre.live,
@@ -216,15 +217,15 @@ pub fn deploy(
             previous_release: backup_name.clone(),
             failed_release: format!("{stamp}-failed-{}", shipment.build_id),
             backup_name: backup_name.clone(),
-            local_backup: local_backups.join(format!("webhosting-{backup_name}.tar.gz")),
+            local_backup: backup::local_path(&config.root, &backup_name),
             local_db_snapshot: scratch.path().join("production.db"),
             keep_releases: wh.keep_releases,
-            keep_backups: wh.keep_backups,
+            prune_backups: retention.prune.clone(),
             fresh_db: req.fresh_db,
             preserve_secret_key: req.preserve_secret_key,
             break_lock: req.break_lock,
             migrate_command: wh.migrate_command.clone(),
-            lock_details: lock_details(&shipment.build_id),
+            lock_details: lock_details("deploy", &shipment.build_id),
             audit_line: String::new(),
         };
         let steps = plan::plan(&facts);
@@ -234,10 +235,7 @@ pub fn deploy(
         if let (true, Some(db)) = (pre.live_db, &db) {
             crate::events::phase(reporter, "schema", || {
                 let snap = scratch.path().join("preflight.db");
-                let live_db = ssh::quote(&format!("{}/{db}", layout.live));
-                let script = format!(
-                    "t=$(mktemp) && sqlite3 {live_db} \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
-                );
+                let script = plan::db_snapshot(&format!("{}/{db}", layout.live));
                 ssh.run_to_file(&script, &snap)
                     .map_err(|e| ssh_failure(e, "nothing was changed"))?;
                 schema_check(&snap, &shipment, &wh, req.fresh_db).map(|d| ((), d))
@@ -258,14 +256,9 @@ pub fn deploy(
             });
         }
         std::fs::create_dir_all(&local_backups).map_err(|e| io_failure(&local_backups, e))?;
+        keep_deployed_copy(&shipment, &facts.zip)?;
 
-        let probe = verify::Probe {
-            base: base_url.trim_end_matches('/').to_string(),
-            health_path: config.stack.health_path.clone(),
-            version_path: config.stack.version_path.clone(),
-            settle: STAT_THROTTLE + Duration::from_millis(500),
-            timeout: wh.verify_timeout,
-        };
+        let probe = remote.probe(config, &wh)?;
         let swapped_at = std::cell::Cell::new(Instant::now());
         let mut check = |c: Check| -> Result<String, Failure> {
             match c {
@@ -369,8 +362,38 @@ pub fn deploy(
             return Err(failure);
         }
         if pre.live {
+            let spec = plan::Backup {
+                name: backup_name.clone(),
+                db: db.clone().filter(|_| pre.live_db),
+                local: facts.local_backup.clone(),
+                keep_db_snapshot: true,
+            };
+            let recorded = crate::events::phase(reporter, "check-backup", || {
+                let rec = backup::record(
+                    &ssh,
+                    &mut ledger,
+                    &layout,
+                    &spec,
+                    crate::ledger::BackupKind::Deploy,
+                    pre.live_build.as_deref(),
+                )?;
+                let detail = format!("sha256 {} on both ends", rec.sha256);
+                Ok::<_, Failure>(((), detail))
+            });
+            if let Err(failure) = recorded {
+                let _ = ssh.run(&unlock_script(&layout));
+                record(
+                    &mut ledger,
+                    started_at,
+                    &shipment,
+                    gate.decision_id,
+                    DeployOutcome::Failed,
+                    None,
+                    &failure.message,
+                );
+                return Err(failure);
+            }
             receipt_backup = Some(facts.local_backup.clone());
-            prune_local(&local_backups, wh.keep_backups);
         }
 
         // The swap and the verification.
@@ -561,6 +584,15 @@ pub fn deploy(
             Some(release.clone()),
             "verified",
         );
+        backup::after_retention(
+            &config.root,
+            &mut ledger,
+            &retention.prune,
+            &kept,
+            wh.retention,
+            reporter,
+        );
+        prune_deployed(&config.root, &ledger, wh.keep_releases, reporter);
         update_state(config, &shipment, &destination, &layout)?;
         Ok(DeployReceipt {
             build_id: shipment.build_id.clone(),
@@ -626,7 +658,7 @@ fn lock_held(stderr: &str, layout: &Layout) -> Failure {
     Failure::new(
         Exit::Refused,
         format!(
-            "another deploy holds the lock {}: {}; nothing was changed",
+            "another deploy, rollback or backup holds the lock {}: {}; nothing was changed",
             layout.lock(),
             if details.is_empty() {
                 "no details file".to_string()
@@ -636,81 +668,6 @@ fn lock_held(stderr: &str, layout: &Layout) -> Failure {
         ),
     )
     .hint("wait for it to finish; if that deploy is gone (a crash), run again with --break-lock")
-}
-
-/// Read-only facts from the server.
-#[derive(Debug, Default)]
-struct Preflight {
-    live: bool,
-    live_db: bool,
-    lock: Option<Vec<String>>,
-    free_kb: u64,
-    live_build: Option<String>,
-    missing_tools: Vec<String>,
-}
-
-impl Preflight {
-    fn parse(text: &str) -> Preflight {
-        let mut p = Preflight::default();
-        for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
-            match k {
-                "live" => p.live = v == "yes",
-                "live_db" => p.live_db = v == "yes",
-                "lock" if v == "yes" => p.lock = Some(Vec::new()),
-                "free_kb" => p.free_kb = v.trim().parse().unwrap_or(0),
-                "live_build" if !v.trim().is_empty() => p.live_build = Some(v.trim().to_string()),
-                _ if k.starts_with("lock.") => {
-                    if let Some(l) = p.lock.as_mut() {
-                        l.push(format!("{}={v}", &k[5..]));
-                    }
-                }
-                _ if k.starts_with("tool.") && v == "no" => {
-                    p.missing_tools.push(k[5..].to_string())
-                }
-                _ => {}
-            }
-        }
-        p
-    }
-
-    fn check(
-        &self,
-        layout: &Layout,
-        break_lock: bool,
-        zip: &Path,
-        host: &str,
-    ) -> Result<(), Failure> {
-        if !self.missing_tools.is_empty() {
-            return Err(Failure::new(
-                Exit::Environment,
-                format!(
-                    "{host} lacks {}; nothing was changed",
-                    self.missing_tools.join(", ")
-                ),
-            )
-            .hint("the deploy needs sqlite3, unzip, sha256sum and tar on the server"));
-        }
-        // Room for the upload, the extracted release and a backup of the same size, twice over.
-        let zip_kb = std::fs::metadata(zip).map(|m| m.len() / 1024).unwrap_or(0);
-        let need_kb = zip_kb * 8 + 1024;
-        if self.free_kb < need_kb {
-            return Err(Failure::new(
-                Exit::Environment,
-                format!(
-                    "{host} has {} KiB free beside {}; the deploy needs about {need_kb} KiB; nothing was changed",
-                    self.free_kb, layout.live
-                ),
-            )
-            .hint(format!("free space, e.g. old backups in {}", layout.backups())));
-        }
-        if let (Some(details), false) = (&self.lock, break_lock) {
-            return Err(lock_held(&details.join("\n"), layout));
-        }
-        Ok(())
-    }
 }
 
 fn schema_check(
@@ -834,14 +791,6 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     })
 }
 
-fn stamp() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.format(time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second]Z"
-    ))
-    .expect("a date formats")
-}
-
 fn whoami() -> (String, String) {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
@@ -853,9 +802,11 @@ fn whoami() -> (String, String) {
     (user, host)
 }
 
-fn lock_details(build_id: &str) -> Vec<(String, String)> {
+/// The lock's details file: who holds it, since when, for what.
+fn lock_details(action: &str, build_id: &str) -> Vec<(String, String)> {
     let (user, host) = whoami();
     vec![
+        ("action".into(), action.into()),
         ("user".into(), user),
         ("host".into(), host),
         ("pid".into(), std::process::id().to_string()),
@@ -864,19 +815,112 @@ fn lock_details(build_id: &str) -> Vec<(String, String)> {
     ]
 }
 
-fn audit_line(dest: &str, layout: &Layout, s: &Shipment, outcome: &str, why: &str) -> String {
+/// One audit log line: `<time> <what> by=<user>@<host> to=<dest>:<remote_dir>`.
+fn audit_text(what: &str, dest: &str, layout: &Layout) -> String {
     let (user, host) = whoami();
-    let mut line = format!(
-        "{} deploy {outcome} build={} sha256={} by={user}@{host} to={dest}:{}",
+    format!(
+        "{} {} by={user}@{host} to={dest}:{}",
         Timestamp::now().rfc3339(),
-        s.build_id,
-        s.sha256,
+        what.replace('\n', " "),
         layout.live
-    );
+    )
+}
+
+fn audit_line(dest: &str, layout: &Layout, s: &Shipment, outcome: &str, why: &str) -> String {
+    let mut what = format!("deploy {outcome} build={} sha256={}", s.build_id, s.sha256);
     if !why.is_empty() {
-        line.push_str(&format!(" why={}", why.replace('\n', " ")));
+        what.push_str(&format!(" why={why}"));
     }
-    line
+    audit_text(&what, dest, layout)
+}
+
+/// `[package.database] path`, when the package has a database.
+fn database_path(config: &Config) -> Option<String> {
+    config
+        .package
+        .database
+        .as_ref()
+        .map(|d| d.get_ref().path.clone())
+}
+
+/// Where a shipped package is kept: `.harness/deployed/<sha256>.zip`.
+pub fn deployed_zip(root: &Path, sha256: &str) -> PathBuf {
+    root.join(".harness")
+        .join("deployed")
+        .join(format!("{sha256}.zip"))
+}
+
+/// Copies the package to `dest` (unless an intact copy is there) and checks the copy's bytes: the
+/// upload reads the copy, so what ships is what is kept.
+fn keep_deployed_copy(s: &Shipment, dest: &Path) -> Result<(), Failure> {
+    if dest.is_file() && crate::package::sha256_file(dest)? == s.sha256 {
+        return Ok(());
+    }
+    let dir = dest.parent().expect("under .harness/deployed");
+    std::fs::create_dir_all(dir).map_err(|e| io_failure(dir, e))?;
+    let part = dest.with_extension("zip.part");
+    std::fs::copy(&s.zip, &part).map_err(|e| io_failure(&s.zip, e))?;
+    let sha = crate::package::sha256_file(&part)?;
+    if sha != s.sha256 {
+        let _ = std::fs::remove_file(&part);
+        return Err(Failure::new(
+            Exit::Environment,
+            format!(
+                "{} changed while it was copied (sha256 {sha}, the gate checked {}); nothing was changed",
+                s.zip.display(),
+                s.sha256
+            ),
+        )
+        .hint("was a build running at the same time? deploy again"));
+    }
+    std::fs::rename(&part, dest).map_err(|e| io_failure(dest, e))
+}
+
+/// Keeps the packages of the newest `keep_releases + 1` distinct successful deploys (the live
+/// one and one per kept release) under .harness/deployed/.
+fn prune_deployed(
+    root: &Path,
+    ledger: &crate::ledger::Ledger,
+    keep_releases: u32,
+    reporter: &dyn Reporter,
+) {
+    let keep = match ledger.recent_packages("webhosting", keep_releases as usize + 1) {
+        Ok(k) => k,
+        Err(e) => {
+            reporter.event(&Event::Warning {
+                message: format!("not pruning .harness/deployed/: {e}"),
+            });
+            return;
+        }
+    };
+    let dir = root.join(".harness").join("deployed");
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(sha) = name.strip_suffix(".zip") else {
+            continue;
+        };
+        if !keep.iter().any(|k| k == sha) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A failure before anything changed on the server. `id` is the step that failed; the caller
+/// releases the lock unless that step was the lock itself (then it is someone else's).
+fn unchanged_failure(id: &str, e: StepError, layout: &Layout, state: &str) -> Failure {
+    match e {
+        StepError::Ssh(SshError::Remote { code, stderr, .. })
+            if id == "lock" && code == plan::LOCK_HELD =>
+        {
+            lock_held(&stderr, layout)
+        }
+        StepError::Ssh(e) => ssh_failure(e, state),
+        StepError::Check(f) => f,
+        StepError::Interrupted => Failure::new(
+            Exit::Interrupted,
+            format!("interrupted before `{id}`; {state} and the lock is released"),
+        ),
+    }
 }
 
 fn append_local_audit(root: &Path, line: &str) {
@@ -887,21 +931,6 @@ fn append_local_audit(root: &Path, line: &str) {
         .append(true)
         .open(&path)
         .and_then(|mut f| writeln!(f, "{line}"));
-}
-
-fn prune_local(dir: &Path, keep: u32) {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .collect();
-    names.sort();
-    let excess = names.len().saturating_sub(keep.max(1) as usize);
-    for p in names.into_iter().take(excess) {
-        let _ = std::fs::remove_file(p);
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -928,10 +957,8 @@ fn record(
 
 /// Adds what production now runs to deployment_state_webhosting.json, keeping every other key.
 fn update_state(config: &Config, s: &Shipment, dest: &str, layout: &Layout) -> Result<(), Failure> {
-    let path = crate::package::secrets::state_file_path(&config.root, "webhosting");
-    let mut state = crate::package::secrets::load_state(&path)?.unwrap_or_default();
-    state.insert(
-        "deployment".into(),
+    write_state(
+        config,
         json!({
             "build_id": s.build_id,
             "package_sha256": s.sha256,
@@ -939,7 +966,15 @@ fn update_state(config: &Config, s: &Shipment, dest: &str, layout: &Layout) -> R
             "host": dest,
             "remote_dir": layout.live,
         }),
-    );
+    )
+}
+
+/// Sets `deployment` in deployment_state_webhosting.json (what production now runs), keeping
+/// every other key and mode 0600.
+fn write_state(config: &Config, deployment: Value) -> Result<(), Failure> {
+    let path = crate::package::secrets::state_file_path(&config.root, "webhosting");
+    let mut state = crate::package::secrets::load_state(&path)?.unwrap_or_default();
+    state.insert("deployment".into(), deployment);
     let bytes = serde_json::to_vec_pretty(&Value::Object(state)).expect("state serialises");
     crate::fsutil::write_private(&path, &bytes)
 }

@@ -86,7 +86,8 @@ pub struct Facts {
     /// Where the database snapshot for the schema check goes locally.
     pub local_db_snapshot: PathBuf,
     pub keep_releases: u32,
-    pub keep_backups: u32,
+    /// Backups that retention deletes once the deploy is verified (`retention::plan_names`).
+    pub prune_backups: Vec<String>,
     pub fresh_db: bool,
     pub preserve_secret_key: bool,
     pub break_lock: bool,
@@ -171,11 +172,31 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
             quote(layout.parent())
         ),
         format!(
-            "echo live_build=$(sed -n 's/^ *\"build_id\": *\"\\([^\"]*\\)\".*/\\1/p' {live}/build_info.json 2>/dev/null | head -n 1)"
+            "echo live_build=$({})",
+            json_field("build_id", &format!("{live}/build_info.json"))
         ),
         "for t in sqlite3 unzip sha256sum tar; do command -v $t >/dev/null 2>&1 && echo tool.$t=yes || echo tool.$t=no; done".to_string(),
+        // Kept releases with the build they hold, and backups with their size: one line each.
+        format!(
+            "for d in {}/*/; do [ -d \"$d\" ] || continue; n=${{d%/}}; n=${{n##*/}}; \
+             printf 'release=%s\\t%s\\t%s\\n' \"$n\" \"$({})\" \"$({})\"; done",
+            quote(&layout.releases()),
+            json_field("build_id", "\"$d\"build_info.json"),
+            json_field("built_at", "\"$d\"build_info.json"),
+        ),
+        format!(
+            "for f in {}/*.tar.gz; do [ -f \"$f\" ] || continue; n=${{f##*/}}; \
+             printf 'backup=%s\\t%s\\n' \"${{n%.tar.gz}}\" \"$(wc -c < \"$f\" | tr -d ' ')\"; done",
+            quote(&layout.backups())
+        ),
     ]
     .join("\n")
+}
+
+/// A top-level string field of a pretty-printed build_info.json (one key per line), by sed, so
+/// the server needs no Python for it.
+fn json_field(key: &str, file: &str) -> String {
+    format!("sed -n 's/^ *\"{key}\": *\"\\([^\"]*\\)\".*/\\1/p' {file} 2>/dev/null | head -n 1")
 }
 
 /// The exit code the lock step uses when someone else holds the lock.
@@ -184,84 +205,22 @@ pub const LOCK_HELD: i32 = 75;
 /// The remote steps of a deploy, up to and including verification.
 pub fn plan(f: &Facts) -> Vec<RemoteStep> {
     let l = &f.layout;
-    let (home, live, lock) = (quote(&l.home), quote(&l.live), quote(&l.lock()));
+    let live = quote(&l.live);
     let staging = quote(&l.staging());
     let upload = quote(&format!("{}/{}.zip", l.uploads(), f.zip_sha256));
     let mut steps = Vec::new();
 
-    let details: String = f
-        .lock_details
-        .iter()
-        .map(|(k, v)| quote(&format!("{k}={v}")))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let take = format!(
-        "mkdir -p {home} && if mkdir {lock} 2>/dev/null; then printf '%s\\n' {details} > {lock}/details; \
-         else echo 'lock held:' >&2; cat {lock}/details >&2; exit {LOCK_HELD}; fi"
-    );
-    let (what, script) = if f.break_lock {
-        (
-            format!("break any existing lock, then take it: {}", l.lock()),
-            format!("rm -rf {lock} && {take}"),
-        )
-    } else {
-        (format!("take the deploy lock {}", l.lock()), take)
-    };
-    steps.push(RemoteStep::run("lock", what, script));
+    steps.push(lock(l, &f.lock_details, f.break_lock));
 
     if f.live_exists {
-        let backups = quote(&l.backups());
         let name = &f.backup_name;
-        let tarball = quote(&format!("{}/{name}.tar.gz", l.backups()));
-        let snap_dir = quote(&format!("{}/{name}.d", l.backups()));
-        let mut script =
-            format!("set -e\nmkdir -p {backups}\nrm -rf {snap_dir}\nmkdir {snap_dir}\n");
-        match (&f.db, f.live_db_exists) {
-            (Some(db), true) => {
-                let snap = quote(&format!("{}/{name}.d/{db}", l.backups()));
-                let live_db = quote(&format!("{}/{db}", l.live));
-                // The SQLite backup API gives a consistent copy while the app writes.
-                script.push_str(&format!(
-                    "sqlite3 {live_db} \".backup '{}'\"\n",
-                    sql_path(&format!("{}/{name}.d/{db}", l.backups()))
-                ));
-                let excludes: String = ["", "-wal", "-shm", "-journal"]
-                    .iter()
-                    .map(|s| format!(" --exclude={}", quote(&format!("./{db}{s}"))))
-                    .collect();
-                script.push_str(&format!(
-                    "tar -czf {tarball} -C {snap_dir} {} -C {live}{excludes} .\n",
-                    quote(db)
-                ));
-                script.push_str(&format!(
-                    "mv {snap} {}\n",
-                    quote(&format!("{}/{name}.db", l.backups()))
-                ));
-            }
-            _ => script.push_str(&format!("tar -czf {tarball} -C {live} .\n")),
-        }
-        script.push_str(&format!("rmdir {snap_dir}\n"));
-        script.push_str(&format!(
-            "ls -1 {backups} | grep '\\.tar\\.gz$' | sort -r | tail -n +{} | while IFS= read -r old; do rm -f {backups}/\"$old\"; done",
-            f.keep_backups.max(1) + 1
-        ));
-        steps.push(RemoteStep::run(
-            "backup",
-            format!(
-                "back up {} (database via sqlite3 .backup) to {}",
-                l.live,
-                l.backups()
-            ),
-            script,
-        ));
-        steps.push(RemoteStep {
-            id: "fetch-backup",
-            what: format!("copy the backup to {}", f.local_backup.display()),
-            action: Action::Download {
-                script: format!("cat {tarball}"),
-                local: f.local_backup.clone(),
-            },
-        });
+        let backup = Backup {
+            name: name.clone(),
+            db: f.db.clone().filter(|_| f.live_db_exists),
+            local: f.local_backup.clone(),
+            keep_db_snapshot: true,
+        };
+        steps.extend(backup_steps(l, &backup));
         if let (Some(_), true) = (&f.db, f.live_db_exists) {
             let snap = quote(&format!("{}/{name}.db", l.backups()));
             steps.push(RemoteStep {
@@ -310,15 +269,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         let live_db = format!("{}/{db}", l.live);
         let staged_db = format!("{}/{db}", l.staging());
         if f.live_db_exists && !f.fresh_db {
-            steps.push(RemoteStep::run(
-                "database",
-                format!("keep production's database: consistent copy of {live_db} into staging"),
-                format!(
-                    "sqlite3 {} \".backup '{}'\"",
-                    quote(&live_db),
-                    sql_path(&staged_db)
-                ),
-            ));
+            steps.push(keep_production_db(l, db, &l.staging()));
         } else if f.live_db_exists && f.preserve_secret_key {
             // The value is read as hex and written back from a blob literal cast to TEXT: the
             // bytes survive whatever they are (quotes, backslashes, non-UTF-8).
@@ -375,7 +326,8 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
             l.live, f.previous_release, l.live
         ),
         format!(
-            "set -e\nmkdir -p {releases}\n{move_old}mv {staging} {live}\nmkdir -p {live}/tmp\ntouch {live}/tmp/restart.txt"
+            "set -e\nmkdir -p {releases}\n{move_old}mv {staging} {live}\n{}",
+            restart(&live)
         ),
     ));
     steps.push(RemoteStep {
@@ -389,6 +341,329 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
     steps
 }
 
+/// The deploy lock: an atomic `mkdir` with a details file; exit [`LOCK_HELD`] when someone else
+/// holds it. Deploy, rollback and backup all take it.
+pub fn lock(l: &Layout, details: &[(String, String)], break_lock: bool) -> RemoteStep {
+    let (home, lock) = (quote(&l.home), quote(&l.lock()));
+    let details: String = details
+        .iter()
+        .map(|(k, v)| quote(&format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let take = format!(
+        "mkdir -p {home} && if mkdir {lock} 2>/dev/null; then printf '%s\\n' {details} > {lock}/details; \
+         else echo 'lock held:' >&2; cat {lock}/details >&2; exit {LOCK_HELD}; fi"
+    );
+    if break_lock {
+        RemoteStep::run(
+            "lock",
+            format!("break any existing lock, then take it: {}", l.lock()),
+            format!("rm -rf {lock} && {take}"),
+        )
+    } else {
+        RemoteStep::run("lock", format!("take the deploy lock {}", l.lock()), take)
+    }
+}
+
+/// One backup of the live release: `backups/<name>.tar.gz` on the server, then a local copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// `<stamp>-<live build id>` (see `retention`).
+    pub name: String,
+    /// The database (relative to remote_dir) when the live release has one.
+    pub db: Option<String>,
+    /// Where the local copy goes.
+    pub local: PathBuf,
+    /// Leave the database copy beside the tarball as `backups/<name>.db` (the deploy fetches it
+    /// for its schema check and removes it).
+    pub keep_db_snapshot: bool,
+}
+
+/// The archive's layout: the database copy at its path (`app.db`), then the live tree under `./`
+/// without the live database and its journals. Extracted, it is the release as it ran, with a
+/// consistent database: what `backup::extract` gives back.
+pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
+    let (backups, live) = (quote(&l.backups()), quote(&l.live));
+    let name = &b.name;
+    let tarball = quote(&format!("{}/{name}.tar.gz", l.backups()));
+    let part = quote(&format!("{}/{name}.tar.gz.part", l.backups()));
+    let snap_dir_raw = format!("{}/{name}.d", l.backups());
+    let snap_dir = quote(&snap_dir_raw);
+    let mut script = format!("set -e\nmkdir -p {backups}\nrm -rf {snap_dir}\nmkdir {snap_dir}\n");
+    match &b.db {
+        Some(db) => {
+            if let Some((dir, _)) = db.rsplit_once('/') {
+                script.push_str(&format!(
+                    "mkdir -p {}\n",
+                    quote(&format!("{snap_dir_raw}/{dir}"))
+                ));
+            }
+            // The SQLite backup API gives a consistent copy while the app writes.
+            script.push_str(&format!(
+                "sqlite3 {} \".backup '{}'\"\n",
+                quote(&format!("{}/{db}", l.live)),
+                sql_path(&format!("{snap_dir_raw}/{db}"))
+            ));
+            let excludes: String = ["", "-wal", "-shm", "-journal"]
+                .iter()
+                .map(|s| format!(" --exclude={}", quote(&format!("./{db}{s}"))))
+                .collect();
+            script.push_str(&tar_gz(
+                &part,
+                &format!("-C {snap_dir} {} -C {live}{excludes} .", quote(db)),
+            ));
+            if b.keep_db_snapshot {
+                script.push_str(&format!(
+                    "mv {} {}\n",
+                    quote(&format!("{snap_dir_raw}/{db}")),
+                    quote(&format!("{}/{name}.db", l.backups()))
+                ));
+            }
+        }
+        None => script.push_str(&tar_gz(&part, &format!("-C {live} ."))),
+    }
+    // Renamed when complete: a listing never shows half a backup.
+    script.push_str(&format!("mv {part} {tarball}\nrm -rf {snap_dir}"));
+    vec![
+        RemoteStep::run(
+            "backup",
+            format!(
+                "back up {} ({}) to {}/{name}.tar.gz",
+                l.live,
+                if b.db.is_some() {
+                    "database via sqlite3 .backup"
+                } else {
+                    "no database"
+                },
+                l.backups()
+            ),
+            script,
+        ),
+        RemoteStep {
+            id: "fetch-backup",
+            what: format!("copy the backup to {}", b.local.display()),
+            action: Action::Download {
+                script: format!("cat {tarball}"),
+                local: b.local.clone(),
+            },
+        },
+    ]
+}
+
+/// `tar -cf - ARGS | gzip -1 > OUT`, failing when tar fails. `gzip -1` halves the time of tar's
+/// default level for a few percent more bytes. POSIX sh has no pipefail, so tar's status comes
+/// back through fd 3. Exit 1 is GNU tar's "file changed as we read it": a live app writes its
+/// logs while it is archived (the database is copied on its own, consistently), so it counts as
+/// success.
+fn tar_gz(out: &str, args: &str) -> String {
+    format!(
+        "rc=$( {{ {{ if tar -cf - {args}; then echo 0 >&3; else echo $? >&3; fi; }} | gzip -1 > {out}; }} 3>&1 )\n\
+         case \"$rc\" in 0|1) ;; *) echo \"tar failed (exit $rc)\" >&2; exit 1;; esac\n"
+    )
+}
+
+/// Checks a file on the server against a sha256 (`sha256sum -c`).
+pub fn sha256_check(id: &'static str, dir: &str, file: &str, sha256: &str) -> RemoteStep {
+    RemoteStep::run(
+        id,
+        format!("check {dir}/{file} against sha256 {sha256}"),
+        format!(
+            "cd {} && printf '%s  %s\\n' {} {} | sha256sum -c --quiet -",
+            quote(dir),
+            quote(sha256),
+            quote(file)
+        ),
+    )
+}
+
+/// Deletes the named backups (retention's decision, made here from the server's listing).
+pub fn prune_backups(l: &Layout, names: &[String]) -> RemoteStep {
+    let files: Vec<String> = names
+        .iter()
+        .map(|n| quote(&format!("{}/{n}.tar.gz", l.backups())))
+        .collect();
+    RemoteStep::run(
+        "prune-backups",
+        format!("delete {} backups retention no longer keeps", names.len()),
+        format!("rm -f -- {}", files.join(" ")),
+    )
+}
+
+/// Keeps the newest `keep` releases under releases/ (names start with their stamp).
+pub fn prune_releases(l: &Layout, keep: u32) -> RemoteStep {
+    let releases = quote(&l.releases());
+    RemoteStep::run(
+        "prune",
+        format!("keep the newest {keep} previous releases"),
+        format!(
+            "mkdir -p {releases} && cd {releases} && ls -1 | sort -r | tail -n +{} | while IFS= read -r old; do rm -rf -- \"$old\"; done",
+            keep + 1
+        ),
+    )
+}
+
+/// Production's database copied consistently into `dir` (staging, or a kept release about to go
+/// live). A kept release may still hold its old copy's -wal or -shm, which SQLite would replay
+/// into the new copy; they go first.
+pub fn keep_production_db(l: &Layout, db: &str, dir: &str) -> RemoteStep {
+    let target = format!("{dir}/{db}");
+    RemoteStep::run(
+        "database",
+        format!(
+            "keep production's database: consistent copy of {}/{db} into {dir}",
+            l.live
+        ),
+        format!(
+            "rm -f {} && sqlite3 {} \".backup '{}'\"",
+            journals(&target),
+            quote(&format!("{}/{db}", l.live)),
+            sql_path(&target)
+        ),
+    )
+}
+
+/// `FILE-wal FILE-shm FILE-journal`, quoted.
+fn journals(file: &str) -> String {
+    ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|s| quote(&format!("{file}{s}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a rollback depends on; gathered by `rollback` before anything changes.
+#[derive(Debug, Clone)]
+pub struct RollbackFacts {
+    pub layout: Layout,
+    /// The kept release to put back: its name under releases/.
+    pub release: String,
+    /// The name the live release gets under releases/ (`<stamp>-<live build>`).
+    pub outgoing: String,
+    /// The database, relative to remote_dir (`[package.database] path`).
+    pub db: Option<String>,
+    /// Whether production has it: without --with-db it is copied into the kept release.
+    pub live_db_exists: bool,
+    /// `--with-db`: restore the database from this backup (by name, under backups/) after
+    /// checking its sha256 when the ledger has it; and back up the live release first.
+    pub restore: Option<Restore>,
+    pub lock_details: Vec<(String, String)>,
+    pub break_lock: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Restore {
+    pub backup: String,
+    pub sha256: Option<String>,
+    /// The backup of the live release taken first.
+    pub safety: Backup,
+}
+
+/// The remote steps of a rollback, up to and including verification. Without --with-db the
+/// kept release gets production's database (the code goes back, the data stays); with it, the
+/// kept release's database backup, after a backup of what is live now.
+pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
+    let l = &f.layout;
+    let dir = format!("{}/{}", l.releases(), f.release);
+    let mut steps = vec![lock(l, &f.lock_details, f.break_lock)];
+    match (&f.restore, &f.db) {
+        (Some(r), Some(db)) => {
+            steps.extend(backup_steps(l, &r.safety));
+            if let Some(sha) = &r.sha256 {
+                steps.push(sha256_check(
+                    "check-backup",
+                    &l.backups(),
+                    &format!("{}.tar.gz", r.backup),
+                    sha,
+                ));
+            }
+            let target = format!("{dir}/{db}");
+            steps.push(RemoteStep::run(
+                "restore-db",
+                format!(
+                    "the database of backup {} into releases/{}",
+                    r.backup, f.release
+                ),
+                format!(
+                    "rm -f {} {} && tar -xzf {} -C {} {}\n[ -f {} ]",
+                    quote(&target),
+                    journals(&target),
+                    quote(&format!("{}/{}.tar.gz", l.backups(), r.backup)),
+                    quote(&dir),
+                    quote(db),
+                    quote(&target)
+                ),
+            ));
+        }
+        (None, Some(db)) if f.live_db_exists => steps.push(keep_production_db(l, db, &dir)),
+        _ => {}
+    }
+    steps.push(RemoteStep::run(
+        "swap",
+        format!(
+            "swap in one script: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
+            l.live, f.outgoing, f.release, l.live
+        ),
+        swap_kept(l, &f.release, &f.outgoing),
+    ));
+    steps.push(RemoteStep {
+        id: "verify",
+        what: format!("health 2xx and version = the build of {}", f.release),
+        action: Action::Check(Check::Verify),
+    });
+    steps
+}
+
+/// When the rolled-back release does not answer: the release that was live goes back.
+pub fn revert_rollback(f: &RollbackFacts) -> Vec<RemoteStep> {
+    vec![
+        RemoteStep::run(
+            "revert",
+            format!(
+                "swap back: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
+                f.layout.live, f.release, f.outgoing, f.layout.live
+            ),
+            swap_kept(&f.layout, &f.outgoing, &f.release),
+        ),
+        RemoteStep {
+            id: "verify-revert",
+            what: "the build that was live answers health and version again".into(),
+            action: Action::Check(Check::VerifyRollback),
+        },
+    ]
+}
+
+/// The exit code of a swap that changed nothing: the release to put live is gone, or the name
+/// for the live one is taken.
+pub const SWAP_REFUSED: i32 = 76;
+
+/// ONE script: the live release moves to releases/<outgoing>, releases/<incoming> goes live.
+/// Its checks come first and exit [`SWAP_REFUSED`] before anything moves.
+fn swap_kept(l: &Layout, incoming: &str, outgoing: &str) -> String {
+    let live = quote(&l.live);
+    let incoming = quote(&format!("{}/{incoming}", l.releases()));
+    let outgoing = quote(&format!("{}/{outgoing}", l.releases()));
+    format!(
+        "set -e\n[ -d {incoming} ] || {{ echo 'no release '{incoming} >&2; exit {SWAP_REFUSED}; }}\n\
+         [ ! -e {outgoing} ] || {{ echo 'already exists: '{outgoing} >&2; exit {SWAP_REFUSED}; }}\n\
+         if [ -d {live} ]; then mv {live} {outgoing}; fi\nmv {incoming} {live}\n{}",
+        restart(&live)
+    )
+}
+
+/// A consistent copy of the SQLite file `db` on stdout (read-only for the server: the copy is a
+/// temporary file, removed again).
+pub fn db_snapshot(db: &str) -> String {
+    format!(
+        "t=$(mktemp) && sqlite3 {} \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc",
+        quote(db)
+    )
+}
+
+/// Touches tmp/restart.txt in the live release: Passenger restarts the app after its throttle.
+fn restart(live: &str) -> String {
+    format!("mkdir -p {live}/tmp\ntouch {live}/tmp/restart.txt")
+}
+
 /// Where the migrated database is fetched to for its check.
 pub fn migrated_snapshot(f: &Facts) -> PathBuf {
     f.local_db_snapshot.with_extension("migrated.db")
@@ -396,19 +671,13 @@ pub fn migrated_snapshot(f: &Facts) -> PathBuf {
 
 /// What runs after a successful verification.
 pub fn finish(f: &Facts) -> Vec<RemoteStep> {
-    let releases = quote(&f.layout.releases());
-    vec![
-        RemoteStep::run(
-            "prune",
-            format!("keep the newest {} previous releases", f.keep_releases),
-            format!(
-                "mkdir -p {releases} && cd {releases} && ls -1 | sort -r | tail -n +{} | while IFS= read -r old; do rm -rf -- \"$old\"; done",
-                f.keep_releases + 1
-            ),
-        ),
-        unlock(&f.layout),
-        audit(&f.layout, &f.audit_line),
-    ]
+    let mut steps = vec![prune_releases(&f.layout, f.keep_releases)];
+    if !f.prune_backups.is_empty() {
+        steps.push(prune_backups(&f.layout, &f.prune_backups));
+    }
+    steps.push(unlock(&f.layout));
+    steps.push(audit(&f.layout, &f.audit_line));
+    steps
 }
 
 /// Swaps the previous release back in; only possible when there was one.
@@ -425,7 +694,8 @@ pub fn rollback(f: &Facts) -> Vec<RemoteStep> {
                 l.live, f.failed_release, f.previous_release, l.live
             ),
             format!(
-                "set -e\n[ -d {prev} ]\nif [ -d {live} ]; then mv {live} {failed}; fi\nmv {prev} {live}\nmkdir -p {live}/tmp\ntouch {live}/tmp/restart.txt"
+                "set -e\n[ -d {prev} ]\nif [ -d {live} ]; then mv {live} {failed}; fi\nmv {prev} {live}\n{}",
+                restart(&live)
             ),
         ),
         RemoteStep {

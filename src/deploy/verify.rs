@@ -16,6 +16,16 @@ pub struct Probe {
     pub timeout: Duration,
 }
 
+/// What the live app answers right now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Look {
+    pub health: Option<u16>,
+    pub version_status: Option<u16>,
+    pub build: Option<String>,
+    /// Why a request got no answer at all.
+    pub error: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
     Unreachable(String),
@@ -75,6 +85,26 @@ impl Probe {
                 ));
             }
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// One look now, for `status`: the health answer and the build the version path reports.
+    pub fn look(&self) -> Look {
+        let health = get(&format!("{}{}", self.base, self.health_path)).map(|(c, _)| c);
+        let version = get(&format!("{}{}", self.base, self.version_path));
+        let build = match &version {
+            Ok((code, body)) if (200..300).contains(code) => {
+                serde_json::from_str::<serde_json::Value>(body)
+                    .ok()
+                    .and_then(|v| v["build_id"].as_str().map(str::to_string))
+            }
+            _ => None,
+        };
+        Look {
+            health: health.as_ref().ok().copied(),
+            version_status: version.as_ref().ok().map(|(c, _)| *c),
+            build,
+            error: health.err().or(version.err()),
         }
     }
 

@@ -6,6 +6,7 @@
 //! regardless of the timeout. A damaged file is reported and left alone: it is the only copy of
 //! that history, so harness never recreates it.
 mod record;
+mod remote;
 pub mod signing;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::error::{Exit, Failure};
 pub use record::{Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+pub use remote::{BackupKind, BackupRecord, LiveRecord, RollbackOutcome, RollbackRecord};
 use signing::Signature;
 
 /// Where the ledger lives inside a project.
@@ -72,7 +74,8 @@ impl From<LedgerError> for Failure {
 }
 
 /// Schema versions, applied in order; `PRAGMA user_version` counts how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id                 INTEGER PRIMARY KEY,
     uid                TEXT NOT NULL UNIQUE,
@@ -128,7 +131,38 @@ CREATE TABLE deploys (
     release_id         TEXT,
     detail             TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE backups (
+    id                 INTEGER PRIMARY KEY,
+    target             TEXT NOT NULL,
+    name               TEXT NOT NULL,         -- <stamp>-<live build id>, as on the server
+    kind               TEXT NOT NULL CHECK (kind IN ('scheduled', 'deploy', 'rollback')),
+    taken_at_ms        INTEGER NOT NULL,
+    build_id           TEXT,                  -- the build that was live
+    sha256             TEXT NOT NULL,         -- of the .tar.gz, checked on both ends
+    size               INTEGER NOT NULL,
+    remote_path        TEXT NOT NULL,
+    local_path         TEXT NOT NULL,
+    pruned_at_ms       INTEGER,               -- when retention deleted it on the server
+    UNIQUE (target, name)
+);
+CREATE TABLE rollbacks (
+    id                 INTEGER PRIMARY KEY,
+    started_at_ms      INTEGER NOT NULL,
+    finished_at_ms     INTEGER NOT NULL,
+    target             TEXT NOT NULL,
+    release            TEXT NOT NULL,         -- the kept release put back (its name under releases/)
+    from_build         TEXT,
+    to_build           TEXT,
+    package_sha256     TEXT,                  -- to_build's package, when a deploy recorded it
+    with_db            INTEGER NOT NULL,
+    db_backup          TEXT,                  -- backups.name restored with --with-db
+    outcome            TEXT NOT NULL CHECK (outcome IN ('done', 'reverted', 'failed', 'unknown')),
+    detail             TEXT NOT NULL
+);
+"#,
+];
 
 const RUN_COLUMNS: &str = "id, uid, started_at_ms, finished_at_ms, git_commit, dirty, target, \
     package_sha256, code_fingerprint, schema_fingerprint, input_fingerprint, selection, passed, \

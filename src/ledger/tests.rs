@@ -241,6 +241,160 @@ fn gate_decisions_and_deploys_are_recorded() {
 }
 
 #[test]
+fn a_version_1_ledger_is_migrated_and_keeps_its_deploys() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = path_in(dir.path());
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    {
+        let c = Connection::open(&p).unwrap();
+        c.execute_batch(MIGRATIONS[0]).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO deploys (started_at_ms, finished_at_ms, target, package_sha256, outcome, \
+             release_id, detail) VALUES (1, 2, 'webhosting', 'p1', 'deployed', 'b1', 'verified')",
+            [],
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(&p).unwrap();
+    assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    assert_eq!(l.deploys().unwrap().len(), 1);
+    assert_eq!(
+        l.live("webhosting").unwrap().unwrap().build_id.as_deref(),
+        Some("b1")
+    );
+    assert!(l.backups("webhosting").unwrap().is_empty());
+}
+
+fn deploy(at: i64, sha: &str, build: &str, outcome: DeployOutcome) -> DeployRecord {
+    DeployRecord {
+        started_at: Timestamp::from_unix_ms(at - 1),
+        finished_at: Timestamp::from_unix_ms(at),
+        target: "webhosting".into(),
+        package_sha256: sha.into(),
+        gate_decision_id: None,
+        outcome,
+        release_id: (outcome == DeployOutcome::Deployed).then(|| build.into()),
+        detail: String::new(),
+    }
+}
+
+fn rollback(at: i64, to: &str, sha: Option<&str>, outcome: RollbackOutcome) -> RollbackRecord {
+    RollbackRecord {
+        started_at: Timestamp::from_unix_ms(at - 1),
+        finished_at: Timestamp::from_unix_ms(at),
+        target: "webhosting".into(),
+        release: format!("20260101T000000Z-{to}"),
+        from_build: Some("x".into()),
+        to_build: Some(to.into()),
+        package_sha256: sha.map(Into::into),
+        with_db: false,
+        db_backup: None,
+        outcome,
+        detail: String::new(),
+    }
+}
+
+#[test]
+fn live_is_the_newest_successful_deploy_or_rollback() {
+    let (_d, mut l) = fresh();
+    assert_eq!(l.live("webhosting").unwrap(), None);
+    l.record_deploy(&deploy(10, "pa", "A", DeployOutcome::Deployed))
+        .unwrap();
+    l.record_deploy(&deploy(20, "pb", "B", DeployOutcome::Deployed))
+        .unwrap();
+    // A deploy that was rolled back automatically leaves B live.
+    l.record_deploy(&deploy(30, "pc", "C", DeployOutcome::RolledBack))
+        .unwrap();
+    let live = l.live("webhosting").unwrap().unwrap();
+    assert_eq!(
+        (
+            live.via,
+            live.build_id.as_deref(),
+            live.package_sha256.as_deref()
+        ),
+        ("deploy", Some("B"), Some("pb"))
+    );
+    assert_eq!(
+        l.package_of_build("webhosting", "A").unwrap().as_deref(),
+        Some("pa")
+    );
+    assert_eq!(l.package_of_build("webhosting", "C").unwrap(), None);
+    // A rollback that was reverted changes nothing; a done one does.
+    l.record_rollback(&rollback(40, "A", Some("pa"), RollbackOutcome::Reverted))
+        .unwrap();
+    assert_eq!(
+        l.live("webhosting").unwrap().unwrap().build_id.as_deref(),
+        Some("B")
+    );
+    let id = l
+        .record_rollback(&rollback(50, "A", Some("pa"), RollbackOutcome::Done))
+        .unwrap();
+    let live = l.live("webhosting").unwrap().unwrap();
+    assert_eq!(
+        (
+            live.via,
+            live.id,
+            live.build_id.as_deref(),
+            live.package_sha256.as_deref()
+        ),
+        ("rollback", id, Some("A"), Some("pa"))
+    );
+    assert_eq!(l.rollbacks().unwrap().len(), 2);
+    assert_eq!(l.live("local").unwrap(), None);
+    // Deploys of the same package count once.
+    l.record_deploy(&deploy(60, "pa", "A", DeployOutcome::Deployed))
+        .unwrap();
+    assert_eq!(l.recent_packages("webhosting", 2).unwrap(), ["pa", "pb"]);
+    assert_eq!(l.recent_packages("webhosting", 5).unwrap(), ["pa", "pb"]);
+}
+
+#[test]
+fn backups_are_recorded_replaced_by_name_and_marked_pruned() {
+    let (_d, mut l) = fresh();
+    let b = |name: &str, at: i64, sha: &str| BackupRecord {
+        target: "webhosting".into(),
+        name: name.into(),
+        kind: BackupKind::Scheduled,
+        taken_at: Timestamp::from_unix_ms(at),
+        build_id: Some("A".into()),
+        sha256: sha.into(),
+        size: 1234,
+        remote_path: format!("/h/.app.harness/backups/{name}.tar.gz"),
+        local_path: format!(".harness/backups/webhosting-{name}.tar.gz"),
+        pruned_at: None,
+    };
+    let first = l.record_backup(&b("n1", 1, "s1")).unwrap();
+    l.record_backup(&b("n2", 2, "s2")).unwrap();
+    assert_eq!(l.record_backup(&b("n1", 3, "s3")).unwrap(), first);
+    let all = l.backups("webhosting").unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|b| (b.name.as_str(), b.sha256.as_str()))
+            .collect::<Vec<_>>(),
+        [("n2", "s2"), ("n1", "s3")]
+    );
+    assert_eq!(
+        l.mark_backups_pruned(
+            "webhosting",
+            &["n2".into(), "gone".into()],
+            Timestamp::from_unix_ms(9)
+        )
+        .unwrap(),
+        1
+    );
+    assert_eq!(
+        l.backup("webhosting", "n2").unwrap().unwrap().pruned_at,
+        Some(Timestamp::from_unix_ms(9))
+    );
+    assert_eq!(
+        l.backup("webhosting", "n1").unwrap().unwrap().pruned_at,
+        None
+    );
+    assert_eq!(l.backup("webhosting", "gone").unwrap(), None);
+}
+
+#[test]
 fn threads_with_their_own_connections_lose_no_writes() {
     let dir = tempfile::tempdir().unwrap();
     let p = path_in(dir.path());

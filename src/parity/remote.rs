@@ -261,6 +261,22 @@ pub struct RemoteOutcome {
     pub report: RemoteReport,
 }
 
+/// `[targets.webhosting]` `ssh` and `remote_dir`, which parity --remote needs.
+pub fn server(config: &crate::config::Config) -> Result<(String, String), Failure> {
+    let target = config.target("webhosting");
+    match (target.ssh, target.remote_dir) {
+        (Some(host), Some(dir)) => Ok((host, dir)),
+        _ => Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{}: [targets.webhosting] needs `ssh` and `remote_dir` for parity --remote",
+                config.file.display()
+            ),
+        )
+        .hint("set ssh = \"user@host\" and remote_dir = \"/path/to/app\" (docs/config.md)")),
+    }
+}
+
 /// Lists the server's files over plain OpenSSH (the user's ssh config, agent and known_hosts)
 /// and compares them with `package`, the deployed webhosting zip.
 pub fn run(
@@ -268,17 +284,7 @@ pub fn run(
     package: &std::path::Path,
     reporter: &dyn crate::events::Reporter,
 ) -> Result<RemoteOutcome, Failure> {
-    let target = config.target("webhosting");
-    let (Some(host), Some(dir)) = (target.ssh.clone(), target.remote_dir.clone()) else {
-        return Err(Failure::new(
-            Exit::BadInput,
-            format!(
-                "{}: [targets.webhosting] needs `ssh` and `remote_dir` for parity --remote",
-                config.file.display()
-            ),
-        )
-        .hint("set ssh = \"user@host\" and remote_dir = \"/path/to/app\" (docs/config.md)"));
-    };
+    let (host, dir) = server(config)?;
     if !package.is_file() {
         return Err(super::missing_package("webhosting", package));
     }

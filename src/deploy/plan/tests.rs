@@ -17,7 +17,7 @@ fn facts() -> Facts {
         local_backup: PathBuf::from("/p/.harness/backups/b.tar.gz"),
         local_db_snapshot: PathBuf::from("/tmp/x/production.db"),
         keep_releases: 3,
-        keep_backups: 5,
+        prune_backups: vec![],
         fresh_db: false,
         preserve_secret_key: false,
         break_lock: false,
@@ -113,11 +113,13 @@ fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
          rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          mkdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db'\"\n\
-         tar -czf /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
-         -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .\n\
+         rc=$( { { if tar -cf - -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
+         -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .; \
+         then echo 0 >&3; else echo $? >&3; fi; } | gzip -1 > /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part; } 3>&1 )\n\
+         case \"$rc\" in 0|1) ;; *) echo \"tar failed (exit $rc)\" >&2; exit 1;; esac\n\
          mv /home/u/.app.harness/backups/20260102T000000Z-old.d/app.db /home/u/.app.harness/backups/20260102T000000Z-old.db\n\
-         rmdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
-         ls -1 /home/u/.app.harness/backups | grep '\\.tar\\.gz$' | sort -r | tail -n +6 | while IFS= read -r old; do rm -f /home/u/.app.harness/backups/\"$old\"; done"
+         mv /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz\n\
+         rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d"
     );
     assert_eq!(
         script(&s, "fetch-db"),
@@ -154,7 +156,8 @@ fn upload_is_checked_by_sha256_on_the_server_then_extracted_to_staging() {
 fn production_database_is_kept_with_a_consistent_copy() {
     assert_eq!(
         script(&plan(&facts()), "database"),
-        "sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/staging/app.db'\""
+        "rm -f /home/u/.app.harness/staging/app.db-wal /home/u/.app.harness/staging/app.db-shm \
+         /home/u/.app.harness/staging/app.db-journal && sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/staging/app.db'\""
     );
 }
 
@@ -218,6 +221,12 @@ fn swap_is_one_script_and_rollback_swaps_back() {
 
 #[test]
 fn finish_prunes_to_keep_releases_unlocks_and_audits() {
+    let mut f = facts();
+    f.prune_backups = vec!["20260101T000000Z-a".into(), "20260101T000001Z-b c".into()];
+    assert_eq!(
+        script(&finish(&f), "prune-backups"),
+        "rm -f -- /home/u/.app.harness/backups/20260101T000000Z-a.tar.gz '/home/u/.app.harness/backups/20260101T000001Z-b c.tar.gz'"
+    );
     let s = finish(&facts());
     assert_eq!(ids(&s), ["prune", "unlock", "audit"]);
     assert_eq!(
@@ -235,10 +244,14 @@ fn finish_prunes_to_keep_releases_unlocks_and_audits() {
 fn hostile_paths_are_quoted_everywhere() {
     let mut f = facts();
     f.layout = Layout::of("/home/u/my app;$(reboot)").unwrap();
+    let mut r = rollback_facts(true);
+    r.layout = f.layout.clone();
     for step in plan(&f)
         .iter()
         .chain(finish(&f).iter())
         .chain(rollback(&f).iter())
+        .chain(rollback_plan(&r).iter())
+        .chain(revert_rollback(&r).iter())
     {
         let cmd = step.command();
         assert!(
@@ -267,4 +280,197 @@ fn preflight_reads_only() {
             .any(|l| l.contains(word) && !l.contains(">/dev/null") && !l.contains("2>/dev/null"));
         assert!(!writes, "preflight writes ({word}): {p}");
     }
+}
+
+#[test]
+fn a_nested_database_gets_its_folder_in_the_backup() {
+    let b = Backup {
+        name: "n".into(),
+        db: Some("data/app.db".into()),
+        local: "/p/b.tar.gz".into(),
+        keep_db_snapshot: false,
+    };
+    let s = backup_steps(&Layout::of("/home/u/app").unwrap(), &b);
+    assert_eq!(ids(&s), ["backup", "fetch-backup"]);
+    let sh = script(&s, "backup");
+    assert!(
+        sh.contains("mkdir -p /home/u/.app.harness/backups/n.d/data\n"),
+        "{sh}"
+    );
+    assert!(sh.contains("-C /home/u/.app.harness/backups/n.d data/app.db -C /home/u/app --exclude=./data/app.db "), "{sh}");
+    assert!(!sh.contains("/home/u/.app.harness/backups/n.db"), "{sh}");
+    assert_eq!(
+        script(&s, "fetch-backup"),
+        "cat /home/u/.app.harness/backups/n.tar.gz"
+    );
+}
+
+fn rollback_facts(with_db: bool) -> RollbackFacts {
+    let layout = Layout::of("/home/u/app").unwrap();
+    RollbackFacts {
+        layout,
+        release: "20260102T000000Z-A".into(),
+        outgoing: "20260105T000000Z-B".into(),
+        db: Some("app.db".into()),
+        live_db_exists: true,
+        restore: with_db.then(|| Restore {
+            backup: "20260102T000000Z-A".into(),
+            sha256: Some("ab".repeat(32)),
+            safety: Backup {
+                name: "20260105T000000Z-B".into(),
+                db: Some("app.db".into()),
+                local: "/p/.harness/backups/webhosting-20260105T000000Z-B.tar.gz".into(),
+                keep_db_snapshot: false,
+            },
+        }),
+        lock_details: vec![("action".into(), "rollback".into())],
+        break_lock: false,
+    }
+}
+
+#[test]
+fn a_rollback_copies_production_database_into_the_kept_release_then_swaps() {
+    let s = rollback_plan(&rollback_facts(false));
+    assert_eq!(ids(&s), ["lock", "database", "swap", "verify"]);
+    assert_eq!(
+        script(&s, "database"),
+        "rm -f /home/u/.app.harness/releases/20260102T000000Z-A/app.db-wal /home/u/.app.harness/releases/20260102T000000Z-A/app.db-shm \
+         /home/u/.app.harness/releases/20260102T000000Z-A/app.db-journal && \
+         sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/releases/20260102T000000Z-A/app.db'\""
+    );
+    assert_eq!(
+        script(&s, "swap"),
+        "set -e\n[ -d /home/u/.app.harness/releases/20260102T000000Z-A ] || { echo 'no release '/home/u/.app.harness/releases/20260102T000000Z-A >&2; exit 76; }\n\
+         [ ! -e /home/u/.app.harness/releases/20260105T000000Z-B ] || { echo 'already exists: '/home/u/.app.harness/releases/20260105T000000Z-B >&2; exit 76; }\n\
+         if [ -d /home/u/app ]; then mv /home/u/app /home/u/.app.harness/releases/20260105T000000Z-B; fi\n\
+         mv /home/u/.app.harness/releases/20260102T000000Z-A /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+    // Reverting puts each back under its own name.
+    let r = revert_rollback(&rollback_facts(false));
+    assert_eq!(ids(&r), ["revert", "verify-revert"]);
+    assert_eq!(
+        script(&r, "revert"),
+        "set -e\n[ -d /home/u/.app.harness/releases/20260105T000000Z-B ] || { echo 'no release '/home/u/.app.harness/releases/20260105T000000Z-B >&2; exit 76; }\n\
+         [ ! -e /home/u/.app.harness/releases/20260102T000000Z-A ] || { echo 'already exists: '/home/u/.app.harness/releases/20260102T000000Z-A >&2; exit 76; }\n\
+         if [ -d /home/u/app ]; then mv /home/u/app /home/u/.app.harness/releases/20260102T000000Z-A; fi\n\
+         mv /home/u/.app.harness/releases/20260105T000000Z-B /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
+    );
+}
+
+#[test]
+fn a_rollback_with_db_backs_up_first_checks_the_backup_then_restores_its_database() {
+    let s = rollback_plan(&rollback_facts(true));
+    assert_eq!(
+        ids(&s),
+        [
+            "lock",
+            "backup",
+            "fetch-backup",
+            "check-backup",
+            "restore-db",
+            "swap",
+            "verify"
+        ]
+    );
+    assert!(
+        script(&s, "backup")
+            .contains("gzip -1 > /home/u/.app.harness/backups/20260105T000000Z-B.tar.gz.part")
+    );
+    assert_eq!(
+        script(&s, "check-backup"),
+        format!(
+            "cd /home/u/.app.harness/backups && printf '%s  %s\\n' {} 20260102T000000Z-A.tar.gz | sha256sum -c --quiet -",
+            "ab".repeat(32)
+        )
+    );
+    let d = "/home/u/.app.harness/releases/20260102T000000Z-A";
+    assert_eq!(
+        script(&s, "restore-db"),
+        format!(
+            "rm -f {d}/app.db {d}/app.db-wal {d}/app.db-shm {d}/app.db-journal && \
+             tar -xzf /home/u/.app.harness/backups/20260102T000000Z-A.tar.gz -C {d} app.db\n[ -f {d}/app.db ]"
+        )
+    );
+}
+
+#[test]
+fn the_look_lists_releases_and_backups_read_only() {
+    let p = preflight_script(&facts().layout, Some("app.db"));
+    assert!(
+        p.contains("for d in /home/u/.app.harness/releases/*/; do"),
+        "{p}"
+    );
+    assert!(
+        p.contains("for f in /home/u/.app.harness/backups/*.tar.gz; do"),
+        "{p}"
+    );
+    assert_eq!(
+        db_snapshot("/home/u/app/app.db"),
+        "t=$(mktemp) && sqlite3 /home/u/app/app.db \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
+    );
+}
+
+/// The backup script itself, run by the local `sh` on a folder laid out like a server (without a
+/// database, so no sqlite3 is needed): a complete archive appears, no `.part` or scratch is left,
+/// and a tar that fails fails the step.
+#[test]
+fn the_backup_script_archives_the_live_tree_and_fails_when_tar_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("app");
+    std::fs::create_dir_all(live.join("src")).unwrap();
+    std::fs::write(live.join("src/a.py"), "print(1)\n").unwrap();
+    std::fs::write(live.join("build_info.json"), "{}\n").unwrap();
+    let layout = Layout::of(live.to_str().unwrap()).unwrap();
+    let b = Backup {
+        name: "20260101T000000Z-x".into(),
+        db: None,
+        local: dir.path().join("local.tar.gz"),
+        keep_db_snapshot: false,
+    };
+    let run = |script: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap()
+    };
+    let o = run(script(&backup_steps(&layout, &b), "backup"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let backups = dir.path().join(".app.harness/backups");
+    let names: Vec<String> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["20260101T000000Z-x.tar.gz"]);
+    let list = std::process::Command::new("tar")
+        .arg("-tzf")
+        .arg(backups.join("20260101T000000Z-x.tar.gz"))
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.lines().any(|l| l == "./src/a.py"), "{listed}");
+    // The live directory is gone: tar fails, and so does the step, leaving no archive behind.
+    std::fs::remove_dir_all(&live).unwrap();
+    let b2 = Backup {
+        name: "20260101T000001Z-x".into(),
+        ..b
+    };
+    let o = run(script(&backup_steps(&layout, &b2), "backup"));
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("tar failed (exit 2)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!backups.join("20260101T000001Z-x.tar.gz").exists());
+}
+
+#[test]
+fn without_a_production_database_only_with_db_touches_the_database() {
+    let mut f = rollback_facts(false);
+    f.live_db_exists = false;
+    assert_eq!(ids(&rollback_plan(&f)), ["lock", "swap", "verify"]);
+    let mut f = rollback_facts(true);
+    f.live_db_exists = false;
+    assert!(ids(&rollback_plan(&f)).contains(&"restore-db"));
 }

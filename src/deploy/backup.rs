@@ -1,0 +1,580 @@
+//! `harness backup webhosting`, and the backup handling deploy and rollback share: names, the
+//! checked local copy, the ledger record, retention on the server and here, and extraction.
+//!
+//! A backup is `<parent>/.<name>.harness/backups/<stamp>-<live build>.tar.gz` on the server and
+//! `.harness/backups/webhosting-<stamp>-<live build>.tar.gz` here: the database as a consistent
+//! copy at its path (`app.db`) plus the live tree without the live database file. Extracted
+//! ([`extract`]), it looks like an extracted package: app files, build_info.json, the database.
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::plan::{self, Layout};
+use super::remote::{Preflight, Remote};
+use super::retention::{self, Policy};
+use super::ssh::Ssh;
+use super::{interrupt, io_failure, step_error_text, unchanged_failure};
+use crate::config::Config;
+use crate::error::{Exit, Failure};
+use crate::events::{Event, Reporter};
+use crate::ledger::{BackupKind, BackupRecord, Ledger, Timestamp};
+
+/// The ledger's and the file names' target.
+pub const TARGET: &str = "webhosting";
+
+/// Where local copies go: `.harness/backups/`.
+pub fn local_dir(root: &Path) -> PathBuf {
+    root.join(".harness").join("backups")
+}
+
+/// The local copy of backup `name`.
+pub fn local_path(root: &Path, name: &str) -> PathBuf {
+    local_dir(root).join(format!("{TARGET}-{name}.tar.gz"))
+}
+
+/// A new backup's name: now, and the build that is live (`unknown` without build_info.json).
+pub fn new_name(live_build: Option<&str>) -> String {
+    format!(
+        "{}-{}",
+        retention::stamp_of(Timestamp::now()),
+        live_build.unwrap_or("unknown")
+    )
+}
+
+/// After the fetch: the local copy's sha256 must be the server's file's (`sha256sum -c` there),
+/// then it goes into the ledger.
+pub(super) fn record(
+    ssh: &Ssh,
+    ledger: &mut Ledger,
+    layout: &Layout,
+    b: &plan::Backup,
+    kind: BackupKind,
+    build_id: Option<&str>,
+) -> Result<BackupRecord, Failure> {
+    let sha256 = crate::package::sha256_file(&b.local)?;
+    let file = format!("{}.tar.gz", b.name);
+    let check = plan::sha256_check("check-backup", &layout.backups(), &file, &sha256);
+    ssh.run(&check.command()).map_err(|e| {
+        Failure::new(
+            Exit::Environment,
+            format!(
+                "the local copy {} of backup {} differs from the server's file: {e}",
+                b.local.display(),
+                b.name
+            ),
+        )
+        .hint("the transfer was damaged; run the command again")
+    })?;
+    let size = std::fs::metadata(&b.local)
+        .map_err(|e| io_failure(&b.local, e))?
+        .len();
+    let taken_at = retention::parse_name(&b.name)
+        .map(|(t, _)| t)
+        .unwrap_or_else(Timestamp::now);
+    let rec = BackupRecord {
+        target: TARGET.into(),
+        name: b.name.clone(),
+        kind,
+        taken_at,
+        build_id: build_id.map(str::to_string),
+        sha256,
+        size,
+        remote_path: format!("{}/{file}", layout.backups()),
+        local_path: b.local.display().to_string(),
+        pruned_at: None,
+    };
+    ledger.record_backup(&rec)?;
+    Ok(rec)
+}
+
+/// Retention over the server's backups (`pre.backups` plus `new`), with the newest backup of each
+/// build in `kept_builds` pinned: a kept release's database stays restorable.
+pub(super) fn server_plan(
+    pre: &Preflight,
+    new: Option<&str>,
+    kept_builds: &[String],
+    policy: Policy,
+) -> retention::Plan {
+    let mut names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
+    if let Some(n) = new
+        && !names.iter().any(|x| x == n)
+    {
+        names.push(n.to_string());
+    }
+    plan_for(&names, kept_builds, policy)
+}
+
+fn plan_for(names: &[String], kept_builds: &[String], policy: Policy) -> retention::Plan {
+    let builds: Vec<&str> = kept_builds.iter().map(String::as_str).collect();
+    let pinned: Vec<String> = retention::newest_per_build(names, &builds)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    retention::plan_names(
+        names,
+        &|n| pinned.iter().any(|p| p == n),
+        Timestamp::now(),
+        policy,
+    )
+}
+
+/// The builds whose database backups are pinned: the live one and those of the releases kept.
+pub(super) fn kept_builds(live: Option<&str>, kept: &[super::remote::KeptRelease]) -> Vec<String> {
+    live.into_iter()
+        .map(str::to_string)
+        .chain(kept.iter().filter_map(|r| r.build_id.clone()))
+        .collect()
+}
+
+/// Applies the same policy to the local copies, deletes what it does not keep, and notes in the
+/// ledger which backups the server no longer has. Problems here are warnings: the backup exists.
+pub(super) fn after_retention(
+    root: &Path,
+    ledger: &mut Ledger,
+    server_pruned: &[String],
+    kept_builds: &[String],
+    policy: Policy,
+    reporter: &dyn Reporter,
+) {
+    let dir = local_dir(root);
+    let prefix = format!("{TARGET}-");
+    let local: Vec<String> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            Some(
+                n.strip_prefix(&prefix)?
+                    .strip_suffix(".tar.gz")?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let plan = plan_for(&local, kept_builds, policy);
+    for name in &plan.prune {
+        let p = local_path(root, name);
+        if let Err(e) = std::fs::remove_file(&p) {
+            reporter.event(&Event::Warning {
+                message: format!("cannot delete the old backup {}: {e}", p.display()),
+            });
+        }
+    }
+    if let Err(e) = ledger.mark_backups_pruned(TARGET, server_pruned, Timestamp::now()) {
+        reporter.event(&Event::Warning {
+            message: format!("the ledger does not know which backups were pruned: {e}"),
+        });
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BackupRequest {
+    pub break_lock: bool,
+}
+
+/// What `harness backup webhosting` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReceipt {
+    pub name: String,
+    pub build_id: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    pub remote: String,
+    pub local: PathBuf,
+    /// The server's backups after retention, newest first, with why each is kept.
+    pub kept: Vec<(String, Vec<retention::Reason>)>,
+    pub pruned: Vec<String>,
+    pub policy: Policy,
+    pub elapsed_ms: u64,
+}
+
+/// `harness backup webhosting`: under the deploy lock, a consistent backup of remote_dir, copied
+/// here, checked by sha256 on both ends, recorded in the ledger, then retention on both sides.
+pub fn backup(
+    config: &Config,
+    req: &BackupRequest,
+    reporter: &dyn Reporter,
+) -> Result<BackupReceipt, Failure> {
+    let started = Instant::now();
+    let remote = Remote::of(config)?;
+    let wh = config.webhosting_deploy();
+    let layout = &remote.layout;
+    // A damaged ledger stops us before anything happens on the server.
+    let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let db = super::database_path(config);
+    let unchanged = "nothing was changed";
+    let ssh = crate::events::phase(reporter, "connect", || {
+        Ok::<_, Failure>((remote.connect(&wh, unchanged)?, remote.destination.clone()))
+    })?;
+    let pre = crate::events::phase(reporter, "preflight", || {
+        let pre = remote.inspect(&ssh, db.as_deref(), unchanged)?;
+        let detail = format!(
+            "live build {}, {} backups, {} releases kept",
+            pre.live_build.as_deref().unwrap_or("unknown"),
+            pre.backups.len(),
+            pre.releases.len()
+        );
+        Ok::<_, Failure>((pre, detail))
+    })?;
+    if !pre.live {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{} does not exist on {}: nothing to back up",
+                layout.live, remote.destination
+            ),
+        )
+        .hint("check [targets.webhosting] remote_dir; the first `harness deploy webhosting` creates it"));
+    }
+    pre.check(
+        layout,
+        req.break_lock,
+        None,
+        &remote.destination,
+        "a backup",
+    )?;
+
+    let name = new_name(pre.live_build.as_deref());
+    let spec = plan::Backup {
+        name: name.clone(),
+        db: db.clone().filter(|_| pre.live_db),
+        local: local_path(&config.root, &name),
+        keep_db_snapshot: false,
+    };
+    std::fs::create_dir_all(local_dir(&config.root))
+        .map_err(|e| io_failure(local_dir(&config.root), e))?;
+    let mut steps = vec![plan::lock(
+        layout,
+        &super::lock_details("backup", pre.live_build.as_deref().unwrap_or("unknown")),
+        req.break_lock,
+    )];
+    steps.extend(plan::backup_steps(layout, &spec));
+    interrupt::install();
+    if let Err((id, e)) = plan::execute(
+        &steps,
+        &ssh,
+        reporter,
+        &mut |_| super::unreachable_check(),
+        &interrupt::requested,
+    ) {
+        if id != "lock" {
+            let _ = ssh.run(&plan::unlock(layout).command());
+            let _ = std::fs::remove_file(&spec.local);
+        }
+        return Err(unchanged_failure(id, e, layout, "production is unchanged"));
+    }
+    let rec = crate::events::phase(reporter, "check-backup", || {
+        let rec = record(
+            &ssh,
+            &mut ledger,
+            layout,
+            &spec,
+            BackupKind::Scheduled,
+            pre.live_build.as_deref(),
+        );
+        if rec.is_err() {
+            let _ = ssh.run(&plan::unlock(layout).command());
+        }
+        let rec = rec?;
+        let detail = format!("sha256 {} on both ends, {} bytes", rec.sha256, rec.size);
+        Ok::<_, Failure>((rec, detail))
+    })?;
+
+    // Retention, then unlock and audit.
+    let kept = kept_builds(pre.live_build.as_deref(), &pre.releases);
+    let plan = server_plan(&pre, Some(&name), &kept, wh.retention);
+    let line = super::audit_text(
+        &format!("backup taken name={name} sha256={}", rec.sha256),
+        &remote.destination,
+        layout,
+    );
+    let mut finish = Vec::new();
+    if !plan.prune.is_empty() {
+        finish.push(plan::prune_backups(layout, &plan.prune));
+    }
+    finish.push(plan::unlock(layout));
+    finish.push(plan::audit(layout, &line));
+    if let Err((id, e)) = plan::execute(
+        &finish,
+        &ssh,
+        reporter,
+        &mut |_| super::unreachable_check(),
+        &super::never,
+    ) {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "the backup is taken, but `{id}` failed: {}",
+                step_error_text(&e)
+            ),
+        });
+    }
+    ssh.close();
+    super::append_local_audit(&config.root, &line);
+    after_retention(
+        &config.root,
+        &mut ledger,
+        &plan.prune,
+        &kept,
+        wh.retention,
+        reporter,
+    );
+    Ok(BackupReceipt {
+        name,
+        build_id: pre.live_build.clone(),
+        sha256: rec.sha256,
+        size: rec.size,
+        remote: rec.remote_path,
+        local: spec.local,
+        kept: plan.keep,
+        pruned: plan.prune,
+        policy: wh.retention,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// A backup's local copy, as the ledger knows it.
+#[derive(Debug, Clone)]
+pub struct LocalBackup {
+    pub record: BackupRecord,
+    pub path: PathBuf,
+}
+
+/// The local copy of backup `name` (by its name or a unique prefix of it; the newest without
+/// one). Unknown names fail with exit 2 and the list of backups that have a local copy.
+pub fn find_local(
+    config: &Config,
+    ledger: &Ledger,
+    name: Option<&str>,
+) -> Result<LocalBackup, Failure> {
+    let mut all: Vec<LocalBackup> = ledger
+        .backups(TARGET)?
+        .into_iter()
+        .map(|record| LocalBackup {
+            path: local_path(&config.root, &record.name),
+            record,
+        })
+        .filter(|b| b.path.is_file())
+        .collect();
+    all.sort_by(|a, b| b.record.name.cmp(&a.record.name));
+    let found: Vec<&LocalBackup> = match name {
+        None => all.iter().take(1).collect(),
+        Some(n) => {
+            let exact: Vec<&LocalBackup> = all.iter().filter(|b| b.record.name == n).collect();
+            if exact.is_empty() {
+                all.iter()
+                    .filter(|b| b.record.name.starts_with(n))
+                    .collect()
+            } else {
+                exact
+            }
+        }
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => {
+            let names: Vec<&str> = all.iter().map(|b| b.record.name.as_str()).collect();
+            let what = match name {
+                None => "there is no backup with a local copy".to_string(),
+                Some(n) if found.is_empty() => format!("no backup {n:?}"),
+                Some(n) => format!("{n:?} matches {} backups", found.len()),
+            };
+            Err(Failure::new(
+                Exit::BadInput,
+                format!(
+                    "{what} in {}; backups here: {}",
+                    local_dir(&config.root).display(),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            )
+            .hint("`harness backup webhosting` takes one; `harness status webhosting` lists them"))
+        }
+    }
+}
+
+impl LocalBackup {
+    /// Exit 1 when the file is not the one recorded when it was taken.
+    pub fn check_sha256(&self) -> Result<(), Failure> {
+        let sha = crate::package::sha256_file(&self.path)?;
+        if sha == self.record.sha256 {
+            return Ok(());
+        }
+        Err(Failure::new(
+            Exit::Failed,
+            format!(
+                "{} has sha256 {sha}, but {} was recorded when backup {} was taken: the file changed",
+                self.path.display(),
+                self.record.sha256,
+                self.record.name
+            ),
+        )
+        .hint(format!(
+            "the server's copy is {}; fetch it again, or use another backup",
+            self.record.remote_path
+        )))
+    }
+}
+
+/// A backup extracted into a folder.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    pub dir: PathBuf,
+    /// From its build_info.json.
+    pub build_id: Option<String>,
+    /// The database, when `[package.database] path` names one that the backup holds.
+    pub database: Option<PathBuf>,
+}
+
+/// Extracts backup `archive` into `dest` (created when missing; should be empty). The result
+/// looks like an extracted package plus what the app made at runtime (logs, tmp/): the app files,
+/// build_info.json, and the database at `[package.database] path`, a consistent copy. Entries
+/// that would land outside `dest` (absolute or `..` paths) are refused.
+pub fn extract(config: &Config, archive: &Path, dest: &Path) -> Result<Extracted, Failure> {
+    let bad = |why: String| {
+        Failure::new(
+            Exit::BadInput,
+            format!("backup {}: {why}", archive.display()),
+        )
+        .hint("pass a backup written by harness (.harness/backups/webhosting-*.tar.gz)")
+    };
+    std::fs::create_dir_all(dest).map_err(|e| io_failure(dest, e))?;
+    let file = std::fs::File::open(archive).map_err(|e| bad(e.to_string()))?;
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    tar.set_preserve_permissions(false);
+    tar.set_overwrite(true);
+    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        let escapes = path.components().any(|c| {
+            matches!(
+                c,
+                std::path::Component::ParentDir
+                    | std::path::Component::RootDir
+                    | std::path::Component::Prefix(_)
+            )
+        });
+        if escapes {
+            return Err(bad(format!(
+                "entry {} points outside the folder",
+                path.display()
+            )));
+        }
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir() || kind.is_symlink()) {
+            continue;
+        }
+        entry
+            .unpack_in(dest)
+            .map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    }
+    let build_id = std::fs::read(dest.join("build_info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["build_id"].as_str().map(str::to_string));
+    let database = super::database_path(config)
+        .map(|db| dest.join(db))
+        .filter(|p| p.is_file());
+    Ok(Extracted {
+        dir: dest.to_path_buf(),
+        build_id,
+        database,
+    })
+}
+
+/// How long ago `t` was, for people: "3 h 12 min", "2 d 4 h".
+pub fn ago(t: Timestamp) -> String {
+    let d: Duration = Timestamp::now().since(t);
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86400 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extract_gives_back_the_tree_and_the_database_and_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::config::Config::parse(
+            dir.path().into(),
+            dir.path().join("harness.toml"),
+            "[package]\nsources = [{ from = \"src\", to = \"src\" }]\n\
+             entry_point = { from = \"p.py\", to = \"passenger_wsgi.py\" }\ndata_files = [\"app.db\"]\n\
+             [package.database]\npath = \"app.db\"\nsql = [\"s.sql\"]\n"
+                .into(),
+        )
+        .unwrap();
+        // The layout the backup step writes: the database first, then the live tree under ./
+        let archive = dir.path().join("b.tar.gz");
+        {
+            let gz = flate2::write::GzEncoder::new(
+                std::fs::File::create(&archive).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut t = tar::Builder::new(gz);
+            let mut add = |name: &str, body: &[u8]| {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(body.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                t.append_data(&mut h, name, body).unwrap();
+            };
+            add("app.db", b"SQLite format 3\0");
+            add("./build_info.json", b"{\"build_id\": \"B1\"}\n");
+            add("./src/app/__init__.py", b"x = 1\n");
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let out = dir.path().join("out");
+        let x = extract(&cfg, &archive, &out).unwrap();
+        assert_eq!(x.build_id.as_deref(), Some("B1"));
+        assert_eq!(x.database, Some(out.join("app.db")));
+        assert_eq!(
+            std::fs::read(out.join("src/app/__init__.py")).unwrap(),
+            b"x = 1\n"
+        );
+
+        let evil = dir.path().join("evil.tar.gz");
+        {
+            let gz = flate2::write::GzEncoder::new(
+                std::fs::File::create(&evil).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut t = tar::Builder::new(gz);
+            let mut h = tar::Header::new_gnu();
+            let body = b"pwned";
+            h.set_size(body.len() as u64);
+            h.set_mode(0o644);
+            // Written raw: tar::Builder refuses `..` itself.
+            h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../x.txt\0");
+            h.set_cksum();
+            t.append(&h, &body[..]).unwrap();
+            t.into_inner().unwrap().finish().unwrap();
+        }
+        let e = extract(&cfg, &evil, &dir.path().join("out2")).unwrap_err();
+        assert!(e.message.contains("outside"), "{}", e.message);
+        assert!(!dir.path().join("x.txt").exists());
+    }
+
+    #[test]
+    fn ago_reads_like_a_person_would_say_it() {
+        let now = Timestamp::now();
+        assert_eq!(ago(now.minus(Duration::from_secs(5))), "5 s");
+        assert_eq!(
+            ago(now.minus(Duration::from_secs(3 * 3600 + 12 * 60))),
+            "3 h 12 min"
+        );
+        assert_eq!(
+            ago(now.minus(Duration::from_secs(2 * 86400 + 4 * 3600))),
+            "2 d 4 h"
+        );
+    }
+}

@@ -1,0 +1,378 @@
+//! The server as deploy, rollback, backup and status see it: where it is (from
+//! `[targets.webhosting]`), one SSH connection to it, and what one read-only look finds there
+//! (live release, lock, disk, tools, kept releases, backups).
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::plan::{self, Layout};
+use super::ssh::{Ssh, SshTarget};
+use super::{lock_held, ssh_failure, verify};
+use crate::config::{Config, WebhostingDeploy};
+use crate::error::{Exit, Failure};
+
+/// `[targets.webhosting]`'s address of the app.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    pub destination: String,
+    pub layout: Layout,
+    /// `HARNESS_DEPLOY_URL`, else `url`.
+    url: Option<String>,
+    where_: String,
+}
+
+impl Remote {
+    /// Needs `ssh` and an absolute `remote_dir`; `url` is checked by [`Remote::url`] only where
+    /// it is used (a backup does not need it).
+    pub fn of(config: &Config) -> Result<Remote, Failure> {
+        let target = config.target("webhosting");
+        let where_ = format!("[targets.webhosting] in {}", config.file.display());
+        let destination = target.ssh.clone().ok_or_else(|| missing(&where_, "ssh"))?;
+        let remote_dir = target
+            .remote_dir
+            .clone()
+            .ok_or_else(|| missing(&where_, "remote_dir"))?;
+        let layout = Layout::of(&remote_dir).ok_or_else(|| {
+            Failure::new(
+                Exit::BadInput,
+                format!("{where_}: remote_dir = {remote_dir:?} must be an absolute path below /"),
+            )
+            .hint("write the full path, e.g. remote_dir = \"/home/user/app\"")
+        })?;
+        let url = std::env::var(super::URL_ENV).ok().or(target.url.clone());
+        Ok(Remote {
+            destination,
+            layout,
+            url,
+            where_,
+        })
+    }
+
+    pub fn url(&self) -> Result<&str, Failure> {
+        self.url
+            .as_deref()
+            .ok_or_else(|| missing(&self.where_, "url"))
+    }
+
+    /// The health and version probe of the live app (deploy verification's).
+    pub fn probe(&self, config: &Config, wh: &WebhostingDeploy) -> Result<verify::Probe, Failure> {
+        Ok(verify::Probe {
+            base: self.url()?.trim_end_matches('/').to_string(),
+            health_path: config.stack.health_path.clone(),
+            version_path: config.stack.version_path.clone(),
+            settle: super::STAT_THROTTLE + Duration::from_millis(500),
+            timeout: wh.verify_timeout,
+        })
+    }
+
+    /// The one master connection.
+    pub fn connect(&self, wh: &WebhostingDeploy, state: &str) -> Result<Ssh, Failure> {
+        Ssh::connect(SshTarget {
+            destination: self.destination.clone(),
+            config_file: super::ssh_config_file(),
+            connect_timeout: wh.connect_timeout,
+        })
+        .map_err(|e| ssh_failure(e, state))
+    }
+
+    /// One read-only look at the server.
+    pub fn inspect(&self, ssh: &Ssh, db: Option<&str>, state: &str) -> Result<Preflight, Failure> {
+        let out = ssh
+            .run(&plan::preflight_script(&self.layout, db))
+            .map_err(|e| ssh_failure(e, state))?;
+        Ok(Preflight::parse(&out.text()))
+    }
+}
+
+fn missing(where_: &str, key: &str) -> Failure {
+    Failure::new(Exit::BadInput, format!("{where_} has no `{key}`")).hint(
+        "set ssh = \"user@host\", remote_dir = \"/abs/path\" and url = \"https://...\" (docs/config.md)",
+    )
+}
+
+/// A release kept under releases/.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptRelease {
+    /// Its directory name: `<stamp it was swapped out>-<build id>` (or `-failed-<build id>`).
+    pub name: String,
+    /// From its build_info.json.
+    pub build_id: Option<String>,
+    pub built_at: Option<String>,
+}
+
+impl KeptRelease {
+    /// A release whose verification failed (`<stamp>-failed-<build>`): never a default target.
+    pub fn failed(&self) -> bool {
+        self.name
+            .get(16..)
+            .is_some_and(|r| r.starts_with("-failed-"))
+    }
+}
+
+/// A backup on the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteBackup {
+    pub name: String,
+    pub size: u64,
+}
+
+/// Read-only facts from the server.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    pub live: bool,
+    pub live_db: bool,
+    /// `key=value` lines of the lock's details file, when the lock is held.
+    pub lock: Option<Vec<String>>,
+    pub free_kb: u64,
+    pub live_build: Option<String>,
+    pub missing_tools: Vec<String>,
+    /// Newest first.
+    pub releases: Vec<KeptRelease>,
+    /// Newest first.
+    pub backups: Vec<RemoteBackup>,
+}
+
+impl Preflight {
+    pub fn parse(text: &str) -> Preflight {
+        let mut p = Preflight::default();
+        let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            match k {
+                "live" => p.live = v == "yes",
+                "live_db" => p.live_db = v == "yes",
+                "lock" if v == "yes" => p.lock = Some(Vec::new()),
+                "free_kb" => p.free_kb = v.trim().parse().unwrap_or(0),
+                "live_build" => p.live_build = some(v),
+                "release" => {
+                    let mut f = v.split('\t');
+                    if let Some(name) = f.next().and_then(some) {
+                        p.releases.push(KeptRelease {
+                            name,
+                            build_id: f.next().and_then(some),
+                            built_at: f.next().and_then(some),
+                        });
+                    }
+                }
+                "backup" => {
+                    if let Some((name, size)) = v.split_once('\t') {
+                        p.backups.push(RemoteBackup {
+                            name: name.to_string(),
+                            size: size.trim().parse().unwrap_or(0),
+                        });
+                    }
+                }
+                _ if k.starts_with("lock.") => {
+                    if let Some(l) = p.lock.as_mut() {
+                        l.push(format!("{}={v}", &k[5..]));
+                    }
+                }
+                _ if k.starts_with("tool.") && v == "no" => {
+                    p.missing_tools.push(k[5..].to_string())
+                }
+                _ => {}
+            }
+        }
+        p.releases.sort_by(|a, b| b.name.cmp(&a.name));
+        p.backups.sort_by(|a, b| b.name.cmp(&a.name));
+        p
+    }
+
+    /// Missing tools, too little disk for `zip` (when there is one) and a held lock stop here.
+    pub fn check(
+        &self,
+        layout: &Layout,
+        break_lock: bool,
+        zip: Option<&Path>,
+        host: &str,
+        action: &str,
+    ) -> Result<(), Failure> {
+        if !self.missing_tools.is_empty() {
+            return Err(Failure::new(
+                Exit::Environment,
+                format!(
+                    "{host} lacks {}; nothing was changed",
+                    self.missing_tools.join(", ")
+                ),
+            )
+            .hint(format!(
+                "{action} needs sqlite3, unzip, sha256sum and tar on the server"
+            )));
+        }
+        // Room for the upload, the extracted release and a backup of the same size, twice over.
+        if let Some(zip) = zip {
+            let zip_kb = std::fs::metadata(zip).map(|m| m.len() / 1024).unwrap_or(0);
+            let need_kb = zip_kb * 8 + 1024;
+            if self.free_kb < need_kb {
+                return Err(Failure::new(
+                    Exit::Environment,
+                    format!(
+                        "{host} has {} KiB free beside {}; the deploy needs about {need_kb} KiB; nothing was changed",
+                        self.free_kb, layout.live
+                    ),
+                )
+                .hint(format!("free space, e.g. old backups in {}", layout.backups())));
+            }
+        }
+        if let (Some(details), false) = (&self.lock, break_lock) {
+            return Err(lock_held(&details.join("\n"), layout));
+        }
+        Ok(())
+    }
+
+    /// The releases that stay after pruning to `keep`, when `outgoing` (the live release, by its
+    /// new name and build) joins them.
+    pub fn kept_after(
+        &self,
+        outgoing: Option<(&str, Option<&str>)>,
+        keep: u32,
+    ) -> Vec<KeptRelease> {
+        let mut all = self.releases.clone();
+        if let Some((name, build)) = outgoing {
+            all.push(KeptRelease {
+                name: name.to_string(),
+                build_id: build.map(str::to_string),
+                built_at: None,
+            });
+        }
+        all.sort_by(|a, b| b.name.cmp(&a.name));
+        all.truncate(keep as usize);
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_look_parses_releases_and_backups_newest_first() {
+        let p = Preflight::parse(
+            "live=yes\nlive_db=yes\nlock=yes\nlock.user=ann\nlock.time=2026-01-01T00:00:00.000Z\n\
+             free_kb=2048\nlive_build=B\ntool.sqlite3=yes\ntool.unzip=no\n\
+             release=20260101T000000Z-A\tA\t2025-12-31T00:00:00Z\n\
+             release=20260102T000000Z-failed-C\tC\t\n\
+             release=20260103T000000Z-x\t\t\n\
+             backup=20260101T000000Z-A\t1234\nbackup=20260102T000000Z-B\t99\n",
+        );
+        assert!(p.live && p.live_db);
+        assert_eq!(
+            p.lock,
+            Some(vec![
+                "user=ann".to_string(),
+                "time=2026-01-01T00:00:00.000Z".into()
+            ])
+        );
+        assert_eq!(p.live_build.as_deref(), Some("B"));
+        assert_eq!(p.missing_tools, ["unzip"]);
+        let names: Vec<&str> = p.releases.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "20260103T000000Z-x",
+                "20260102T000000Z-failed-C",
+                "20260101T000000Z-A"
+            ]
+        );
+        assert_eq!(p.releases[0].build_id, None);
+        assert!(p.releases[1].failed() && !p.releases[2].failed());
+        assert_eq!(
+            p.releases[2].built_at.as_deref(),
+            Some("2025-12-31T00:00:00Z")
+        );
+        assert_eq!(
+            p.backups,
+            [
+                RemoteBackup {
+                    name: "20260102T000000Z-B".into(),
+                    size: 99
+                },
+                RemoteBackup {
+                    name: "20260101T000000Z-A".into(),
+                    size: 1234
+                }
+            ]
+        );
+        let kept = p.kept_after(Some(("20260104T000000Z-B", Some("B"))), 2);
+        assert_eq!(
+            kept.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            ["20260104T000000Z-B", "20260103T000000Z-x"]
+        );
+    }
+
+    /// The script itself, run by the local `sh` on a folder laid out like a server.
+    #[test]
+    fn the_look_runs_in_sh_and_reads_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("my app");
+        let home = dir.path().join(".my app.harness");
+        let info = |build: &str| {
+            format!(
+                "{{\n  \"build_id\": \"{build}\",\n  \"built_at\": \"2026-01-01T00:00:00Z\"\n}}\n"
+            )
+        };
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::write(live.join("build_info.json"), info("B")).unwrap();
+        std::fs::write(live.join("app.db"), "").unwrap();
+        for (name, build) in [
+            ("20260101T000000Z-A", "A"),
+            ("20260102T000000Z-failed-C", "C"),
+        ] {
+            std::fs::create_dir_all(home.join("releases").join(name)).unwrap();
+            std::fs::write(
+                home.join("releases").join(name).join("build_info.json"),
+                info(build),
+            )
+            .unwrap();
+        }
+        std::fs::create_dir_all(home.join("backups")).unwrap();
+        std::fs::write(home.join("backups/20260101T000000Z-A.tar.gz"), "12345").unwrap();
+        std::fs::write(home.join("backups/20260101T000001Z-A.tar.gz.part"), "half").unwrap();
+        std::fs::create_dir_all(home.join("lock")).unwrap();
+        std::fs::write(home.join("lock/details"), "action=backup\nuser=cron\n").unwrap();
+        let layout = Layout::of(live.to_str().unwrap()).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(plan::preflight_script(&layout, Some("app.db")))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let p = Preflight::parse(&String::from_utf8_lossy(&out.stdout));
+        assert!(p.live && p.live_db);
+        assert_eq!(p.live_build.as_deref(), Some("B"));
+        assert_eq!(
+            p.lock,
+            Some(vec!["action=backup".to_string(), "user=cron".into()])
+        );
+        assert_eq!(
+            p.releases,
+            [
+                KeptRelease {
+                    name: "20260102T000000Z-failed-C".into(),
+                    build_id: Some("C".into()),
+                    built_at: Some("2026-01-01T00:00:00Z".into())
+                },
+                KeptRelease {
+                    name: "20260101T000000Z-A".into(),
+                    build_id: Some("A".into()),
+                    built_at: Some("2026-01-01T00:00:00Z".into())
+                }
+            ]
+        );
+        assert_eq!(
+            p.backups,
+            [RemoteBackup {
+                name: "20260101T000000Z-A".into(),
+                size: 5
+            }]
+        );
+        assert!(p.free_kb > 0);
+    }
+}

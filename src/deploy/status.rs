@@ -1,0 +1,276 @@
+//! `harness status webhosting`: what production runs (the build its version path reports)
+//! against what the ledger says was last deployed, the kept releases, the backups and the lock.
+//! Read-only: one SSH look, two HTTP requests, the ledger.
+use serde::Serialize;
+
+use super::backup;
+use super::remote::{KeptRelease, Remote};
+use super::retention::{self, Policy, Reason};
+use super::verify::Look;
+use crate::config::Config;
+use crate::error::Failure;
+use crate::ledger::{LiveRecord, Timestamp};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub destination: String,
+    pub remote_dir: String,
+    /// Where the live build was asked (`url` + `version_path`), when a url is configured.
+    pub version_url: Option<String>,
+    pub live: Option<Look>,
+    /// The build in remote_dir/build_info.json on disk.
+    pub on_disk: Option<String>,
+    /// The newest successful deploy or rollback in the ledger.
+    pub recorded: Option<LiveRecord>,
+    /// `matches`, `differs`, `no deploy recorded` or `unknown` (no answer from the app).
+    pub verdict: &'static str,
+    pub releases: Vec<KeptRelease>,
+    pub backups: Vec<BackupLine>,
+    pub policy: Policy,
+    pub lock: Lock,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupLine {
+    pub name: String,
+    pub size: u64,
+    pub taken_at: Option<Timestamp>,
+    /// The build that was live when it was taken.
+    pub build_id: Option<String>,
+    /// From the ledger, when this project took it.
+    pub sha256: Option<String>,
+    pub kind: Option<&'static str>,
+    pub local: bool,
+    /// Why retention keeps it (today's decision).
+    pub kept_for: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Lock {
+    pub held: bool,
+    /// The details file's `key=value` lines: action, user, host, pid, time, build_id.
+    pub details: Vec<String>,
+}
+
+impl Lock {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.details
+            .iter()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
+/// The comparison `status` prints: the build the app reports against the ledger's.
+pub fn verdict(live: Option<&str>, recorded: Option<&LiveRecord>) -> &'static str {
+    match (live, recorded.and_then(|r| r.build_id.as_deref())) {
+        (_, None) => "no deploy recorded",
+        (None, Some(_)) => "unknown",
+        (Some(a), Some(b)) if a == b => "matches",
+        _ => "differs",
+    }
+}
+
+pub fn status(config: &Config) -> Result<Status, Failure> {
+    let remote = Remote::of(config)?;
+    let wh = config.webhosting_deploy();
+    let ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let db = super::database_path(config);
+    let ssh = remote.connect(&wh, "nothing was changed")?;
+    let pre = remote.inspect(&ssh, db.as_deref(), "nothing was changed")?;
+    ssh.close();
+    let probe = remote.probe(config, &wh).ok();
+    let live = probe.as_ref().map(|p| p.look());
+    let recorded = ledger.live(backup::TARGET)?;
+    let known = ledger.backups(backup::TARGET)?;
+    let names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
+    let kept = backup::kept_builds(pre.live_build.as_deref(), &pre.releases);
+    let builds: Vec<&str> = kept.iter().map(String::as_str).collect();
+    let pinned = retention::newest_per_build(&names, &builds);
+    let plan = retention::plan_names(
+        &names,
+        &|n| pinned.contains(&n),
+        Timestamp::now(),
+        wh.retention,
+    );
+    let backups = pre
+        .backups
+        .iter()
+        .map(|b| {
+            let rec = known.iter().find(|k| k.name == b.name);
+            let parsed = retention::parse_name(&b.name);
+            BackupLine {
+                name: b.name.clone(),
+                size: b.size,
+                taken_at: parsed.map(|(t, _)| t),
+                build_id: parsed.map(|(_, b)| b.to_string()),
+                sha256: rec.map(|r| r.sha256.clone()),
+                kind: rec.map(|r| r.kind.as_str()),
+                local: backup::local_path(&config.root, &b.name).is_file(),
+                kept_for: plan
+                    .keep
+                    .iter()
+                    .find(|(n, _)| *n == b.name)
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+    let live_build = live.as_ref().and_then(|l| l.build.clone());
+    Ok(Status {
+        destination: remote.destination.clone(),
+        remote_dir: remote.layout.live.clone(),
+        version_url: probe
+            .as_ref()
+            .map(|p| format!("{}{}", p.base, p.version_path)),
+        verdict: verdict(live_build.as_deref(), recorded.as_ref()),
+        live,
+        on_disk: pre.live_build.clone(),
+        recorded,
+        releases: pre.releases.clone(),
+        backups,
+        policy: wh.retention,
+        lock: Lock {
+            held: pre.lock.is_some(),
+            details: pre.lock.clone().unwrap_or_default(),
+        },
+    })
+}
+
+/// The readable form.
+pub fn text(s: &Status) -> String {
+    use std::fmt::Write;
+    let mut out = format!("webhosting  {}:{}\n", s.destination, s.remote_dir);
+    let recorded = match &s.recorded {
+        Some(r) => format!(
+            "build {} ({} #{} at {} UTC)",
+            r.build_id.as_deref().unwrap_or("unknown"),
+            r.via,
+            r.id,
+            r.at.short()
+        ),
+        None => "none".into(),
+    };
+    let live = match (&s.live, &s.version_url) {
+        (None, _) => "not asked: [targets.webhosting] has no url".to_string(),
+        (Some(l), url) => match (&l.build, &l.error) {
+            (Some(b), _) => format!(
+                "build {b} (health {})",
+                l.health.map_or("no answer".into(), |h| h.to_string())
+            ),
+            (None, Some(e)) => format!("no answer from {}: {e}", url.as_deref().unwrap_or("")),
+            (None, None) => format!(
+                "{} answered {} without a build id",
+                url.as_deref().unwrap_or(""),
+                l.version_status.map_or("-".into(), |c| c.to_string())
+            ),
+        },
+    };
+    let _ = writeln!(out, "  live      {live}");
+    let verdict = match s.verdict {
+        "matches" => "matches the last deploy".to_string(),
+        "differs" => "differs from the last deploy".to_string(),
+        other => other.to_string(),
+    };
+    let _ = writeln!(out, "            {verdict}; last deploy: {recorded}");
+    if let Some(d) = &s.on_disk
+        && s.live.as_ref().and_then(|l| l.build.as_ref()) != Some(d)
+    {
+        let _ = writeln!(out, "            build_info.json on disk says {d}");
+    }
+    let lock = if s.lock.held {
+        let who = match (s.lock.get("user"), s.lock.get("host")) {
+            (Some(u), Some(h)) => format!("{u}@{h}"),
+            _ => "unknown (no details file)".into(),
+        };
+        let mut l = format!("held by {who}");
+        if let Some(a) = s.lock.get("action") {
+            l.push_str(&format!(" for a {a}"));
+        }
+        if let Some(p) = s.lock.get("pid") {
+            l.push_str(&format!(", pid {p}"));
+        }
+        if let Some(t) = s.lock.get("time") {
+            l.push_str(&format!(", since {t}"));
+        }
+        l
+    } else {
+        "free".into()
+    };
+    let _ = writeln!(out, "  lock      {lock}");
+    let _ = writeln!(
+        out,
+        "  releases  {} kept (rollback --to NAME or BUILD)",
+        s.releases.len()
+    );
+    for r in &s.releases {
+        let retired = retention::parse_stamp(r.name.get(..16).unwrap_or(""))
+            .map(|t| format!("replaced {} UTC", t.short()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {:<60} build {:<36} built {:<22} {retired}",
+            r.name,
+            r.build_id.as_deref().unwrap_or("unknown"),
+            r.built_at.as_deref().unwrap_or("?"),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  backups   {} on the server; retention keeps {}",
+        s.backups.len(),
+        s.policy
+    );
+    for b in &s.backups {
+        let why: Vec<String> = b
+            .kept_for
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        let _ = writeln!(
+            out,
+            "    {:<60} {:>9} KiB  {}  {}  sha256 {}{}",
+            b.name,
+            b.size.div_ceil(1024),
+            b.taken_at
+                .map(|t| format!("{} ago", backup::ago(t)))
+                .unwrap_or_default(),
+            if b.local { "local copy" } else { "server only" },
+            b.sha256
+                .as_deref()
+                .map(|s| &s[..12.min(s.len())])
+                .unwrap_or("not recorded here"),
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", why.join(", "))
+            }
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(build: Option<&str>) -> LiveRecord {
+        LiveRecord {
+            via: "deploy",
+            id: 1,
+            at: Timestamp::from_unix_ms(0),
+            build_id: build.map(Into::into),
+            package_sha256: None,
+        }
+    }
+
+    #[test]
+    fn the_verdict_compares_the_answering_build_with_the_ledger() {
+        assert_eq!(verdict(Some("A"), Some(&rec(Some("A")))), "matches");
+        assert_eq!(
+            verdict(Some("hand-edited"), Some(&rec(Some("A")))),
+            "differs"
+        );
+        assert_eq!(verdict(None, Some(&rec(Some("A")))), "unknown");
+        assert_eq!(verdict(Some("A"), None), "no deploy recorded");
+    }
+}
