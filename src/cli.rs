@@ -239,6 +239,13 @@ pub struct BackupArgs {
     /// The deploy target.
     #[arg(value_enum)]
     pub target: DeployTarget,
+    /// Instead of taking a backup, run a restore drill on one (the newest without ID): its local
+    /// copy (sha256 checked against the ledger) is unpacked into a local stack (app image behind
+    /// the TLS proxy), its database must pass PRAGMA integrity_check, and [test] smoke (default
+    /// `-m smoke`) runs against it in the playwright job. Recorded in the ledger; exit 0 good,
+    /// 1 damaged or a smoke test failed.
+    #[arg(long, value_name = "ID", num_args = 0..=1, default_missing_value = "")]
+    pub verify: Option<String>,
     /// Remove a lock left by another deploy, rollback or backup and proceed.
     #[arg(long)]
     pub break_lock: bool,
@@ -876,6 +883,14 @@ fn rollback(cli: &Cli, args: &RollbackArgs, reporter: &dyn Reporter) -> Result<E
 
 fn backup(cli: &Cli, args: &BackupArgs, reporter: &dyn Reporter) -> Result<Exit, Failure> {
     let config = Config::load(&cli.project, cli.config.as_deref())?;
+    if let Some(id) = &args.verify {
+        return verify_backup(
+            cli,
+            &config,
+            (!id.is_empty()).then_some(id.as_str()),
+            reporter,
+        );
+    }
     let request = crate::deploy::backup::BackupRequest {
         break_lock: args.break_lock,
     };
@@ -1104,6 +1119,54 @@ fn test(cli: &Cli, args: &TestArgs, reporter: &dyn Reporter) -> Result<Exit, Fai
                 o.run_id
             );
         }
+    }
+    Ok(o.exit)
+}
+
+/// `backup webhosting --verify [ID]`: the restore drill, recorded in the ledger.
+fn verify_backup(
+    cli: &Cli,
+    config: &Config,
+    id: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<Exit, Failure> {
+    let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let backup = crate::deploy::backup::find_local(config, &ledger, id)?;
+    backup.check_sha256()?;
+    let started_at = crate::ledger::Timestamp::now();
+    let o = crate::run::drill(
+        config,
+        &crate::run::DrillRequest {
+            tarball: backup.path.clone(),
+            backup_id: backup.record.name.clone(),
+        },
+        reporter,
+    )?;
+    ledger.record_drill(&crate::ledger::DrillRecord {
+        target: "webhosting".into(),
+        backup_name: o.backup_id.clone(),
+        backup_sha256: o.backup_sha256.clone(),
+        started_at,
+        finished_at: crate::ledger::Timestamp::now(),
+        outcome: crate::ledger::Outcome::parse(o.outcome).unwrap_or(crate::ledger::Outcome::Infra),
+        integrity: o.integrity.clone(),
+        passed: o.counts.passed,
+        failed: o.counts.failed + o.counts.errors,
+        report_path: o.report.as_ref().map(|p| p.display().to_string()),
+    })?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&o).expect("outcome serialises")
+        );
+    } else {
+        println!("{}: {}", o.outcome, o.verdict);
+        println!("  backup     {} (sha256 {})", o.backup_id, o.backup_sha256);
+        println!("  integrity  {}", o.integrity);
+        if let Some(r) = &o.report {
+            println!("  report     {}", r.display());
+        }
+        println!("  recorded in the ledger");
     }
     Ok(o.exit)
 }

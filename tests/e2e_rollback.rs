@@ -51,6 +51,10 @@ fn main() {
             "parity_remote_compares_the_server_with_the_last_deployed_package",
             parity_remote_compares_the_server_with_the_last_deployed_package,
         ),
+        (
+            "backup_verify_passes_a_good_backup_and_names_a_damaged_database",
+            backup_verify_passes_a_good_backup_and_names_a_damaged_database,
+        ),
     ];
     let mut trials: Vec<Trial> = cases
         .into_iter()
@@ -594,6 +598,61 @@ fn parity_remote_compares_the_server_with_the_last_deployed_package() -> Outcome
     expect_exit(&o, 0)?;
     let o = parity();
     expect_exit(&o, 1)
+}
+
+/// Garbles one b-tree page of the live database on the twin but keeps its 8-byte header, so
+/// SQLite's backup API still copies it and only `PRAGMA integrity_check` notices.
+const DAMAGE_DB: &str = r#"python3 - <<'PY'
+p = "/home/deploy/app/app.db"
+b = bytearray(open(p, "rb").read())
+page = 4096 * 3
+b[page + 8:page + 4096] = b"\x5a" * (4096 - 8)
+open(p, "wb").write(b)
+PY"#;
+
+fn backup_verify_passes_a_good_backup_and_names_a_damaged_database() -> Outcome {
+    let p = Project::new("");
+    let (twin, _old) = twin_with_old_release(&p)?;
+    let o = p.harness(Some(&twin), &["backup", "webhosting"]);
+    expect_exit(&o, 0)?;
+    let good = p.harness(Some(&twin), &["--json", "backup", "webhosting", "--verify"]);
+    expect_exit(&good, 0)?;
+    let v: serde_json::Value = serde_json::from_slice(&good.stdout)?;
+    ensure(v["integrity"] == "ok" && v["outcome"] == "green", || {
+        describe(&good)
+    })?;
+    ensure(v["passed"].as_u64().unwrap_or(0) >= 1, || describe(&good))?;
+    let report = std::path::PathBuf::from(v["report"].as_str().unwrap_or_default());
+    ensure(report.is_file(), || {
+        format!("no report: {}", describe(&good))
+    })?;
+    let good_name = v["backup_id"].as_str().unwrap_or_default().to_string();
+
+    twin.exec(DAMAGE_DB)?;
+    let o = p.harness(Some(&twin), &["backup", "webhosting"]);
+    expect_exit(&o, 0)?;
+    let bad = p.harness(Some(&twin), &["backup", "webhosting", "--verify"]);
+    expect_exit(&bad, 1)?;
+    ensure(text(&bad.stdout).contains("integrity_check"), || {
+        describe(&bad)
+    })?;
+    ensure(
+        text(&bad.stdout).contains("Offset") || text(&bad.stdout).contains("tree page"),
+        || describe(&bad),
+    )?;
+    // The good one still verifies by its id; both drills are in the ledger.
+    let again = p.harness(
+        Some(&twin),
+        &["backup", "webhosting", "--verify", &good_name],
+    );
+    expect_exit(&again, 0)?;
+    let drills = ledger(&p)?
+        .drills("webhosting")
+        .map_err(|e| e.to_string())?;
+    let outcomes: Vec<&str> = drills.iter().map(|d| d.outcome.as_str()).collect();
+    ensure(outcomes == ["green", "red", "green"], || {
+        format!("drills: {drills:?}")
+    })
 }
 
 fn without_ssh_or_a_recorded_deploy_the_commands_exit_2() -> Outcome {

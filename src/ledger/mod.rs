@@ -16,7 +16,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::error::{Exit, Failure};
 pub use record::{Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
-pub use remote::{BackupKind, BackupRecord, LiveRecord, RollbackOutcome, RollbackRecord};
+pub use remote::{
+    BackupKind, BackupRecord, DrillRecord, LiveRecord, RollbackOutcome, RollbackRecord,
+};
 use signing::Signature;
 
 /// Where the ledger lives inside a project.
@@ -160,6 +162,21 @@ CREATE TABLE rollbacks (
     db_backup          TEXT,                  -- backups.name restored with --with-db
     outcome            TEXT NOT NULL CHECK (outcome IN ('done', 'reverted', 'failed', 'unknown')),
     detail             TEXT NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE backup_drills (
+    id                 INTEGER PRIMARY KEY,
+    target             TEXT NOT NULL,
+    backup_name        TEXT NOT NULL,
+    backup_sha256      TEXT NOT NULL,
+    started_at_ms      INTEGER NOT NULL,
+    finished_at_ms     INTEGER NOT NULL,
+    outcome            TEXT NOT NULL CHECK (outcome IN ('green', 'red', 'aborted', 'infra')),
+    integrity          TEXT NOT NULL,         -- 'ok' or what PRAGMA integrity_check said
+    passed             INTEGER NOT NULL,
+    failed             INTEGER NOT NULL,
+    report_path        TEXT
 );
 "#,
 ];

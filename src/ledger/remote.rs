@@ -334,3 +334,73 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 }
+
+/// One restore drill (`backup --verify`): a backup restored into a local stack, its database
+/// checked, the smoke selection run against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillRecord {
+    pub target: String,
+    pub backup_name: String,
+    pub backup_sha256: String,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub outcome: super::Outcome,
+    pub integrity: String,
+    pub passed: u32,
+    pub failed: u32,
+    pub report_path: Option<String>,
+}
+
+impl Ledger {
+    pub fn record_drill(&mut self, d: &DrillRecord) -> Result<i64, LedgerError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO backup_drills (target, backup_name, backup_sha256, started_at_ms, \
+                 finished_at_ms, outcome, integrity, passed, failed, report_path) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![
+                    d.target,
+                    d.backup_name,
+                    d.backup_sha256,
+                    d.started_at.unix_ms(),
+                    d.finished_at.unix_ms(),
+                    d.outcome.as_str(),
+                    d.integrity,
+                    d.passed,
+                    d.failed,
+                    d.report_path,
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// The drills of `target`'s backups, oldest first.
+    pub fn drills(&self, target: &str) -> Result<Vec<DrillRecord>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT target, backup_name, backup_sha256, started_at_ms, finished_at_ms, outcome, \
+                 integrity, passed, failed, report_path FROM backup_drills WHERE target = ?1 ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map(params![target], |r| {
+            let outcome: String = r.get(5)?;
+            Ok(DrillRecord {
+                target: r.get(0)?,
+                backup_name: r.get(1)?,
+                backup_sha256: r.get(2)?,
+                started_at: Timestamp::from_unix_ms(r.get(3)?),
+                finished_at: Timestamp::from_unix_ms(r.get(4)?),
+                outcome: super::Outcome::parse(&outcome).unwrap_or(super::Outcome::Infra),
+                integrity: r.get(6)?,
+                passed: r.get(7)?,
+                failed: r.get(8)?,
+                report_path: r.get(9)?,
+            })
+        });
+        rows.map_err(|e| self.err(e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))
+    }
+}

@@ -320,7 +320,7 @@ pub(crate) fn materialize(
     let root = project_root(config);
     let run_dir = plan.run_dir;
     let state_copy = crate::events::phase(reporter, "prepare", || {
-        prepare_run_dir(&run_dir, source, state_file).map(|s| {
+        prepare_run_dir(config, &run_dir, source, state_file).map(|s| {
             (
                 s,
                 format!("{} ({} extracted)", run_dir.display(), source.what()),
@@ -552,6 +552,7 @@ fn io_fail(what: String) -> impl FnOnce(std::io::Error) -> Failure {
 /// `.harness/runs/<id>/`: the run's own package copy (`app/`), state file copy, compose files.
 /// Returns the state file copy, when the project has a state file.
 fn prepare_run_dir(
+    config: &Config,
     run_dir: &Path,
     source: AppSource,
     state: &Path,
@@ -562,7 +563,9 @@ fn prepare_run_dir(
         .map_err(io_fail(format!("create {}/logs", run_dir.display())))?;
     match source {
         AppSource::Package(zip) => extract_zip(zip, &app_dir)?,
-        AppSource::Backup(tarball) => extract_tarball(tarball, &app_dir)?,
+        AppSource::Backup(tarball) => {
+            crate::deploy::backup::extract(config, tarball, &app_dir)?;
+        }
     }
     let compose_dir = run_dir.join("compose");
     for (name, text) in BUILTIN {
@@ -590,57 +593,6 @@ fn prepare_run_dir(
     let state_copy = state_dir.join(STATE_FILE);
     crate::fsutil::write_private(&state_copy, &bytes)?;
     Ok(Some(state_copy))
-}
-
-/// A backup of the remote directory (tar.gz, as deploy and `backup` write it), unpacked as the
-/// app's root. Entries that would land outside it are refused.
-fn extract_tarball(tarball: &Path, app_dir: &Path) -> Result<(), Failure> {
-    let file = std::fs::File::open(tarball).map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!("cannot open the backup {}: {e}", tarball.display()),
-        )
-    })?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    archive.set_preserve_permissions(true);
-    for entry in archive.entries().map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!("{} is not a readable tar.gz: {e}", tarball.display()),
-        )
-    })? {
-        let mut entry = entry.map_err(|e| {
-            Failure::new(
-                Exit::BadInput,
-                format!("{} is damaged: {e}", tarball.display()),
-            )
-        })?;
-        // unpack_in refuses `..` and absolute paths (returns false for them).
-        let inside = entry.unpack_in(app_dir).map_err(|e| {
-            Failure::new(
-                Exit::Environment,
-                format!(
-                    "cannot unpack {} into {}: {e}",
-                    tarball.display(),
-                    app_dir.display()
-                ),
-            )
-        })?;
-        if !inside {
-            return Err(Failure::new(
-                Exit::BadInput,
-                format!(
-                    "{} holds an entry outside its root: {}",
-                    tarball.display(),
-                    entry
-                        .path()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn extract_zip(zip: &Path, app_dir: &Path) -> Result<(), Failure> {
