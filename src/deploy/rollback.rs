@@ -219,8 +219,13 @@ pub fn row_counts(db: &Path) -> Result<BTreeMap<String, u64>, Failure> {
     Ok(out)
 }
 
-fn loss(backup: &str, now: &Path, then: &Path) -> Result<Loss, Failure> {
-    let (a, b) = (row_counts(now)?, row_counts(then)?);
+/// The rows production (`now`; `None` when it has no database file) would lose to `then`.
+fn loss(backup: &str, now: Option<&Path>, then: &Path) -> Result<Loss, Failure> {
+    let a = match now {
+        Some(p) => row_counts(p)?,
+        None => BTreeMap::new(),
+    };
+    let b = row_counts(then)?;
     let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     Ok(Loss {
         backup: backup.to_string(),
@@ -236,6 +241,25 @@ fn loss(backup: &str, now: &Path, then: &Path) -> Result<Loss, Failure> {
             })
             .collect(),
     })
+}
+
+/// The database backup of `build`: the newest backup taken while it was live.
+fn database_backup_of(names: &[String], build: &str, host: &str) -> Result<String, Failure> {
+    match retention::newest_per_build(names, &[build]).first() {
+        Some(name) => Ok(name.to_string()),
+        None => Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "there is no database backup of build {build} on {host}; backups: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        )
+        .hint("roll back without --with-db to keep production's database; a backup is taken of the live release by every deploy that replaces it and by `harness backup`")),
+    }
 }
 
 pub fn rollback(
@@ -297,25 +321,11 @@ pub fn rollback(
             ),
         ));
     }
-    let restore_from =
-        if req.with_db {
-            let Some(name) = retention::newest_per_build(&names, &[to_build.as_str()])
-                .first()
-                .map(|s| s.to_string())
-            else {
-                return Err(Failure::new(
-                Exit::BadInput,
-                format!(
-                    "there is no database backup of build {to_build} on {destination}; backups: {}",
-                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
-                ),
-            )
-            .hint("roll back without --with-db to keep production's database"));
-            };
-            Some(name)
-        } else {
-            None
-        };
+    let restore_from = if req.with_db {
+        Some(database_backup_of(&names, &to_build, &destination)?)
+    } else {
+        None
+    };
     let mut loss_report = None;
     if let Some(db) = &db {
         crate::events::phase(reporter, "database", || {
@@ -334,11 +344,7 @@ pub fn rollback(
                     );
                     ssh.run_to_file(&script, &then)
                         .map_err(|e| ssh_failure(e, unchanged))?;
-                    let l = if pre.live_db {
-                        loss(name, &now, &then)?
-                    } else {
-                        loss(name, &then, &then)?
-                    };
+                    let l = loss(name, pre.live_db.then_some(now.as_path()), &then)?;
                     let detail = format!("backup {name} from {} ago", backup::ago(l.taken_at));
                     loss_report = Some(l);
                     Ok::<_, Failure>(((), detail))
@@ -875,7 +881,7 @@ mod tests {
         };
         let now = mk("now.db", 5, true);
         let then = mk("then.db", 2, false);
-        let l = loss("20260101T000000Z-A", &now, &then).unwrap();
+        let l = loss("20260101T000000Z-A", Some(&now), &then).unwrap();
         assert_eq!(
             l.tables,
             [
