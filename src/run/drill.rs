@@ -169,7 +169,6 @@ pub fn drill(
         let job = job::prepare(
             &mut launch,
             &selected,
-            false,
             reqs.as_ref().map(|(_, b)| b.as_slice()),
         )?;
         let suite = super::run_suite(&engine, &launch, &job, reporter, &phases).await?;

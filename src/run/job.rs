@@ -97,10 +97,8 @@ pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
 pub fn prepare(
     launch: &mut Launch,
     selected: &Selected,
-    with_mocks: bool,
     requirements: Option<&[u8]>,
 ) -> Result<Job, Failure> {
-    let _ = with_mocks; // the plugin reads HARNESS_WITH_MOCKS from the job's environment
     let runner_dir = launch.run_dir.join("runner");
     std::fs::create_dir_all(&runner_dir).map_err(io_fail(&runner_dir))?;
     for (name, text, mode) in [

@@ -250,7 +250,6 @@ pub fn test(
         let job = job::prepare(
             &mut launch,
             &selected,
-            req.with_mocks,
             reqs.as_ref().map(|(_, b)| b.as_slice()),
         )?;
         phases.record(reporter, "run dir", t, launch.run_dir.display().to_string());
