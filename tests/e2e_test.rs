@@ -51,6 +51,10 @@ fn main() {
             "keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it",
             keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it,
         ),
+        (
+            "a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted",
+            a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted,
+        ),
     ];
     let mut trials: Vec<Trial> = docker_cases
         .into_iter()
@@ -487,6 +491,34 @@ fn keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it() -> Outcome {
     ensure(down.status.success(), || describe(&down))?;
     let left = resources_with(&format!("harness.run={run_id}"));
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+fn a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted() -> Outcome {
+    // pytest exits 2 ("interrupted") on collection errors; for harness that is a red run.
+    let ex = Example::new();
+    ex.keep_only_tests(&[]);
+    ex.write_tests(&[
+        ("test_ok.py", &tiny_test("ok")),
+        (
+            "test_broken_import.py",
+            "import no_such_module\n\ndef test_x():\n    pass\n",
+        ),
+    ]);
+    let o = ex.run(&["--json", "test"]);
+    ensure(o.status.code() == Some(1), || describe(&o))?;
+    let v = outcome(&o)?;
+    ensure(v["outcome"] == "red" && v["errors"] == 1, || describe(&o))?;
+    ensure(
+        v["verdict"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("collecting"),
+        || describe(&o),
+    )?;
+    let runs = ex.runs();
+    ensure(runs.iter().any(|r| r["outcome"] == "red"), || {
+        format!("{runs:?}")
+    })
 }
 
 fn bad_selection_is_refused_with_exit_2_before_anything_starts() -> Outcome {

@@ -555,8 +555,8 @@ struct Judged {
 }
 
 /// pytest's exit code and junit.xml → outcome and exit code. pytest: 0 passed, 1 failed,
-/// 2 interrupted, 3 internal error, 4 usage error, 5 no tests collected; 90 is the runner's
-/// own "could not prepare".
+/// 2 interrupted (collection errors), 3 internal error, 4 usage error, 5 no tests collected; 90
+/// is the runner's own "could not prepare".
 fn judge(code: i64, suite: Option<&SuiteResult>, session: &job::Session) -> Judged {
     let counts = suite.map(|s| s.counts()).unwrap_or_default();
     let total = counts.passed + counts.failed + counts.errors + counts.skipped;
@@ -603,10 +603,15 @@ fn judge(code: i64, suite: Option<&SuiteResult>, session: &job::Session) -> Judg
             Exit::Environment,
             "the test job could not be prepared (venv, NSS database); see its output above".into(),
         ),
+        // pytest's "interrupted": in the job nobody presses Ctrl-C (harness's own interrupt
+        // removes the container), so it means errors while collecting, e.g. an ImportError.
         2 => (
-            Outcome::Aborted,
-            Exit::Interrupted,
-            "pytest was interrupted".into(),
+            Outcome::Red,
+            Exit::Failed,
+            format!(
+                "pytest stopped on errors while collecting the tests ({} error(s); see its output above)",
+                counts.errors
+            ),
         ),
         other => (
             Outcome::Infra,
@@ -671,7 +676,9 @@ mod tests {
         assert_eq!(judge(4, None, &s).exit, Exit::BadInput);
         assert_eq!(judge(90, None, &s).outcome, Outcome::Infra);
         assert_eq!(judge(137, None, &s).exit, Exit::Environment);
-        assert_eq!(judge(2, None, &s).exit, Exit::Interrupted);
+        // Collection errors: red, not an interrupt.
+        assert_eq!(judge(2, None, &s).exit, Exit::Failed);
+        assert_eq!(judge(2, None, &s).outcome, Outcome::Red);
     }
 
     #[test]
