@@ -851,13 +851,7 @@ fn rollback(cli: &Cli, args: &RollbackArgs, reporter: &dyn Reporter) -> Result<E
             "dry run: release {} (build {}) can go live on {}:{}; the plan:",
             r.release, r.to_build, r.destination, r.remote_dir
         );
-        for (i, s) in r.plan.iter().enumerate() {
-            println!("{:>2}. {:<14} {}", i + 1, s.id, s.what);
-            for line in s.command().lines() {
-                println!("      $ {line}");
-            }
-        }
-        println!("nothing was changed");
+        print_plan(&r.plan);
     } else {
         println!(
             "rolled back {}:{} to build {} (release {}) in {:.1} s",
@@ -994,13 +988,7 @@ fn deploy(cli: &Cli, args: &DeployArgs, reporter: &dyn Reporter) -> Result<Exit,
             "dry run: every precondition holds; the plan for build {} on {}:{}",
             receipt.build_id, receipt.destination, receipt.remote_dir
         );
-        for (i, s) in receipt.plan.iter().enumerate() {
-            println!("{:>2}. {:<14} {}", i + 1, s.id, s.what);
-            for line in s.command().lines() {
-                println!("      $ {line}");
-            }
-        }
-        println!("nothing was changed");
+        print_plan(&receipt.plan);
     } else {
         println!(
             "deployed build {} to {}:{} in {:.1} s",
@@ -1169,4 +1157,15 @@ fn verify_backup(
         println!("  recorded in the ledger");
     }
     Ok(o.exit)
+}
+
+/// A `--dry-run` plan: each remote step with what it means and its exact shell.
+fn print_plan(steps: &[crate::deploy::plan::RemoteStep]) {
+    for (i, s) in steps.iter().enumerate() {
+        println!("{:>2}. {:<14} {}", i + 1, s.id, s.what);
+        for line in s.command().lines() {
+            println!("      $ {line}");
+        }
+    }
+    println!("nothing was changed");
 }

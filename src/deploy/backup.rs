@@ -14,7 +14,7 @@ use super::plan::{self, Layout};
 use super::remote::{Preflight, Remote};
 use super::retention::{self, Policy};
 use super::ssh::Ssh;
-use super::{interrupt, io_failure, step_error_text, unchanged_failure};
+use super::{interrupt, io_failure, unchanged_failure};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
@@ -295,20 +295,7 @@ pub fn backup(
     }
     finish.push(plan::unlock(layout));
     finish.push(plan::audit(layout, &line));
-    if let Err((id, e)) = plan::execute(
-        &finish,
-        &ssh,
-        reporter,
-        &mut |_| super::unreachable_check(),
-        &super::never,
-    ) {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "the backup is taken, but `{id}` failed: {}",
-                step_error_text(&e)
-            ),
-        });
-    }
+    super::finish_best_effort(&finish, &ssh, reporter, "the backup is taken");
     ssh.close();
     super::append_local_audit(&config.root, &line);
     after_retention(

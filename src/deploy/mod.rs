@@ -444,18 +444,7 @@ pub fn deploy(
             let rest = all.split_off(1);
             (all, rest)
         };
-        let verified = std::thread::scope(|inner| {
-            let pruning = inner.spawn(|| {
-                plan::execute(&prune, &ssh, reporter, &mut |_| unreachable_check(), &never)
-            });
-            let verified = plan::execute(verify_step, &ssh, reporter, &mut check, &never);
-            if let Ok(Err((id, e))) = pruning.join() {
-                reporter.event(&Event::Warning {
-                    message: format!("`{id}` failed: {}", step_error_text(&e)),
-                });
-            }
-            verified
-        });
+        let verified = verify_while_pruning(&prune, verify_step, &ssh, reporter, &mut check);
         if let Err((_, e)) = verified {
             let why = step_error_text(&e);
             reporter.event(&Event::Warning {
@@ -559,20 +548,7 @@ pub fn deploy(
 
         // Done: prune, unlock, audit, ledger, state.
         let release = shipment.build_id.clone();
-        if let Err((id, e)) = plan::execute(
-            &finish_steps,
-            &ssh,
-            reporter,
-            &mut |_| unreachable_check(),
-            &never,
-        ) {
-            reporter.event(&Event::Warning {
-                message: format!(
-                    "deployed and verified, but `{id}` failed: {}",
-                    step_error_text(&e)
-                ),
-            });
-        }
+        finish_best_effort(&finish_steps, &ssh, reporter, "deployed and verified");
         ssh.close();
         append_local_audit(&config.root, &line);
         record(
@@ -608,6 +584,39 @@ pub fn deploy(
 }
 
 /// From the swap on, an interrupt waits until production answers (see interrupt.rs).
+/// Runs `verify` while `prune` runs beside it (Passenger's restart throttle leaves the time); a
+/// failed pruning is only a warning, the verification decides.
+fn verify_while_pruning(
+    prune: &[RemoteStep],
+    verify: &[RemoteStep],
+    ssh: &ssh::Ssh,
+    reporter: &dyn Reporter,
+    check: &mut dyn FnMut(Check) -> Result<String, Failure>,
+) -> Result<(), (&'static str, StepError)> {
+    std::thread::scope(|inner| {
+        let pruning = inner
+            .spawn(|| plan::execute(prune, ssh, reporter, &mut |_| unreachable_check(), &never));
+        let verified = plan::execute(verify, ssh, reporter, check, &never);
+        if let Ok(Err((id, e))) = pruning.join() {
+            reporter.event(&Event::Warning {
+                message: format!("`{id}` failed: {}", step_error_text(&e)),
+            });
+        }
+        verified
+    })
+}
+
+/// Runs the steps after the change itself (prune, unlock, audit). Production already serves what
+/// was intended, so a failure among them is a warning naming the step, not an error.
+fn finish_best_effort(steps: &[RemoteStep], ssh: &ssh::Ssh, reporter: &dyn Reporter, done: &str) {
+    if let Err((id, e)) = plan::execute(steps, ssh, reporter, &mut |_| unreachable_check(), &never)
+    {
+        reporter.event(&Event::Warning {
+            message: format!("{done}, but `{id}` failed: {}", step_error_text(&e)),
+        });
+    }
+}
+
 fn never() -> bool {
     false
 }

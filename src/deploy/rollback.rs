@@ -617,24 +617,7 @@ pub fn rollback(
     // Old releases are pruned while Passenger's throttle runs out; the one that was live is the
     // newest under releases/, so it stays for a revert.
     let prune = [plan::prune_releases(&layout, wh.keep_releases)];
-    let verified = std::thread::scope(|inner| {
-        let pruning = inner.spawn(|| {
-            plan::execute(
-                &prune,
-                &ssh,
-                reporter,
-                &mut |_| super::unreachable_check(),
-                &super::never,
-            )
-        });
-        let verified = plan::execute(verify_step, &ssh, reporter, &mut check, &super::never);
-        if let Ok(Err((id, e))) = pruning.join() {
-            reporter.event(&Event::Warning {
-                message: format!("`{id}` failed: {}", step_error_text(&e)),
-            });
-        }
-        verified
-    });
+    let verified = super::verify_while_pruning(&prune, verify_step, &ssh, reporter, &mut check);
     if let Err((_, e)) = verified {
         let why = step_error_text(&e);
         reporter.event(&Event::Warning {
@@ -721,20 +704,7 @@ pub fn rollback(
     }
     finish.push(plan::unlock(&layout));
     finish.push(plan::audit(&layout, &line));
-    if let Err((id, e)) = plan::execute(
-        &finish,
-        &ssh,
-        reporter,
-        &mut |_| super::unreachable_check(),
-        &super::never,
-    ) {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "rolled back and verified, but `{id}` failed: {}",
-                step_error_text(&e)
-            ),
-        });
-    }
+    super::finish_best_effort(&finish, &ssh, reporter, "rolled back and verified");
     ssh.close();
     super::append_local_audit(&config.root, &line);
     record(&mut ledger, RollbackOutcome::Done, "verified");
