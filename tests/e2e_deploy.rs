@@ -13,79 +13,66 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use deploy_project::*;
-use libtest_mimic::{Arguments, Trial};
-
-type Case = (&'static str, fn() -> Outcome);
 
 fn main() {
-    let args = Arguments::from_args();
-    let docker = twin::docker(&["version", "--format", "{{.Server.Version}}"]).is_ok();
-    if !docker && std::env::var_os("CI").is_some() {
-        eprintln!(
-            "CI is set but the Docker daemon is unreachable: the deploy suite cannot be skipped"
-        );
-        std::process::exit(1);
-    }
-    let cases: Vec<Case> = vec![
-        (
-            "no_green_run_exits_4_and_no_file_on_the_twin_changes",
-            no_green_run_exits_4_and_no_file_on_the_twin_changes,
-        ),
-        (
-            "green_run_deploys_new_build_keeps_marker_row_and_one_backup",
-            green_run_deploys_new_build_keeps_marker_row_and_one_backup,
-        ),
-        (
-            "one_byte_changed_after_the_green_run_exits_4",
-            one_byte_changed_after_the_green_run_exits_4,
-        ),
-        (
-            "forced_release_failing_import_is_rolled_back_exit_5_old_build_answers",
-            forced_release_failing_import_is_rolled_back_exit_5_old_build_answers,
-        ),
-        (
-            "held_lock_exits_4_naming_holder_then_break_lock_proceeds",
-            held_lock_exits_4_naming_holder_then_break_lock_proceeds,
-        ),
-        (
-            "unreachable_host_exits_3_and_nothing_changes",
-            unreachable_host_exits_3_and_nothing_changes,
-        ),
-        (
-            "schema_drift_without_migrate_command_exits_4_and_nothing_changes",
-            schema_drift_without_migrate_command_exits_4_and_nothing_changes,
-        ),
-        (
-            "schema_drift_with_migrate_command_migrates_production_and_checks_the_result",
-            schema_drift_with_migrate_command_migrates_production_and_checks_the_result,
-        ),
-        (
-            "fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes",
-            fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes,
-        ),
-        (
-            "package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused",
-            package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused,
-        ),
-        (
-            "sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged",
-            sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged,
-        ),
-        (
-            "dry_run_prints_the_plan_and_changes_nothing",
-            dry_run_prints_the_plan_and_changes_nothing,
-        ),
-    ];
-    let mut trials: Vec<Trial> = cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
-        .collect();
-    // These refuse before Docker or SSH are touched.
-    trials.push(Trial::test(
-        "force_without_reason_and_missing_ssh_config_exit_2",
-        force_without_reason_and_missing_ssh_config_exit_2,
-    ));
-    libtest_mimic::run(&args, trials).exit();
+    support::run_docker_suite(
+        "deploy",
+        vec![
+            (
+                "no_green_run_exits_4_and_no_file_on_the_twin_changes",
+                no_green_run_exits_4_and_no_file_on_the_twin_changes,
+            ),
+            (
+                "green_run_deploys_new_build_keeps_marker_row_and_one_backup",
+                green_run_deploys_new_build_keeps_marker_row_and_one_backup,
+            ),
+            (
+                "one_byte_changed_after_the_green_run_exits_4",
+                one_byte_changed_after_the_green_run_exits_4,
+            ),
+            (
+                "forced_release_failing_import_is_rolled_back_exit_5_old_build_answers",
+                forced_release_failing_import_is_rolled_back_exit_5_old_build_answers,
+            ),
+            (
+                "held_lock_exits_4_naming_holder_then_break_lock_proceeds",
+                held_lock_exits_4_naming_holder_then_break_lock_proceeds,
+            ),
+            (
+                "unreachable_host_exits_3_and_nothing_changes",
+                unreachable_host_exits_3_and_nothing_changes,
+            ),
+            (
+                "schema_drift_without_migrate_command_exits_4_and_nothing_changes",
+                schema_drift_without_migrate_command_exits_4_and_nothing_changes,
+            ),
+            (
+                "schema_drift_with_migrate_command_migrates_production_and_checks_the_result",
+                schema_drift_with_migrate_command_migrates_production_and_checks_the_result,
+            ),
+            (
+                "fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes",
+                fresh_db_with_preserved_secret_key_drops_marker_keeps_key_bytes,
+            ),
+            (
+                "package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused",
+                package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused,
+            ),
+            (
+                "sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged",
+                sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged,
+            ),
+            (
+                "dry_run_prints_the_plan_and_changes_nothing",
+                dry_run_prints_the_plan_and_changes_nothing,
+            ),
+        ],
+        // These refuse before Docker or SSH are touched.
+        vec![(
+            "force_without_reason_and_missing_ssh_config_exit_2",
+            force_without_reason_and_missing_ssh_config_exit_2,
+        )],
+    )
 }
 
 fn no_green_run_exits_4_and_no_file_on_the_twin_changes() -> Outcome {

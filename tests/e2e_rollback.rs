@@ -12,60 +12,48 @@ mod twin;
 use std::process::{Command, Output};
 
 use deploy_project::*;
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 use twin::Twin;
-
-type Case = (&'static str, fn() -> Outcome);
 
 const HOME: &str = "/home/deploy/.app.harness";
 const ROW_B: &str = "INSERT INTO settings (key, value) VALUES ('written_under_b', '\"b\"')";
 const ROW_B_Q: &str = "SELECT value FROM settings WHERE key = 'written_under_b'";
 
 fn main() {
-    let args = Arguments::from_args();
-    let docker = twin::docker(&["version", "--format", "{{.Server.Version}}"]).is_ok();
-    if !docker && std::env::var_os("CI").is_some() {
-        eprintln!(
-            "CI is set but the Docker daemon is unreachable: the rollback suite cannot be skipped"
-        );
-        std::process::exit(1);
-    }
-    let cases: Vec<Case> = vec![
-        (
-            "rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database",
-            rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database,
-        ),
-        (
-            "status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs",
-            status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs,
-        ),
-        (
-            "backup_after_nine_simulated_days_keeps_exactly_what_the_policy_says",
-            backup_after_nine_simulated_days_keeps_exactly_what_the_policy_says,
-        ),
-        (
-            "a_kept_release_that_does_not_answer_is_put_back_exit_5",
-            a_kept_release_that_does_not_answer_is_put_back_exit_5,
-        ),
-        (
-            "parity_remote_compares_the_server_with_the_last_deployed_package",
-            parity_remote_compares_the_server_with_the_last_deployed_package,
-        ),
-        (
-            "backup_verify_passes_a_good_backup_and_names_a_damaged_database",
-            backup_verify_passes_a_good_backup_and_names_a_damaged_database,
-        ),
-    ];
-    let mut trials: Vec<Trial> = cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
-        .collect();
-    // These refuse before Docker or SSH are touched.
-    trials.push(Trial::test(
-        "without_ssh_or_a_recorded_deploy_the_commands_exit_2",
-        without_ssh_or_a_recorded_deploy_the_commands_exit_2,
-    ));
-    libtest_mimic::run(&args, trials).exit();
+    support::run_docker_suite(
+        "rollback",
+        vec![
+            (
+                "rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database",
+                rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database,
+            ),
+            (
+                "status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs",
+                status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs,
+            ),
+            (
+                "backup_after_nine_simulated_days_keeps_exactly_what_the_policy_says",
+                backup_after_nine_simulated_days_keeps_exactly_what_the_policy_says,
+            ),
+            (
+                "a_kept_release_that_does_not_answer_is_put_back_exit_5",
+                a_kept_release_that_does_not_answer_is_put_back_exit_5,
+            ),
+            (
+                "parity_remote_compares_the_server_with_the_last_deployed_package",
+                parity_remote_compares_the_server_with_the_last_deployed_package,
+            ),
+            (
+                "backup_verify_passes_a_good_backup_and_names_a_damaged_database",
+                backup_verify_passes_a_good_backup_and_names_a_damaged_database,
+            ),
+        ],
+        // These refuse before Docker or SSH are touched.
+        vec![(
+            "without_ssh_or_a_recorded_deploy_the_commands_exit_2",
+            without_ssh_or_a_recorded_deploy_the_commands_exit_2,
+        )],
+    )
 }
 
 /// A new commit whose build differs (a module naming `label`), a green run of it, and its deploy.

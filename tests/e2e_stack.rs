@@ -11,99 +11,88 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
 type Outcome = Result<(), Failed>;
-type Case = (&'static str, fn() -> Outcome);
 
 mod support;
 
 fn main() {
-    let args = Arguments::from_args();
-    let docker = docker_available();
-    if !docker && std::env::var_os("CI").is_some() {
-        eprintln!(
-            "CI is set but the Docker daemon is unreachable: the stack suite cannot be skipped"
-        );
-        std::process::exit(1);
-    }
-    let cases: Vec<Case> = vec![
-        (
-            "up_with_mocks_brings_every_service_to_ready_and_urls_answer",
-            up_with_mocks_brings_every_service_to_ready_and_urls_answer,
-        ),
-        (
-            "up_killed_with_sigkill_mid_start_then_next_command_sweeps_orphans",
-            up_killed_with_sigkill_mid_start_then_next_command_sweeps_orphans,
-        ),
-        (
-            "sigint_during_up_removes_the_run_and_exits_130",
-            sigint_during_up_removes_the_run_and_exits_130,
-        ),
-        (
-            "sigterm_during_up_removes_the_run_and_exits_130",
-            sigterm_during_up_removes_the_run_and_exits_130,
-        ),
-        (
-            "kept_stack_survives_a_later_status_until_down",
-            kept_stack_survives_a_later_status_until_down,
-        ),
-        (
-            "two_ups_at_once_both_ready_with_different_ports_and_package_copies",
-            two_ups_at_once_both_ready_with_different_ports_and_package_copies,
-        ),
-        (
-            "app_raising_on_import_fails_up_with_exit_3_and_its_log_lines",
-            app_raising_on_import_fails_up_with_exit_3_and_its_log_lines,
-        ),
-        (
-            "compose_override_with_unsupported_key_exits_2_with_file_and_line",
-            compose_override_with_unsupported_key_exits_2_with_file_and_line,
-        ),
-        (
-            "every_resource_carries_run_labels_and_cache_volumes_outlive_runs",
-            every_resource_carries_run_labels_and_cache_volumes_outlive_runs,
-        ),
-        (
-            "every_wait_kind_and_dependency_condition_on_the_real_engine",
-            every_wait_kind_and_dependency_condition_on_the_real_engine,
-        ),
-        (
-            "a_failing_job_stops_up_at_once_with_its_exit_code_and_logs",
-            a_failing_job_stops_up_at_once_with_its_exit_code_and_logs,
-        ),
-        (
-            "logs_and_status_need_run_when_several_are_up",
-            logs_and_status_need_run_when_several_are_up,
-        ),
-        (
-            "tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port",
-            tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port,
-        ),
-        (
-            "chromium_trusts_the_run_ca_and_rejects_a_foreign_one",
-            chromium_trusts_the_run_ca_and_rejects_a_foreign_one,
-        ),
-        (
-            "example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https",
-            example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https,
-        ),
-    ];
-    let mut trials: Vec<Trial> = cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
-        .collect();
-    // Needs no daemon at all, so it always runs.
-    trials.push(Trial::test(
-        "unreachable_daemon_exits_3_naming_socket_and_docker_host",
-        unreachable_daemon_exits_3_naming_socket_and_docker_host,
-    ));
-    libtest_mimic::run(&args, trials).exit();
+    support::run_docker_suite(
+        "stack",
+        vec![
+            (
+                "up_with_mocks_brings_every_service_to_ready_and_urls_answer",
+                up_with_mocks_brings_every_service_to_ready_and_urls_answer,
+            ),
+            (
+                "up_killed_with_sigkill_mid_start_then_next_command_sweeps_orphans",
+                up_killed_with_sigkill_mid_start_then_next_command_sweeps_orphans,
+            ),
+            (
+                "sigint_during_up_removes_the_run_and_exits_130",
+                sigint_during_up_removes_the_run_and_exits_130,
+            ),
+            (
+                "sigterm_during_up_removes_the_run_and_exits_130",
+                sigterm_during_up_removes_the_run_and_exits_130,
+            ),
+            (
+                "kept_stack_survives_a_later_status_until_down",
+                kept_stack_survives_a_later_status_until_down,
+            ),
+            (
+                "two_ups_at_once_both_ready_with_different_ports_and_package_copies",
+                two_ups_at_once_both_ready_with_different_ports_and_package_copies,
+            ),
+            (
+                "app_raising_on_import_fails_up_with_exit_3_and_its_log_lines",
+                app_raising_on_import_fails_up_with_exit_3_and_its_log_lines,
+            ),
+            (
+                "compose_override_with_unsupported_key_exits_2_with_file_and_line",
+                compose_override_with_unsupported_key_exits_2_with_file_and_line,
+            ),
+            (
+                "every_resource_carries_run_labels_and_cache_volumes_outlive_runs",
+                every_resource_carries_run_labels_and_cache_volumes_outlive_runs,
+            ),
+            (
+                "every_wait_kind_and_dependency_condition_on_the_real_engine",
+                every_wait_kind_and_dependency_condition_on_the_real_engine,
+            ),
+            (
+                "a_failing_job_stops_up_at_once_with_its_exit_code_and_logs",
+                a_failing_job_stops_up_at_once_with_its_exit_code_and_logs,
+            ),
+            (
+                "logs_and_status_need_run_when_several_are_up",
+                logs_and_status_need_run_when_several_are_up,
+            ),
+            (
+                "tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port",
+                tls_proxy_is_trusted_in_the_stack_redirects_and_forwards_scheme_and_port,
+            ),
+            (
+                "chromium_trusts_the_run_ca_and_rejects_a_foreign_one",
+                chromium_trusts_the_run_ca_and_rejects_a_foreign_one,
+            ),
+            (
+                "example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https",
+                example_app_up_with_mocks_answers_over_tls_and_reaches_geoip_over_https,
+            ),
+        ],
+        // Needs no daemon at all, so it always runs.
+        vec![(
+            "unreachable_daemon_exits_3_naming_socket_and_docker_host",
+            unreachable_daemon_exits_3_naming_socket_and_docker_host,
+        )],
+    )
 }
 
 // ---- helpers --------------------------------------------------------------------------------
 
-use support::{docker, docker_available, resources_with};
+use support::{docker, resources_with};
 
 fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
     if cond { Ok(()) } else { Err(what().into()) }

@@ -12,60 +12,49 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::Failed;
 
 mod support;
 
-use support::{docker_available, resources_with};
+use support::resources_with;
 
 type Outcome = Result<(), Failed>;
-type Case = (&'static str, fn() -> Outcome);
 
 fn main() {
-    let args = Arguments::from_args();
-    let docker = docker_available();
-    if !docker && std::env::var_os("CI").is_some() {
-        eprintln!(
-            "CI is set but the Docker daemon is unreachable: the test-run suite cannot be skipped"
-        );
-        std::process::exit(1);
-    }
-    let docker_cases: Vec<Case> = vec![
-        (
-            "example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing",
-            example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing,
-        ),
-        (
-            "a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1",
-            a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1,
-        ),
-        (
-            "sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted",
-            sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted,
-        ),
-        (
-            "shards_run_disjoint_parts_whose_union_is_the_whole_suite",
-            shards_run_disjoint_parts_whose_union_is_the_whole_suite,
-        ),
-        (
-            "keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it",
-            keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it,
-        ),
-        (
-            "a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted",
-            a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted,
-        ),
-    ];
-    let mut trials: Vec<Trial> = docker_cases
-        .into_iter()
-        .map(|(name, f)| Trial::test(name, f).with_ignored_flag(!docker))
-        .collect();
-    // Refused before Docker is asked for anything, so these always run.
-    trials.push(Trial::test(
-        "bad_selection_is_refused_with_exit_2_before_anything_starts",
-        bad_selection_is_refused_with_exit_2_before_anything_starts,
-    ));
-    libtest_mimic::run(&args, trials).exit();
+    support::run_docker_suite(
+        "test-run",
+        vec![
+            (
+                "example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing",
+                example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing,
+            ),
+            (
+                "a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1",
+                a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1,
+            ),
+            (
+                "sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted",
+                sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted,
+            ),
+            (
+                "shards_run_disjoint_parts_whose_union_is_the_whole_suite",
+                shards_run_disjoint_parts_whose_union_is_the_whole_suite,
+            ),
+            (
+                "keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it",
+                keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it,
+            ),
+            (
+                "a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted",
+                a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted,
+            ),
+        ],
+        // Refused before Docker is asked for anything, so these always run.
+        vec![(
+            "bad_selection_is_refused_with_exit_2_before_anything_starts",
+            bad_selection_is_refused_with_exit_2_before_anything_starts,
+        )],
+    )
 }
 
 fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {

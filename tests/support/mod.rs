@@ -96,3 +96,32 @@ pub fn resources_with(label: &str) -> Vec<String> {
     }
     all
 }
+
+/// A test case of the libtest-mimic suites: its name and its function.
+#[allow(dead_code)]
+pub type Case = (&'static str, fn() -> Result<(), libtest_mimic::Failed>);
+
+/// Runs a Docker end-to-end suite. The `docker` cases are ignored when no daemon answers,
+/// unless CI is set: then the whole suite fails, since CI must run every test. The `offline`
+/// cases need no daemon and always run.
+#[allow(dead_code)]
+pub fn run_docker_suite(suite: &str, docker: Vec<Case>, offline: Vec<Case>) -> ! {
+    let args = libtest_mimic::Arguments::from_args();
+    let available = docker_available();
+    if !available && std::env::var_os("CI").is_some() {
+        eprintln!(
+            "CI is set but the Docker daemon is unreachable: the {suite} suite cannot be skipped"
+        );
+        std::process::exit(1);
+    }
+    let mut trials: Vec<libtest_mimic::Trial> = docker
+        .into_iter()
+        .map(|(name, f)| libtest_mimic::Trial::test(name, f).with_ignored_flag(!available))
+        .collect();
+    trials.extend(
+        offline
+            .into_iter()
+            .map(|(name, f)| libtest_mimic::Trial::test(name, f)),
+    );
+    libtest_mimic::run(&args, trials).exit()
+}
