@@ -388,6 +388,14 @@ impl Config {
     }
 
     /// A project-relative path from the config, resolved against the root.
+    /// The database file inside a package (`[package.database] path`), when there is one.
+    pub fn database_path(&self) -> Option<String> {
+        self.package
+            .database
+            .as_ref()
+            .map(|d| d.get_ref().path.clone())
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }

@@ -38,3 +38,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Failure>
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     write_atomic(path, bytes, 0o600)
 }
+
+/// Creates `path` (and its parents) as a folder only its owner may enter (state copies, reports).
+pub fn create_private_dir(path: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot create {}: {e}", path.display()),
+            )
+            .hint("check free disk space and permissions")
+        })
+}

@@ -202,7 +202,7 @@ pub fn backup(
     let layout = &remote.layout;
     // A damaged ledger stops us before anything happens on the server.
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
-    let db = super::database_path(config);
+    let db = config.database_path();
     let unchanged = "nothing was changed";
     let ssh = crate::events::phase(reporter, "connect", || {
         Ok::<_, Failure>((remote.connect(&wh, unchanged)?, remote.destination.clone()))
@@ -462,7 +462,8 @@ pub fn extract(config: &Config, archive: &Path, dest: &Path) -> Result<Extracted
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| v["build_id"].as_str().map(str::to_string));
-    let database = super::database_path(config)
+    let database = config
+        .database_path()
         .map(|db| dest.join(db))
         .filter(|p| p.is_file());
     Ok(Extracted {

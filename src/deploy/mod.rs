@@ -162,7 +162,7 @@ pub fn deploy(
                 destination.clone(),
             ))
         })?;
-        let db = database_path(config);
+        let db = config.database_path();
         let pre = crate::events::phase(reporter, "preflight", || {
             let pre = remote.inspect(&ssh, db.as_deref(), "nothing was changed")?;
             let detail = format!(
@@ -747,11 +747,7 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
         )));
     }
     const GENERATED: [&str; 3] = ["build_info.json", "MANIFEST.json", "DEPLOY_README.md"];
-    let db_path = config
-        .package
-        .database
-        .as_ref()
-        .map(|d| d.get_ref().path.clone());
+    let db_path = config.database_path();
     let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
     let mut files: Vec<(String, String)> = Vec::new();
     let mut db_copy = None;
@@ -844,14 +840,6 @@ fn audit_line(dest: &str, layout: &Layout, s: &Shipment, outcome: &str, why: &st
 }
 
 /// `[package.database] path`, when the package has a database.
-fn database_path(config: &Config) -> Option<String> {
-    config
-        .package
-        .database
-        .as_ref()
-        .map(|d| d.get_ref().path.clone())
-}
-
 /// Where a shipped package is kept: `.harness/deployed/<sha256>.zip`.
 pub fn deployed_zip(root: &Path, sha256: &str) -> PathBuf {
     root.join(".harness")

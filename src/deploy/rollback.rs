@@ -275,7 +275,7 @@ pub fn rollback(
     let probe = remote.probe(config, &wh)?;
     let (destination, layout) = (remote.destination.clone(), remote.layout.clone());
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
-    let db = super::database_path(config);
+    let db = config.database_path();
     let unchanged = "nothing was changed";
 
     let ssh = crate::events::phase(reporter, "connect", || {

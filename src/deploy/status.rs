@@ -74,7 +74,7 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
     let remote = Remote::of(config)?;
     let wh = config.webhosting_deploy();
     let ledger = crate::gatekeeper::open_ledger(&config.root)?;
-    let db = super::database_path(config);
+    let db = config.database_path();
     let ssh = remote.connect(&wh, "nothing was changed")?;
     let pre = remote.inspect(&ssh, db.as_deref(), "nothing was changed")?;
     ssh.close();

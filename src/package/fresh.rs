@@ -46,12 +46,13 @@ fn read_sidecar(zip: &Path) -> Option<Sidecar> {
 /// its bytes are the ones its build recorded; `Ok(None)` means "build it".
 pub fn reusable(config: &Config, target: &str) -> Result<Option<PackageManifest>, Failure> {
     let zip = super::default_output(config, target);
-    let sources = super::stage::walk(config)?;
-    let want = super::fingerprint::input(config, target, false, &sources);
-    if staleness(&zip, &want).is_some() {
+    if !zip.is_file() {
         return Ok(None);
     }
-    let Some(sidecar) = read_sidecar(&zip) else {
+    let sources = super::stage::walk(config)?;
+    let want = super::fingerprint::input(config, target, false, &sources);
+    // Read once: the input fingerprint decides freshness, the rest describes the package.
+    let Some(sidecar) = read_sidecar(&zip).filter(|s| s.fingerprints.input == want) else {
         return Ok(None);
     };
     // A zip edited or replaced after its build is not the package the fingerprints describe.

@@ -24,11 +24,7 @@ impl Layout {
     pub fn from_config(config: &Config) -> Layout {
         Layout {
             entry_point: config.package.entry_point.to.trim_matches('/').to_string(),
-            database: config
-                .package
-                .database
-                .as_ref()
-                .map(|d| d.get_ref().path.clone()),
+            database: config.database_path(),
         }
     }
 }

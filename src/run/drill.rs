@@ -93,11 +93,7 @@ pub fn drill(
         files: Vec::new(),
         extra: config.test.smoke.clone(),
     };
-    let db_rel = config
-        .package
-        .database
-        .as_ref()
-        .map(|d| d.get_ref().path.clone());
+    let db_rel = config.database_path();
     let state_file = crate::package::secrets::state_file_path(&config.root, "webhosting");
 
     let rt = stack::runtime()?;

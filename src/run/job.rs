@@ -54,15 +54,6 @@ fn io_fail(what: &Path) -> impl FnOnce(std::io::Error) -> Failure + '_ {
     move |e| Failure::new(Exit::Environment, format!("{}: {e}", what.display()))
 }
 
-fn private_dir(path: &Path) -> Result<(), Failure> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(io_fail(path))
-}
-
 /// pytest's arguments for a selection.
 pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -108,9 +99,7 @@ pub fn prepare(
     ] {
         crate::fsutil::write_atomic(&runner_dir.join(name), text, mode)?;
     }
-    private_dir(&launch.run_dir.join("report"))?;
-    // The state folder is mounted even when the project has no state file yet.
-    std::fs::create_dir_all(launch.run_dir.join("state")).map_err(io_fail(&launch.run_dir))?;
+    crate::fsutil::create_private_dir(&launch.run_dir.join("report"))?;
 
     let spec = launch.stack.services.get_mut(SERVICE).ok_or_else(|| {
         Failure::new(

@@ -576,17 +576,11 @@ fn prepare_run_dir(
         }
         std::fs::write(&path, text).map_err(io_fail(format!("write {}", path.display())))?;
     }
+    // Always there: the test job mounts it, even before the project has a state file.
+    let state_dir = run_dir.join(STATE_DIR);
+    crate::fsutil::create_private_dir(&state_dir)?;
     if !state.is_file() {
         return Ok(None);
-    }
-    let state_dir = run_dir.join(STATE_DIR);
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&state_dir)
-            .map_err(io_fail(format!("create {}", state_dir.display())))?;
     }
     // Written 0600 from the start, so the secrets are never readable by others, not even briefly.
     let bytes = std::fs::read(state).map_err(io_fail(format!("read {}", state.display())))?;
