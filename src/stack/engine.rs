@@ -616,15 +616,7 @@ impl Engine {
         let filters = label_filter(&pairs);
         let containers = self.containers_with(&filters).await?;
         let networks = self.networks_with(&filters).await?;
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(docker_err("list volumes"))?
-            .volumes
-            .unwrap_or_default();
+        let volumes = self.volumes_with(filters).await?;
 
         let mut runs: BTreeMap<String, RunSummary> = BTreeMap::new();
         let mut note = |labels: &HashMap<String, String>| -> Option<String> {
@@ -760,6 +752,22 @@ impl Engine {
             .map_err(docker_err("list networks"))
     }
 
+    /// Every volume matching `filters`.
+    async fn volumes_with(
+        &self,
+        filters: HashMap<String, Vec<String>>,
+    ) -> Result<Vec<bollard::models::Volume>, StackError> {
+        Ok(self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(docker_err("list volumes"))?
+            .volumes
+            .unwrap_or_default())
+    }
+
     async fn run_is_gone(&self, id: &str) -> Result<bool, StackError> {
         let filters = label_filter(&[(LABEL_RUN, id)]);
         let containers = self.containers_with(&filters).await?;
@@ -814,15 +822,7 @@ impl Engine {
                 .map_err(docker_err(format!("remove network {name}")))?;
             removed += 1;
         }
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions {
-                filters: Some(filters),
-            }))
-            .await
-            .map_err(docker_err("list volumes"))?
-            .volumes
-            .unwrap_or_default();
+        let volumes = self.volumes_with(filters).await?;
         let removals = volumes.iter().map(|v| async move {
             self.docker
                 .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
