@@ -532,10 +532,7 @@ fn parity_remote_compares_the_server_with_the_last_deployed_package() -> Outcome
                 "parity",
                 "--remote",
             ])
-            .env(
-                "HARNESS_SSH_COMMAND",
-                format!("ssh -F {}", twin.ssh_config().display()),
-            )
+            .env("HARNESS_SSH_CONFIG", twin.ssh_config())
             .output()
             .unwrap()
     };
@@ -559,17 +556,43 @@ fn parity_remote_compares_the_server_with_the_last_deployed_package() -> Outcome
             .is_some_and(|s| s.contains(".harness/deployed/")),
         || format!("{v:#}"),
     )?;
+    // Runtime files the app makes (a log, tmp/, the database's grown content) are not differences.
     twin.exec(
-        "cd /home/deploy/app && echo '# hotfix' >> src/app/__init__.py && echo x > src/app/stray.py",
+        "cd /home/deploy/app && mkdir -p tmp logs && touch tmp/restart.txt && echo boom > logs/error.log",
+    )?;
+    twin.sql("PRAGMA user_version = 7; INSERT INTO settings (key, value) VALUES ('grown', '1')")?;
+    let o = parity();
+    expect_exit(&o, 0)?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
+    ensure(
+        v["schema"]["state"] == "same"
+            && v["extra"] == serde_json::json!([])
+            && v["modified"] == serde_json::json!([]),
+        || format!("runtime files counted as differences: {v:#}"),
+    )?;
+    // A file edited on the server and a stray one (a space in its name survives the listing).
+    twin.exec(
+        "cd /home/deploy/app && echo '# hotfix' >> src/app/__init__.py && echo x > 'src/app/stray file.py'",
     )?;
     let o = parity();
     expect_exit(&o, 1)?;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
+    let modified: Vec<&str> = v["modified"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|e| e["path"].as_str()).collect())
+        .unwrap_or_default();
     ensure(
-        v["modified"][0]["path"] == "src/app/__init__.py"
-            && v["extra"] == serde_json::json!(["src/app/stray.py"]),
+        modified == ["src/app/__init__.py"]
+            && v["extra"] == serde_json::json!(["src/app/stray file.py"])
+            && v["missing"] == serde_json::json!([]),
         || format!("{v:#}"),
     )?;
+    // A schema change on the server's database is a difference; its content is not.
+    twin.sql("CREATE TABLE hand_made (x)")?;
+    let o = parity();
+    expect_exit(&o, 1)?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
+    ensure(v["schema"]["state"] == "differs", || format!("{v:#}"))?;
     // After a rollback to a release harness did not deploy, there is no package to compare with.
     let o = p.harness(Some(&twin), &["rollback", "webhosting", "--to", &old]);
     expect_exit(&o, 0)?;

@@ -143,9 +143,11 @@ impl Twin {
             if keys.contains("ssh-ed25519") {
                 break keys;
             }
-            if Instant::now() > deadline {
+            // A twin whose start command failed never answers: say so now, with its logs.
+            let state = self.state();
+            if !state.starts_with("running") || Instant::now() > deadline {
                 return Err(format!(
-                    "sshd in the twin did not answer on port {}: {}",
+                    "sshd in the twin did not answer on port {} (container {state}): {}",
                     self.ssh_port,
                     self.logs()
                 ));
@@ -206,9 +208,10 @@ impl Twin {
             if seen.as_deref() == Some(build_id) && self.health() == Some(200) {
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            let state = self.state();
+            if !state.starts_with("running") || Instant::now() > deadline {
                 return Err(format!(
-                    "the twin does not serve {build_id} (sees {seen:?}): {}",
+                    "the twin does not serve {build_id} (sees {seen:?}; container {state}): {}",
                     self.logs()
                 ));
             }
@@ -249,6 +252,17 @@ impl Twin {
         self.exec(&format!(
             "cd /home/{USER} && find . -type f ! -path './.ssh/*' -print0 | sort -z | xargs -0 sha256sum"
         ))
+    }
+
+    /// `running`, or e.g. `exited (exit 2)`, as the daemon sees the container.
+    pub fn state(&self) -> String {
+        docker(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} (exit {{.State.ExitCode}}{{with .State.Error}}: {{.}}{{end}})",
+            &self.container,
+        ])
+        .unwrap_or_else(|e| format!("not inspectable: {e}"))
     }
 
     pub fn logs(&self) -> String {
