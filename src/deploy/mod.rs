@@ -632,14 +632,8 @@ fn unlock_script(layout: &Layout) -> String {
     plan::unlock(layout).command()
 }
 
-/// The ssh config file: `HARNESS_SSH_CONFIG`, else ssh's own default (~/.ssh/config).
-fn ssh_config_file() -> Option<PathBuf> {
-    std::env::var_os(ssh::CONFIG_ENV)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-fn ssh_failure(e: SshError, state: &str) -> Failure {
+/// An SSH error as a command's failure; `state` says what it left on the server.
+pub(crate) fn ssh_failure(e: SshError, state: &str) -> Failure {
     match e {
         SshError::Connect { .. } => Failure::new(Exit::Environment, format!("{e}; {state}"))
             .hint("check that `ssh HOST true` works from this shell (BatchMode: keys via the agent or ~/.ssh/config, the host in known_hosts)"),

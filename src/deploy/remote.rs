@@ -68,11 +68,10 @@ impl Remote {
 
     /// The one master connection.
     pub fn connect(&self, wh: &WebhostingDeploy, state: &str) -> Result<Ssh, Failure> {
-        Ssh::connect(SshTarget {
-            destination: self.destination.clone(),
-            config_file: super::ssh_config_file(),
-            connect_timeout: wh.connect_timeout,
-        })
+        Ssh::connect(SshTarget::with_user_config(
+            &self.destination,
+            wh.connect_timeout,
+        ))
         .map_err(|e| ssh_failure(e, state))
     }
 

@@ -70,6 +70,20 @@ pub struct SshTarget {
     pub connect_timeout: Duration,
 }
 
+impl SshTarget {
+    /// `destination` as the user's OpenSSH reaches it: ~/.ssh/config, or the file named by
+    /// `HARNESS_SSH_CONFIG`.
+    pub fn with_user_config(destination: &str, connect_timeout: Duration) -> SshTarget {
+        SshTarget {
+            destination: destination.to_string(),
+            config_file: std::env::var_os(CONFIG_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+            connect_timeout,
+        }
+    }
+}
+
 /// An open master connection. Closed by [`Ssh::close`] or, on any other exit path, by Drop.
 pub struct Ssh {
     target: SshTarget,

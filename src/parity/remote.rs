@@ -9,7 +9,12 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use super::view::PackageView;
+use crate::deploy::ssh::{Ssh, SshTarget};
+use crate::deploy::ssh_failure;
 use crate::error::{Exit, Failure};
+
+/// What an SSH failure left on the server: parity only reads.
+const READ_ONLY: &str = "nothing was changed on the server";
 
 /// Runtime files every server run creates; never compared. `*.log`, `*.pyc` and `__pycache__`
 /// are also left out of the listing itself, so large logs cost no hashing on the server.
@@ -277,8 +282,9 @@ pub fn server(config: &crate::config::Config) -> Result<(String, String), Failur
     }
 }
 
-/// Lists the server's files over plain OpenSSH (the user's ssh config, agent and known_hosts)
-/// and compares them with `package`, the deployed webhosting zip.
+/// Lists the server's files over deploy's SSH layer (one master connection; the user's ssh
+/// config or `HARNESS_SSH_CONFIG`, agent and known_hosts) and compares them with `package`, the
+/// deployed webhosting zip.
 pub fn run(
     config: &crate::config::Config,
     package: &std::path::Path,
@@ -292,9 +298,16 @@ pub fn run(
     let view = PackageView::read(package, &layout)?;
     let ignore = Ignore::new(layout.database.as_deref(), &config.parity.remote_ignore)
         .map_err(|e| Failure::new(Exit::BadInput, format!("[parity] remote_ignore: {e}")))?;
+    let ssh = crate::events::phase(reporter, "connect", || {
+        let target = SshTarget::with_user_config(&host, config.webhosting_deploy().connect_timeout);
+        let ssh = Ssh::connect(target).map_err(|e| ssh_failure(e, READ_ONLY))?;
+        Ok::<_, Failure>((ssh, host.clone()))
+    })?;
     let listing = crate::events::phase(reporter, "listing", || {
-        let out = ssh(&host, &listing_command(&dir))?;
-        let text = String::from_utf8(out).map_err(|_| {
+        let out = ssh
+            .run(&listing_command(&dir))
+            .map_err(|e| ssh_failure(e, READ_ONLY))?;
+        let text = String::from_utf8(out.stdout).map_err(|_| {
             Failure::new(
                 Exit::Environment,
                 format!("{host}: the listing is not UTF-8"),
@@ -312,16 +325,14 @@ pub fn run(
             .map_err(|e| Failure::new(Exit::Environment, e))?
             .contains_key(db);
         let server = if on_server {
-            let bytes = crate::events::phase(reporter, "database", || {
-                let b = ssh(&host, &database_command(&dir, db))?;
-                let n = b.len();
-                Ok::<_, Failure>((b, format!("{n} bytes copied")))
-            })?;
             let tmp = tempfile::NamedTempFile::new().map_err(|e| {
                 Failure::new(Exit::Environment, format!("cannot make a temp file: {e}"))
             })?;
-            std::fs::write(tmp.path(), &bytes).map_err(|e| {
-                Failure::new(Exit::Environment, format!("cannot write a temp file: {e}"))
+            crate::events::phase(reporter, "database", || {
+                ssh.run_to_file(&database_command(&dir, db), tmp.path())
+                    .map_err(|e| ssh_failure(e, READ_ONLY))?;
+                let n = std::fs::metadata(tmp.path()).map_or(0, |m| m.len());
+                Ok::<_, Failure>(((), format!("{n} bytes copied")))
             })?;
             Some(crate::package::database::fingerprint_file(tmp.path())?.1)
         } else {
@@ -329,57 +340,13 @@ pub fn run(
         };
         report.check_schema(&deployed, server.as_deref());
     }
+    ssh.close();
     Ok(RemoteOutcome {
         host,
         remote_dir: dir,
         package: package.to_path_buf(),
         report,
     })
-}
-
-/// `ssh -o BatchMode=yes -o ConnectTimeout=10 HOST -- COMMAND`; `HARNESS_SSH_COMMAND` replaces
-/// `ssh` (split on whitespace, e.g. `ssh -F /path/config`), as GIT_SSH_COMMAND does for git.
-fn ssh(host: &str, command: &str) -> Result<Vec<u8>, Failure> {
-    let custom = std::env::var("HARNESS_SSH_COMMAND").ok();
-    let mut words: Vec<String> = custom
-        .as_deref()
-        .unwrap_or("ssh")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if words.is_empty() {
-        words.push("ssh".into());
-    }
-    let out = std::process::Command::new(&words[0])
-        .args(&words[1..])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            host,
-            "--",
-            command,
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| {
-            Failure::new(Exit::Environment, format!("cannot run {}: {e}", words[0]))
-                .hint("install the OpenSSH client")
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(Failure::new(
-            Exit::Environment,
-            format!(
-                "ssh {host} failed ({}): {}",
-                out.status,
-                crate::package::vendor::tail_lines(&err, 10).trim()
-            ),
-        )
-        .hint("check that `ssh -o BatchMode=yes HOST true` works (key in the agent, host in known_hosts) and that remote_dir exists"));
-    }
-    Ok(out.stdout)
 }
 
 /// The readable form of a remote report.
