@@ -197,7 +197,8 @@ fn forced_release_failing_import_is_rolled_back_exit_5_old_build_answers() -> Ou
     let p = Project::new("");
     let (twin, old) = twin_with_old_release(&p)?;
     p.edit("src/app/__init__.py", |s| {
-        format!("raise ImportError('this release is broken')\n{s}")
+        // At the end: `from __future__` must stay the module's first statement.
+        format!("{s}\nraise ImportError('this release is broken')\n")
     });
     p.commit("broken");
     let o = p.harness(
@@ -212,6 +213,17 @@ fn forced_release_failing_import_is_rolled_back_exit_5_old_build_answers() -> Ou
     );
     expect_exit(&o, 5)?;
     ensure(text(&o.stderr).contains("rolled back"), || describe(&o))?;
+    // Real Passenger answers 500 for an app that cannot be imported: both waits (the local boot
+    // check and the verification on the server) give up on the streak, not at their timeouts.
+    ensure(
+        text(&o.stderr).matches("answered 500 for").count() >= 2,
+        || describe(&o),
+    )?;
+    // The boot check's warning shows the app's own error (Apache's error log), not probe noise.
+    ensure(
+        text(&o.stderr).contains("ImportError: this release is broken"),
+        || describe(&o),
+    )?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         format!("/version: {:?}", twin.build_id())
     })?;

@@ -139,7 +139,7 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
     }
     .await;
     let logs = match &result {
-        Err(_) => crate::stack::wait::last_lines(docker, &created.id, 20).await,
+        Err(_) => crate::stack::wait::last_stderr_lines(docker, &created.id, 20).await,
         Ok(_) => Vec::new(),
     };
     let _ = docker

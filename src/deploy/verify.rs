@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Exit, Failure};
 
+/// How long an app may answer nothing but server errors, after the restart counts, before the
+/// wait gives up early. Passenger holds requests while it spawns an app, so an app that is still
+/// starting is slow, not failing; a streak of 5xx means it failed to start (an import error) or
+/// its health check fails, and waiting out the whole timeout would only prolong the outage.
+pub const SERVER_ERROR_STREAK: Duration = Duration::from_secs(5);
+
 pub struct Probe {
     pub base: String,
     pub health_path: String,
@@ -35,13 +41,36 @@ enum Seen {
 
 impl Probe {
     /// Waits until health is 2xx and the version reports `build_id`, counting only probes that
-    /// start after `since + settle`.
+    /// start after `since + settle`. Gives up at the timeout, or earlier when every counted probe
+    /// for [`SERVER_ERROR_STREAK`] was a server error.
     pub fn until(&self, build_id: &str, since: Instant) -> Result<String, Failure> {
         let deadline = since + self.timeout;
         let mut seen_builds: Vec<String> = Vec::new();
+        let mut errors_since: Option<Instant> = None;
         loop {
             let at = Instant::now();
             let seen = self.once();
+            let counted = at >= since + self.settle;
+            errors_since = match &seen {
+                Seen::Health(code) if *code >= 500 && counted => errors_since.or(Some(at)),
+                _ => None,
+            };
+            if let (Some(first), Seen::Health(code)) = (errors_since, &seen)
+                && at.duration_since(first) >= SERVER_ERROR_STREAK
+            {
+                return Err(Failure::new(
+                    Exit::Unknown,
+                    format!(
+                        "build {build_id} does not answer: {}{} answered {code} for {:.1} s in a row \
+                         ({:.1} s after the restart); not waiting out the {} s timeout",
+                        self.base,
+                        self.health_path,
+                        at.duration_since(first).as_secs_f64(),
+                        since.elapsed().as_secs_f64(),
+                        self.timeout.as_secs()
+                    ),
+                ));
+            }
             if let Seen::Version(Some(b)) = &seen
                 && !seen_builds.contains(b)
             {
@@ -151,4 +180,87 @@ fn get(url: &str) -> Result<(u16, String), String> {
         .parse()
         .map_err(|_| format!("no status from {url}"))?;
     Ok((code, body.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A real HTTP server on 127.0.0.1: `answer(n)` gives the status and body of request n.
+    fn serve(answer: impl Fn(usize) -> (u16, String) + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let (code, body) = answer(count.fetch_add(1, Ordering::SeqCst));
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        base
+    }
+
+    fn probe(base: String, timeout: Duration) -> Probe {
+        Probe {
+            base,
+            health_path: "/health".into(),
+            version_path: "/version".into(),
+            settle: Duration::ZERO,
+            timeout,
+        }
+    }
+
+    #[test]
+    fn an_app_that_only_answers_500_is_given_up_on_before_the_timeout() {
+        let base = serve(|_| (500, "Internal Server Error".into()));
+        let err = probe(base, Duration::from_secs(60))
+            .until("b1", Instant::now())
+            .unwrap_err();
+        assert!(
+            err.message.contains("answered 500") && err.message.contains("in a row"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_few_server_errors_while_starting_do_not_fail_the_wait() {
+        // Each probe is two requests (health, then version); the first three fail.
+        let base = serve(|n| {
+            if n < 3 {
+                (503, String::new())
+            } else {
+                (200, r#"{"build_id": "b1"}"#.into())
+            }
+        });
+        let done = probe(base, Duration::from_secs(60))
+            .until("b1", Instant::now())
+            .unwrap();
+        assert!(done.contains("= b1"), "{done}");
+    }
+
+    #[test]
+    fn a_wrong_build_is_not_a_server_error_and_waits_for_the_timeout() {
+        let base = serve(|_| (200, r#"{"build_id": "old"}"#.into()));
+        let err = probe(base, Duration::from_secs(1))
+            .until("new", Instant::now())
+            .unwrap_err();
+        assert!(
+            err.message.contains("did not answer within 1 s")
+                && err.message.contains("builds seen: old"),
+            "{}",
+            err.message
+        );
+    }
 }

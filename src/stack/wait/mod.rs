@@ -143,10 +143,22 @@ pub async fn until_ready(
 
 /// The last `n` lines the container wrote to stdout and stderr.
 pub async fn last_lines(docker: &Docker, container: &str, n: usize) -> Vec<String> {
+    tail(docker, container, n, true).await
+}
+
+/// The last `n` lines a container wrote to stderr only: for Apache that is the error log, where
+/// Passenger puts the app's traceback, without the access log lines of the probes in between.
+pub async fn last_stderr_lines(docker: &Docker, container: &str, n: usize) -> Vec<String> {
+    tail(docker, container, n, false).await
+}
+
+async fn tail(docker: &Docker, container: &str, n: usize, stdout: bool) -> Vec<String> {
     let options = LogsOptions {
-        stdout: true,
+        stdout,
         stderr: true,
-        tail: n.to_string(),
+        // The daemon counts `tail` over both streams before it filters one out, so stderr alone
+        // reads further back (a probe loop can write hundreds of access lines after a traceback).
+        tail: if stdout { n.to_string() } else { "2000".into() },
         ..Default::default()
     };
     let mut stream = docker.logs(container, Some(options));
