@@ -500,6 +500,10 @@ fn a_kept_release_that_does_not_answer_is_put_back_exit_5() -> Outcome {
     ensure(text(&o.stderr).contains("failed verification"), || {
         describe(&o)
     })?;
+    // Given up on after the streak of 500s, not at verify_timeout.
+    ensure(text(&o.stderr).contains("answered 500 for"), || {
+        describe(&o)
+    })?;
     served(&twin, &a)?;
     // Both are where they were: A live, the old release kept under its own name, lock released.
     let after = twin.exec(&format!("ls {HOME}/releases"))?;
