@@ -213,6 +213,11 @@ fn example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing() -> O
     ensure(access.contains("\"request_time\""), || {
         "empty proxy log".into()
     })?;
+    // The proxy's own readiness probe is in the log, marked by its User-Agent, so the report's
+    // slowest routes can leave it out (src/run/proxylog.rs).
+    ensure(access.contains("\"agent\":\"harness-wait\""), || {
+        format!("no readiness probe marked in the proxy log:\n{access}")
+    })?;
     // The tests saved a screenshot on each page.
     let shots = std::fs::read_dir(run_dir.join("report/screenshots"))?.count();
     ensure(shots >= 10, || format!("{shots} screenshots"))?;

@@ -25,15 +25,23 @@ struct Line {
     request_time: f64,
     #[serde(default)]
     upstream_response_time: String,
+    #[serde(default)]
+    agent: String,
 }
 
-/// The `limit` routes with the highest p95, then the highest max. Unreadable lines are counted
-/// and returned so the report can say how many were skipped.
+// The stack's readiness probes run while the app is starting: counted, they would make the
+// health path the slowest route of every run.
+use crate::stack::wait::PROBE_USER_AGENT;
+
+/// The `limit` routes with the highest p95, then the highest max, of the requests the suite made
+/// (the readiness probes left out). Unreadable lines are counted and returned so the report can
+/// say how many were skipped.
 pub fn slowest_routes(jsonl: &str, limit: usize) -> (Vec<RouteStats>, usize) {
     let mut groups: BTreeMap<(String, String), Vec<Line>> = BTreeMap::new();
     let mut unreadable = 0;
     for raw in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str::<Line>(raw) {
+            Ok(line) if line.agent == PROBE_USER_AGENT => {}
             Ok(line) => {
                 let path = line.uri.split('?').next().unwrap_or("").to_string();
                 groups
@@ -134,6 +142,25 @@ mod tests {
         assert_eq!(redirect.upstream_median_ms, None);
         let (top, _) = slowest_routes(&log, 2);
         assert_eq!(top.len(), 2);
+    }
+
+    #[test]
+    fn readiness_probes_are_not_routes_of_the_suite() {
+        let slow_probe = line("GET", "/health", 200, 1.9, "1.9").replace(
+            r#""host""#,
+            &format!(r#""agent":"{PROBE_USER_AGENT}","host""#),
+        );
+        let log = [
+            slow_probe,
+            line("GET", "/health", 200, 0.002, "0.002"),
+            line("GET", "/geo", 200, 0.1, "0.1"),
+        ]
+        .join("\n");
+        let (routes, bad) = slowest_routes(&log, 10);
+        assert_eq!(bad, 0);
+        assert_eq!(routes[0].path, "/geo");
+        let health = routes.iter().find(|r| r.path == "/health").unwrap();
+        assert_eq!((health.count, health.max_ms), (1, 2.0));
     }
 
     #[test]
