@@ -249,6 +249,40 @@ fn a_changed_source_makes_parity_rebuild_only_what_is_stale() {
     assert_eq!(v["rebuilt"], serde_json::json!(["local", "webhosting"]));
 }
 
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", show(&out));
+}
+
+/// build_info.json carries the commit, so a package built before a commit is stale after it,
+/// even when no source changed: otherwise a fresh local build (as `harness test` makes) and the
+/// older webhosting one would differ in their commit and parity would fail.
+#[test]
+fn a_new_commit_makes_packages_stale_so_a_rebuilt_one_still_has_clean_parity() {
+    let p = copy_example();
+    git(p.path(), &["init", "-q"]);
+    git(p.path(), &["add", "-A"]);
+    git(p.path(), &["commit", "-q", "-m", "one"]);
+    let out = harness(p.path(), &["parity"]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    git(
+        p.path(),
+        &["commit", "-q", "--allow-empty", "-m", "docs only"],
+    );
+    let out = harness(p.path(), &["build", "--target", "local"]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let out = harness(p.path(), &["parity", "--json"]);
+    assert_eq!(code(&out), 0, "{}", show(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rebuilt"], serde_json::json!(["webhosting"]), "{v:#}");
+}
+
 #[test]
 fn a_bad_allow_rule_is_a_config_error_with_its_line() {
     let p = copy_example();

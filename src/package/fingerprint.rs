@@ -3,6 +3,7 @@ use sha2::{Digest, Sha256};
 
 use super::stage::SourceFile;
 use crate::config::Config;
+use crate::git::GitFacts;
 
 /// sha256 over the sorted `(path, sha256)` list of code files. Generated metadata and data files
 /// are left out by the caller, so local and webhosting packages of one source agree.
@@ -20,8 +21,15 @@ pub fn code<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
 }
 
 /// A cheap hash of everything a build reads, from metadata only: it says whether a package is
-/// stale without rebuilding it.
-pub fn input(config: &Config, target: &str, seed_demo: bool, sources: &[SourceFile]) -> String {
+/// stale without rebuilding it. The git facts count because build_info.json and DEPLOY_README.md
+/// carry them: after a commit the same sources make other bytes.
+pub fn input(
+    config: &Config,
+    target: &str,
+    seed_demo: bool,
+    sources: &[SourceFile],
+    git: &GitFacts,
+) -> String {
     let mut h = Sha256::new();
     let mut field = |label: &str, bytes: &[u8]| {
         h.update(label.as_bytes());
@@ -41,6 +49,13 @@ pub fn input(config: &Config, target: &str, seed_demo: bool, sources: &[SourceFi
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         field("source_date_epoch", epoch.as_bytes());
     }
+    field("git_commit", git.commit.as_deref().unwrap_or("").as_bytes());
+    field("git_branch", git.branch.as_deref().unwrap_or("").as_bytes());
+    field(
+        "git_commit_time",
+        &git.commit_time.unwrap_or(0).to_le_bytes(),
+    );
+    field("git_dirty", format!("{:?}", git.dirty).as_bytes());
     for f in sources {
         field("file", f.zip_path.as_bytes());
         field("size", &f.size.to_le_bytes());

@@ -16,7 +16,7 @@ pub fn staleness(zip: &Path, want: &str) -> Option<String> {
     match read_sidecar(zip) {
         None => Some(format!("{} has no readable build record", zip.display())),
         Some(s) if s.fingerprints.input != want => {
-            Some("its inputs changed since it was built".into())
+            Some("its inputs (sources, config or git commit) changed since it was built".into())
         }
         Some(_) => None,
     }
@@ -50,7 +50,8 @@ pub fn reusable(config: &Config, target: &str) -> Result<Option<PackageManifest>
         return Ok(None);
     }
     let sources = super::stage::walk(config)?;
-    let want = super::fingerprint::input(config, target, false, &sources);
+    let git = crate::git::facts(&config.root);
+    let want = super::fingerprint::input(config, target, false, &sources, &git);
     // Read once: the input fingerprint decides freshness, the rest describes the package.
     let Some(sidecar) = read_sidecar(&zip).filter(|s| s.fingerprints.input == want) else {
         return Ok(None);

@@ -210,7 +210,8 @@ pub fn build(
         Ok(((files, staged), format!("{n} files")))
     })?;
     let (sources, staged) = sources;
-    let input_fp = fingerprint::input(config, target, req.seed_demo, &sources);
+    let git = crate::git::facts(&config.root);
+    let input_fp = fingerprint::input(config, target, req.seed_demo, &sources, &git);
 
     // Vendor.
     let vendor = match &config.package.requirements {
@@ -251,7 +252,6 @@ pub fn build(
         }
     };
 
-    let git = crate::git::facts(&config.root);
     let built_at_epoch = built_at(&git);
     let built_at = rfc3339(built_at_epoch);
     let state_path = secrets::state_file_path(&config.root, target);

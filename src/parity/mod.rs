@@ -58,11 +58,12 @@ pub fn run(config: &Config, reporter: &dyn Reporter) -> Result<ParityOutcome, Fa
         let n = s.len();
         Ok::<_, Failure>((s, format!("{n} source files")))
     })?;
+    let git = crate::git::facts(&config.root);
     let mut rebuilt = Vec::new();
     let mut zips = Vec::new();
     for target in ["local", "webhosting"] {
         let zip = package::default_output(config, target);
-        let want = package::fingerprint::input(config, target, false, &sources);
+        let want = package::fingerprint::input(config, target, false, &sources, &git);
         match package::fresh::staleness(&zip, &want) {
             None => reporter.event(&Event::Note {
                 message: format!("{target}: {} is up to date", zip.display()),
