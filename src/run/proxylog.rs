@@ -2,6 +2,10 @@
 //! run report's "slowest routes": per method and path (query dropped), how often, and how long.
 use std::collections::BTreeMap;
 
+// The stack's readiness probes run while the app is starting: counted, they would make the
+// health path the slowest route of every run.
+use crate::stack::wait::PROBE_USER_AGENT;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RouteStats {
     pub method: String,
@@ -28,10 +32,6 @@ struct Line {
     #[serde(default)]
     agent: String,
 }
-
-// The stack's readiness probes run while the app is starting: counted, they would make the
-// health path the slowest route of every run.
-use crate::stack::wait::PROBE_USER_AGENT;
 
 /// The `limit` routes with the highest p95, then the highest max, of the requests the suite made
 /// (the readiness probes left out). Unreadable lines are counted and returned so the report can

@@ -23,6 +23,7 @@ pub const LOG_TAIL: usize = 50;
 
 /// The User-Agent of the HTTP readiness probes, so access logs can tell them from real traffic.
 pub const PROBE_USER_AGENT: &str = "harness-wait";
+
 /// How often waits look again; short, because every poll is a local call.
 const POLL: Duration = Duration::from_millis(50);
 
