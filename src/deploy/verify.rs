@@ -8,11 +8,32 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Exit, Failure};
 
-/// How long an app may answer nothing but server errors, after the restart counts, before the
-/// wait gives up early. Passenger holds requests while it spawns an app, so an app that is still
-/// starting is slow, not failing; a streak of 5xx means it failed to start (an import error) or
-/// its health check fails, and waiting out the whole timeout would only prolong the outage.
+/// How long an app may answer nothing but 500 before a wait gives up early. Passenger holds
+/// requests while it spawns an app, so an app that is still starting is slow, not failing; a
+/// streak of 500 means it failed to start (an import error) or its health check fails, and
+/// waiting out the whole timeout would only prolong the outage. Only 500 counts: 502, 503 and
+/// 504 are what proxies and a busy Passenger queue answer while things come up.
 pub const SERVER_ERROR_STREAK: Duration = Duration::from_secs(5);
+
+/// Tracks an unbroken run of 500 answers (see [`SERVER_ERROR_STREAK`]).
+#[derive(Debug, Default)]
+struct ErrorStreak {
+    since: Option<Instant>,
+}
+
+impl ErrorStreak {
+    /// Notes one answer (`None`: no answer at all) at `at`; returns how long the streak has
+    /// lasted once it reaches [`SERVER_ERROR_STREAK`].
+    fn note(&mut self, status: Option<u16>, at: Instant) -> Option<Duration> {
+        self.since = match status {
+            Some(500) => self.since.or(Some(at)),
+            _ => None,
+        };
+        self.since
+            .map(|first| at.duration_since(first))
+            .filter(|d| *d >= SERVER_ERROR_STREAK)
+    }
+}
 
 pub struct Probe {
     pub base: String,
@@ -42,30 +63,27 @@ enum Seen {
 impl Probe {
     /// Waits until health is 2xx and the version reports `build_id`, counting only probes that
     /// start after `since + settle`. Gives up at the timeout, or earlier when every counted probe
-    /// for [`SERVER_ERROR_STREAK`] was a server error.
+    /// for [`SERVER_ERROR_STREAK`] answered 500.
     pub fn until(&self, build_id: &str, since: Instant) -> Result<String, Failure> {
         let deadline = since + self.timeout;
         let mut seen_builds: Vec<String> = Vec::new();
-        let mut errors_since: Option<Instant> = None;
+        let mut streak = ErrorStreak::default();
         loop {
             let at = Instant::now();
             let seen = self.once();
-            let counted = at >= since + self.settle;
-            errors_since = match &seen {
-                Seen::Health(code) if *code >= 500 && counted => errors_since.or(Some(at)),
+            let status = match &seen {
+                Seen::Health(code) if at >= since + self.settle => Some(*code),
                 _ => None,
             };
-            if let (Some(first), Seen::Health(code)) = (errors_since, &seen)
-                && at.duration_since(first) >= SERVER_ERROR_STREAK
-            {
+            if let Some(lasted) = streak.note(status, at) {
                 return Err(Failure::new(
                     Exit::Unknown,
                     format!(
-                        "build {build_id} does not answer: {}{} answered {code} for {:.1} s in a row \
+                        "build {build_id} does not answer: {}{} answered 500 for {:.1} s in a row \
                          ({:.1} s after the restart); not waiting out the {} s timeout",
                         self.base,
                         self.health_path,
-                        at.duration_since(first).as_secs_f64(),
+                        lasted.as_secs_f64(),
                         since.elapsed().as_secs_f64(),
                         self.timeout.as_secs()
                     ),
@@ -239,7 +257,7 @@ mod tests {
         // Each probe is two requests (health, then version); the first three fail.
         let base = serve(|n| {
             if n < 3 {
-                (503, String::new())
+                (500, String::new())
             } else {
                 (200, r#"{"build_id": "b1"}"#.into())
             }
@@ -248,6 +266,20 @@ mod tests {
             .until("b1", Instant::now())
             .unwrap();
         assert!(done.contains("= b1"), "{done}");
+    }
+
+    #[test]
+    fn unavailable_is_waited_out_not_given_up_on() {
+        // 503 is what a busy Passenger queue or a proxy answers while things come up.
+        let base = serve(|_| (503, String::new()));
+        let err = probe(base, Duration::from_secs(7))
+            .until("b1", Instant::now())
+            .unwrap_err();
+        assert!(
+            err.message.contains("did not answer within 7 s") && err.message.contains("503"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -262,5 +294,21 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn a_streak_is_only_unbroken_500s_for_the_whole_span() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut s = ErrorStreak::default();
+        assert_eq!(s.note(Some(500), at(0)), None);
+        assert_eq!(s.note(Some(500), at(4_000)), None);
+        // One other answer (or none at all) starts it over.
+        assert_eq!(s.note(None, at(4_500)), None);
+        assert_eq!(s.note(Some(500), at(5_000)), None);
+        assert_eq!(s.note(Some(503), at(6_000)), None);
+        assert_eq!(s.note(Some(500), at(7_000)), None);
+        assert_eq!(s.note(Some(500), at(11_999)), None);
+        assert_eq!(s.note(Some(500), at(12_000)), Some(Duration::from_secs(5)));
     }
 }
