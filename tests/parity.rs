@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use support::copy_example;
+use support::{copy_example, git};
 
 const BIN: &str = env!("CARGO_BIN_EXE_harness");
 
@@ -247,17 +247,6 @@ fn a_changed_source_makes_parity_rebuild_only_what_is_stale() {
     assert_eq!(code(&out), 0, "{}", show(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["rebuilt"], serde_json::json!(["local", "webhosting"]));
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", show(&out));
 }
 
 /// build_info.json carries the commit, so a package built before a commit is stale after it,

@@ -34,6 +34,23 @@ pub fn copy_example() -> tempfile::TempDir {
     dir
 }
 
+/// `git -C dir ARGS` with a throwaway identity; panics with git's stderr when it fails.
+#[allow(dead_code)]
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Whether a Docker daemon answers (checked with the CLI, independently of the code under test).
 #[allow(dead_code)]
 pub fn docker_available() -> bool {
