@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
 
-type Outcome = Result<(), Failed>;
-
 mod support;
 
 fn main() {
@@ -92,11 +90,7 @@ fn main() {
 
 // ---- helpers --------------------------------------------------------------------------------
 
-use support::{docker, resources_with};
-
-fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
-    if cond { Ok(()) } else { Err(what().into()) }
-}
+use support::{Outcome, describe, docker, ensure, resources_with, text};
 
 const WSGI_OK: &str = r#"import json, os
 
@@ -175,11 +169,7 @@ impl Project {
     }
 
     fn harness(&self) -> Command {
-        // HARNESS_E2E_BIN picks a copied binary when several checkouts share one target dir.
-        let bin = std::env::var_os("HARNESS_E2E_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")));
-        let mut c = Command::new(bin);
+        let mut c = Command::new(support::harness_bin());
         c.arg("--project").arg(self.dir.path());
         c
     }
@@ -210,19 +200,6 @@ impl Drop for Project {
             let _ = self.run(&["down", "--all"]);
         }
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    )
 }
 
 /// `up --json` outcome.

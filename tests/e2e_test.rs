@@ -16,9 +16,7 @@ use libtest_mimic::Failed;
 
 mod support;
 
-use support::resources_with;
-
-type Outcome = Result<(), Failed>;
+use support::{Outcome, ensure, resources_with, text};
 
 fn main() {
     support::run_docker_suite(
@@ -57,14 +55,6 @@ fn main() {
     )
 }
 
-fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
-    if cond { Ok(()) } else { Err(what().into()) }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 fn describe(o: &Output) -> String {
     format!(
         "exit {:?}\nstdout:\n{}\nstderr (last 60 lines):\n{}",
@@ -96,10 +86,7 @@ impl Example {
     }
 
     fn harness(&self) -> Command {
-        let bin = std::env::var_os("HARNESS_E2E_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")));
-        let mut c = Command::new(bin);
+        let mut c = Command::new(support::harness_bin());
         c.arg("--project").arg(self.dir.path());
         // Never a registry: the images are baked (scripts/test.sh does it before the suites).
         c.env("HARNESS_OFFLINE", "1");

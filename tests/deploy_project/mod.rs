@@ -10,21 +10,7 @@ use libtest_mimic::Failed;
 use crate::support;
 use crate::twin::{self, Twin};
 
-pub type Outcome = Result<(), Failed>;
-
-pub fn bin() -> PathBuf {
-    std::env::var_os("HARNESS_E2E_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")))
-}
-
-pub fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-pub fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
-    if cond { Ok(()) } else { Err(what().into()) }
-}
+pub use crate::support::{Outcome, describe, ensure, harness_bin as bin, text};
 
 /// A copy of the example, pointed at the twin, in its own git repository (a clean tree).
 pub struct Project {
@@ -146,15 +132,6 @@ impl Project {
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default()
     }
-}
-
-pub fn describe(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    )
 }
 
 /// Compares two `sha256sum` listings and names what differs.

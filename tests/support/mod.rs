@@ -2,6 +2,40 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// What a libtest-mimic case returns.
+#[allow(dead_code)]
+pub type Outcome = Result<(), libtest_mimic::Failed>;
+
+#[allow(dead_code)]
+pub fn ensure(cond: bool, what: impl FnOnce() -> String) -> Outcome {
+    if cond { Ok(()) } else { Err(what().into()) }
+}
+
+#[allow(dead_code)]
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A finished command's exit code and output, for a failure message.
+#[allow(dead_code)]
+pub fn describe(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        text(&o.stdout),
+        text(&o.stderr)
+    )
+}
+
+/// The harness binary under test: `HARNESS_E2E_BIN` (a copied binary, when several checkouts
+/// share one target directory), else cargo's build of it.
+#[allow(dead_code)]
+pub fn harness_bin() -> PathBuf {
+    std::env::var_os("HARNESS_E2E_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")))
+}
+
 pub fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
 }
