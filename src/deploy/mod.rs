@@ -325,6 +325,20 @@ pub fn deploy(
                 &interrupt::requested,
             )
         };
+        // Before the swap, production is unchanged: a failure releases the lock and is recorded.
+        let fail_unchanged = |ledger: &mut crate::ledger::Ledger, failure: Failure| {
+            let _ = ssh.run(&unlock_script(&layout));
+            record(
+                ledger,
+                started_at,
+                &shipment,
+                gate.decision_id,
+                DeployOutcome::Failed,
+                None,
+                &failure.message,
+            );
+            failure
+        };
         // From the lock on, an interrupt must clean up: it is handled between steps.
         interrupt::install();
         if let Err((id, e)) = run_before() {
@@ -349,17 +363,7 @@ pub fn deploy(
                     ),
                 ),
             };
-            let _ = ssh.run(&unlock_script(&layout));
-            record(
-                &mut ledger,
-                started_at,
-                &shipment,
-                gate.decision_id,
-                DeployOutcome::Failed,
-                None,
-                &failure.message,
-            );
-            return Err(failure);
+            return Err(fail_unchanged(&mut ledger, failure));
         }
         if pre.live {
             let spec = plan::Backup {
@@ -381,17 +385,7 @@ pub fn deploy(
                 Ok::<_, Failure>(((), detail))
             });
             if let Err(failure) = recorded {
-                let _ = ssh.run(&unlock_script(&layout));
-                record(
-                    &mut ledger,
-                    started_at,
-                    &shipment,
-                    gate.decision_id,
-                    DeployOutcome::Failed,
-                    None,
-                    &failure.message,
-                );
-                return Err(failure);
+                return Err(fail_unchanged(&mut ledger, failure));
             }
             receipt_backup = Some(facts.local_backup.clone());
         }
