@@ -203,20 +203,7 @@ pub fn backup(
     // A damaged ledger stops us before anything happens on the server.
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
     let db = config.database_path();
-    let unchanged = "nothing was changed";
-    let ssh = crate::events::phase(reporter, "connect", || {
-        Ok::<_, Failure>((remote.connect(&wh, unchanged)?, remote.destination.clone()))
-    })?;
-    let pre = crate::events::phase(reporter, "preflight", || {
-        let pre = remote.inspect(&ssh, db.as_deref(), unchanged)?;
-        let detail = format!(
-            "live build {}, {} backups, {} releases kept",
-            pre.live_build.as_deref().unwrap_or("unknown"),
-            pre.backups.len(),
-            pre.releases.len()
-        );
-        Ok::<_, Failure>((pre, detail))
-    })?;
+    let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
     if !pre.live {
         return Err(Failure::new(
             Exit::BadInput,

@@ -156,26 +156,8 @@ pub fn deploy(
         };
 
         // 3. One SSH connection for everything else.
-        let ssh = crate::events::phase(reporter, "connect", || {
-            Ok::<_, Failure>((
-                remote.connect(&wh, "nothing was changed")?,
-                destination.clone(),
-            ))
-        })?;
         let db = config.database_path();
-        let pre = crate::events::phase(reporter, "preflight", || {
-            let pre = remote.inspect(&ssh, db.as_deref(), "nothing was changed")?;
-            let detail = format!(
-                "live {}, free {} MiB",
-                if pre.live {
-                    "present"
-                } else {
-                    "absent (first deploy)"
-                },
-                pre.free_kb / 1024
-            );
-            Ok::<_, Failure>((pre, detail))
-        })?;
+        let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
         pre.check(
             &layout,
             req.break_lock,

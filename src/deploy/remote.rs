@@ -11,6 +11,7 @@ use super::ssh::{Ssh, SshTarget};
 use super::{lock_held, ssh_failure, verify};
 use crate::config::{Config, WebhostingDeploy};
 use crate::error::{Exit, Failure};
+use crate::events::Reporter;
 
 /// `[targets.webhosting]`'s address of the app.
 #[derive(Debug, Clone)]
@@ -67,22 +68,44 @@ impl Remote {
     }
 
     /// The one master connection.
-    pub fn connect(&self, wh: &WebhostingDeploy, state: &str) -> Result<Ssh, Failure> {
+    pub fn connect(&self, wh: &WebhostingDeploy) -> Result<Ssh, Failure> {
         Ssh::connect(SshTarget::with_user_config(
             &self.destination,
             wh.connect_timeout,
         ))
-        .map_err(|e| ssh_failure(e, state))
+        .map_err(|e| ssh_failure(e, UNCHANGED))
     }
 
     /// One read-only look at the server.
-    pub fn inspect(&self, ssh: &Ssh, db: Option<&str>, state: &str) -> Result<Preflight, Failure> {
+    pub fn inspect(&self, ssh: &Ssh, db: Option<&str>) -> Result<Preflight, Failure> {
         let out = ssh
             .run(&plan::preflight_script(&self.layout, db))
-            .map_err(|e| ssh_failure(e, state))?;
+            .map_err(|e| ssh_failure(e, UNCHANGED))?;
         Ok(Preflight::parse(&out.text()))
     }
+
+    /// The connection and the first look, as two timed phases: how deploy, rollback and backup
+    /// start.
+    pub fn open(
+        &self,
+        wh: &WebhostingDeploy,
+        db: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<(Ssh, Preflight), Failure> {
+        let ssh = crate::events::phase(reporter, "connect", || {
+            Ok::<_, Failure>((self.connect(wh)?, self.destination.clone()))
+        })?;
+        let pre = crate::events::phase(reporter, "preflight", || {
+            let pre = self.inspect(&ssh, db)?;
+            let summary = pre.summary();
+            Ok::<_, Failure>((pre, summary))
+        })?;
+        Ok((ssh, pre))
+    }
 }
+
+/// What an SSH failure before the first change left on the server.
+const UNCHANGED: &str = "nothing was changed";
 
 fn missing(where_: &str, key: &str) -> Failure {
     Failure::new(Exit::BadInput, format!("{where_} has no `{key}`")).hint(
@@ -133,6 +156,20 @@ pub struct Preflight {
 }
 
 impl Preflight {
+    /// One line for the preflight phase.
+    pub fn summary(&self) -> String {
+        let live = match (&self.live, &self.live_build) {
+            (false, _) => "nothing live yet (first deploy)".to_string(),
+            (true, b) => format!("live build {}", b.as_deref().unwrap_or("unknown")),
+        };
+        format!(
+            "{live}, {} kept releases, {} backups, free {} MiB",
+            self.releases.len(),
+            self.backups.len(),
+            self.free_kb / 1024
+        )
+    }
+
     pub fn parse(text: &str) -> Preflight {
         let mut p = Preflight::default();
         let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -294,6 +331,14 @@ mod tests {
                     size: 1234
                 }
             ]
+        );
+        assert_eq!(
+            p.summary(),
+            "live build B, 3 kept releases, 2 backups, free 2 MiB"
+        );
+        assert_eq!(
+            Preflight::parse("live=no\n").summary(),
+            "nothing live yet (first deploy), 0 kept releases, 0 backups, free 0 MiB"
         );
         let kept = p.kept_after(Some(("20260104T000000Z-B", Some("B"))), 2);
         assert_eq!(

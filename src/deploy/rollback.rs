@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::plan::{self, Check, RemoteStep, RollbackFacts, StepError};
-use super::remote::{KeptRelease, Preflight, Remote};
+use super::remote::{KeptRelease, Remote};
 use super::{backup, interrupt, io_failure, retention, ssh_failure, step_error_text};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
@@ -278,18 +278,7 @@ pub fn rollback(
     let db = config.database_path();
     let unchanged = "nothing was changed";
 
-    let ssh = crate::events::phase(reporter, "connect", || {
-        Ok::<_, Failure>((remote.connect(&wh, unchanged)?, destination.clone()))
-    })?;
-    let pre: Preflight = crate::events::phase(reporter, "preflight", || {
-        let pre = remote.inspect(&ssh, db.as_deref(), unchanged)?;
-        let detail = format!(
-            "live build {}, {} kept releases",
-            pre.live_build.as_deref().unwrap_or("unknown"),
-            pre.releases.len()
-        );
-        Ok::<_, Failure>((pre, detail))
-    })?;
+    let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
     if !pre.live {
         return Err(Failure::new(
             Exit::BadInput,

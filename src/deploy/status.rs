@@ -75,8 +75,8 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
     let wh = config.webhosting_deploy();
     let ledger = crate::gatekeeper::open_ledger(&config.root)?;
     let db = config.database_path();
-    let ssh = remote.connect(&wh, "nothing was changed")?;
-    let pre = remote.inspect(&ssh, db.as_deref(), "nothing was changed")?;
+    let ssh = remote.connect(&wh)?;
+    let pre = remote.inspect(&ssh, db.as_deref())?;
     ssh.close();
     let probe = remote.probe(config, &wh).ok();
     let live = probe.as_ref().map(|p| p.look());
