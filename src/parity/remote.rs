@@ -9,7 +9,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use super::view::PackageView;
-use crate::deploy::ssh::{Ssh, SshTarget};
+use crate::deploy::ssh::{Ssh, SshTarget, quote};
 use crate::deploy::ssh_failure;
 use crate::error::{Exit, Failure};
 
@@ -26,18 +26,13 @@ pub const RUNTIME_IGNORES: [&str; 5] = [
     "**/*.pyo",
 ];
 
-/// Quotes a string for a POSIX shell.
-pub fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The one command that lists every file under `remote_dir` as `sha256  ./path` lines, with
 /// sha256sum's own escaping for names holding a backslash or newline (see [`parse_listing`]).
 pub fn listing_command(remote_dir: &str) -> String {
     format!(
         "cd -- {} && find . \\( -name __pycache__ -o -path ./tmp \\) -prune -o -type f \
          ! -name '*.log' ! -name '*.pyc' ! -name '*.pyo' -print0 | LC_ALL=C xargs -0 -r sha256sum --",
-        shell_quote(remote_dir)
+        quote(remote_dir)
     )
 }
 
@@ -57,9 +52,9 @@ pub fn database_command(remote_dir: &str, db: &str) -> String {
     );
     format!(
         "cd -- {} && python3 -c {} {}",
-        shell_quote(remote_dir),
-        shell_quote(SCRIPT),
-        shell_quote(db)
+        quote(remote_dir),
+        quote(SCRIPT),
+        quote(db)
     )
 }
 
