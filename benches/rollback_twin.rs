@@ -15,13 +15,9 @@ mod twin_bench;
 use std::time::Instant;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let Some(n) = twin_bench::iterations() else {
         return;
-    }
-    let n: usize = std::env::var("HARNESS_BENCH_ITERATIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    };
     let p = twin_bench::BenchProject::start();
     let twin = &p.twin;
     let harness = |args: &[&str]| p.harness(args);

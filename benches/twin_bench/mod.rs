@@ -5,6 +5,20 @@ use std::process::{Command, Output};
 
 use crate::twin::Twin;
 
+/// `HARNESS_BENCH_ITERATIONS` (default 5); `None` when cargo only lists the benchmarks
+/// (`--list`), which runs the binary too.
+pub fn iterations() -> Option<usize> {
+    if std::env::args().any(|a| a == "--list") {
+        return None;
+    }
+    Some(
+        std::env::var("HARNESS_BENCH_ITERATIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
 pub struct BenchProject {
     // Dropped after the twin (fields drop in order): the project outlives the container.
     pub twin: Twin,
