@@ -498,10 +498,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             };
             let built = crate::package::build(&config, &request, &reporter as &dyn Reporter)?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&built.summary()).expect("summary serialises")
-                );
+                print_json(&built.summary());
             } else {
                 println!("{}", built.zip.display());
                 println!("  sha256  {}", built.sha256);
@@ -539,10 +536,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
             let s = crate::deploy::status::status(&config)?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&s).expect("status serialises")
-                );
+                print_json(&s);
             } else {
                 print!("{}", crate::deploy::status::text(&s));
             }
@@ -561,10 +555,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             };
             let up = crate::stack::up(&config, &request, &reporter)?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&up).expect("outcome serialises")
-                );
+                print_json(&up);
             } else {
                 println!("run {} is up ({} ms)", up.run_id, up.elapsed_ms);
                 for u in &up.urls {
@@ -605,10 +596,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             };
             let runs = crate::stack::status(&config, &request)?;
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&runs).expect("status serialises")
-                );
+                print_json(&runs);
             } else if runs.is_empty() {
                 println!("no run is up in this project");
             } else {
@@ -718,10 +706,7 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
                 imported.push(gk::import_json(file, &report));
             }
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&imported).expect("reports serialise")
-                );
+                print_json(&imported);
             }
         }
         Some(RunsAction::Keygen { file }) => {
@@ -749,10 +734,7 @@ fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit,
         let package = last_deployed_package(&config)?;
         let outcome = crate::parity::remote::run(&config, &package, reporter)?;
         if cli.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&outcome).expect("report serialises")
-            );
+            print_json(&outcome);
         } else {
             print!("{}", crate::parity::remote::table(&outcome));
         }
@@ -760,10 +742,7 @@ fn parity(cli: &Cli, args: &ParityArgs, reporter: &dyn Reporter) -> Result<Exit,
     } else {
         let outcome = crate::parity::run(&config, reporter)?;
         if cli.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&outcome).expect("report serialises")
-            );
+            print_json(&outcome);
         } else {
             print!("{}", crate::parity::table(&outcome));
         }
@@ -845,7 +824,7 @@ fn rollback(cli: &Cli, args: &RollbackArgs, reporter: &dyn Reporter) -> Result<E
             .iter()
             .map(|s| serde_json::json!({"id": s.id, "what": s.what, "command": s.command()}))
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        print_json(&v);
     } else if r.dry_run {
         println!(
             "dry run: release {} (build {}) can go live on {}:{}; the plan:",
@@ -890,10 +869,7 @@ fn backup(cli: &Cli, args: &BackupArgs, reporter: &dyn Reporter) -> Result<Exit,
     };
     let r = crate::deploy::backup::backup(&config, &request, reporter)?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).expect("receipt serialises")
-        );
+        print_json(&r);
     } else {
         println!("backup {} ({} bytes)", r.name, r.size);
         println!(
@@ -982,7 +958,7 @@ fn deploy(cli: &Cli, args: &DeployArgs, reporter: &dyn Reporter) -> Result<Exit,
             "dry_run": receipt.dry_run, "release": receipt.release, "backup": receipt.backup,
             "elapsed_ms": receipt.elapsed.as_millis() as u64, "plan": steps,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        print_json(&v);
     } else if receipt.dry_run {
         println!(
             "dry run: every precondition holds; the plan for build {} on {}:{}",
@@ -1032,7 +1008,7 @@ fn certs(cli: &Cli, args: &CertsArgs) -> Result<Exit, Failure> {
             "ca": ca.cert_path(), "key": ca.key_path(), "fingerprint_sha256": ca.fingerprint,
             "created": created, "leaf": leaf.as_ref().map(|(c, k)| serde_json::json!({"cert": c, "key": k, "name": name})),
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serialises"));
+        print_json(&v);
         return Ok(Exit::Success);
     }
     let verb = if args.rotate {
@@ -1074,10 +1050,7 @@ fn test(cli: &Cli, args: &TestArgs, reporter: &dyn Reporter) -> Result<Exit, Fai
     };
     let o = crate::run::test(&config, &request, reporter)?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&o).expect("outcome serialises")
-        );
+        print_json(&o);
     } else {
         println!("{}: {}  (run {})", o.outcome, o.verdict, o.run_id);
         if let Some(r) = &o.report {
@@ -1143,10 +1116,7 @@ fn verify_backup(
         report_path: o.report.as_ref().map(|p| p.display().to_string()),
     })?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&o).expect("outcome serialises")
-        );
+        print_json(&o);
     } else {
         println!("{}: {}", o.outcome, o.verdict);
         println!("  backup     {} (sha256 {})", o.backup_id, o.backup_sha256);
@@ -1168,4 +1138,12 @@ fn print_plan(steps: &[crate::deploy::plan::RemoteStep]) {
         }
     }
     println!("nothing was changed");
+}
+
+/// `--json` output: one pretty-printed document on stdout.
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON output serialises")
+    );
 }
