@@ -447,26 +447,17 @@ pub fn deploy(
                 );
                 return Err(failure);
             }
-            let back = plan::rollback(&facts);
-            // The rollback's own swap resets the clock before its verification.
-            let (swap_back, verify_back) = back.split_at(1);
-            let rolled = plan::execute(
-                swap_back,
+            let rolled = swap_back_and_verify(
+                &plan::rollback(&facts),
                 &ssh,
                 reporter,
-                &mut |_| unreachable_check(),
-                &never,
-            )
-            .and_then(|()| {
-                swapped_at.set(Instant::now());
-                plan::execute(verify_back, &ssh, reporter, &mut check, &never)
-            });
+                &mut check,
+                &swapped_at,
+            );
             return Err(match rolled {
                 Ok(()) => {
                     let line = audit_line(&destination, &layout, &shipment, "rolled_back", &why);
-                    let _ = ssh.run(&unlock_script(&layout));
-                    let _ = ssh.run(&plan::audit(&layout, &line).command());
-                    append_local_audit(&config.root, &line);
+                    unlock_and_audit(&ssh, &layout, &config.root, &line);
                     record(
                         &mut ledger,
                         started_at,
@@ -580,6 +571,29 @@ fn verify_while_pruning(
         }
         verified
     })
+}
+
+/// Puts the previous state back: `steps` is a swap followed by its verification, and the clock
+/// the verification counts Passenger's throttle from is reset at the swap.
+fn swap_back_and_verify(
+    steps: &[RemoteStep],
+    ssh: &ssh::Ssh,
+    reporter: &dyn Reporter,
+    check: &mut dyn FnMut(Check) -> Result<String, Failure>,
+    swapped_at: &std::cell::Cell<Instant>,
+) -> Result<(), (&'static str, StepError)> {
+    let (swap, verify) = steps.split_at(1);
+    plan::execute(swap, ssh, reporter, &mut |_| unreachable_check(), &never)?;
+    swapped_at.set(Instant::now());
+    plan::execute(verify, ssh, reporter, check, &never)
+}
+
+/// After a put-back that answers: release the lock and write the audit line on the server and
+/// here. Best effort: what production serves is already settled.
+fn unlock_and_audit(ssh: &ssh::Ssh, layout: &Layout, root: &Path, line: &str) {
+    let _ = ssh.run(&unlock_script(layout));
+    let _ = ssh.run(&plan::audit(layout, line).command());
+    append_local_audit(root, line);
 }
 
 /// Runs the steps after the change itself (prune, unlock, audit). Production already serves what

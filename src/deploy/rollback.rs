@@ -615,25 +615,17 @@ pub fn rollback(
                 from_build.as_deref().unwrap_or("the release that was live")
             ),
         });
-        let back = plan::revert_rollback(&facts);
-        let (swap_back, verify_back) = back.split_at(1);
-        let reverted = plan::execute(
-            swap_back,
+        let reverted = super::swap_back_and_verify(
+            &plan::revert_rollback(&facts),
             &ssh,
             reporter,
-            &mut |_| super::unreachable_check(),
-            &super::never,
-        )
-        .and_then(|()| {
-            swapped_at.set(Instant::now());
-            plan::execute(verify_back, &ssh, reporter, &mut check, &super::never)
-        });
+            &mut check,
+            &swapped_at,
+        );
         return Err(match reverted {
             Ok(()) => {
                 let line = audit("reverted", &why);
-                let _ = ssh.run(&plan::unlock(&layout).command());
-                let _ = ssh.run(&plan::audit(&layout, &line).command());
-                super::append_local_audit(&config.root, &line);
+                super::unlock_and_audit(&ssh, &layout, &config.root, &line);
                 record(&mut ledger, RollbackOutcome::Reverted, &why);
                 Failure::new(
                     Exit::RolledBack,
