@@ -68,18 +68,29 @@ pub enum Command {
     ///
     /// Builds the local package (with --skip-build: reuses it when its inputs are unchanged),
     /// extracts it into .harness/runs/<id>/, starts app (Apache + Passenger), the TLS proxy and,
-    /// with --with-mocks, the mocks; then runs pytest + Playwright in the playwright job container
-    /// with [test] path mounted read-only at /tests, as your uid, with [test] requirements in a
-    /// cached venv. pytest's output streams live. Afterwards .harness/runs/<id>/ holds
-    /// report.html (one file: results, failures with screenshots, trace links, slowest routes,
-    /// parity, fingerprints), report/junit.xml, screenshots, traces of failed tests, every
-    /// service's log and the proxy's timing log (reports and traces mode 0600). The stack is
-    /// removed unless --keep, and the run goes into the ledger, which the deploy gate reads.
+    /// with --with-mocks, the mocks; then runs pytest + Playwright in the playwright job
+    /// container, as your uid, in its own writable copy of the repository (what git lists plus
+    /// [test] include), from the project folder, so the project's pytest.ini / pyproject.toml /
+    /// setup.cfg / tox.ini applies as on your machine. [test] requirements (with their -r
+    /// includes) go into a cached venv. Browsers the suite launches itself get Debian's
+    /// Chromium when they name none. pytest's output streams live. Afterwards
+    /// .harness/runs/<id>/ holds report.html (one file: results, failures with screenshots,
+    /// trace links, what the run wrote into its tree such as coverage.xml, slowest routes,
+    /// parity, fingerprints), report/junit.xml, every service's log and the proxy's timing log
+    /// (reports and traces mode 0600). The stack is removed unless --keep, and the run goes into
+    /// the ledger, which the deploy gate reads; a run counts as complete only when no test was
+    /// deselected or ignored and every collected test ran.
     ///
     /// The suite's environment: UI_BASE_URL, DEPLOYMENT_TARGET, DEPLOYMENT_STATE_FILE (in a
     /// writable folder), SCREENSHOT_DIR, MAILPIT_URL, MAILPIT_API_URL, MAILPIT_USERNAME,
     /// MAILPIT_PASSWORD, MOCK_NETCUP_API_URL, MOCK_GEOIP_API_URL, SSL_CERT_FILE,
-    /// REQUESTS_CA_BUNDLE, PLAYWRIGHT_CHROMIUM (docs/test.md).
+    /// REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS, PLAYWRIGHT_CHROMIUM, PLAYWRIGHT_SERVER_WS (with
+    /// [test] playwright_server), and [test] env (docs/test.md).
+    ///
+    /// Examples:
+    ///   harness test --with-mocks
+    ///   harness test --with-mocks -k login -- -p no:cov -x
+    ///   harness test --with-mocks --shard 1/3
     ///
     /// Exit 0 all passed, 1 a test failed, 2 bad arguments, 3 the stack or job failed,
     /// 130 interrupted (the run is removed and recorded as aborted).
@@ -310,6 +321,11 @@ pub struct TestArgs {
     /// ui_tests/test_admin.py::test_login), relative to here or to the project.
     #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// After `--`: more pytest arguments, after [test] args (e.g. `-- -p no:cov -m smoke -x`).
+    /// Recorded in the ledger; a run that deselects tests is not complete. --junitxml, --output,
+    /// --co and `-p no:harness_pytest` are refused (harness needs them).
+    #[arg(last = true, value_name = "PYTEST_ARGS")]
+    pub pytest_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -1047,6 +1063,7 @@ fn test(cli: &Cli, args: &TestArgs, reporter: &dyn Reporter) -> Result<Exit, Fai
             keyword: args.keyword.clone(),
             shard: args.shard,
         },
+        pytest_args: args.pytest_args.clone(),
     };
     let o = crate::run::test(&config, &request, reporter)?;
     if cli.json {

@@ -59,9 +59,10 @@ pub struct PackageConfig {
     pub entry_point: Mapping,
     #[serde(default)]
     pub extra_files: Vec<Mapping>,
-    /// Requirements for `vendor/`; without it the package has no vendored wheels.
+    /// Requirements for `vendor/` (one file or a list); without it the package has no
+    /// vendored wheels.
     #[serde(default)]
-    pub requirements: Option<Spanned<String>>,
+    pub requirements: Option<Spanned<OneOrMany>>,
     #[serde(default = "default_pythons")]
     pub pythons: Spanned<Vec<String>>,
     #[serde(default = "default_platforms")]
@@ -86,6 +87,23 @@ pub struct PackageConfig {
     /// API clients whose tokens (`naf_<alias>_<secret>`) the build generates.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+}
+
+/// `"a.txt"` or `["a.txt", "b.txt"]`: one or several paths, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn items(&self) -> Vec<&str> {
+        match self {
+            OneOrMany::One(s) => vec![s.as_str()],
+            OneOrMany::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +202,10 @@ pub struct StackConfig {
     /// The project's own compose files, applied after the built-in ones (docs/compose.md).
     #[serde(default)]
     pub compose_overrides: Vec<String>,
+    /// More network names per service (`{ mailpit = ["shop-dev-mailpit"] }`): the host names the
+    /// app and its suite already use. They also join the run's TLS leaf.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Spanned<Vec<String>>>,
 }
 
 impl Default for StackConfig {
@@ -193,6 +215,7 @@ impl Default for StackConfig {
             health_path: default_health(),
             version_path: default_version(),
             compose_overrides: Vec::new(),
+            aliases: BTreeMap::new(),
         }
     }
 }
@@ -200,12 +223,28 @@ impl Default for StackConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestConfig {
+    /// What pytest collects (a folder or file, relative to the project). pytest runs in the
+    /// project folder, so this is not the import root.
     #[serde(default = "default_test_path")]
     pub path: String,
+    /// The job's requirements (one file or a list), read as pip reads them.
     #[serde(default)]
-    pub requirements: Option<String>,
+    pub requirements: Option<Spanned<OneOrMany>>,
     #[serde(default = "default_smoke")]
     pub smoke: Vec<String>,
+    /// More pytest arguments, after harness's own and before `harness test -- ARGS`.
+    #[serde(default)]
+    pub args: Option<Spanned<Vec<String>>>,
+    /// More environment for the job. The ledger keeps the names and a digest, never the values.
+    #[serde(default)]
+    pub env: BTreeMap<String, Spanned<String>>,
+    /// Globs (relative to the project) of files the job's copy of the tree gets besides what
+    /// git lists: generated or git-ignored test data.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
+    /// A Playwright server (`playwright launch-server` on Debian's Chromium) in the stack.
+    #[serde(default)]
+    pub playwright_server: Option<Spanned<PlaywrightServerConfig>>,
 }
 
 impl Default for TestConfig {
@@ -214,8 +253,47 @@ impl Default for TestConfig {
             path: default_test_path(),
             requirements: None,
             smoke: default_smoke(),
+            args: None,
+            env: BTreeMap::new(),
+            include: Vec::new(),
+            playwright_server: None,
         }
     }
+}
+
+impl TestConfig {
+    pub fn args(&self) -> &[String] {
+        self.args.as_ref().map_or(&[], |a| a.get_ref().as_slice())
+    }
+
+    pub fn env(&self) -> BTreeMap<String, String> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect()
+    }
+
+    /// The variable that carries the Playwright server's `ws://` URL to the job, when the stack
+    /// runs one.
+    pub fn playwright_server_env(&self) -> Option<String> {
+        match self.playwright_server.as_ref().map(Spanned::get_ref) {
+            None | Some(PlaywrightServerConfig::Enabled(false)) => None,
+            Some(PlaywrightServerConfig::Enabled(true)) => {
+                Some(DEFAULT_PLAYWRIGHT_SERVER_ENV.into())
+            }
+            Some(PlaywrightServerConfig::Env { env }) => Some(env.clone()),
+        }
+    }
+}
+
+pub const DEFAULT_PLAYWRIGHT_SERVER_ENV: &str = "PLAYWRIGHT_SERVER_WS";
+
+/// `playwright_server = true`, or `{ env = "NAME" }` to hand the URL over under another name.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PlaywrightServerConfig {
+    Enabled(bool),
+    Env { env: String },
 }
 
 /// `[gate]`: when a recorded run is enough to ship.
@@ -578,6 +656,8 @@ impl Config {
                 return Err(self.error_at(pat.span(), format!("bad glob `{}`: {e}", pat.get_ref())));
             }
         }
+        self.validate_test()?;
+        self.validate_aliases()?;
         if let Some(db) = &self.package.database {
             let d = db.get_ref();
             match (d.sql.is_empty(), d.seed_command.is_empty()) {
@@ -609,6 +689,130 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    fn validate_test(&self) -> Result<(), Failure> {
+        let t = &self.test;
+        if let Some(args) = &t.args
+            && let Err(why) = crate::run::args::check(args.get_ref())
+        {
+            return Err(self
+                .error_at(args.span(), format!("[test] args: {why}"))
+                .hint("harness sets these itself; docs/test.md lists what the job is given"));
+        }
+        for (name, value) in &t.env {
+            if !is_env_name(name) {
+                return Err(self
+                    .error_at(
+                        value.span(),
+                        format!("[test] env: `{name}` is not a variable name"),
+                    )
+                    .hint("use letters, digits and `_`, not starting with a digit"));
+            }
+            if name.starts_with("HARNESS_") {
+                return Err(self
+                    .error_at(value.span(), format!("[test] env: `{name}` is reserved"))
+                    .hint("HARNESS_* variables are harness's own; pick another name"));
+            }
+        }
+        for glob in &t.include {
+            if let Err(e) = globset::Glob::new(glob.get_ref()) {
+                return Err(self.error_at(
+                    glob.span(),
+                    format!("[test] include: bad glob `{}`: {e}", glob.get_ref()),
+                ));
+            }
+        }
+        if let Some(server) = &t.playwright_server
+            && let PlaywrightServerConfig::Env { env } = server.get_ref()
+            && !is_env_name(env)
+        {
+            return Err(self
+                .error_at(
+                    server.span(),
+                    format!("[test] playwright_server: `{env}` is not a variable name"),
+                )
+                .hint("write playwright_server = true, or { env = \"PLAYWRIGHT_SERVER_WS\" }"));
+        }
+        Ok(())
+    }
+
+    /// Alias names are DNS names no other service or alias has; which services exist is
+    /// checked when the stack is planned (compose overrides can add some).
+    fn validate_aliases(&self) -> Result<(), Failure> {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for (service, names) in &self.stack.aliases {
+            for name in names.get_ref() {
+                let refuse = |why: String, hint: &str| {
+                    self.error_at(
+                        names.span(),
+                        format!("[stack] aliases.{service}: `{name}` {why}"),
+                    )
+                    .hint(hint.to_string())
+                };
+                if let Err(why) = check_host_name(name) {
+                    return Err(refuse(
+                        why,
+                        "an alias is a host name: letters, digits, `-` and `.`, e.g. \"shop-dev-mailpit\"",
+                    ));
+                }
+                let lower = name.to_ascii_lowercase();
+                let clash = if BUILTIN_SERVICES.contains(&lower.as_str()) {
+                    Some(format!("is the name of the `{lower}` service"))
+                } else if lower == self.stack.fqdn.to_ascii_lowercase() {
+                    Some("is [stack] fqdn, which names the proxy already".to_string())
+                } else {
+                    seen.get(&lower)
+                        .map(|other| format!("is already an alias of `{other}`"))
+                };
+                if let Some(why) = clash {
+                    return Err(refuse(why, "each name may stand for one service only"));
+                }
+                seen.insert(lower, service);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The services of the built-in compose files.
+pub const BUILTIN_SERVICES: [&str; 7] = [
+    "app",
+    "proxy",
+    "mailpit",
+    "geoip",
+    "netcup",
+    "playwright",
+    "playwright-server",
+];
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// RFC 1123 host names: dot-separated labels of 1-63 letters, digits and `-`, not starting or
+/// ending with `-`; 253 characters at most.
+pub fn check_host_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("is not 1 to 253 characters long".into());
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("has an empty or over-long label".into());
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err("may hold only letters, digits, `-` and `.`".into());
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("has a label that starts or ends with `-`".into());
+        }
+    }
+    Ok(())
 }
 
 /// 1-based line and column of a byte offset.
@@ -834,6 +1038,82 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         ))
         .unwrap_err();
         assert!(e.message.contains("out of range 0..=3660"), "{}", e.message);
+    }
+
+    #[test]
+    fn requirements_take_one_file_or_a_list() {
+        let c = parse(&format!("{MINIMAL}requirements = \"a.txt\"\n")).unwrap();
+        assert_eq!(c.package.requirements.unwrap().get_ref().items(), ["a.txt"]);
+        let c = parse(&format!(
+            "{MINIMAL}[test]\nrequirements = [\"a.txt\", \"b.txt\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            c.test.requirements.unwrap().get_ref().items(),
+            ["a.txt", "b.txt"]
+        );
+    }
+
+    #[test]
+    fn test_args_env_and_playwright_server_parse_and_refuse_with_lines() {
+        let c = parse(&format!(
+            "{MINIMAL}[test]\nargs = [\"-p\", \"no:cov\"]\nenv = {{ HEADLESS = \"1\" }}\n\
+             playwright_server = {{ env = \"PW_WS\" }}\ninclude = [\"data/*.json\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.test.args(), ["-p", "no:cov"]);
+        assert_eq!(c.test.env()["HEADLESS"], "1");
+        assert_eq!(c.test.playwright_server_env().as_deref(), Some("PW_WS"));
+        let c = parse(&format!("{MINIMAL}[test]\nplaywright_server = true\n")).unwrap();
+        assert_eq!(
+            c.test.playwright_server_env().as_deref(),
+            Some("PLAYWRIGHT_SERVER_WS")
+        );
+        assert_eq!(parse(MINIMAL).unwrap().test.playwright_server_env(), None);
+
+        let e = parse(&format!("{MINIMAL}[test]\nargs = [\"--junitxml=x.xml\"]\n")).unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
+        assert!(
+            e.message.starts_with("/p/harness.toml:6:8: [test] args"),
+            "{}",
+            e.message
+        );
+        let e = parse(&format!("{MINIMAL}[test]\nenv = {{ HARNESS_X = \"1\" }}\n")).unwrap_err();
+        assert!(
+            e.message.contains(":6:") && e.message.contains("reserved"),
+            "{}",
+            e.message
+        );
+        let e = parse(&format!("{MINIMAL}[test]\nenv = {{ \"1X\" = \"1\" }}\n")).unwrap_err();
+        assert!(e.message.contains("not a variable name"), "{}", e.message);
+    }
+
+    #[test]
+    fn aliases_must_be_host_names_no_other_service_has() {
+        let ok = parse(&format!(
+            "{MINIMAL}[stack]\naliases = {{ mailpit = [\"shop-dev-mailpit\"], netcup = [\"shop-dev-mock-netcup-api\"] }}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.stack.aliases["mailpit"].get_ref(), &["shop-dev-mailpit"]);
+        for (aliases, why) in [
+            ("{ mailpit = [\"shop_dev\"] }", "only letters"),
+            ("{ mailpit = [\"-x\"] }", "starts or ends"),
+            ("{ mailpit = [\"app\"] }", "`app` service"),
+            ("{ mailpit = [\"app.localtest.me\"] }", "fqdn"),
+            (
+                "{ mailpit = [\"same\"], netcup = [\"same\"] }",
+                "already an alias",
+            ),
+        ] {
+            let e = parse(&format!("{MINIMAL}[stack]\naliases = {aliases}\n")).unwrap_err();
+            assert_eq!(e.exit, Exit::BadInput);
+            assert!(
+                e.message.starts_with("/p/harness.toml:6:"),
+                "{aliases}: {}",
+                e.message
+            );
+            assert!(e.message.contains(why), "{aliases}: {}", e.message);
+        }
     }
 
     #[test]

@@ -43,6 +43,23 @@ fn git(root: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The work tree that `dir` lies in, and the files git would hand a fresh clone plus those it
+/// does not ignore (`ls-files -co --exclude-standard`), relative to the top level. `None`
+/// outside a repository or without git.
+pub fn work_tree_files(dir: &Path) -> Option<(std::path::PathBuf, Vec<String>)> {
+    let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
+    let top = std::path::PathBuf::from(top.trim_end_matches('\n'));
+    let listed = git(&top, &["ls-files", "-z", "-co", "--exclude-standard"]).ok()?;
+    let mut files: Vec<String> = listed
+        .split('\0')
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect();
+    files.sort();
+    files.dedup();
+    Some((top, files))
+}
+
 /// HEAD, and the project's folder inside its repository ("" at the top, else "sub/dir/").
 fn locate(root: &Path) -> Result<(String, String), String> {
     let out = git(root, &["rev-parse", "--show-prefix", "HEAD"]).map_err(|e| {

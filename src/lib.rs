@@ -13,6 +13,7 @@ pub mod images;
 pub mod ledger;
 pub mod package;
 pub mod parity;
+pub mod requirements;
 pub mod run;
 pub mod stack;
 pub mod tls;

@@ -2,9 +2,12 @@
 # Entrypoint of the playwright job (compose/test.yml), copied by harness into the run directory
 # and mounted at /harness. It runs in two stages:
 #   as root:          the test requirements go into a venv on a cache volume (/venv), keyed by
-#                     the hash of the requirements file and the image, so a warm run installs
-#                     nothing;
-#   as the host user: Chromium's NSS database trusts the run's CA, then pytest runs.
+#                     every requirements file pip reads and the image, so a warm run installs
+#                     nothing; pip reads them from the job's copy of the tree (/repo), from the
+#                     project folder, as it would in the checkout;
+#   as the host user: Chromium's NSS database trusts the run's CA, then pytest runs in the
+#                     project folder of /repo, the job's own writable copy of the tree;
+#                     afterwards what the run wrote there is copied to /report/tree/.
 # The job starts together with the app and the mocks; once prepared it says "ready" and waits
 # for harness to create /report/.harness-go (every other service is ready then), so its own
 # start-up is hidden behind theirs.
@@ -17,6 +20,8 @@ fail() {
     exit 90
 }
 
+workdir=${HARNESS_WORKDIR:-/repo}
+
 if [ "${1:-}" != "--as-user" ]; then
     venv=/venv/env
     if [ ! -f /venv/.complete ]; then
@@ -27,14 +32,16 @@ if [ "${1:-}" != "--as-user" ]; then
         if [ ! -f /venv/.complete ]; then
             rm -rf "$venv"
             # No pip of its own: the image's /opt/venv (playwright, pytest) is visible through a
-            # .pth file, so requirements it already satisfies are not installed again.
+            # .pth file, so requirements it already satisfies are not installed again, and a
+            # different pin (pytest>=9) installs into this venv, which comes first on sys.path.
             /usr/bin/python3 -m venv --without-pip "$venv" || fail "cannot create the venv"
             site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
             base=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
             echo "$base" > "$site/_harness_image_venv.pth"
-            if [ -s /harness/requirements.txt ]; then
-                "$venv/bin/python" -m pip install --disable-pip-version-check --no-input \
-                    --progress-bar off --quiet -r /harness/requirements.txt \
+            if [ -s /harness/pip-args ]; then
+                (cd "$workdir" && xargs -d '\n' "$venv/bin/python" -m pip install \
+                    --disable-pip-version-check --no-input --progress-bar off --quiet \
+                    < /harness/pip-args) \
                     || fail "pip could not install the test requirements (output above)"
             fi
             touch /venv/.complete
@@ -63,4 +70,13 @@ echo "harness-runner: ready"
 while [ ! -e /report/.harness-go ]; do
     sleep 0.05
 done
-exec /venv/env/bin/python -m pytest "$@"
+marker=/tmp/harness-started
+touch "$marker"
+cd "$workdir"
+set +e
+/venv/env/bin/python -m pytest "$@"
+code=$?
+set -e
+/venv/env/bin/python /harness/harvest.py /repo "$marker" /report/tree /report/harness-tree.json \
+    || echo "harness-runner: could not copy what the run wrote into the tree" >&2
+exit "$code"

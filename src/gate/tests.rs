@@ -36,6 +36,9 @@ fn run(id: i64, edit: impl FnOnce(&mut RunRecord)) -> StoredRun {
         image_ids: BTreeMap::new(),
         browser_version: Some("chromium 131".into()),
         report_path: None,
+        pytest_args: Vec::new(),
+        test_env: None,
+        schema: crate::ledger::SCHEMA,
     };
     edit(&mut record);
     StoredRun {

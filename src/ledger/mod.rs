@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Exit, Failure};
-pub use record::{Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+pub use record::{EnvDigest, Origin, Outcome, RunRecord, SCHEMA, Selection, StoredRun, Timestamp};
 pub use remote::{
     BackupKind, BackupRecord, DrillRecord, LiveRecord, RollbackOutcome, RollbackRecord,
 };
@@ -179,12 +179,19 @@ CREATE TABLE backup_drills (
     report_path        TEXT
 );
 "#,
+    // Record schema 2: the user's pytest arguments and [test] env's names and digest; rows
+    // from before are schema 1 records (their signatures cover schema 1 bytes).
+    r#"
+ALTER TABLE runs ADD COLUMN record_schema INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE runs ADD COLUMN pytest_args TEXT;
+ALTER TABLE runs ADD COLUMN test_env TEXT;
+"#,
 ];
 
 const RUN_COLUMNS: &str = "id, uid, started_at_ms, finished_at_ms, git_commit, dirty, target, \
     package_sha256, code_fingerprint, schema_fingerprint, input_fingerprint, selection, passed, \
     failed, skipped, errors, outcome, image_ids, browser_version, report_path, origin, signer_key, \
-    signature, verified";
+    signature, verified, record_schema, pytest_args, test_env";
 
 /// An open ledger. Cheap to open; one per command.
 pub struct Ledger {
@@ -640,7 +647,8 @@ fn insert_run_with_id(
     tx.execute(
         &format!(
             "INSERT INTO runs ({RUN_COLUMNS}, recorded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
+             ?26, ?27, ?28)"
         ),
         params![
             id,
@@ -667,6 +675,12 @@ fn insert_run_with_id(
             signature.map(|s| s.public_key.to_string()),
             signature.map(|s| s.base64()),
             verified,
+            run.schema,
+            (!run.pytest_args.is_empty())
+                .then(|| serde_json::to_string(&run.pytest_args).expect("arguments serialise")),
+            run.test_env
+                .as_ref()
+                .map(|e| serde_json::to_string(e).expect("an env digest serialises")),
             Timestamp::now().unix_ms(),
         ],
     )?;
@@ -683,6 +697,19 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
     let signer: Option<String> = r.get(21)?;
     let signature: Option<String> = r.get(22)?;
     let verified: bool = r.get(23)?;
+    let schema: u8 = r.get(24)?;
+    let pytest_args: Option<String> = r.get(25)?;
+    let test_env: Option<String> = r.get(26)?;
+    let pytest_args = match pytest_args.map(|a| serde_json::from_str::<Vec<String>>(&a)) {
+        None => Vec::new(),
+        Some(Ok(a)) => a,
+        Some(Err(_)) => return Ok(Err(format!("run {id}: pytest arguments"))),
+    };
+    let test_env = match test_env.map(|e| serde_json::from_str(&e)) {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(_)) => return Ok(Err(format!("run {id}: test environment digest"))),
+    };
     let Ok(selection) = serde_json::from_str(&selection) else {
         return Ok(Err(format!("run {id}: selection `{selection}`")));
     };
@@ -727,6 +754,9 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
         image_ids,
         browser_version: r.get(18)?,
         report_path: r.get(19)?,
+        pytest_args,
+        test_env,
+        schema,
     };
     Ok(Ok(StoredRun { id, record, origin }))
 }

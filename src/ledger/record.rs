@@ -167,6 +167,55 @@ pub struct RunRecord {
     pub image_ids: BTreeMap<String, String>,
     pub browser_version: Option<String>,
     pub report_path: Option<String>,
+    /// The pytest arguments the user added: `[test] args`, then `harness test -- ...`
+    /// (schema 2; absent in schema 1 records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pytest_args: Vec<String>,
+    /// `[test] env`: the names and a digest of the values, never the values (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_env: Option<EnvDigest>,
+    /// The record schema this record was made under, or imported as: what its signature
+    /// covers. Not part of the record's JSON; exports carry it in `format`.
+    #[serde(skip, default = "current_schema")]
+    pub schema: u8,
+}
+
+/// The schema harness writes: 2 adds `pytest_args` and `test_env` to schema 1.
+pub const SCHEMA: u8 = 2;
+
+fn current_schema() -> u8 {
+    SCHEMA
+}
+
+/// The names of `[test] env` and one sha256 over its names and values, so two runs can be told
+/// apart by their environment without the values (which may be secrets) being stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvDigest {
+    pub names: Vec<String>,
+    pub sha256: String,
+}
+
+impl EnvDigest {
+    /// `None` for an empty environment.
+    pub fn of(env: &BTreeMap<String, String>) -> Option<Self> {
+        use sha2::{Digest, Sha256};
+        if env.is_empty() {
+            return None;
+        }
+        let mut h = Sha256::new();
+        for (k, v) in env {
+            // Length-prefixed, so no two environments share the digest's input.
+            for part in [k, v] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+        Some(Self {
+            names: env.keys().cloned().collect(),
+            sha256: hex::encode(h.finalize()),
+        })
+    }
 }
 
 impl RunRecord {
@@ -199,6 +248,9 @@ impl RunRecord {
             image_ids: BTreeMap::new(),
             browser_version: None,
             report_path: None,
+            pytest_args: Vec::new(),
+            test_env: None,
+            schema: SCHEMA,
         }
     }
 
@@ -285,6 +337,9 @@ mod tests {
             image_ids: [("app".to_string(), "sha256:1".to_string())].into(),
             browser_version: Some("chromium 120".into()),
             report_path: None,
+            pytest_args: Vec::new(),
+            test_env: None,
+            schema: SCHEMA,
         }
     }
 
@@ -312,6 +367,23 @@ mod tests {
         // Parsing and re-serialising gives the same bytes: what the importer checks is what was signed.
         let back: RunRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back.canonical_bytes(), text.as_bytes());
+    }
+
+    #[test]
+    fn schema_2_fields_are_absent_from_the_bytes_when_empty_and_values_never_stored() {
+        let plain = sample().canonical_bytes();
+        assert!(!String::from_utf8_lossy(&plain).contains("pytest_args"));
+        let mut r = sample();
+        r.pytest_args = vec!["-p".into(), "no:cov".into()];
+        let env = BTreeMap::from([("API_TOKEN".to_string(), "s3cret-value".to_string())]);
+        r.test_env = EnvDigest::of(&env);
+        let text = String::from_utf8(r.canonical_bytes()).unwrap();
+        assert!(text.contains(r#""pytest_args":["-p","no:cov"]"#), "{text}");
+        assert!(text.contains(r#""names":["API_TOKEN"]"#), "{text}");
+        assert!(!text.contains("s3cret-value"), "{text}");
+        let other = BTreeMap::from([("API_TOKEN".to_string(), "another".to_string())]);
+        assert_ne!(EnvDigest::of(&env), EnvDigest::of(&other));
+        assert_eq!(EnvDigest::of(&BTreeMap::new()), None);
     }
 
     #[test]

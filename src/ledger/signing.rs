@@ -1,7 +1,8 @@
 //! ed25519 keys and signatures over run records, and the portable export format.
 //!
-//! The signed message is `harness-run-record/1\n` followed by [`RunRecord::canonical_bytes`].
-//! The prefix keeps a run signature from being valid for anything else signed with the same key.
+//! The signed message is `harness-run-record/<schema>\n` followed by
+//! [`RunRecord::canonical_bytes`]. The prefix keeps a run signature from being valid for anything
+//! else signed with the same key, and a schema 1 signature from standing for a schema 2 record.
 use std::fmt;
 use std::path::Path;
 
@@ -14,8 +15,13 @@ use sha2::{Digest, Sha256};
 
 use super::record::RunRecord;
 
-pub const FORMAT: &str = "harness-run-record/1";
-const DOMAIN: &[u8] = b"harness-run-record/1\n";
+/// The export format harness writes; it reads every schema up to this one.
+pub const FORMAT: &str = "harness-run-record/2";
+const FORMAT_PREFIX: &str = "harness-run-record/";
+
+fn format_of(schema: u8) -> String {
+    format!("{FORMAT_PREFIX}{schema}")
+}
 /// DER prefix of an ed25519 SubjectPublicKeyInfo; what `openssl pkey -pubout` wraps the key in.
 const SPKI_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
@@ -200,7 +206,7 @@ impl Trust {
 }
 
 fn message(record: &RunRecord) -> Vec<u8> {
-    let mut m = DOMAIN.to_vec();
+    let mut m = format!("{}\n", format_of(record.schema)).into_bytes();
     m.extend_from_slice(&record.canonical_bytes());
     m
 }
@@ -268,7 +274,8 @@ pub struct ExportSignature {
     pub algorithm: String,
     pub public_key: String,
     pub key_id: String,
-    /// base64 of the 64 signature bytes over `harness-run-record/1\n` + the canonical record.
+    /// base64 of the 64 signature bytes over `harness-run-record/<schema>\n` + the canonical
+    /// record.
     pub value: String,
     /// How the signed bytes are made, for anyone verifying without harness.
     pub covers: String,
@@ -276,8 +283,9 @@ pub struct ExportSignature {
 
 impl Export {
     pub fn new(record: &RunRecord, key: Option<&SecretKey>) -> Self {
+        let format = format_of(record.schema);
         Self {
-            format: FORMAT.into(),
+            format: format.clone(),
             run: record.clone(),
             signature: key.map(|k| {
                 let sig = k.sign(record);
@@ -286,7 +294,7 @@ impl Export {
                     public_key: sig.public_key.to_string(),
                     key_id: sig.public_key.id(),
                     value: sig.base64(),
-                    covers: "\"harness-run-record/1\\n\" + RFC 8785 canonical JSON of `run`".into(),
+                    covers: format!("\"{format}\\n\" + RFC 8785 canonical JSON of `run`"),
                 }
             }),
         }
@@ -294,12 +302,26 @@ impl Export {
 
     pub fn parse(text: &str) -> Result<(RunRecord, Option<Signature>), String> {
         let export: Export = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if export.format != FORMAT {
+        let schema = export
+            .format
+            .strip_prefix(FORMAT_PREFIX)
+            .and_then(|n| n.parse::<u8>().ok())
+            .filter(|n| (1..=super::record::SCHEMA).contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "format `{}` is not one this harness reads (harness-run-record/1 to {FORMAT}); \
+                     was it written by a newer harness?",
+                    export.format
+                )
+            })?;
+        let mut run = export.run;
+        if schema < 2 && (!run.pytest_args.is_empty() || run.test_env.is_some()) {
             return Err(format!(
-                "format `{}` is not `{FORMAT}`; was it written by a newer harness?",
+                "a `{}` record cannot carry pytest_args or test_env (schema 2 fields)",
                 export.format
             ));
         }
+        run.schema = schema;
         let signature = match &export.signature {
             None => None,
             Some(s) if s.algorithm != "ed25519" => {
@@ -310,7 +332,7 @@ impl Export {
             }
             Some(s) => Some(Signature::from_parts(&s.public_key, &s.value)?),
         };
-        Ok((export.run, signature))
+        Ok((run, signature))
     }
 }
 
@@ -340,6 +362,9 @@ mod tests {
             image_ids: Default::default(),
             browser_version: None,
             report_path: None,
+            pytest_args: Vec::new(),
+            test_env: None,
+            schema: crate::ledger::SCHEMA,
         }
     }
 
@@ -405,6 +430,27 @@ mod tests {
             Trust::of(Some(&good), &edited, &trusted),
             Trust::BadSignature { .. }
         ));
+    }
+
+    #[test]
+    fn schema_1_exports_still_import_and_verify_but_only_as_schema_1() {
+        let ci = SecretKey::generate();
+        let mut r = record();
+        r.schema = 1;
+        let text = serde_json::to_string(&Export::new(&r, Some(&ci))).unwrap();
+        assert!(
+            text.contains(r#""format":"harness-run-record/1""#),
+            "{text}"
+        );
+        let (run, sig) = Export::parse(&text).unwrap();
+        assert_eq!(run.schema, 1);
+        assert!(sig.unwrap().matches(&run));
+        let mut as_2 = run.clone();
+        as_2.schema = 2;
+        assert!(!ci.sign(&r).matches(&as_2));
+        // A schema 1 file cannot smuggle schema 2 fields.
+        let bad = text.replace(r#""passed":3"#, r#""passed":3,"pytest_args":["-x"]"#);
+        assert!(Export::parse(&bad).unwrap_err().contains("schema 2"));
     }
 
     #[test]

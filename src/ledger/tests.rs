@@ -40,6 +40,9 @@ fn record(n: u32) -> RunRecord {
         .into(),
         browser_version: Some("chromium 131.0".into()),
         report_path: Some(".harness/runs/x/report.html".into()),
+        pytest_args: Vec::new(),
+        test_env: None,
+        schema: crate::ledger::SCHEMA,
     }
 }
 

@@ -211,45 +211,31 @@ pub fn build(
     })?;
     let (sources, staged) = sources;
     let git = crate::git::facts(&config.root);
+    let requirements = package_requirements(config)?;
     let input_fp = fingerprint::input(config, target, req.seed_demo, &sources, &git);
 
     // Vendor.
-    let vendor = match &config.package.requirements {
+    let vendor = match &requirements {
         None => None,
-        Some(r) => {
-            let path = config.path(r.get_ref());
-            if !path.is_file() {
-                return Err(config
-                    .error_at(
-                        r.span(),
-                        format!(
-                            "requirements file `{}` not found ({})",
-                            r.get_ref(),
-                            path.display()
-                        ),
-                    )
-                    .hint("create it, or fix `requirements` in [package]"));
-            }
-            Some(t.run("vendor", || {
-                let v = vendor::ensure(&vendor::VendorRequest {
-                    project_root: &config.root,
-                    requirements: &path,
-                    pythons: config.package.pythons.get_ref(),
-                    platforms: &config.package.platforms,
-                })?;
-                let detail = format!(
-                    "{} wheels, {} files ({})",
-                    v.lock.wheels.len(),
-                    v.files.len(),
-                    if v.cold {
-                        "cache was cold: pip ran"
-                    } else {
-                        "warm cache, no pip"
-                    }
-                );
-                Ok((v, detail))
-            })?)
-        }
+        Some(set) => Some(t.run("vendor", || {
+            let v = vendor::ensure(&vendor::VendorRequest {
+                project_root: &config.root,
+                requirements: set,
+                pythons: config.package.pythons.get_ref(),
+                platforms: &config.package.platforms,
+            })?;
+            let detail = format!(
+                "{} wheels, {} files ({})",
+                v.lock.wheels.len(),
+                v.files.len(),
+                if v.cold {
+                    "cache was cold: pip ran"
+                } else {
+                    "warm cache, no pip"
+                }
+            );
+            Ok((v, detail))
+        })?),
     };
 
     let built_at_epoch = built_at(&git);
@@ -633,4 +619,16 @@ fn deploy_readme(
         text = text.replace(&format!("{{{{{k}}}}}"), v);
     }
     Ok(text.into_bytes())
+}
+
+/// `[package] requirements`, resolved with every file it includes.
+fn package_requirements(
+    config: &Config,
+) -> Result<Option<crate::requirements::RequirementSet>, Failure> {
+    config
+        .package
+        .requirements
+        .as_ref()
+        .map(|r| crate::requirements::of_config(config, "[package] requirements", r))
+        .transpose()
 }

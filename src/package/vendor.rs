@@ -52,11 +52,6 @@ pub struct LockedWheel {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VendorError {
-    #[error("cannot read the requirements file {path}: {source}")]
-    Requirements {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("pip download failed for Python {python} (exit {code:?}):\n{tail}")]
     Pip {
         python: String,
@@ -93,10 +88,6 @@ pub enum VendorError {
 impl From<VendorError> for Failure {
     fn from(e: VendorError) -> Self {
         let (exit, hint) = match &e {
-            VendorError::Requirements { .. } => (
-                Exit::BadInput,
-                "create the file, or fix `requirements` in harness.toml",
-            ),
             VendorError::Pip { .. } => (
                 Exit::Environment,
                 "fix the requirements or pip's network access; pip's own output is above",
@@ -129,7 +120,7 @@ impl From<VendorError> for Failure {
 pub struct VendorRequest<'a> {
     /// pip runs here, so relative paths in the requirements mean what they mean to the project.
     pub project_root: &'a Path,
-    pub requirements: &'a Path,
+    pub requirements: &'a crate::requirements::RequirementSet,
     pub pythons: &'a [String],
     pub platforms: &'a [String],
 }
@@ -165,11 +156,7 @@ pub fn cache_key(requirements: &[u8], pythons: &[String], platforms: &[String]) 
 
 /// Returns a complete cache entry, filling it with pip first when it is cold.
 pub fn ensure(req: &VendorRequest) -> Result<Vendor, VendorError> {
-    let content = std::fs::read(req.requirements).map_err(|source| VendorError::Requirements {
-        path: req.requirements.to_path_buf(),
-        source,
-    })?;
-    let key = cache_key(&content, req.pythons, req.platforms);
+    let key = cache_key(&req.requirements.key_material(), req.pythons, req.platforms);
     let wheels_root = cache_root().join("wheels");
     let dir = wheels_root.join(&key);
     if let Some(v) = load(&dir)? {
@@ -186,7 +173,7 @@ pub fn ensure(req: &VendorRequest) -> Result<Vendor, VendorError> {
             path: wheels_root.clone(),
             source,
         })?;
-    fill(tmp.path(), req, &content)?;
+    fill(tmp.path(), req)?;
     // Publish atomically: a concurrent build that got there first wins, and ours is dropped.
     let staged = tmp.keep();
     if std::fs::rename(&staged, &dir).is_err() {
@@ -229,7 +216,7 @@ fn python_program() -> String {
     std::env::var("HARNESS_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-fn fill(dir: &Path, req: &VendorRequest, requirements: &[u8]) -> Result<(), VendorError> {
+fn fill(dir: &Path, req: &VendorRequest) -> Result<(), VendorError> {
     let cache_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| VendorError::Cache { path, source }
@@ -240,7 +227,7 @@ fn fill(dir: &Path, req: &VendorRequest, requirements: &[u8]) -> Result<(), Vend
     for python in req.pythons {
         let dl = dir.join("wheels").join(format!("py{python}"));
         std::fs::create_dir_all(&dl).map_err(cache_err(&dl))?;
-        pip_download(&dl, req, python, requirements)?;
+        pip_download(&dl, req, python)?;
         let mut found: Vec<PathBuf> = std::fs::read_dir(&dl)
             .map_err(cache_err(&dl))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -310,19 +297,15 @@ fn fill(dir: &Path, req: &VendorRequest, requirements: &[u8]) -> Result<(), Vend
     Ok(())
 }
 
-fn pip_download(
-    dl: &Path,
-    req: &VendorRequest,
-    python: &str,
-    requirements: &[u8],
-) -> Result<(), VendorError> {
+fn pip_download(dl: &Path, req: &VendorRequest, python: &str) -> Result<(), VendorError> {
     let program = python_program();
     let mut cmd = Command::new(&program);
     cmd.args(["-m", "pip", "download", "--disable-pip-version-check", "-d"])
-        .arg(dl)
-        .arg("-r")
-        .arg(req.requirements)
-        .args(["--only-binary", ":all:", "--python-version", python]);
+        .arg(dl);
+    for top in &req.requirements.top {
+        cmd.arg("-r").arg(top);
+    }
+    cmd.args(["--only-binary", ":all:", "--python-version", python]);
     for p in req.platforms {
         cmd.args(["--platform", p]);
     }
@@ -350,7 +333,7 @@ fn pip_download(
         "Temporary failure in name resolution",
     ];
     if unreachable.iter().any(|m| text.contains(m)) {
-        let names = requirement_names(requirements);
+        let names = req.requirements.names();
         return Err(VendorError::Offline {
             names: names.join(", "),
             tail,
@@ -371,21 +354,6 @@ pub fn tail_lines(text: &str, n: usize) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The distribution names a requirements file asks for (for error messages).
-fn requirement_names(requirements: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(requirements)
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or("").trim())
-        .filter(|l| !l.is_empty() && !l.starts_with('-'))
-        .map(|l| {
-            let end = l
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
-                .unwrap_or(l.len());
-            l[..end].to_string()
-        })
-        .collect()
 }
 
 /// `name-version(-build)?-py-abi-platform.whl` → (name, version).
@@ -544,10 +512,6 @@ mod tests {
         assert_eq!(
             parse_wheel_name("Flask-3.0.0-py3-none-any.whl"),
             ("Flask".into(), "3.0.0".into())
-        );
-        assert_eq!(
-            requirement_names(b"flask==3.0 # web\n-r other.txt\nrequests>=2\n\n"),
-            vec!["flask", "requests"]
         );
     }
 

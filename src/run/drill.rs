@@ -81,11 +81,11 @@ pub fn drill(
     let start = Instant::now();
     let started_at = Timestamp::now();
     let phases = Phases::default();
-    let tests_dir = super::tests_dir(config)?;
-    let reqs = super::requirements(config)?;
+    let plan_job = super::plan_job(config, &[], reporter)?;
+    let root = stack::project_root(config);
     let backup_sha256 = crate::package::sha256_file(&req.tarball)?;
     let selected = select::Selected {
-        targets: Vec::new(),
+        targets: vec![plan_job.suite.path.clone()],
         keyword: None,
         selection: Selection::Filtered {
             expr: format!("smoke: {}", config.test.smoke.join(" ")),
@@ -107,7 +107,7 @@ pub fn drill(
                 no_tls: false,
                 keep: false,
                 test_job: true,
-                vars: super::job_vars(config, &tests_dir, false),
+                vars: super::job_vars(config, false),
             },
             reporter,
         )
@@ -162,11 +162,7 @@ pub fn drill(
             });
         }
 
-        let job = job::prepare(
-            &mut launch,
-            &selected,
-            reqs.as_ref().map(|(_, b)| b.as_slice()),
-        )?;
+        let job = job::prepare(&mut launch, &plan_job.input(&selected, &root))?;
         let suite = super::run_suite(&engine, &launch, &job, reporter, &phases).await?;
         let (finished, ()) = super::finish(
             &engine,
@@ -185,6 +181,7 @@ pub fn drill(
             suite.exit_code,
             collected.suite.as_ref(),
             &collected.session,
+            &selected.selection,
         );
         let verdict = format!(
             "restore drill of backup {}: {}",
@@ -219,6 +216,7 @@ pub fn drill(
             suite: collected.suite.as_ref(),
             attachments: &collected.attachments,
             page_screenshots: &collected.page_screenshots,
+            written: &collected.written.files,
             routes: &collected.routes,
             parity: Err("a restore drill serves a backup, not a package".into()),
             images: &images,

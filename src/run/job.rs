@@ -1,5 +1,6 @@
-//! The playwright job: what the run directory gets for it (runner, plugin, requirements, report
-//! folder), the container's command and cache volume, and what is collected afterwards.
+//! The playwright job: what the run directory gets for it (runner, plugin, pip's arguments,
+//! report folder), the container's command, environment, copy of the tree, cache volume and
+//! pytest cache, and what is collected afterwards.
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,13 @@ use crate::stack::compose::MountSpec;
 
 const RUNNER: &str = include_str!("../../compose/runner/runner.sh");
 const PLUGIN: &str = include_str!("../../compose/runner/harness_pytest.py");
+const PLAYWRIGHT_PATCHES: &str = include_str!("../../compose/runner/harness_playwright.py");
+const HARVEST: &str = include_str!("../../compose/runner/harvest.py");
+
+/// Where the job's copy of the tree lives in the container.
+pub const TREE_MOUNT: &str = "/repo";
+/// The pytest cache (`-o cache_dir`), kept per project in `.harness/pytest-cache/`.
+const CACHE_MOUNT: &str = "/pytest-cache";
 
 /// The job's service name in compose/test.yml.
 pub const SERVICE: &str = "playwright";
@@ -44,36 +52,63 @@ impl Job {
 }
 
 /// What the plugin wrote about the session (harness-session.json).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct Session {
+    /// Tests pytest would run after every deselection.
+    #[serde(default)]
+    pub collected: u32,
+    /// Tests that went through setup, call and teardown (fewer when `-x` stopped the run).
+    #[serde(default)]
+    pub ran: u32,
+    /// Tests left out one by one: `-k`, `-m`, `--deselect`, `--lf`, the mocks marker.
+    #[serde(default)]
+    pub deselected: u32,
     #[serde(default)]
     pub deselected_by_mocks: u32,
+    /// Options that leave files out: `--ignore=...`, `--ignore-glob=...`, `--deselect=...`.
+    #[serde(default)]
+    pub narrowing: Vec<String>,
+}
+
+/// What the job brings besides the selection.
+pub struct JobInput<'a> {
+    pub selected: &'a Selected,
+    pub tree: &'a super::tree::Tree,
+    pub requirements: Option<&'a crate::requirements::RequirementSet>,
+    /// `[test] args`, then `harness test -- ARGS`.
+    pub user_args: &'a [String],
+    /// `[test] env`.
+    pub env: BTreeMap<String, String>,
+    /// `.harness/pytest-cache` of the project.
+    pub pytest_cache: PathBuf,
 }
 
 fn io_fail(what: &Path) -> impl FnOnce(std::io::Error) -> Failure + '_ {
     move |e| Failure::new(Exit::Environment, format!("{}: {e}", what.display()))
 }
 
-/// pytest's arguments for a selection.
-pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
+/// pytest's arguments: harness's own first, then the user's, then the selection. pytest reads
+/// the project's `addopts` before all of them, so for options given twice harness's win over
+/// the project's config, and the user's command line over both.
+pub fn pytest_args(selected: &Selected, user_args: &[String], color: bool) -> Vec<String> {
     let mut args: Vec<String> = [
-        "-p",
-        "no:cacheprovider",
         "-p",
         "harness_pytest",
         "--junitxml=/report/junit.xml",
         // xunit1 keeps record_property() output and each case's file and line.
         "-o",
         "junit_family=xunit1",
-        // pytest-playwright: keep what explains a failure, nothing for passing tests.
-        "--tracing=retain-on-failure",
-        "--screenshot=only-on-failure",
+        "-o",
+        "cache_dir=/pytest-cache",
+        // pytest-playwright's artifacts (its own traces and screenshots, when the suite asks
+        // for them) land where the report looks.
         "--output=/report/artifacts",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     args.push(format!("--color={}", if color { "yes" } else { "no" }));
+    args.extend(user_args.iter().cloned());
     args.extend(selected.extra.iter().cloned());
     if let Some(k) = &selected.keyword {
         args.push("-k".into());
@@ -83,23 +118,56 @@ pub fn pytest_args(selected: &Selected, color: bool) -> Vec<String> {
     args
 }
 
-/// Writes the runner, the plugin and the requirements into `<run>/runner/`, creates the report
-/// folder, and gives the playwright service its command and cached venv.
-pub fn prepare(
-    launch: &mut Launch,
-    selected: &Selected,
-    requirements: Option<&[u8]>,
-) -> Result<Job, Failure> {
+/// The venv volume's name: one per set of requirements (every file pip reads) and image, so a
+/// warm run installs nothing.
+fn venv_volume(requirements: Option<&crate::requirements::RequirementSet>, image: &str) -> String {
+    let mut key = Sha256::new();
+    key.update(b"harness-testvenv/2\0");
+    key.update(requirements.map(|r| r.key_material()).unwrap_or_default());
+    key.update([0]);
+    key.update(image.as_bytes());
+    format!("testvenv-{}", &hex::encode(key.finalize())[..16])
+}
+
+/// Writes the runner, the plugin and pip's arguments into `<run>/runner/`, creates the report
+/// folder, and gives the playwright service its command, environment, copy of the tree, cached
+/// venv and pytest cache.
+pub fn prepare(launch: &mut Launch, input: &JobInput) -> Result<Job, Failure> {
     let runner_dir = launch.run_dir.join("runner");
     std::fs::create_dir_all(&runner_dir).map_err(io_fail(&runner_dir))?;
+    let tree = input.tree;
+    let in_tree = |p: &Path| -> String {
+        let rel = p.strip_prefix(&tree.root).unwrap_or(p);
+        format!("{TREE_MOUNT}/{}", rel.to_string_lossy())
+    };
+    // One argument per line for xargs: `-r` and a file in the job's copy of the tree.
+    let pip_args: String = input
+        .requirements
+        .map(|r| {
+            r.top
+                .iter()
+                .map(|t| {
+                    let canon = t.canonicalize().unwrap_or_else(|_| t.clone());
+                    format!("-r\n{}\n", in_tree(&canon))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     for (name, text, mode) in [
         ("runner.sh", RUNNER.as_bytes(), 0o755),
         ("harness_pytest.py", PLUGIN.as_bytes(), 0o644),
-        ("requirements.txt", requirements.unwrap_or_default(), 0o644),
+        (
+            "harness_playwright.py",
+            PLAYWRIGHT_PATCHES.as_bytes(),
+            0o644,
+        ),
+        ("harvest.py", HARVEST.as_bytes(), 0o644),
+        ("pip-args", pip_args.as_bytes(), 0o644),
     ] {
         crate::fsutil::write_atomic(&runner_dir.join(name), text, mode)?;
     }
     crate::fsutil::create_private_dir(&launch.run_dir.join("report"))?;
+    crate::fsutil::create_private_dir(&input.pytest_cache)?;
 
     let spec = launch.stack.services.get_mut(SERVICE).ok_or_else(|| {
         Failure::new(
@@ -108,21 +176,66 @@ pub fn prepare(
         )
         .hint("a compose override must not remove it; see docs/compose.md")
     })?;
-    // One venv per requirements file and image: a warm run installs nothing.
-    let mut key = Sha256::new();
-    key.update(requirements.unwrap_or_default());
-    key.update([0]);
-    key.update(spec.image.as_bytes());
-    let venv = format!("testvenv-{}", &hex::encode(key.finalize())[..16]);
+    let venv = venv_volume(input.requirements, &spec.image);
     spec.mounts.push(MountSpec::Volume {
         name: venv.clone(),
         target: "/venv".into(),
         read_only: false,
     });
-    let args = pytest_args(selected, std::io::stderr().is_terminal());
+    spec.mounts.push(MountSpec::Volume {
+        name: TREE_VOLUME.into(),
+        target: TREE_MOUNT.into(),
+        read_only: false,
+    });
+    spec.mounts.push(MountSpec::Bind {
+        source: input.pytest_cache.clone(),
+        target: CACHE_MOUNT.into(),
+        read_only: false,
+    });
+    let workdir = if tree.project.is_empty() {
+        TREE_MOUNT.to_string()
+    } else {
+        format!("{TREE_MOUNT}/{}", tree.project)
+    };
+    spec.working_dir = Some(workdir.clone());
+    spec.environment.insert("HARNESS_WORKDIR".into(), workdir);
+    spec.environment.extend(input.env.clone());
+    let (uid, gid) = super::host_ids();
+    spec.uploads.push(crate::stack::Upload {
+        target: TREE_MOUNT.into(),
+        root: tree.root.clone(),
+        files: std::sync::Arc::new(tree.files.clone()),
+        owner: (uid, gid),
+    });
+    let args = pytest_args(
+        input.selected,
+        input.user_args,
+        std::io::stderr().is_terminal(),
+    );
     spec.command = Some(args.clone());
     launch.stack.volumes.insert(venv, true);
+    launch.stack.volumes.insert(TREE_VOLUME.into(), false);
     Ok(Job { args })
+}
+
+/// The run volume that holds the job's copy of the tree; removed with the run.
+const TREE_VOLUME: &str = "tree";
+
+/// What the run wrote into its copy of the tree, as the runner listed it.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct Written {
+    #[serde(default)]
+    pub files: Vec<WrittenFile>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct WrittenFile {
+    /// Relative to the tree's top; the copy is at `report/tree/<path>`.
+    pub path: String,
+    pub size: u64,
+    /// Why it was not copied (too large).
+    #[serde(default)]
+    pub skipped: Option<String>,
 }
 
 /// What the job left, read from the run directory.
@@ -134,6 +247,7 @@ pub struct Collected {
     pub routes: Vec<RouteStats>,
     pub browser: Option<String>,
     pub session: Session,
+    pub written: Written,
 }
 
 #[derive(serde::Deserialize)]
@@ -204,6 +318,10 @@ pub fn collect(run_dir: &Path) -> Result<Collected, Failure> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
+    let written = std::fs::read(report_dir.join("harness-tree.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     Ok(Collected {
         junit: suite.as_ref().map(|_| junit_path),
         suite,
@@ -212,6 +330,7 @@ pub fn collect(run_dir: &Path) -> Result<Collected, Failure> {
         routes,
         browser,
         session,
+        written,
     })
 }
 
@@ -235,25 +354,29 @@ mod tests {
     use crate::ledger::Selection;
 
     #[test]
-    fn pytest_args_carry_the_plugin_junit_traces_and_the_selection() {
+    fn pytest_args_carry_the_plugin_junit_cache_then_the_users_then_the_selection() {
         let selected = Selected {
-            targets: vec!["test_a.py".into(), "sub/test_b.py::test_x".into()],
+            targets: vec!["ui/test_a.py".into(), "ui/sub/test_b.py::test_x".into()],
             keyword: Some("login and not slow".into()),
             selection: Selection::Filtered { expr: "x".into() },
             files: vec![],
             extra: vec!["-m".into(), "smoke".into()],
         };
-        let args = pytest_args(&selected, false);
+        let user = vec!["-p".to_string(), "no:cov".to_string(), "-x".to_string()];
+        let args = pytest_args(&selected, &user, false);
         let joined = args.join(" ");
         assert!(
-            joined
-                .starts_with("-p no:cacheprovider -p harness_pytest --junitxml=/report/junit.xml")
+            joined.starts_with("-p harness_pytest --junitxml=/report/junit.xml"),
+            "{joined}"
         );
-        assert!(joined.contains("--tracing=retain-on-failure"));
+        assert!(!joined.contains("no:cacheprovider"), "{joined}");
+        assert!(joined.contains("-o cache_dir=/pytest-cache"), "{joined}");
+        assert!(
+            joined.contains("--color=no -p no:cov -x -m smoke -k"),
+            "{joined}"
+        );
         assert!(args.contains(&"login and not slow".to_string()));
-        assert!(joined.contains("-m smoke -k"));
-        assert_eq!(args.last().unwrap(), "sub/test_b.py::test_x");
-        assert!(args.contains(&"--color=no".to_string()));
+        assert_eq!(args.last().unwrap(), "ui/sub/test_b.py::test_x");
     }
 
     #[test]

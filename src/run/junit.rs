@@ -44,6 +44,12 @@ pub struct Counts {
     pub skipped: u32,
 }
 
+impl Counts {
+    pub fn total(&self) -> u32 {
+        self.passed + self.failed + self.errors + self.skipped
+    }
+}
+
 impl SuiteResult {
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();

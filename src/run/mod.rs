@@ -5,12 +5,15 @@
 //! proxy log, image ids) → single-file HTML report → teardown → ledger. Every step is a timed
 //! phase; an error, SIGINT or SIGTERM at any point removes the run's containers, network and
 //! volumes, and the ledger records how the run ended.
+pub mod args;
 mod drill;
-mod job;
+pub(crate) mod job;
 mod junit;
 mod proxylog;
+pub mod pytestcfg;
 mod report;
 pub mod select;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,8 @@ pub struct TestRequest {
     /// Leave the stack up afterwards (until `harness down`).
     pub keep: bool,
     pub selection: SelectionRequest,
+    /// `harness test -- ARGS`: handed to pytest after `[test] args`.
+    pub pytest_args: Vec<String>,
 }
 
 /// How a run ended, for the CLI and scripts (`--json`).
@@ -92,16 +97,12 @@ impl Phases {
 }
 
 /// The compose variables the test job's files (test.yml, tls-test.yml, mocks-test.yml) need.
-fn job_vars(config: &Config, tests_dir: &Path, no_tls: bool) -> BTreeMap<String, String> {
+fn job_vars(config: &Config, no_tls: bool) -> BTreeMap<String, String> {
     let (uid, gid) = host_ids();
     let scheme = if no_tls { "http" } else { "https" };
     // Per run: Mailpit's API is protected like a real one behind a proxy would be.
     let mailpit_password = hex::encode(rand::random::<[u8; 12]>());
     BTreeMap::from([
-        (
-            "HARNESS_TESTS_DIR".to_string(),
-            tests_dir.display().to_string(),
-        ),
         (
             "HARNESS_UI_BASE_URL".to_string(),
             format!("{scheme}://{}", config.stack.fqdn),
@@ -127,43 +128,77 @@ fn host_ids() -> (u32, u32) {
     unsafe { (libc::getuid(), libc::getgid()) }
 }
 
-/// The folder the suite lives in ([test] path), checked before anything is built.
-pub(super) fn tests_dir(config: &Config) -> Result<PathBuf, Failure> {
-    let dir = config.path(&config.test.path);
-    if !dir.is_dir() {
-        return Err(Failure::new(
-            Exit::BadInput,
-            format!(
-                "the test folder {} does not exist ([test] path = \"{}\" in {})",
-                dir.display(),
-                config.test.path,
-                config.file.display()
-            ),
-        )
-        .hint(
-            "create it with your pytest + Playwright tests, or set [test] path in harness.toml",
-        ));
-    }
-    Ok(dir.canonicalize().unwrap_or(dir))
+/// What the job needs that can be checked before Docker is asked for anything: the suite as
+/// pytest will collect it, the requirements with every file they include, the tree the job
+/// gets a copy of, and the user's arguments and environment.
+pub(super) struct JobPlan {
+    suite: select::Suite,
+    requirements: Option<crate::requirements::RequirementSet>,
+    tree: tree::Tree,
+    /// `[test] args`, then `harness test -- ARGS`.
+    user_args: Vec<String>,
+    env: BTreeMap<String, String>,
 }
 
-pub(super) fn requirements(config: &Config) -> Result<Option<(PathBuf, Vec<u8>)>, Failure> {
-    let Some(rel) = &config.test.requirements else {
-        return Ok(None);
-    };
-    let path = config.path(rel);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!(
-                "cannot read the test requirements {} ([test] requirements in {}): {e}",
-                path.display(),
-                config.file.display()
-            ),
-        )
-        .hint("create the file, or remove `requirements` from [test]")
+pub(super) fn plan_job(
+    config: &Config,
+    cli_args: &[String],
+    reporter: &dyn Reporter,
+) -> Result<JobPlan, Failure> {
+    args::check(cli_args).map_err(|why| {
+        Failure::new(Exit::BadInput, format!("harness test -- ...: {why}"))
+            .hint("harness sets these itself; docs/test.md lists what the job is given")
     })?;
-    Ok(Some((path, bytes)))
+    let requirements = config
+        .test
+        .requirements
+        .as_ref()
+        .map(|r| crate::requirements::of_config(config, "[test] requirements", r))
+        .transpose()?;
+    let t = Instant::now();
+    let read: Vec<PathBuf> = requirements
+        .as_ref()
+        .map(|r| r.files.iter().map(|f| f.path.clone()).collect())
+        .unwrap_or_default();
+    let tree = tree::collect(config, &read)?;
+    reporter.event(&Event::Note {
+        message: format!(
+            "tree: {} files, {:.1} MB from {}{} ({} ms)",
+            tree.files.len(),
+            tree.bytes as f64 / 1e6,
+            tree.root.display(),
+            if tree.from_git {
+                " (what git lists, not what it ignores)"
+            } else {
+                ""
+            },
+            t.elapsed().as_millis()
+        ),
+    });
+    let suite = select::discover(&config.root, &config.test.path, &tree.root)?;
+    let mut user_args = config.test.args().to_vec();
+    user_args.extend(cli_args.iter().cloned());
+    Ok(JobPlan {
+        suite,
+        requirements,
+        tree,
+        user_args,
+        env: config.test.env(),
+    })
+}
+
+impl JobPlan {
+    fn input<'a>(&'a self, selected: &'a select::Selected, root: &'a Path) -> job::JobInput<'a> {
+        job::JobInput {
+            selected,
+            tree: &self.tree,
+            requirements: self.requirements.as_ref(),
+            user_args: &self.user_args,
+            env: self.env.clone(),
+            // Per project, so `--lf` and `--ff` work across runs.
+            pytest_cache: root.join(".harness").join("pytest-cache"),
+        }
+    }
 }
 
 /// Runs the suite. `Ok` for every run that reached a verdict (green, red); `Err` for bad input
@@ -178,28 +213,34 @@ pub fn test(
     let started_at = Timestamp::now();
     let phases = Phases::default();
 
-    // Cheap checks first: the test folder, the selection and the requirements are bad input
-    // before anything is built or started.
-    let tests_dir = tests_dir(config)?;
+    // Cheap checks first: the test folder, the selection, the arguments and the requirements
+    // are bad input before anything is built or started.
     let root = stack::project_root(config);
     let cwd = std::env::current_dir().unwrap_or_else(|_| root.clone());
-    let all_files = select::discover(&tests_dir)?;
-    let selected = select::select(&tests_dir, &all_files, &req.selection, &cwd, &root)?;
-    let reqs = requirements(config)?;
+    let plan_job = plan_job(config, &req.pytest_args, reporter)?;
+    let selected = select::select(&plan_job.suite, &req.selection, &cwd)?;
     reporter.event(&Event::Note {
         message: format!(
-            "suite: {} test file(s) of {} in {} ({})",
+            "suite: {} test file(s) of {} in {} ({}; pytest config: {})",
             selected.files.len(),
-            all_files.len(),
-            tests_dir.display(),
-            selected.selection
+            plan_job.suite.files.len(),
+            plan_job.suite.dir().display(),
+            selected.selection,
+            plan_job
+                .suite
+                .config
+                .file
+                .as_ref()
+                .map_or("none, pytest's defaults".to_string(), |f| f
+                    .display()
+                    .to_string())
         ),
     });
 
     let rt = stack::runtime()?;
     rt.block_on(async {
         let engine = stack::connect(reporter).await?;
-        let vars = job_vars(config, &tests_dir, req.no_tls);
+        let vars = job_vars(config, req.no_tls);
         let plan = stack::plan_launch(
             &engine,
             config,
@@ -238,6 +279,8 @@ pub fn test(
             selected.selection.clone(),
         );
         record.started_at = started_at;
+        record.pytest_args = plan_job.user_args.clone();
+        record.test_env = crate::ledger::EnvDigest::of(&plan_job.env);
 
         let t = Instant::now();
         let mut launch = stack::materialize(
@@ -247,11 +290,7 @@ pub fn test(
             &package.state_file,
             reporter,
         )?;
-        let job = job::prepare(
-            &mut launch,
-            &selected,
-            reqs.as_ref().map(|(_, b)| b.as_slice()),
-        )?;
+        let job = job::prepare(&mut launch, &plan_job.input(&selected, &root))?;
         phases.record(reporter, "run dir", t, launch.run_dir.display().to_string());
         let run_id = launch.run.id.clone();
         let run_dir = launch.run_dir.clone();
@@ -299,6 +338,7 @@ pub fn test(
             suite.exit_code,
             collected.suite.as_ref(),
             &collected.session,
+            &record.selection,
         );
         record.outcome = judged.outcome;
         record.selection = judged.selection.clone().unwrap_or(record.selection.clone());
@@ -344,6 +384,7 @@ pub fn test(
             suite: collected.suite.as_ref(),
             attachments: &collected.attachments,
             page_screenshots: &collected.page_screenshots,
+            written: &collected.written.files,
             routes: &collected.routes,
             parity: parity.as_ref().map_err(|e| e.clone()),
             images: &images,
@@ -550,22 +591,66 @@ struct Judged {
     outcome: Outcome,
     exit: Exit,
     verdict: String,
-    /// A narrower selection than requested (tests deselected because the mocks were off).
+    /// A narrower selection than requested: tests deselected (`-m`, `-k` in the user's
+    /// arguments, `--deselect`, `--lf`, the mocks marker), files ignored, or a run stopped
+    /// early (`-x`).
     selection: Option<Selection>,
+}
+
+/// What the plugin saw that makes a run less than the requested selection; empty when the run
+/// ran everything it was asked to.
+fn narrowing(session: &job::Session) -> Vec<String> {
+    let mut why = Vec::new();
+    if session.deselected_by_mocks > 0 {
+        why.push(format!(
+            "not mocks ({} test(s) need --with-mocks)",
+            session.deselected_by_mocks
+        ));
+    }
+    let others = session
+        .deselected
+        .saturating_sub(session.deselected_by_mocks);
+    if others > 0 {
+        why.push(format!("{others} test(s) deselected"));
+    }
+    why.extend(session.narrowing.iter().cloned());
+    // Every collected test must have run; `-x` or `--maxfail` can stop a run before.
+    if session.ran < session.collected {
+        why.push(format!(
+            "stopped early: {} of {} collected test(s) ran",
+            session.ran, session.collected
+        ));
+    }
+    why
+}
+
+/// The requested selection, narrowed by what the run left out.
+fn narrowed(requested: &Selection, why: &[String]) -> Option<Selection> {
+    if why.is_empty() {
+        return None;
+    }
+    let why = why.join("; ");
+    Some(Selection::Filtered {
+        expr: match requested {
+            Selection::Full => why,
+            Selection::Filtered { expr } => format!("{expr}; {why}"),
+            Selection::Shard { index, total } => format!("--shard {index}/{total}; {why}"),
+        },
+    })
 }
 
 /// pytest's exit code and junit.xml → outcome and exit code. pytest: 0 passed, 1 failed,
 /// 2 interrupted (collection errors), 3 internal error, 4 usage error, 5 no tests collected; 90
 /// is the runner's own "could not prepare".
-fn judge(code: i64, suite: Option<&SuiteResult>, session: &job::Session) -> Judged {
+fn judge(
+    code: i64,
+    suite: Option<&SuiteResult>,
+    session: &job::Session,
+    requested: &Selection,
+) -> Judged {
     let counts = suite.map(|s| s.counts()).unwrap_or_default();
-    let total = counts.passed + counts.failed + counts.errors + counts.skipped;
-    let selection = (session.deselected_by_mocks > 0).then(|| Selection::Filtered {
-        expr: format!(
-            "not mocks ({} test(s) need --with-mocks)",
-            session.deselected_by_mocks
-        ),
-    });
+    let total = counts.total();
+    let selection = narrowed(requested, &narrowing(session));
     let (outcome, exit, verdict) = match code {
         0 if counts.failed + counts.errors == 0 && total > 0 => (
             Outcome::Green,
@@ -662,40 +747,91 @@ mod tests {
     #[test]
     fn judge_maps_pytest_codes_to_outcomes_and_exits() {
         let s = job::Session::default();
+        let full = Selection::Full;
+        let judge = |code, suite: Option<&SuiteResult>| judge(code, suite, &s, &full);
         let green = suite(&[CaseStatus::Passed, CaseStatus::Skipped]);
-        let j = judge(0, Some(&green), &s);
+        let j = judge(0, Some(&green));
         assert_eq!((j.outcome, j.exit), (Outcome::Green, Exit::Success));
         assert_eq!(j.verdict, "1 passed, 1 skipped");
         let red = suite(&[CaseStatus::Passed, CaseStatus::Failed]);
-        assert_eq!(judge(1, Some(&red), &s).exit, Exit::Failed);
+        assert_eq!(judge(1, Some(&red)).exit, Exit::Failed);
         // Exit 0 with a failure in junit (a plugin swallowed it) is still red.
-        assert_eq!(judge(0, Some(&red), &s).outcome, Outcome::Red);
+        assert_eq!(judge(0, Some(&red)).outcome, Outcome::Red);
         // Exit 0 with no tests at all is not green.
-        assert_eq!(judge(0, Some(&suite(&[])), &s).outcome, Outcome::Red);
-        assert_eq!(judge(5, None, &s).exit, Exit::Failed);
-        assert_eq!(judge(4, None, &s).exit, Exit::BadInput);
-        assert_eq!(judge(90, None, &s).outcome, Outcome::Infra);
-        assert_eq!(judge(137, None, &s).exit, Exit::Environment);
+        assert_eq!(judge(0, Some(&suite(&[]))).outcome, Outcome::Red);
+        assert_eq!(judge(5, None).exit, Exit::Failed);
+        assert_eq!(judge(4, None).exit, Exit::BadInput);
+        assert_eq!(judge(90, None).outcome, Outcome::Infra);
+        assert_eq!(judge(137, None).exit, Exit::Environment);
         // Collection errors: red, not an interrupt.
-        assert_eq!(judge(2, None, &s).exit, Exit::Failed);
-        assert_eq!(judge(2, None, &s).outcome, Outcome::Red);
+        assert_eq!(judge(2, None).exit, Exit::Failed);
+        assert_eq!(judge(2, None).outcome, Outcome::Red);
     }
 
     #[test]
-    fn deselected_mocks_tests_make_the_run_filtered() {
-        let s = job::Session {
-            deselected_by_mocks: 3,
+    fn a_run_that_left_anything_out_is_filtered_not_full() {
+        let one = suite(&[CaseStatus::Passed]);
+        let full = Selection::Full;
+        let filtered =
+            |s: &job::Session, requested: &Selection| match judge(0, Some(&one), s, requested)
+                .selection
+            {
+                Some(Selection::Filtered { expr }) => Some(expr),
+                None => None,
+                other => panic!("{other:?}"),
+            };
+        let complete = job::Session {
+            collected: 1,
+            ran: 1,
+            ..Default::default()
         };
-        let j = judge(0, Some(&suite(&[CaseStatus::Passed])), &s);
-        assert!(matches!(j.selection, Some(Selection::Filtered { .. })));
-        assert!(
-            judge(
-                0,
-                Some(&suite(&[CaseStatus::Passed])),
-                &job::Session::default()
-            )
-            .selection
-            .is_none()
+        assert_eq!(filtered(&complete, &full), None);
+        let mocks = job::Session {
+            deselected: 3,
+            deselected_by_mocks: 3,
+            ..complete.clone()
+        };
+        assert_eq!(
+            filtered(&mocks, &full).unwrap(),
+            "not mocks (3 test(s) need --with-mocks)"
+        );
+        // `-- -m smoke` deselects: the run is green, but not complete.
+        let marked = job::Session {
+            deselected: 5,
+            ..complete.clone()
+        };
+        let j = judge(0, Some(&one), &marked, &full);
+        assert_eq!(j.outcome, Outcome::Green);
+        assert_eq!(
+            j.selection,
+            Some(Selection::Filtered {
+                expr: "5 test(s) deselected".into()
+            })
+        );
+        let ignored = job::Session {
+            narrowing: vec!["--ignore=ui_tests/legacy".into()],
+            ..complete.clone()
+        };
+        assert_eq!(
+            filtered(&ignored, &full).unwrap(),
+            "--ignore=ui_tests/legacy"
+        );
+        // `-x` that stopped after a failure, or with every test run.
+        let stopped = job::Session {
+            collected: 4,
+            ran: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            filtered(&stopped, &full).unwrap(),
+            "stopped early: 1 of 4 collected test(s) ran"
+        );
+        // A shard stays a shard unless something was left out of it.
+        let shard = Selection::Shard { index: 1, total: 2 };
+        assert_eq!(filtered(&complete, &shard), None);
+        assert_eq!(
+            filtered(&marked, &shard).unwrap(),
+            "--shard 1/2; 5 test(s) deselected"
         );
     }
 }

@@ -47,6 +47,9 @@ pub struct ReportData<'a> {
     pub attachments: &'a BTreeMap<String, Attachments>,
     /// Screenshots the tests saved themselves (SCREENSHOT_DIR), relative to the run directory.
     pub page_screenshots: &'a [String],
+    /// What the run wrote into the job's copy of the tree (coverage.xml, screenshots beside
+    /// the tests, ...); copies are under `report/tree/`.
+    pub written: &'a [super::job::WrittenFile],
     pub routes: &'a [RouteStats],
     pub parity: Result<&'a ParityReport, String>,
     pub images: &'a BTreeMap<String, String>,
@@ -277,6 +280,25 @@ pub fn render(d: &ReportData) -> String {
             let _ = write!(h, "<li><a href=\"{}\">{}</a></li>", href(s), esc(s));
         }
         let _ = write!(h, "</ul></section>");
+    }
+
+    if !d.written.is_empty() {
+        let _ = write!(
+            h,
+            "<section><h2>What the run wrote into its copy of the tree ({})</h2>\
+             <p>The suite ran in its own copy of the repository; your checkout was not touched. \
+             Copies of these files are in <code>report/tree/</code>.</p><table>",
+            d.written.len()
+        );
+        for f in d.written {
+            let link = format!("report/tree/{}", f.path);
+            let cell = match &f.skipped {
+                Some(why) => format!("{} <small>(not copied: {})</small>", esc(&f.path), esc(why)),
+                None => format!("<a href=\"{}\">{}</a>", href(&link), esc(&f.path)),
+            };
+            let _ = write!(h, "<tr><td>{cell}</td><td>{} bytes</td></tr>", f.size);
+        }
+        let _ = write!(h, "</table></section>");
     }
 
     // Routes.
@@ -511,6 +533,18 @@ mod tests {
             suite: Some(&suite),
             attachments: &attachments,
             page_screenshots: &[],
+            written: &[
+                crate::run::job::WrittenFile {
+                    path: "apps/shop/coverage.xml".into(),
+                    size: 120,
+                    skipped: None,
+                },
+                crate::run::job::WrittenFile {
+                    path: "big.bin".into(),
+                    size: 1 << 30,
+                    skipped: Some("too large".into()),
+                },
+            ],
             routes: &[],
             parity: Err("no webhosting package".into()),
             images: &images,
@@ -527,6 +561,8 @@ mod tests {
         assert!(html.find("test_bad").unwrap() < html.find("test_ok").unwrap());
         assert!(html.contains("c0de") && html.contains("5c4e") && html.contains("sha256:abc"));
         assert!(html.contains("Not compared: no webhosting package"));
+        assert!(html.contains("href=\"report/tree/apps/shop/coverage.xml\""));
+        assert!(html.contains("not copied: too large"));
     }
 
     #[test]

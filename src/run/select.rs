@@ -1,8 +1,10 @@
-//! Which tests a run runs: the test files found in the project's test folder, narrowed by
-//! `PATH...`, split by `--shard I/N`, filtered by `-k`. Pure functions of the file list, so the
-//! split is the same on every machine.
+//! Which tests a run runs: the test files pytest would collect from `[test] path` under the
+//! project's own `python_files` and `norecursedirs`, narrowed by `PATH...`, split by
+//! `--shard I/N`, filtered by `-k`. Paths are relative to the project folder, where pytest runs.
+//! Pure functions of the file list, so the split is the same on every machine.
 use std::path::{Path, PathBuf};
 
+use super::pytestcfg::{self, PytestConfig};
 use crate::error::{Exit, Failure};
 use crate::ledger::Selection;
 
@@ -39,7 +41,8 @@ pub struct SelectionRequest {
 /// What pytest is given, and how the ledger names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
-    /// Paths relative to the test folder (pytest runs in it), possibly with `::node` suffixes.
+    /// Paths relative to the project folder (pytest runs in it), possibly with `::node`
+    /// suffixes.
     pub targets: Vec<String>,
     pub keyword: Option<String>,
     pub selection: Selection,
@@ -49,27 +52,102 @@ pub struct Selected {
     pub extra: Vec<String>,
 }
 
-/// pytest's default `python_files`: `test_*.py` and `*_test.py`.
-fn is_test_file(name: &str) -> bool {
-    name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"))
+/// The suite as pytest will collect it: `[test] path` (relative to the project) and the test
+/// files below it.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// The project folder (absolute, canonical): pytest's working directory.
+    pub project: PathBuf,
+    /// `[test] path`, relative to the project, `/`-separated; "." for the project itself.
+    pub path: String,
+    pub config: PytestConfig,
+    /// Every test file, relative to the project, sorted.
+    pub files: Vec<String>,
 }
 
-/// Every test file under `dir`, relative to it, sorted; hidden folders, caches and venvs are
-/// skipped as pytest's `norecursedirs` does.
-pub fn discover(dir: &Path) -> Result<Vec<String>, Failure> {
+impl Suite {
+    /// The test folder (or file) on disk.
+    pub fn dir(&self) -> PathBuf {
+        if self.path == "." {
+            self.project.clone()
+        } else {
+            self.project.join(&self.path)
+        }
+    }
+}
+
+/// Finds the suite: `test_path` under `project`, with the pytest configuration pytest would use
+/// (looked up from the test folder to `top`, the top of the tree the job gets).
+pub fn discover(project: &Path, test_path: &str, top: &Path) -> Result<Suite, Failure> {
+    let project = project
+        .canonicalize()
+        .unwrap_or_else(|_| project.to_path_buf());
+    let target = project.join(test_path);
+    let canon = target.canonicalize().map_err(|_| {
+        Failure::new(
+            Exit::BadInput,
+            format!(
+                "the test folder {} does not exist ([test] path = \"{test_path}\")",
+                target.display()
+            ),
+        )
+        .hint("create it with your pytest + Playwright tests, or set [test] path in harness.toml")
+    })?;
+    let rel = canon.strip_prefix(&project).map_err(|_| {
+        Failure::new(
+            Exit::BadInput,
+            format!(
+                "[test] path = \"{test_path}\" lies outside the project {}",
+                project.display()
+            ),
+        )
+        .hint("the suite runs from the project folder; point [test] path at a folder inside it")
+    })?;
+    let path = match rel.to_string_lossy().replace('\\', "/") {
+        r if r.is_empty() => ".".to_string(),
+        r => r,
+    };
+    let start = if canon.is_dir() {
+        canon.clone()
+    } else {
+        canon
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| project.clone())
+    };
+    let config = pytestcfg::find(&start, top);
+    let files = if canon.is_file() {
+        // pytest collects a file it is given even when python_files does not name it.
+        vec![path.clone()]
+    } else {
+        walk_tests(&canon, &project, &config)?
+    };
+    Ok(Suite {
+        project,
+        path,
+        config,
+        files,
+    })
+}
+
+/// Test files below `dir` (relative to `project`, sorted): `python_files` matches, folders that
+/// match `norecursedirs` or hold a virtualenv are skipped, as pytest skips them.
+fn walk_tests(dir: &Path, project: &Path, config: &PytestConfig) -> Result<Vec<String>, Failure> {
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(false)
         .into_iter()
         .filter_entry(|e| {
+            if e.depth() == 0 || !e.file_type().is_dir() {
+                return true;
+            }
             let name = e.file_name().to_string_lossy();
-            e.depth() == 0
-                || !(e.file_type().is_dir()
-                    && (name.starts_with('.')
-                        || name == "__pycache__"
-                        || name == "node_modules"
-                        || name == "venv"
-                        || name.ends_with(".egg-info")))
+            !(name == "__pycache__"
+                || config
+                    .norecursedirs
+                    .iter()
+                    .any(|p| pytestcfg::matches(p, &name))
+                || e.path().join("pyvenv.cfg").is_file())
         });
     for entry in walker {
         let entry = entry.map_err(|e| {
@@ -78,9 +156,22 @@ pub fn discover(dir: &Path) -> Result<Vec<String>, Failure> {
                 format!("cannot read the test folder {}: {e}", dir.display()),
             )
         })?;
-        if entry.file_type().is_file() && is_test_file(&entry.file_name().to_string_lossy()) {
-            let rel = entry.path().strip_prefix(dir).expect("walked under dir");
-            files.push(rel.to_string_lossy().replace('\\', "/"));
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(project)
+            .expect("walked under the project")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if rel.ends_with(".py")
+            && config
+                .python_files
+                .iter()
+                .any(|p| pytestcfg::matches(p, &rel))
+        {
+            files.push(rel);
         }
     }
     files.sort();
@@ -99,15 +190,9 @@ pub fn shard_files(files: &[String], shard: Shard) -> Vec<String> {
         .collect()
 }
 
-/// Resolves the request against the test folder's files. `cwd` and `project` are where a
-/// relative PATH may be meant from (the shell's folder first, then the project root).
-pub fn select(
-    tests_dir: &Path,
-    all_files: &[String],
-    req: &SelectionRequest,
-    cwd: &Path,
-    project: &Path,
-) -> Result<Selected, Failure> {
+/// Resolves the request against the suite's files. A relative PATH may be meant from the
+/// shell's folder (`cwd`), the project or the test folder, in that order.
+pub fn select(suite: &Suite, req: &SelectionRequest, cwd: &Path) -> Result<Selected, Failure> {
     let mut targets = Vec::new();
     let mut files = Vec::new();
     for p in &req.paths {
@@ -116,18 +201,20 @@ pub fn select(
             Some((a, b)) => (a.to_string(), Some(b.to_string())),
             None => (text.to_string(), None),
         };
-        let rel = relative_to_tests(Path::new(&path_part), tests_dir, cwd, project)?;
-        let covered: Vec<String> = all_files
+        let rel = relative_to_project(Path::new(&path_part), suite, cwd)?;
+        let covered: Vec<String> = suite
+            .files
             .iter()
-            .filter(|f| rel.is_empty() || *f == &rel || f.starts_with(&format!("{rel}/")))
+            .filter(|f| rel == "." || *f == &rel || f.starts_with(&format!("{rel}/")))
             .cloned()
             .collect();
         if covered.is_empty() {
             return Err(Failure::new(
                 Exit::BadInput,
                 format!(
-                    "`{text}` names no test file in {} (test files are test_*.py or *_test.py)",
-                    tests_dir.display()
+                    "`{text}` names no test file in {} (test files are {})",
+                    suite.dir().display(),
+                    suite.config.python_files.join(" or ")
                 ),
             )
             .hint(
@@ -137,12 +224,11 @@ pub fn select(
         files.extend(covered);
         targets.push(match node {
             Some(n) => format!("{rel}::{n}"),
-            None if rel.is_empty() => ".".to_string(),
             None => rel,
         });
     }
     if req.paths.is_empty() {
-        files = all_files.to_vec();
+        files = suite.files.clone();
     }
     files.sort();
     files.dedup();
@@ -150,8 +236,15 @@ pub fn select(
         return Err(Failure::new(
             Exit::BadInput,
             format!(
-                "the test folder {} holds no test files (test_*.py or *_test.py)",
-                tests_dir.display()
+                "the test folder {} holds no test files ({}{})",
+                suite.dir().display(),
+                suite.config.python_files.join(" or "),
+                suite
+                    .config
+                    .file
+                    .as_ref()
+                    .map(|f| format!(", as {} says", f.display()))
+                    .unwrap_or_default()
             ),
         )
         .hint("add tests, or point [test] path in harness.toml at the folder that has them"));
@@ -208,6 +301,9 @@ pub fn select(
     } else {
         Selection::Full
     };
+    if targets.is_empty() {
+        targets.push(suite.path.clone());
+    }
     Ok(Selected {
         targets,
         keyword: req.keyword.clone(),
@@ -232,35 +328,28 @@ fn describe(req: &SelectionRequest, shard: Option<Shard>) -> String {
     parts.join(" ")
 }
 
-/// `path` relative to the test folder ("" for the folder itself), or an error when it lies
-/// outside: only the test folder is mounted into the job.
-fn relative_to_tests(
-    path: &Path,
-    tests_dir: &Path,
-    cwd: &Path,
-    project: &Path,
-) -> Result<String, Failure> {
+/// `path` relative to the project ("." for the project itself), or an error when it lies
+/// outside the test folder: `[test] path` is the suite.
+fn relative_to_project(path: &Path, suite: &Suite, cwd: &Path) -> Result<String, Failure> {
     let canon = |p: &Path| p.canonicalize().ok();
-    let tests = canon(tests_dir).unwrap_or_else(|| tests_dir.to_path_buf());
+    let tests = suite.dir();
     let candidates: Vec<PathBuf> = if path.is_absolute() {
         vec![path.to_path_buf()]
     } else {
-        vec![cwd.join(path), project.join(path), tests_dir.join(path)]
+        vec![cwd.join(path), suite.project.join(path), tests.join(path)]
     };
-    let found = candidates.iter().find_map(|c| canon(c));
-    let Some(found) = found else {
+    let Some(found) = candidates.iter().find_map(|c| canon(c)) else {
         return Err(Failure::new(
             Exit::BadInput,
             format!("test path `{}` does not exist", path.display()),
         )
         .hint(format!(
             "paths are relative to the current folder or the project; the test folder is {}",
-            tests_dir.display()
+            tests.display()
         )));
     };
-    match found.strip_prefix(&tests) {
-        Ok(rel) => Ok(rel.to_string_lossy().replace('\\', "/")),
-        Err(_) => Err(Failure::new(
+    if !found.starts_with(&tests) {
+        return Err(Failure::new(
             Exit::BadInput,
             format!(
                 "test path `{}` lies outside the test folder {}",
@@ -268,8 +357,14 @@ fn relative_to_tests(
                 tests.display()
             ),
         )
-        .hint("only the test folder ([test] path in harness.toml) is mounted into the test job")),
+        .hint("[test] path in harness.toml is the suite; select tests inside it"));
     }
+    let rel = found
+        .strip_prefix(&suite.project)
+        .expect("the test folder is inside the project")
+        .to_string_lossy()
+        .replace('\\', "/");
+    Ok(if rel.is_empty() { ".".into() } else { rel })
 }
 
 #[cfg(test)]
@@ -286,20 +381,56 @@ mod tests {
         dir
     }
 
+    fn suite(d: &tempfile::TempDir, path: &str) -> Suite {
+        discover(d.path(), path, d.path()).unwrap()
+    }
+
     #[test]
     fn discovers_pytest_default_names_and_skips_caches() {
         let d = tree(&[
-            "test_a.py",
-            "sub/b_test.py",
-            "conftest.py",
-            "helpers.py",
-            "__pycache__/test_c.py",
-            ".venv/test_d.py",
-            "sub/test_e.py",
+            "ui/test_a.py",
+            "ui/sub/b_test.py",
+            "ui/conftest.py",
+            "ui/helpers.py",
+            "ui/__pycache__/test_c.py",
+            "ui/.venv/test_d.py",
+            "ui/env/pyvenv.cfg",
+            "ui/env/test_f.py",
+            "ui/build/test_g.py",
+            "ui/sub/test_e.py",
+            "test_outside.py",
         ]);
+        let s = suite(&d, "ui");
+        assert_eq!(s.path, "ui");
         assert_eq!(
-            discover(d.path()).unwrap(),
-            vec!["sub/b_test.py", "sub/test_e.py", "test_a.py"]
+            s.files,
+            vec!["ui/sub/b_test.py", "ui/sub/test_e.py", "ui/test_a.py"]
+        );
+        assert_eq!(suite(&d, ".").files.len(), 4);
+    }
+
+    #[test]
+    fn the_projects_python_files_and_norecursedirs_decide() {
+        let d = tree(&[
+            "checks/check_a.py",
+            "checks/test_b.py",
+            "checks/legacy/check_c.py",
+        ]);
+        std::fs::write(
+            d.path().join("pytest.ini"),
+            "[pytest]\npython_files = check_*.py\nnorecursedirs = legacy\n",
+        )
+        .unwrap();
+        let s = suite(&d, "checks");
+        assert_eq!(s.files, vec!["checks/check_a.py"]);
+        assert_eq!(
+            s.config.file,
+            Some(d.path().canonicalize().unwrap().join("pytest.ini"))
+        );
+        // A file given as [test] path is collected whatever its name.
+        assert_eq!(
+            suite(&d, "checks/test_b.py").files,
+            vec!["checks/test_b.py"]
         );
     }
 
@@ -329,93 +460,87 @@ mod tests {
 
     #[test]
     fn full_run_is_recorded_as_full_and_filters_as_filtered() {
-        let d = tree(&["test_a.py", "test_b.py", "sub/test_c.py"]);
-        let files = discover(d.path()).unwrap();
-        let all = select(
-            d.path(),
-            &files,
-            &SelectionRequest::default(),
-            d.path(),
-            d.path(),
-        )
-        .unwrap();
+        let d = tree(&["ui/test_a.py", "ui/test_b.py", "ui/sub/test_c.py"]);
+        let s = suite(&d, "ui");
+        let all = select(&s, &SelectionRequest::default(), d.path()).unwrap();
         assert_eq!(all.selection, Selection::Full);
-        assert!(all.targets.is_empty());
+        assert_eq!(all.targets, vec!["ui"]);
         assert_eq!(all.files.len(), 3);
 
         let k = SelectionRequest {
             keyword: Some("login".into()),
             ..Default::default()
         };
-        let s = select(d.path(), &files, &k, d.path(), d.path()).unwrap();
+        let sel = select(&s, &k, d.path()).unwrap();
         assert_eq!(
-            s.selection,
+            sel.selection,
             Selection::Filtered {
                 expr: "-k login".into()
             }
         );
 
         let p = SelectionRequest {
+            paths: vec![PathBuf::from("ui/sub")],
+            ..Default::default()
+        };
+        let sel = select(&s, &p, d.path()).unwrap();
+        assert_eq!(sel.targets, vec!["ui/sub"]);
+        assert_eq!(sel.files, vec!["ui/sub/test_c.py"]);
+        // Relative to the test folder works too.
+        let p = SelectionRequest {
             paths: vec![PathBuf::from("sub")],
             ..Default::default()
         };
-        let s = select(d.path(), &files, &p, d.path(), d.path()).unwrap();
-        assert_eq!(s.targets, vec!["sub"]);
-        assert_eq!(s.files, vec!["sub/test_c.py"]);
+        assert_eq!(
+            select(&s, &p, Path::new("/")).unwrap().targets,
+            vec!["ui/sub"]
+        );
     }
 
     #[test]
     fn shard_gives_its_files_as_targets_and_is_recorded_as_shard() {
-        let d = tree(&["test_a.py", "test_b.py", "test_c.py"]);
-        let files = discover(d.path()).unwrap();
+        let d = tree(&["ui/test_a.py", "ui/test_b.py", "ui/test_c.py"]);
+        let s = suite(&d, "ui");
         let req = |index| SelectionRequest {
             shard: Some(Shard { index, total: 2 }),
             ..Default::default()
         };
-        let one = select(d.path(), &files, &req(1), d.path(), d.path()).unwrap();
-        let two = select(d.path(), &files, &req(2), d.path(), d.path()).unwrap();
-        assert_eq!(one.targets, vec!["test_a.py", "test_c.py"]);
-        assert_eq!(two.targets, vec!["test_b.py"]);
+        let one = select(&s, &req(1), d.path()).unwrap();
+        let two = select(&s, &req(2), d.path()).unwrap();
+        assert_eq!(one.targets, vec!["ui/test_a.py", "ui/test_c.py"]);
+        assert_eq!(two.targets, vec!["ui/test_b.py"]);
         assert_eq!(one.selection, Selection::Shard { index: 1, total: 2 });
-        let three = select(
-            d.path(),
-            &files,
+        let e = select(
+            &s,
             &SelectionRequest {
                 shard: Some(Shard { index: 4, total: 4 }),
                 ..Default::default()
             },
             d.path(),
-            d.path(),
         )
         .unwrap_err();
-        assert_eq!(three.exit, Exit::BadInput);
+        assert_eq!(e.exit, Exit::BadInput);
     }
 
     #[test]
     fn paths_outside_the_test_folder_or_missing_are_refused() {
         let d = tree(&["ui/test_a.py", "other/test_b.py"]);
-        let tests = d.path().join("ui");
-        let files = discover(&tests).unwrap();
+        let s = suite(&d, "ui");
         let req = |p: &str| SelectionRequest {
             paths: vec![PathBuf::from(p)],
             ..Default::default()
         };
-        let e = select(&tests, &files, &req("other/test_b.py"), d.path(), d.path()).unwrap_err();
+        let e = select(&s, &req("other/test_b.py"), d.path()).unwrap_err();
         assert!(
             e.message.contains("outside the test folder"),
             "{}",
             e.message
         );
-        let e = select(&tests, &files, &req("ui/nope.py"), d.path(), d.path()).unwrap_err();
+        let e = select(&s, &req("ui/nope.py"), d.path()).unwrap_err();
         assert!(e.message.contains("does not exist"), "{}", e.message);
-        let ok = select(
-            &tests,
-            &files,
-            &req("ui/test_a.py::test_x"),
-            d.path(),
-            d.path(),
-        )
-        .unwrap();
-        assert_eq!(ok.targets, vec!["test_a.py::test_x"]);
+        let ok = select(&s, &req("ui/test_a.py::test_x"), d.path()).unwrap();
+        assert_eq!(ok.targets, vec!["ui/test_a.py::test_x"]);
+        let e = discover(d.path(), "missing", d.path()).unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
     }
 }

@@ -473,6 +473,9 @@ impl Engine {
             )
             .await
             .map_err(docker_err(format!("create container {name}")))?;
+        for up in &spec.uploads {
+            self.upload(&created.id, &name, up).await?;
+        }
         self.docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
@@ -505,6 +508,31 @@ impl Engine {
             container_name: name,
             ports,
         })
+    }
+
+    /// Copies `up`'s files into the created (not yet started) container `id`.
+    async fn upload(&self, id: &str, name: &str, up: &super::Upload) -> Result<(), StackError> {
+        let (parent, stream, writer) = up.stream();
+        let options = bollard::query_parameters::UploadToContainerOptions {
+            path: parent,
+            ..Default::default()
+        };
+        let sent = self
+            .docker
+            .upload_to_container(id, Some(options), bollard::body_stream(stream))
+            .await;
+        // The writer's error explains a short stream better than the daemon's complaint.
+        let written = match writer.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(reason) = written {
+            return Err(StackError::Docker {
+                action: format!("copy files into {name}"),
+                reason,
+            });
+        }
+        sent.map_err(docker_err(format!("copy {} into {name}", up.target)))
     }
 
     /// Follows the container's output into `file` until the container stops or the task is

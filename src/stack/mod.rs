@@ -11,6 +11,7 @@ mod owner;
 pub mod plan;
 mod run;
 pub mod sweep;
+pub mod upload;
 pub mod wait;
 
 pub use compose::ServiceSpec;
@@ -24,6 +25,7 @@ pub use run::{
     DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,
     up,
 };
+pub use upload::Upload;
 
 use crate::error::{Exit, Failure};
 

@@ -64,6 +64,7 @@ mod tests {
                 tmpfs: vec![],
                 wait: WaitSpec::Started,
                 timeout: std::time::Duration::from_secs(1),
+                uploads: vec![],
             },
         )
     }

@@ -296,6 +296,7 @@ pub(crate) async fn plan_launch(
     }
     let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
     let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
+    apply_aliases(config, &mut stack)?;
     if let Some(app) = stack.services.get_mut("app") {
         // The target's env from harness.toml is what production gets; it wins over compose.
         app.environment.extend(config.target("local").env);
@@ -306,6 +307,53 @@ pub(crate) async fn plan_launch(
         stack,
         no_tls: req.no_tls,
     })
+}
+
+/// `[stack] aliases`: more network names for services, the host names an app and its suite
+/// already use. A name another service or alias of the stack has, or an alias for a service
+/// the stack never has, is an error at its line in harness.toml. Aliases of services this run
+/// does not start (the mocks without --with-mocks) are left out.
+fn apply_aliases(config: &Config, stack: &mut compose::Stack) -> Result<(), Failure> {
+    for (service, names) in &config.stack.aliases {
+        if !stack.services.contains_key(service) {
+            if crate::config::BUILTIN_SERVICES.contains(&service.as_str()) {
+                continue;
+            }
+            let known: Vec<&str> = stack.services.keys().map(String::as_str).collect();
+            return Err(config
+                .error_at(
+                    names.span(),
+                    format!("[stack] aliases: there is no service `{service}` in the stack"),
+                )
+                .hint(format!(
+                    "the services are {} (and mailpit, geoip, netcup with --with-mocks)",
+                    known.join(", ")
+                )));
+        }
+        for name in names.get_ref() {
+            let lower = name.to_ascii_lowercase();
+            let taken = stack.services.iter().find(|(other, spec)| {
+                *other != service
+                    && (other.eq_ignore_ascii_case(&lower)
+                        || spec.aliases.iter().any(|a| a.eq_ignore_ascii_case(&lower)))
+            });
+            if let Some((other, _)) = taken {
+                return Err(config
+                    .error_at(
+                        names.span(),
+                        format!(
+                            "[stack] aliases.{service}: `{name}` already names the `{other}` service"
+                        ),
+                    )
+                    .hint("each name may stand for one service only"));
+            }
+            let spec = stack.services.get_mut(service).expect("checked above");
+            if !spec.aliases.iter().any(|a| a.eq_ignore_ascii_case(&lower)) {
+                spec.aliases.push(name.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Extracts the package into the run directory and writes the state copy, certificates and
@@ -383,6 +431,11 @@ fn prepare_proxy(
         let (ca, created) = crate::tls::Ca::load_or_create(&crate::tls::ca_dir(root))?;
         let mut names = vec![config.stack.fqdn.clone()];
         names.extend(TLS_SERVICE_NAMES.iter().map(|n| n.to_string()));
+        // The names the app and its suite use for these services are checked against the
+        // certificate too.
+        for aliases in config.stack.aliases.values() {
+            names.extend(aliases.get_ref().iter().cloned());
+        }
         let leaf = ca.issue(&names)?;
         leaf.write(&tls_dir, "proxy", &ca)?;
         crate::fsutil::write_atomic(&tls_dir.join("ca.pem"), ca.cert_pem.as_bytes(), 0o644)?;

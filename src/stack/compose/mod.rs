@@ -90,6 +90,9 @@ pub struct ServiceSpec {
     /// How the engine decides the service is ready.
     pub wait: WaitSpec,
     pub timeout: Duration,
+    /// Files copied in after the container is created and before it starts (not a compose
+    /// key: harness adds them, e.g. the test job's copy of the tree).
+    pub uploads: Vec<super::upload::Upload>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1055,6 +1058,7 @@ fn resolve(
         tmpfs,
         wait,
         timeout,
+        uploads: Vec::new(),
     })
 }
 

@@ -1,0 +1,1 @@
+"""Browser tests of Shop Desk. Run from the repository root: `pytest` (see pytest.ini)."""
