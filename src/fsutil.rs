@@ -1,7 +1,7 @@
 //! Small file-writing helpers shared by stages: atomic replacement, and files only the owner reads.
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Exit, Failure};
 
@@ -53,4 +53,19 @@ pub fn create_private_dir(path: &Path) -> Result<(), Failure> {
             )
             .hint("check free disk space and permissions")
         })
+}
+
+/// `a/./b/../c` → `a/c`, without touching the file system (symlinks stay as named).
+pub fn normalize_lexically(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -26,6 +26,9 @@ pub struct ReadFile {
 /// The requirements of one config key, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequirementSet {
+    /// Where relative names in the cache key start (the project), so two clones of one project
+    /// share their caches.
+    pub base: PathBuf,
     /// The files named in harness.toml (absolute), in order: what pip is given with `-r`.
     pub top: Vec<PathBuf>,
     /// Every file read, top files first, each once.
@@ -78,13 +81,20 @@ impl RequirementSet {
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(bytes);
         };
+        let name = |p: &Path| {
+            p.strip_prefix(&self.base)
+                .unwrap_or(p)
+                .as_os_str()
+                .as_encoded_bytes()
+                .to_vec()
+        };
         for top in &self.top {
-            field(b"top", top.as_os_str().as_encoded_bytes());
+            field(b"top", &name(top));
         }
         for f in &self.files {
             field(
                 if f.constraint { b"constraint" } else { b"file" },
-                f.path.as_os_str().as_encoded_bytes(),
+                &name(&f.path),
             );
             field(b"bytes", &f.bytes);
         }
@@ -123,9 +133,10 @@ impl RequirementSet {
     }
 }
 
-/// Reads `top` (absolute paths) and every file they include.
-pub fn resolve(top: &[PathBuf]) -> Result<RequirementSet, RequirementsError> {
+/// Reads `top` (absolute paths) and every file they include; `base` is the project folder.
+pub fn resolve(base: &Path, top: &[PathBuf]) -> Result<RequirementSet, RequirementsError> {
     let mut set = RequirementSet {
+        base: base.to_path_buf(),
         top: top.to_vec(),
         files: Vec::new(),
         env: Vec::new(),
@@ -167,7 +178,7 @@ pub fn of_config(
                 .hint("create it, or fix the path (relative to harness.toml)"));
         }
     }
-    resolve(&top).map_err(Failure::from)
+    resolve(&config.root, &top).map_err(Failure::from)
 }
 
 /// Options that take a value, as pip's requirement-file parser knows them; the value of the
@@ -184,7 +195,7 @@ fn read(
     set: &mut RequirementSet,
 ) -> Result<(), RequirementsError> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let path = normalize(&path);
+    let path = crate::fsutil::normalize_lexically(&path);
     if set.files.iter().any(|f| f.path == path) {
         // pip reads a file each time it is named; its content is in the key once.
         return Ok(());
@@ -266,21 +277,6 @@ fn read(
         }
     }
     Ok(())
-}
-
-/// `a/./b/../c` → `a/c`, without touching the file system (symlinks stay as named).
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// pip's preprocessing: lines ending in `\` join the next (a comment line ends the join), then
@@ -400,7 +396,7 @@ mod tests {
             ),
             ("constraints/pins.txt", "urllib3<3\n"),
         ]);
-        let set = resolve(&[d.path().join("requirements-dev.txt")]).unwrap();
+        let set = resolve(d.path(), &[d.path().join("requirements-dev.txt")]).unwrap();
         let names: Vec<String> = set
             .files
             .iter()
@@ -423,15 +419,23 @@ mod tests {
     #[test]
     fn the_key_covers_every_file_read() {
         let d = tree(&[("a.txt", "-r b.txt\n"), ("b.txt", "flask\n")]);
-        let key = resolve(&[d.path().join("a.txt")]).unwrap().digest();
+        let key = resolve(d.path(), &[d.path().join("a.txt")])
+            .unwrap()
+            .digest();
         std::fs::write(d.path().join("b.txt"), "flask==3\n").unwrap();
-        let changed = resolve(&[d.path().join("a.txt")]).unwrap().digest();
+        let changed = resolve(d.path(), &[d.path().join("a.txt")])
+            .unwrap()
+            .digest();
         assert_ne!(
             key, changed,
             "an edit to an included file must change the key"
         );
+        // Another clone of the same files shares the key (names are relative to the project).
+        let clone = tree(&[("a.txt", "-r b.txt\n"), ("b.txt", "flask==3\n")]);
+        let same = resolve(clone.path(), &[clone.path().join("a.txt")]).unwrap();
+        assert_eq!(same.digest(), changed);
         // One plain file keys by its content alone, as before includes were followed.
-        let one = resolve(&[d.path().join("b.txt")]).unwrap();
+        let one = resolve(d.path(), &[d.path().join("b.txt")]).unwrap();
         assert_eq!(one.key_material(), b"flask==3\n");
     }
 
@@ -449,7 +453,7 @@ mod tests {
             ("# note\n-r https://example.org/r.txt\n", 2, "URL"),
         ] {
             let d = tree(&[("r.txt", body)]);
-            let e = resolve(&[d.path().join("r.txt")]).unwrap_err();
+            let e = resolve(d.path(), &[d.path().join("r.txt")]).unwrap_err();
             let text = e.to_string();
             assert!(
                 text.contains(&format!("r.txt:{line}: ")) && text.contains(word),
@@ -462,7 +466,9 @@ mod tests {
     #[test]
     fn a_missing_include_names_where_it_was_named() {
         let d = tree(&[("r.txt", "flask\n-r nope.txt\n")]);
-        let e = resolve(&[d.path().join("r.txt")]).unwrap_err().to_string();
+        let e = resolve(d.path(), &[d.path().join("r.txt")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nope.txt"), "{e}");
         assert!(e.contains("r.txt:2"), "{e}");
     }

@@ -79,6 +79,17 @@ def _next_name(kind: str, ext: str) -> str:
     return f"harness-{kind}-{_counter[0]}.{ext}"
 
 
+def _free_path(out_dir: str, stem: str, ext: str) -> str:
+    """`trace.zip`, then `trace-2.zip`, ...: the first keeps the name Playwright's tools know."""
+    n = 1
+    while True:
+        name = f"{stem}.{ext}" if n == 1 else f"{stem}-{n}.{ext}"
+        path = os.path.join(out_dir, name)
+        if not os.path.exists(path):
+            return path
+        n += 1
+
+
 async def _record(context) -> None:
     """Starts the trace of a new context. A context someone already traces is left to them."""
     tracing = context.tracing
@@ -98,6 +109,13 @@ async def _save_pending(context) -> None:
         return
     tracing._harness_active = False
     _contexts.discard(context)
+    if getattr(tracing, "_harness_captured", False):
+        # The failure's trace was saved when it happened; the teardown after it adds nothing.
+        try:
+            await _ORIG["tracing_stop"](tracing)
+        except Exception:
+            pass
+        return
     os.makedirs(_pending_dir, exist_ok=True)
     path = os.path.join(_pending_dir, _next_name("trace", "zip"))
     try:
@@ -219,6 +237,7 @@ def test_started() -> None:
     _pending.clear()
     for context in _live_contexts():
         tracing = context.tracing
+        tracing._harness_captured = False
         try:
             _run(context, _ORIG["tracing_stop_chunk"](tracing))
             _run(context, _ORIG["tracing_start_chunk"](tracing))
@@ -235,20 +254,21 @@ def capture_failure(artifacts: str, nodeid: str) -> list[str]:
         for page in list(context.pages):
             if page.is_closed():
                 continue
-            path = os.path.join(out_dir, _next_name("page", "png"))
             try:
                 os.makedirs(out_dir, exist_ok=True)
+                path = _free_path(out_dir, "page", "png")
                 _run(page, page.screenshot(path=path, timeout=5000))
                 written.append(path)
             except Exception:
                 pass
         tracing = context.tracing
         if getattr(tracing, "_harness_active", False):
-            path = os.path.join(out_dir, _next_name("trace", "zip"))
             try:
                 os.makedirs(out_dir, exist_ok=True)
+                path = _free_path(out_dir, "trace", "zip")
                 _run(context, _ORIG["tracing_stop_chunk"](tracing, path=path))
                 _run(context, _ORIG["tracing_start_chunk"](tracing))
+                tracing._harness_captured = True
                 written.append(path)
             except Exception:
                 pass
@@ -262,7 +282,7 @@ def test_finished(artifacts: str, nodeid: str, failed: bool) -> list[str]:
     for path in _pending:
         if failed and os.path.exists(path):
             os.makedirs(out_dir, exist_ok=True)
-            dest = os.path.join(out_dir, os.path.basename(path))
+            dest = _free_path(out_dir, "trace", "zip")
             shutil.move(path, dest)
             kept.append(dest)
         else:

@@ -85,7 +85,7 @@ pub fn drill(
     let root = stack::project_root(config);
     let backup_sha256 = crate::package::sha256_file(&req.tarball)?;
     let selected = select::Selected {
-        targets: vec![plan_job.suite.path.clone()],
+        targets: plan_job.suite.roots.clone(),
         keyword: None,
         selection: Selection::Filtered {
             expr: format!("smoke: {}", config.test.smoke.join(" ")),
@@ -107,6 +107,7 @@ pub fn drill(
                 no_tls: false,
                 keep: false,
                 test_job: true,
+                playwright_server: false,
                 vars: super::job_vars(config, false),
             },
             reporter,

@@ -81,6 +81,8 @@ pub struct JobInput<'a> {
     pub env: BTreeMap<String, String>,
     /// `.harness/pytest-cache` of the project.
     pub pytest_cache: PathBuf,
+    /// The variable that gets the stack's Playwright server URL, when there is one.
+    pub playwright_server_env: Option<String>,
 }
 
 fn io_fail(what: &Path) -> impl FnOnce(std::io::Error) -> Failure + '_ {
@@ -199,6 +201,10 @@ pub fn prepare(launch: &mut Launch, input: &JobInput) -> Result<Job, Failure> {
     };
     spec.working_dir = Some(workdir.clone());
     spec.environment.insert("HARNESS_WORKDIR".into(), workdir);
+    if let Some(name) = &input.playwright_server_env {
+        spec.environment
+            .insert(name.clone(), crate::stack::playwright_server_url());
+    }
     spec.environment.extend(input.env.clone());
     let (uid, gid) = super::host_ids();
     spec.uploads.push(crate::stack::Upload {

@@ -138,6 +138,7 @@ pub(super) struct JobPlan {
     /// `[test] args`, then `harness test -- ARGS`.
     user_args: Vec<String>,
     env: BTreeMap<String, String>,
+    playwright_server_env: Option<String>,
 }
 
 pub(super) fn plan_job(
@@ -184,6 +185,7 @@ pub(super) fn plan_job(
         tree,
         user_args,
         env: config.test.env(),
+        playwright_server_env: config.test.playwright_server_env(),
     })
 }
 
@@ -197,6 +199,7 @@ impl JobPlan {
             env: self.env.clone(),
             // Per project, so `--lf` and `--ff` work across runs.
             pytest_cache: root.join(".harness").join("pytest-cache"),
+            playwright_server_env: self.playwright_server_env.clone(),
         }
     }
 }
@@ -249,6 +252,7 @@ pub fn test(
                 no_tls: req.no_tls,
                 keep: req.keep,
                 test_job: true,
+                playwright_server: config.test.playwright_server_env().is_some(),
                 vars,
             },
             reporter,

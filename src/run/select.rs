@@ -60,6 +60,9 @@ pub struct Suite {
     pub project: PathBuf,
     /// `[test] path`, relative to the project, `/`-separated; "." for the project itself.
     pub path: String,
+    /// What pytest is given for the whole suite: `[test] path`, or, when that is the project
+    /// itself, the config's `testpaths` (as `pytest` with no arguments would collect).
+    pub roots: Vec<String>,
     pub config: PytestConfig,
     /// Every test file, relative to the project, sorted.
     pub files: Vec<String>,
@@ -116,15 +119,32 @@ pub fn discover(project: &Path, test_path: &str, top: &Path) -> Result<Suite, Fa
             .unwrap_or_else(|| project.clone())
     };
     let config = pytestcfg::find(&start, top);
-    let files = if canon.is_file() {
-        // pytest collects a file it is given even when python_files does not name it.
-        vec![path.clone()]
+    let roots: Vec<String> = if path == "." && !config.testpaths.is_empty() {
+        config
+            .testpaths
+            .iter()
+            .filter(|t| project.join(t).exists())
+            .cloned()
+            .collect()
     } else {
-        walk_tests(&canon, &project, &config)?
+        vec![path.clone()]
     };
+    let mut files = Vec::new();
+    for root in &roots {
+        let dir = project.join(root);
+        if dir.is_file() {
+            // pytest collects a file it is given even when python_files does not name it.
+            files.push(root.clone());
+        } else {
+            files.extend(walk_tests(&dir, &project, &config)?);
+        }
+    }
+    files.sort();
+    files.dedup();
     Ok(Suite {
         project,
         path,
+        roots,
         config,
         files,
     })
@@ -302,7 +322,7 @@ pub fn select(suite: &Suite, req: &SelectionRequest, cwd: &Path) -> Result<Selec
         Selection::Full
     };
     if targets.is_empty() {
-        targets.push(suite.path.clone());
+        targets = suite.roots.clone();
     }
     Ok(Selected {
         targets,

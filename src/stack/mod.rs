@@ -19,7 +19,7 @@ pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
 pub(crate) use run::{
     AppSource, Launch, LaunchRequest, connect, guarded, interrupted, materialize, plan_launch,
-    project_root, runtime, start_stack, urls_of,
+    playwright_server_url, project_root, runtime, start_stack, urls_of,
 };
 pub use run::{
     DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,

@@ -27,7 +27,30 @@ const BUILTIN: &[(&str, &str)] = &[
         "mocks-test.yml",
         include_str!("../../compose/mocks-test.yml"),
     ),
+    (
+        "playwright-server.yml",
+        include_str!("../../compose/playwright-server.yml"),
+    ),
+    (
+        "tls-playwright-server.yml",
+        include_str!("../../compose/tls-playwright-server.yml"),
+    ),
+    // Not a compose file: the server's start script, bind-mounted from the run's compose/.
+    (
+        "playwright-server.sh",
+        include_str!("../../compose/playwright-server.sh"),
+    ),
 ];
+
+/// The Playwright server's service name, port and path (compose/playwright-server.yml).
+const PLAYWRIGHT_SERVER: &str = "playwright-server";
+const PLAYWRIGHT_SERVER_PORT: u16 = 3000;
+const PLAYWRIGHT_SERVER_PATH: &str = "/playwright";
+
+/// The server's URL inside the run's network, for the test job.
+pub(crate) fn playwright_server_url() -> String {
+    format!("ws://{PLAYWRIGHT_SERVER}:{PLAYWRIGHT_SERVER_PORT}{PLAYWRIGHT_SERVER_PATH}")
+}
 
 /// Image repositories the compose files refer to through `HARNESS_IMAGE_<NAME>`.
 const IMAGES: &[(&str, &str)] = &[
@@ -127,6 +150,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
                 no_tls: req.no_tls,
                 keep: req.keep,
                 test_job: false,
+                playwright_server: config.test.playwright_server_env().is_some(),
                 vars: BTreeMap::new(),
             },
             reporter,
@@ -181,6 +205,8 @@ pub(crate) struct LaunchRequest {
     pub keep: bool,
     /// Adds compose/test.yml and the playwright image (`harness test`).
     pub test_job: bool,
+    /// Adds the Playwright server (`[test] playwright_server`).
+    pub playwright_server: bool,
     /// Extra interpolation variables for the compose files.
     pub vars: BTreeMap<String, String>,
 }
@@ -244,7 +270,7 @@ pub(crate) async fn plan_launch(
     if req.with_mocks {
         needed.push("mocks");
     }
-    if req.test_job {
+    if req.test_job || req.playwright_server {
         needed.push("playwright");
     }
     let mut vars = image_vars(engine, &needed, reporter).await?;
@@ -289,6 +315,12 @@ pub(crate) async fn plan_launch(
         }
         if req.with_mocks {
             sources.push(builtin_source("mocks-test.yml", &compose_dir));
+        }
+    }
+    if req.playwright_server {
+        sources.push(builtin_source("playwright-server.yml", &compose_dir));
+        if !req.no_tls {
+            sources.push(builtin_source("tls-playwright-server.yml", &compose_dir));
         }
     }
     for o in &config.stack.compose_overrides {
@@ -703,6 +735,11 @@ pub(crate) fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {
                 ("netcup", _) => (
                     "Netcup DNS API mock".to_string(),
                     format!("http://127.0.0.1:{hport}/"),
+                ),
+                (PLAYWRIGHT_SERVER, _) => (
+                    "Playwright server: chromium.connect() from a suite on this machine"
+                        .to_string(),
+                    format!("ws://127.0.0.1:{hport}{PLAYWRIGHT_SERVER_PATH}"),
                 ),
                 _ => (
                     format!("port {cport}"),

@@ -36,29 +36,38 @@ pub fn harness_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_harness")))
 }
 
+#[allow(dead_code)]
 pub fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/flask-app")
 }
 
 /// A fresh copy of examples/flask-app without what builds and runs leave in it (.harness/, state
 /// files, bytecode, pytest's cache), so every test starts from the committed example.
+#[allow(dead_code)]
 pub fn copy_example() -> tempfile::TempDir {
+    copy_project(&example_dir())
+}
+
+/// A fresh copy of the project at `src` (an example or a fixture), without what builds and runs
+/// leave in it.
+pub fn copy_project(src: &Path) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("harness-example-")
         .tempdir()
         .expect("tempdir");
-    let src = example_dir();
-    for entry in walkdir::WalkDir::new(&src).into_iter().filter_entry(|e| {
+    for entry in walkdir::WalkDir::new(src).into_iter().filter_entry(|e| {
         let n = e.file_name().to_string_lossy();
         n != ".harness"
             && n != "__pycache__"
             && !n.starts_with("deployment_state")
             && n != ".pytest_cache"
+            && n != ".coverage"
+            && n != "coverage.xml"
     }) {
         let entry = entry.expect("walk the example");
         let dest = dir
             .path()
-            .join(entry.path().strip_prefix(&src).expect("below the example"));
+            .join(entry.path().strip_prefix(src).expect("below the example"));
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&dest).expect("create dir");
         } else {

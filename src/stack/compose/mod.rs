@@ -1245,17 +1245,7 @@ fn absolutize(dir: &Path, source: &str) -> PathBuf {
         dir.join(p)
     };
     // Normalise `./` and `a/../` so Docker gets a clean absolute path.
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    crate::fsutil::normalize_lexically(&joined)
 }
 
 /// Compose's env_file format: `KEY=VALUE` lines, `#` comments, optional matching quotes.
