@@ -35,5 +35,5 @@ print(f"{'wall s':>8} {'pytest s':>9} {'overhead s':>11}  stack   suite  teardow
 for wall, py, over, ph, passed in rows:
     print(f"{wall:8.2f} {py:9.2f} {over:11.2f}  {ph.get('stack',0):5.2f}  {ph.get('suite',0):6.2f}  {ph.get('teardown',0):8.2f}  {passed}")
 over = [r[2] for r in rows]
-print(f"overhead: median {statistics.median(over):.2f} s, min {min(over):.2f} s, max {max(over):.2f} s (goal <= 10 s)")
+print(f"overhead: median {statistics.median(over):.2f} s, min {min(over):.2f} s, max {max(over):.2f} s (goal <= 4.0 s)")
 PY

@@ -341,6 +341,10 @@ fn each_stop_of_an_old_suite_passes() -> Outcome {
             "test_chromium_launch_with_no_executable_path",
         ),
         (
+            "5: launch_persistent_context() too",
+            "test_a_persistent_context_with_no_executable_path",
+        ),
+        (
             "5: one clear line for what the image lacks",
             "test_a_channel_or_another_browser_fails_with_one_clear_line",
         ),
@@ -370,6 +374,11 @@ fn each_stop_of_an_old_suite_passes() -> Outcome {
     ensure(!p.root.join("coverage.xml").exists(), || {
         "coverage.xml landed in the checkout".into()
     })?;
+    // pytest's cache is the project's own, under .harness/, so --lf works across runs.
+    ensure(
+        p.root.join(".harness/pytest-cache/v/cache/nodeids").is_file(),
+        || "no pytest cache under .harness/pytest-cache".into(),
+    )?;
     // Stop 3: the ledger has the arguments and the env's names, never its values; nothing was
     // left out, so the run is complete.
     let runs = p.runs();

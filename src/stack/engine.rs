@@ -295,7 +295,7 @@ impl Engine {
                     message: format!("starting   {}", spec.name),
                 });
                 let svc = self
-                    .create_and_start(run, spec, network, labels, &stack.volumes)
+                    .create_and_start(run, spec, network, labels, &stack.volumes, reporter)
                     .await?;
                 log_tasks.push(self.stream_logs(&svc, &logs_dir.join(format!("{}.log", svc.name))));
                 stages[spec.name.as_str()].send_replace(Stage::Started);
@@ -352,6 +352,7 @@ impl Engine {
         network: &str,
         run_labels: &HashMap<String, String>,
         volumes: &BTreeMap<String, bool>,
+        reporter: &dyn Reporter,
     ) -> Result<RunningService, StackError> {
         let name = format!("{}-{}", run.project, spec.name);
         let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
@@ -474,7 +475,18 @@ impl Engine {
             .await
             .map_err(docker_err(format!("create container {name}")))?;
         for up in &spec.uploads {
-            self.upload(&created.id, &name, up).await?;
+            let t = Instant::now();
+            let bytes = self.upload(&created.id, &name, up).await?;
+            reporter.event(&Event::Note {
+                message: format!(
+                    "copied   {} files ({:.1} MB) into {}:{} in {} ms",
+                    up.files.len(),
+                    bytes as f64 / 1e6,
+                    spec.name,
+                    up.target,
+                    t.elapsed().as_millis()
+                ),
+            });
         }
         self.docker
             .start_container(&created.id, None::<StartContainerOptions>)
@@ -510,8 +522,9 @@ impl Engine {
         })
     }
 
-    /// Copies `up`'s files into the created (not yet started) container `id`.
-    async fn upload(&self, id: &str, name: &str, up: &super::Upload) -> Result<(), StackError> {
+    /// Copies `up`'s files into the created (not yet started) container `id`; returns the bytes
+    /// of file content sent.
+    async fn upload(&self, id: &str, name: &str, up: &super::Upload) -> Result<u64, StackError> {
         let (parent, stream, writer) = up.stream();
         let options = bollard::query_parameters::UploadToContainerOptions {
             path: parent,
@@ -526,13 +539,12 @@ impl Engine {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        if let Err(reason) = written {
-            return Err(StackError::Docker {
-                action: format!("copy files into {name}"),
-                reason,
-            });
-        }
-        sent.map_err(docker_err(format!("copy {} into {name}", up.target)))
+        let bytes = written.map_err(|reason| StackError::Docker {
+            action: format!("copy files into {name}"),
+            reason,
+        })?;
+        sent.map_err(docker_err(format!("copy {} into {name}", up.target)))?;
+        Ok(bytes)
     }
 
     /// Follows the container's output into `file` until the container stops or the task is
