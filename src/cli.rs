@@ -426,8 +426,8 @@ pub struct RunsArgs {
 pub enum RunsAction {
     /// Write run ID as a JSON record (stdout, or --output), signed with KEY when given.
     ///
-    /// The signature is ed25519 over "harness-run-record/1\n" followed by the record's canonical
-    /// JSON (RFC 8785: sorted keys, no whitespace).
+    /// The signature is ed25519 over "harness-run-record/2\n" followed by the record's canonical
+    /// JSON (RFC 8785: sorted keys, no whitespace). Records imported as /1 keep /1.
     Export {
         /// The run's id, as `harness runs` lists it.
         id: i64,

@@ -376,7 +376,9 @@ fn each_stop_of_an_old_suite_passes() -> Outcome {
     })?;
     // pytest's cache is the project's own, under .harness/, so --lf works across runs.
     ensure(
-        p.root.join(".harness/pytest-cache/v/cache/nodeids").is_file(),
+        p.root
+            .join(".harness/pytest-cache/v/cache/nodeids")
+            .is_file(),
         || "no pytest cache under .harness/pytest-cache".into(),
     )?;
     // Stop 3: the ledger has the arguments and the env's names, never its values; nothing was

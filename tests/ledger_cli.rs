@@ -380,6 +380,29 @@ fn a_signed_export_imported_into_a_fresh_clone_opens_the_gate_there() {
 }
 
 #[test]
+fn a_schema_1_record_from_an_older_harness_still_imports_and_opens_the_gate() {
+    let key = SecretKey::generate();
+    let ci = project(&trusting(&key.public_key().to_string()));
+    // What an older harness wrote: format /1, signed over "harness-run-record/1\n" + the record.
+    let mut run = green_run(ci.path(), CODE, None);
+    run.schema = 1;
+    let export = serde_json::to_string_pretty(&Export::new(&run, Some(&key))).unwrap();
+    assert!(export.contains("\"harness-run-record/1\""), "{export}");
+    let (clone, o) = clone_and_import(ci.path(), &export);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(out.contains("counts for the gate"), "{out}{err}");
+    let d = gate_in(clone.path(), CODE);
+    assert!(d.open, "{d:#?}");
+    // Exported again, it keeps its schema, so its signature still holds elsewhere.
+    let again = harness(clone.path(), &["runs", "export", "1"]);
+    assert!(
+        text(&again).0.contains("\"harness-run-record/1\""),
+        "{again:?}"
+    );
+}
+
+#[test]
 fn a_record_signed_by_another_key_is_stored_but_does_not_open_the_gate() {
     let keys = tempfile::tempdir().unwrap();
     let other_file = keys.path().join("other.pem");

@@ -169,7 +169,7 @@ pub(super) fn plan_job(
             tree.bytes as f64 / 1e6,
             tree.root.display(),
             if tree.from_git {
-                " (what git lists, not what it ignores)"
+                " (git: tracked and untracked, not ignored)"
             } else {
                 ""
             },
