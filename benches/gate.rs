@@ -3,6 +3,8 @@
 //! `gate_runs_and_decide`: open the ledger, read every run, decide (what `gate` does besides
 //! building the package and asking git). `evaluate_with_git_and_record`: the whole
 //! `gatekeeper::evaluate`, in a real git repository, including recording the decision.
+//! `cli_runs_json`: `harness runs --json` over the same ledger (target: ≤ 200 ms), and
+//! `cli_runs_limit_20`: the table of the newest 20.
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +15,7 @@ use harness::config::Config;
 use harness::gate::{self, GateFacts, PackageFacts, TreeFacts, WorkTree};
 use harness::gatekeeper::{self, GateRequest};
 use harness::ledger::signing::SecretKey;
-use harness::ledger::{self, Ledger, Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection, StoredRun, Timestamp};
 
 const RUNS: usize = 10_000;
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";
@@ -97,11 +99,7 @@ fn fixture() -> tempfile::TempDir {
             r.git_commit = Some(format!("{:040x}", n / 10));
         }
         if n % 4 == 0 {
-            let origin = Origin::Imported {
-                signature: Some(key.sign(&r)),
-                verified: false,
-            };
-            ledger.import_run(&r, &origin).unwrap();
+            ledger.import_run(&r, Some(&key.sign(&r))).unwrap().unwrap();
         } else {
             ledger.record_run(&r).unwrap();
         }
@@ -173,6 +171,31 @@ fn bench(c: &mut Criterion) {
             .unwrap();
             assert!(o.decision.open, "{:#?}", o.decision);
             black_box(o)
+        })
+    });
+    // `harness runs --json` (the release binary, process start included): target ≤ 200 ms.
+    group.bench_function("cli_runs_json", |b| {
+        b.iter(|| {
+            let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+                .arg("--project")
+                .arg(d)
+                .args(["runs", "--json"])
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+            black_box(o.stdout.len())
+        })
+    });
+    group.bench_function("cli_runs_limit_20", |b| {
+        b.iter(|| {
+            let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+                .arg("--project")
+                .arg(d)
+                .args(["runs", "--limit", "20"])
+                .output()
+                .unwrap();
+            assert!(o.status.success());
+            black_box(o.stdout.len())
         })
     });
     group.finish();

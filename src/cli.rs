@@ -420,6 +420,9 @@ pub struct BuildArgs {
 pub struct RunsArgs {
     #[command(subcommand)]
     pub action: Option<RunsAction>,
+    /// Only the newest N runs (still listed oldest first).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,10 +442,14 @@ pub enum RunsAction {
         #[arg(long, short, value_name = "FILE")]
         output: Option<PathBuf>,
     },
-    /// Store exported records. Only those signed by a key in [gate] trusted_keys can open the gate;
-    /// others are stored and shown, and `gate` says why they do not count.
+    /// Store exported records: files, or folders searched for *.json (CI artifacts). Only those
+    /// signed by a key in [gate] trusted_keys can open the gate; others are stored and shown,
+    /// and `gate` says why they do not count. The order of imports never matters: a copy of a
+    /// stored run adds its signature to it, a signed copy replaces an unsigned import, and a
+    /// copy that differs from its own signature (or from a signed copy) is refused and stored
+    /// nowhere. One line per file; exit 2 when any file was refused, after importing the rest.
     Import {
-        #[arg(required = true, value_name = "FILE")]
+        #[arg(required = true, value_name = "FILE|DIR")]
         files: Vec<PathBuf>,
     },
     /// Create an ed25519 signing key (PKCS#8 PEM, mode 0600) and print its public key for
@@ -686,9 +693,15 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
     use crate::gatekeeper as gk;
     match &args.action {
         None => {
-            let runs = gk::open_ledger(&project_root(cli))?.runs()?;
+            let ledger = gk::open_ledger(&project_root(cli))?;
+            let runs = match args.limit {
+                Some(n) => ledger.newest_runs(n)?,
+                None => ledger.runs()?,
+            };
             if cli.json {
-                println!("{}", gk::runs_json(&runs));
+                gk::write_runs_json(&runs, std::io::stdout().lock()).map_err(|e| {
+                    Failure::new(Exit::Environment, format!("cannot write the runs: {e}"))
+                })?;
             } else {
                 print!("{}", gk::runs_table(&runs));
             }
@@ -710,19 +723,38 @@ fn runs(cli: &Cli, args: &RunsArgs) -> Result<Exit, Failure> {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
             let mut ledger = gk::open_ledger(&config.root)?;
             let mut imported = Vec::new();
-            for file in files {
-                let report = gk::import(&config, &mut ledger, file)?;
-                let line = gk::describe_import(file, &report);
-                // Warnings go to stderr in both modes, so a script sees them without parsing.
-                if !report.trust.counts() {
-                    eprintln!("warning: {line}");
-                } else if !cli.json {
-                    println!("{line}");
+            // Every file is tried; the exit code says whether any was refused.
+            let mut worst: Option<Exit> = None;
+            for file in gk::import_files(files) {
+                let outcome = file
+                    .and_then(|f| gk::import(&config, &mut ledger, &f).map(|report| (f, report)));
+                match outcome {
+                    Ok((file, report)) => {
+                        let line = gk::describe_import(&file, &report);
+                        // Warnings go to stderr in both modes, so a script sees them without
+                        // parsing.
+                        if !report.counts() {
+                            eprintln!("warning: {line}");
+                        } else if !cli.json {
+                            println!("{line}");
+                        }
+                        imported.push(gk::import_json(&file, &report));
+                    }
+                    Err(failure) => {
+                        eprintln!("error: {failure}");
+                        // A damaged or unusable ledger stops the rest: nothing more can land.
+                        if failure.exit == Exit::Environment {
+                            return Err(failure);
+                        }
+                        worst.get_or_insert(failure.exit);
+                    }
                 }
-                imported.push(gk::import_json(file, &report));
             }
             if cli.json {
                 print_json(&imported);
+            }
+            if let Some(exit) = worst {
+                return Ok(exit);
             }
         }
         Some(RunsAction::Keygen { file }) => {

@@ -8,7 +8,7 @@ use crate::error::{Exit, Failure};
 use crate::events::Reporter;
 use crate::gate::{self, Force, GateDecision, GateFacts, PackageFacts};
 use crate::ledger::signing::{Export, SecretKey, Trust};
-use crate::ledger::{self, GateDecisionRecord, Imported, Ledger, Origin, Timestamp};
+use crate::ledger::{self, GateDecisionRecord, Imported, Ledger, Timestamp};
 
 /// What the caller asks of the gate besides the rules.
 #[derive(Debug, Clone, Default)]
@@ -121,11 +121,17 @@ pub fn export(ledger: &Ledger, id: i64, key_file: Option<&Path>) -> Result<Strin
 pub struct ImportReport {
     pub stored: Imported,
     pub uid: String,
-    pub trust: Trust,
+    /// What the run as now stored (with every signature it has) amounts to for the gate; `None`
+    /// for a run this ledger recorded itself, which needs no signature.
+    pub trust: Option<Trust>,
+    /// Everyone who signed it, as `harness runs` shows them.
+    pub signers: String,
 }
 
 /// Stores a record from an export file. Untrusted records are stored too (so `runs` shows what
-/// arrived), but they never open the gate; the report says why.
+/// arrived), but they never open the gate; the report says why. A record that differs from
+/// what its own signature covers, or from a signed copy already stored, is refused and stored
+/// nowhere (exit 2).
 pub fn import(config: &Config, ledger: &mut Ledger, file: &Path) -> Result<ImportReport, Failure> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         Failure::new(
@@ -140,17 +146,118 @@ pub fn import(config: &Config, ledger: &mut Ledger, file: &Path) -> Result<Impor
         )
         .hint("import files written by `harness runs export ID [--sign KEY]`")
     })?;
-    let trust = Trust::of(signature.as_ref(), &record, &config.gate.trusted_keys);
-    let origin = Origin::Imported {
-        signature,
-        verified: trust.counts(),
+    if let Some(sig) = &signature
+        && !sig.matches(&record)
+    {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{}: run {} differs from what its signature (key {}) covers: it was changed after \
+                 signing; refused, nothing stored",
+                file.display(),
+                record.uid,
+                sig.public_key.id()
+            ),
+        )
+        .hint("import the file exactly as `harness runs export --sign` wrote it"));
+    }
+    let stored = ledger
+        .import_run(&record, signature.as_ref())?
+        .map_err(|c| {
+            Failure::new(
+                Exit::BadInput,
+                format!(
+                    "{}: run {} is already in the ledger as run {} ({}), and this copy differs in {}; \
+                     refused, nothing stored",
+                    file.display(),
+                    record.uid,
+                    c.id,
+                    c.stored,
+                    if c.fields.is_empty() {
+                        "its content".to_string()
+                    } else {
+                        c.fields.join(", ")
+                    }
+                ),
+            )
+            .hint(
+                "two copies of one run must be the same record; only a signed copy replaces an \
+                 unsigned import. Export the run again from where it was recorded",
+            )
+        })?;
+    let id = match stored {
+        Imported::New(id)
+        | Imported::AlreadyPresent(id)
+        | Imported::SignatureAdded(id)
+        | Imported::Upgraded(id) => id,
     };
-    let stored = ledger.import_run(&record, &origin)?;
+    let run = ledger.run(id)?.ok_or_else(|| {
+        Failure::new(
+            Exit::Environment,
+            format!(
+                "run {id} vanished from {} while importing",
+                ledger.path().display()
+            ),
+        )
+    })?;
+    let trust = match run.origin {
+        ledger::Origin::Local => None,
+        ledger::Origin::Imported => Some(Trust::of_all(
+            &run.signatures,
+            &run.record,
+            &config.gate.trusted_keys,
+        )),
+    };
     Ok(ImportReport {
         stored,
         uid: record.uid,
         trust,
+        signers: run.describe(),
     })
+}
+
+impl ImportReport {
+    pub fn counts(&self) -> bool {
+        self.trust.as_ref().is_none_or(Trust::counts)
+    }
+
+    pub fn explain(&self) -> String {
+        self.trust
+            .as_ref()
+            .map_or("it was recorded here".into(), Trust::explain)
+    }
+}
+
+/// The export files named on the command line: files as given, folders searched (recursively,
+/// sorted) for `*.json`, as CI artifacts arrive. A folder with none is an error.
+pub fn import_files(paths: &[std::path::PathBuf]) -> Vec<Result<std::path::PathBuf, Failure>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if !p.is_dir() {
+            out.push(Ok(p.clone()));
+            continue;
+        }
+        let mut found: Vec<std::path::PathBuf> = walkdir::WalkDir::new(p)
+            .into_iter()
+            .flatten()
+            .filter(|e| {
+                e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "json")
+            })
+            .map(|e| e.into_path())
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            out.push(Err(Failure::new(
+                Exit::BadInput,
+                format!("{} holds no .json run records", p.display()),
+            )
+            .hint(
+                "point at the files `harness runs export` wrote, or the folder they are in",
+            )));
+        }
+        out.extend(found.into_iter().map(Ok));
+    }
+    out
 }
 
 /// Writes a new signing key (PKCS#8 PEM, mode 0600); refuses to overwrite an existing file.
@@ -189,21 +296,32 @@ pub fn keygen(file: &Path) -> Result<SecretKey, Failure> {
 pub fn describe_import(file: &Path, r: &ImportReport) -> String {
     let stored = match r.stored {
         Imported::New(id) => format!("imported as run {id}"),
-        Imported::Replaced(id) => format!("replaced the unverified copy of run {id}"),
+        Imported::SignatureAdded(id) => {
+            format!("already in the ledger as run {id}; its signature was added")
+        }
+        Imported::Upgraded(id) => {
+            format!("replaced the unsigned copy of run {id} with this signed one")
+        }
         Imported::AlreadyPresent(id) => format!("already in the ledger as run {id}; unchanged"),
     };
-    let counts = if r.trust.counts() {
-        format!("{}; it counts for the gate", r.trust.explain())
+    let counts = if r.counts() {
+        format!("{}; it counts for the gate", r.explain())
     } else {
-        format!("it will not open the gate: {}", r.trust.explain())
+        format!("it will not open the gate: {}", r.explain())
     };
-    format!("{}: {stored} ({}): {counts}", file.display(), &r.uid)
+    format!(
+        "{}: {stored} ({}; {}): {counts}",
+        file.display(),
+        &r.uid,
+        r.signers
+    )
 }
 
 pub fn import_json(file: &Path, r: &ImportReport) -> serde_json::Value {
     let (stored, id) = match r.stored {
         Imported::New(id) => ("new", id),
-        Imported::Replaced(id) => ("replaced", id),
+        Imported::SignatureAdded(id) => ("signature_added", id),
+        Imported::Upgraded(id) => ("upgraded", id),
         Imported::AlreadyPresent(id) => ("already_present", id),
     };
     serde_json::json!({
@@ -211,8 +329,9 @@ pub fn import_json(file: &Path, r: &ImportReport) -> serde_json::Value {
         "run_id": id,
         "uid": r.uid,
         "stored": stored,
-        "counts": r.trust.counts(),
-        "trust": r.trust.explain(),
+        "counts": r.counts(),
+        "trust": r.explain(),
+        "signers": r.signers,
     })
 }
 
@@ -254,33 +373,58 @@ pub fn runs_table(runs: &[ledger::StoredRun]) -> String {
             format!("{}/{}/{}/{}", r.passed, r.failed, r.skipped, r.errors),
             format!("{commit}{dirty}"),
             r.code_fingerprint.get(..12).unwrap_or(&r.code_fingerprint),
-            run.origin.describe(),
+            run.describe(),
         ));
     }
     out
 }
 
-pub fn runs_json(runs: &[ledger::StoredRun]) -> String {
-    let list: Vec<serde_json::Value> = runs
+/// `runs --json`, written straight to `out`: with thousands of runs, building a JSON value
+/// tree first costs more than reading the ledger.
+pub fn write_runs_json(
+    runs: &[ledger::StoredRun],
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    #[derive(serde::Serialize)]
+    struct Signer {
+        key_id: String,
+        public_key: String,
+    }
+    #[derive(serde::Serialize)]
+    struct OriginJson {
+        kind: &'static str,
+        signers: Vec<Signer>,
+    }
+    #[derive(serde::Serialize)]
+    struct RunJson<'a> {
+        id: i64,
+        #[serde(flatten)]
+        record: &'a ledger::RunRecord,
+        origin: OriginJson,
+    }
+    let list: Vec<RunJson> = runs
         .iter()
-        .map(|run| {
-            let mut v = serde_json::to_value(&run.record).expect("a record serialises");
-            v["id"] = run.id.into();
-            v["origin"] = match &run.origin {
-                Origin::Local => serde_json::json!({ "kind": "local" }),
-                Origin::Imported {
-                    signature,
-                    verified,
-                } => serde_json::json!({
-                    "kind": "imported",
-                    "signer_key_id": signature.as_ref().map(|s| s.public_key.id()),
-                    "verified": verified,
-                }),
-            };
-            v
+        .map(|run| RunJson {
+            id: run.id,
+            record: &run.record,
+            origin: OriginJson {
+                kind: run.origin.as_str(),
+                signers: run
+                    .signatures
+                    .iter()
+                    .map(|s| Signer {
+                        key_id: s.public_key.id(),
+                        public_key: s.public_key.to_string(),
+                    })
+                    .collect(),
+            },
         })
         .collect();
-    serde_json::to_string_pretty(&list).expect("a list serialises")
+    let mut out = std::io::BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, &list).map_err(std::io::Error::other)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 pub fn decision_json(o: &GateOutcome) -> String {

@@ -46,6 +46,10 @@ fn main() {
                 "a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted",
                 a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted,
             ),
+            (
+                "a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens",
+                a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens,
+            ),
         ],
         // Refused before Docker is asked for anything, so these always run.
         vec![(
@@ -529,4 +533,85 @@ fn bad_selection_is_refused_with_exit_2_before_anything_starts() -> Outcome {
     ensure(!ex.root().join(".harness/runs").exists(), || {
         "a run directory was created".into()
     })
+}
+
+/// "CI proves green, a laptop deploys", in the order a deployer meets it: the pull request's
+/// unsigned record first, the signed one later.
+fn a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens() -> Outcome {
+    let ci = Example::new();
+    ci.keep_only_tests(&["test_tls_proxy.py"]);
+    let keys = tempfile::tempdir()?;
+    let key = keys.path().join("ci.pem");
+    let o = Command::new(support::harness_bin())
+        .args(["runs", "keygen"])
+        .arg(&key)
+        .output()?;
+    ensure(o.status.success(), || describe(&o))?;
+    let public = text(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: ").map(str::to_string))
+        .ok_or("keygen printed no public key")?;
+    let toml = ci.dir.path().join("harness.toml");
+    let mut config = std::fs::read_to_string(&toml)?;
+    config.push_str(&format!(
+        "\n[gate]\ntrusted_keys = [{{ name = \"ci\", key = \"{public}\" }}]\n"
+    ));
+    std::fs::write(&toml, config)?;
+    let root = ci.root();
+    support::git(&root, &["init", "-q"]);
+    support::git(&root, &["add", "."]);
+    support::git(&root, &["commit", "-q", "-m", "app"]);
+
+    let o = ci.run(&["--json", "test", "--with-mocks"]);
+    ensure(o.status.code() == Some(0), || describe(&o))?;
+    let id = outcome(&o)?["ledger_run"].to_string();
+    let records = tempfile::tempdir()?;
+    let unsigned = records.path().join("unsigned.json");
+    let signed = records.path().join("signed.json");
+    for (file, sign) in [(&unsigned, false), (&signed, true)] {
+        let mut args = vec![
+            "runs",
+            "export",
+            id.as_str(),
+            "--output",
+            file.to_str().unwrap(),
+        ];
+        if sign {
+            args.extend(["--sign", key.to_str().unwrap()]);
+        }
+        let o = ci.run(&args);
+        ensure(o.status.success(), || describe(&o))?;
+    }
+
+    let laptop = tempfile::tempdir()?;
+    support::git(laptop.path(), &["clone", "-q", root.to_str().unwrap(), "."]);
+    let on_laptop = |args: &[&str]| {
+        let mut c = Command::new(support::harness_bin());
+        c.arg("--project")
+            .arg(laptop.path())
+            .env("HARNESS_OFFLINE", "1");
+        c.args(args).output().expect("run harness")
+    };
+    let o = on_laptop(&["runs", "import", unsigned.to_str().unwrap()]);
+    ensure(o.status.success(), || describe(&o))?;
+    let o = on_laptop(&["gate", "webhosting"]);
+    ensure(o.status.code() == Some(4), || describe(&o))?;
+    ensure(text(&o.stdout).contains("unsigned"), || describe(&o))?;
+    let o = on_laptop(&["runs", "import", signed.to_str().unwrap()]);
+    ensure(o.status.success(), || describe(&o))?;
+    ensure(text(&o.stdout).contains("its signature was added"), || {
+        describe(&o)
+    })?;
+    let o = on_laptop(&["gate", "webhosting"]);
+    ensure(o.status.code() == Some(0), || describe(&o))?;
+    for said in [text(&o.stdout), text(&o.stderr)] {
+        let lower = said.to_lowercase();
+        ensure(
+            !lower.contains("constraint")
+                && !said.contains("SQLITE")
+                && !lower.contains("rusqlite"),
+            || said.clone(),
+        )?;
+    }
+    Ok(())
 }

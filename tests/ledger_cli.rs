@@ -15,13 +15,25 @@ use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection, Timestamp};
 const BIN: &str = env!("CARGO_BIN_EXE_harness");
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";
 
+/// Runs the CLI. Whatever it says, no database internals reach the user: every ledger error is
+/// a message that says what, where and what to do.
 fn harness(project: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
+    let o = Command::new(BIN)
         .arg("--project")
         .arg(project)
         .args(args)
         .output()
-        .expect("harness runs")
+        .expect("harness runs");
+    assert_no_sql(&String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn assert_no_sql(said: &str) {
+    let lower = said.to_lowercase();
+    assert!(
+        !lower.contains("constraint") && !said.contains("SQLITE") && !lower.contains("rusqlite"),
+        "database internals reached the user: {said}"
+    );
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -441,11 +453,11 @@ fn a_record_signed_by_another_key_is_stored_but_does_not_open_the_gate() {
     let runs: serde_json::Value =
         serde_json::from_slice(&harness(clone.path(), &["runs", "--json"]).stdout).unwrap();
     assert_eq!(runs[0]["origin"]["kind"], "imported");
-    assert_eq!(runs[0]["origin"]["verified"], false);
+    assert_eq!(runs[0]["origin"]["signers"].as_array().unwrap().len(), 1);
 }
 
 #[test]
-fn a_record_edited_after_signing_does_not_open_the_gate() {
+fn a_record_edited_after_signing_is_refused_and_stored_nowhere() {
     let keys = tempfile::tempdir().unwrap();
     let key_file = keys.path().join("ci.pem");
     let key = SecretKey::generate();
@@ -457,11 +469,19 @@ fn a_record_edited_after_signing_does_not_open_the_gate() {
     let edited = export.replacen("\"failed\": 0", "\"failed\": 1", 1);
     let (clone, o) = clone_and_import(ci.path(), &edited);
     let (_, err) = text(&o);
-    assert!(err.contains("changed after signing"), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("changed after signing") && err.contains("nothing stored"),
+        "{err}"
+    );
+    let runs = harness(clone.path(), &["runs", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&runs.stdout).unwrap(),
+        serde_json::json!([])
+    );
     let d = gate_in(clone.path(), CODE);
     assert!(!d.open);
-    assert_eq!(d.deciding_rule, Rule::TrustedRecord);
-    assert!(d.summary.contains("changed after signing"), "{}", d.summary);
+    assert_eq!(d.deciding_rule, Rule::GreenRun);
 }
 
 #[test]
@@ -603,4 +623,221 @@ fn gate_cli_opens_in_a_fresh_clone_from_a_signed_ci_record() {
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("signed by trusted key `ci`"), "{out}");
+}
+
+// --- imports in any order ----------------------------------------------------------------
+
+/// The four copies of one CI run a deployer may be handed: signed with the trusted key, signed
+/// with another key, unsigned, and the trusted-signed one with a count changed.
+struct Copies {
+    ci: tempfile::TempDir,
+    files: tempfile::TempDir,
+}
+
+impl Copies {
+    const NAMES: [&'static str; 4] = ["trusted", "foreign", "unsigned", "tampered"];
+
+    fn new() -> Copies {
+        let trusted = SecretKey::generate();
+        let foreign = SecretKey::generate();
+        let ci = project(&trusting(&trusted.public_key().to_string()));
+        let run = green_run(ci.path(), CODE, None);
+        record(ci.path(), &run);
+        let files = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: String| {
+            std::fs::write(files.path().join(format!("{name}.json")), text).unwrap()
+        };
+        let export = |key: Option<&SecretKey>| {
+            serde_json::to_string_pretty(&Export::new(&run, key)).unwrap()
+        };
+        write("trusted", export(Some(&trusted)));
+        write("foreign", export(Some(&foreign)));
+        write("unsigned", export(None));
+        let tampered = export(Some(&trusted)).replacen("\"passed\": 9", "\"passed\": 10", 1);
+        assert_ne!(tampered, export(Some(&trusted)));
+        write("tampered", tampered);
+        Copies { ci, files }
+    }
+
+    fn file(&self, i: usize) -> PathBuf {
+        self.files.path().join(format!("{}.json", Self::NAMES[i]))
+    }
+
+    fn laptop(&self) -> tempfile::TempDir {
+        let clone = tempfile::tempdir().unwrap();
+        git(
+            clone.path(),
+            &["clone", "-q", self.ci.path().to_str().unwrap(), "."],
+        );
+        clone
+    }
+}
+
+#[test]
+fn an_unsigned_copy_then_the_signed_one_opens_the_gate_through_the_cli() {
+    let c = Copies::new();
+    let laptop = c.laptop();
+    let o = harness(
+        laptop.path(),
+        &["runs", "import", c.file(2).to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{o:?}");
+    assert!(!gate_in(laptop.path(), CODE).open);
+    let o = harness(
+        laptop.path(),
+        &["runs", "import", c.file(0).to_str().unwrap()],
+    );
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert!(
+        out.contains("its signature was added") && out.contains("counts for the gate"),
+        "{out}{err}"
+    );
+    assert!(gate_in(laptop.path(), CODE).open);
+    // The foreign signature joins too, and `runs` names both signers.
+    let o = harness(
+        laptop.path(),
+        &["runs", "import", c.file(1).to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let runs = harness(laptop.path(), &["runs"]);
+    let table = text(&runs).0;
+    assert_eq!(table.matches("imported, signed by").count(), 1, "{table}");
+    assert_eq!(table.lines().count(), 2, "one run: {table}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&harness(laptop.path(), &["runs", "--json"]).stdout).unwrap();
+    assert_eq!(json[0]["origin"]["signers"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn several_files_and_folders_import_in_one_call_and_a_refused_one_does_not_stop_the_rest() {
+    let c = Copies::new();
+    let laptop = c.laptop();
+    // The folder holds all four; the tampered one is refused, the rest land.
+    let o = harness(
+        laptop.path(),
+        &["runs", "import", c.files.path().to_str().unwrap()],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert_eq!(
+        out.lines().count() + err.lines().filter(|l| l.starts_with("warning:")).count(),
+        3,
+        "one line per imported file: {out}{err}"
+    );
+    assert!(
+        err.contains("tampered.json") && err.contains("nothing stored"),
+        "{err}"
+    );
+    assert!(gate_in(laptop.path(), CODE).open);
+    let empty = tempfile::tempdir().unwrap();
+    let o = harness(
+        laptop.path(),
+        &["runs", "import", empty.path().to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("holds no .json run records"), "{o:?}");
+}
+
+#[test]
+fn three_shard_records_in_one_call_open_the_gate_and_two_do_not() {
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("ci.pem");
+    let key = SecretKey::generate();
+    std::fs::write(&key_file, key.to_pem()).unwrap();
+    let ci = project(&trusting(&key.public_key().to_string()));
+    let shards = tempfile::tempdir().unwrap();
+    for index in 1..=3 {
+        let mut run = green_run(ci.path(), CODE, None);
+        run.selection = Selection::Shard { index, total: 3 };
+        let id = record(ci.path(), &run);
+        std::fs::write(
+            shards.path().join(format!("shard-{index}.json")),
+            export_signed(ci.path(), id, &key_file),
+        )
+        .unwrap();
+    }
+    let two = c_laptop(&ci);
+    let files: Vec<String> = (1..=2)
+        .map(|i| {
+            shards
+                .path()
+                .join(format!("shard-{i}.json"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["runs", "import"];
+    args.extend(files.iter().map(String::as_str));
+    let o = harness(two.path(), &args);
+    assert!(o.status.success(), "{o:?}");
+    let d = gate_in(two.path(), CODE);
+    assert!(!d.open);
+    assert_eq!(d.deciding_rule, Rule::CompleteRun, "{d:#?}");
+    let three = c_laptop(&ci);
+    let o = harness(
+        three.path(),
+        &["runs", "import", shards.path().to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{o:?}");
+    let d = gate_in(three.path(), CODE);
+    assert!(d.open, "{d:#?}");
+}
+
+fn c_laptop(ci: &tempfile::TempDir) -> tempfile::TempDir {
+    let clone = tempfile::tempdir().unwrap();
+    git(
+        clone.path(),
+        &["clone", "-q", ci.path().to_str().unwrap(), "."],
+    );
+    clone
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
+
+    /// Every order of the four copies, with repeats: the gate's decision depends only on which
+    /// copies arrived (open exactly when the trusted one did), and no import fails with an
+    /// environment error (exit 3).
+    #[test]
+    fn the_order_of_imports_never_matters(order in proptest::collection::vec(0usize..4, 1..9)) {
+        let c = COPIES.with(|c| c.clone());
+        let (copies, laptop) = &*c;
+        let _ = std::fs::remove_dir_all(laptop.path().join(".harness"));
+        let config = Config::load(laptop.path(), None).unwrap();
+        for &i in &order {
+            let mut ledger = gatekeeper::open_ledger(laptop.path()).unwrap();
+            match gatekeeper::import(&config, &mut ledger, &copies.file(i)) {
+                Ok(_) => proptest::prop_assert!(i != 3, "the tampered copy was stored"),
+                Err(f) => {
+                    proptest::prop_assert_eq!(i, 3, "{} refused: {}", Copies::NAMES[i], f.message);
+                    proptest::prop_assert_eq!(f.exit, harness::error::Exit::BadInput);
+                    assert_no_sql(&f.to_string());
+                }
+            }
+            drop(ledger);
+            // A deployer checks the gate between imports; its decisions name the runs they saw,
+            // and a later import must not trip over them.
+            gate_in(laptop.path(), CODE);
+        }
+        let d = gate_in(laptop.path(), CODE);
+        let arrived: BTreeSet<usize> = order.iter().copied().filter(|&i| i != 3).collect();
+        proptest::prop_assert_eq!(d.open, arrived.contains(&0), "{:?}: {:#?}", order, d);
+        if !d.open {
+            let expected = if arrived.is_empty() { Rule::GreenRun } else { Rule::TrustedRecord };
+            proptest::prop_assert_eq!(d.deciding_rule, expected);
+        }
+        let runs = Ledger::open(&ledger::path_in(laptop.path())).unwrap().runs().unwrap();
+        proptest::prop_assert_eq!(runs.len(), usize::from(!arrived.is_empty()));
+    }
+}
+
+thread_local! {
+    /// One CI project, its four copies and one laptop clone for every proptest case (each case
+    /// starts from an empty ledger).
+    static COPIES: std::rc::Rc<(Copies, tempfile::TempDir)> = {
+        let c = Copies::new();
+        let laptop = c.laptop();
+        std::rc::Rc::new((c, laptop))
+    };
 }

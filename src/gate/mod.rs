@@ -415,19 +415,14 @@ fn describe(run: &StoredRun, now: Timestamp) -> String {
             Some(true) => "+dirty",
             None => "+?",
         },
-        match &run.origin {
-            Origin::Local => "local".to_string(),
-            Origin::Imported { .. } => "imported".to_string(),
-        }
+        run.origin.as_str()
     )
 }
 
 fn trust_words(run: &StoredRun, trusted: &[TrustedKey]) -> String {
-    match &run.origin {
+    match run.origin {
         Origin::Local => "recorded here".into(),
-        Origin::Imported { signature, .. } => {
-            Trust::of(signature.as_ref(), &run.record, trusted).explain()
-        }
+        Origin::Imported => Trust::of_all(&run.signatures, &run.record, trusted).explain(),
     }
 }
 
@@ -550,10 +545,10 @@ fn evaluate(run: &StoredRun, f: &GateFacts<'_>) -> Eval {
         return e;
     }
     // Last because it is the one expensive check (an ed25519 verification per imported run).
-    let trust = match &run.origin {
+    let trust = match run.origin {
         Origin::Local => Ok(()),
-        Origin::Imported { signature, .. } => {
-            let t = Trust::of(signature.as_ref(), r, f.trusted_keys);
+        Origin::Imported => {
+            let t = Trust::of_all(&run.signatures, r, f.trusted_keys);
             if t.counts() {
                 Ok(())
             } else {

@@ -45,6 +45,7 @@ fn run(id: i64, edit: impl FnOnce(&mut RunRecord)) -> StoredRun {
         id,
         record,
         origin: Origin::Local,
+        signatures: Vec::new(),
     }
 }
 
@@ -468,10 +469,8 @@ fn imported(record_edit: impl FnOnce(&mut RunRecord), signer: Option<&SecretKey>
     let mut r = run(1, |_| {});
     let signature = signer.map(|k| k.sign(&r.record));
     record_edit(&mut r.record);
-    r.origin = Origin::Imported {
-        signature,
-        verified: false,
-    };
+    r.origin = Origin::Imported;
+    r.signatures = signature.into_iter().collect();
     r
 }
 
@@ -524,16 +523,26 @@ fn an_unsigned_import_closes() {
 }
 
 #[test]
-fn the_verified_flag_from_import_time_is_not_trusted_blindly() {
-    // Trust is re-checked against today's config: a key removed from trusted_keys stops counting.
+fn trust_is_checked_against_todays_keys_not_the_import() {
+    // A key removed from trusted_keys stops counting.
     let ci = SecretKey::generate();
-    let mut r = imported(|_| {}, Some(&ci));
-    r.origin = Origin::Imported {
-        signature: Some(ci.sign(&r.record)),
-        verified: true,
-    };
+    let r = imported(|_| {}, Some(&ci));
     let d = decide_with(&[r], |_| {});
     closed(&d, Rule::TrustedRecord, "foreign");
+}
+
+#[test]
+fn one_trusted_signature_among_several_is_enough() {
+    let ci = SecretKey::generate();
+    let other = SecretKey::generate();
+    let mut r = imported(|_| {}, Some(&other));
+    r.signatures.push(ci.sign(&r.record));
+    let d = decide_trusting(&[r], &ci);
+    open(&d);
+    assert!(
+        d.reasons[1].contains("signed by trusted key `ci`"),
+        "{d:#?}"
+    );
 }
 
 // --- the closest run -------------------------------------------------------------------------

@@ -36,10 +36,13 @@ pub enum LedgerError {
         found: i64,
         known: i64,
     },
-    #[error("the run ledger {} cannot be used: {source}", path.display())]
+    /// What went wrong, in words: SQLite's own messages (and the SQL behind them) mean nothing
+    /// to someone importing a record or asking the gate.
+    #[error("the run ledger {} cannot be used: {what}", path.display())]
     Sqlite {
         path: PathBuf,
-        source: rusqlite::Error,
+        what: String,
+        hint: &'static str,
     },
     #[error("cannot create {}: {source}", path.display())]
     Io {
@@ -67,7 +70,8 @@ impl From<LedgerError> for Failure {
                 "use the newer harness that wrote it, or move the file aside to start a new ledger"
                     .into()
             }
-            LedgerError::Sqlite { .. } | LedgerError::Io { .. } => {
+            LedgerError::Sqlite { hint, .. } => (*hint).into(),
+            LedgerError::Io { .. } => {
                 "check that .harness/ is writable and the disk is not full".into()
             }
         };
@@ -186,12 +190,30 @@ ALTER TABLE runs ADD COLUMN record_schema INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE runs ADD COLUMN pytest_args TEXT;
 ALTER TABLE runs ADD COLUMN test_env TEXT;
 "#,
+    // A run may carry several signatures (a record imported unsigned, then signed by CI, then
+    // by a second key); they move out of `runs`, which kept one. `verified` was import-time
+    // trust, which the gate never relied on: it checks the signatures again at every decision.
+    r#"
+CREATE TABLE run_signatures (
+    run_id             INTEGER NOT NULL REFERENCES runs (id),
+    signer_key         TEXT NOT NULL,
+    signature          TEXT NOT NULL,
+    added_at_ms        INTEGER NOT NULL,
+    UNIQUE (run_id, signer_key, signature)
+);
+INSERT INTO run_signatures (run_id, signer_key, signature, added_at_ms)
+    SELECT id, signer_key, signature, recorded_at_ms FROM runs
+    WHERE signer_key IS NOT NULL AND signature IS NOT NULL;
+ALTER TABLE runs DROP COLUMN signer_key;
+ALTER TABLE runs DROP COLUMN signature;
+ALTER TABLE runs DROP COLUMN verified;
+"#,
 ];
 
 const RUN_COLUMNS: &str = "id, uid, started_at_ms, finished_at_ms, git_commit, dirty, target, \
     package_sha256, code_fingerprint, schema_fingerprint, input_fingerprint, selection, passed, \
-    failed, skipped, errors, outcome, image_ids, browser_version, report_path, origin, signer_key, \
-    signature, verified, record_schema, pytest_args, test_env";
+    failed, skipped, errors, outcome, image_ids, browser_version, report_path, origin, \
+    record_schema, pytest_args, test_env";
 
 /// An open ledger. Cheap to open; one per command.
 pub struct Ledger {
@@ -203,10 +225,25 @@ pub struct Ledger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Imported {
     New(i64),
-    /// The same run (by uid) is already here; nothing changed.
+    /// The same record (by uid and content) is already here, with this signature if it has
+    /// one; nothing changed.
     AlreadyPresent(i64),
-    /// An unverified copy was here and this verified one replaced it.
-    Replaced(i64),
+    /// The same record is here; this copy's signature was added to it.
+    SignatureAdded(i64),
+    /// An unsigned import of this run was here with other content; this signed copy replaced
+    /// it (an unsigned copy vouches for nothing, the signature does).
+    Upgraded(i64),
+}
+
+/// Why `import_run` stored nothing: the ledger holds this run with other content that it
+/// cannot set aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportConflict {
+    pub id: i64,
+    /// What the stored copy is: `recorded here`, `imported, signed by …`, …
+    pub stored: String,
+    /// The fields whose values differ.
+    pub fields: Vec<String>,
 }
 
 /// A gate decision as recorded: the facts it was made on plus the decision itself.
@@ -326,7 +363,8 @@ impl Ledger {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::Sqlite {
                 path: self.path.clone(),
-                source: rusqlite::Error::InvalidQuery,
+                what: format!("it cannot be switched to write-ahead logging (journal mode {mode})"),
+                hint: "keep .harness/ on a local file system; network file systems cannot hold the ledger",
             });
         }
         self.conn
@@ -365,32 +403,64 @@ impl Ledger {
 
     /// Records a run made here; returns its local id.
     pub fn record_run(&mut self, run: &RunRecord) -> Result<i64, LedgerError> {
-        self.write(|tx| insert_run(tx, run, &Origin::Local))
+        self.write(|tx| insert_run(tx, run, Origin::Local))
     }
 
-    /// Stores an imported run. A run already present (same uid) is kept, unless it was an
-    /// unverified import and this copy is verified.
+    /// Stores an imported record and its signature, which the caller has verified against it.
+    /// The outcome depends only on what arrives, never on the order: the same record merges
+    /// (signatures accumulate), a signed copy replaces an unsigned import with other content,
+    /// and any other difference is a conflict that stores nothing.
     pub fn import_run(
         &mut self,
         run: &RunRecord,
-        origin: &Origin,
-    ) -> Result<Imported, LedgerError> {
-        let verified = matches!(origin, Origin::Imported { verified: true, .. });
+        signature: Option<&Signature>,
+    ) -> Result<Result<Imported, ImportConflict>, LedgerError> {
+        let path = self.path.clone();
         self.write(|tx| {
-            let existing: Option<(i64, String, bool)> = tx
-                .query_row(
-                    "SELECT id, origin, verified FROM runs WHERE uid = ?1",
-                    [&run.uid],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            match existing {
-                None => insert_run(tx, run, origin).map(Imported::New),
-                Some((id, o, false)) if o == "imported" && verified => {
-                    tx.execute("DELETE FROM runs WHERE id = ?1", [id])?;
-                    insert_run_with_id(tx, Some(id), run, origin).map(Imported::Replaced)
+            let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE uid = ?1");
+            let existing = tx.query_row(&sql, [&run.uid], read_run).optional()?;
+            let Some(existing) = existing else {
+                let id = insert_run(tx, run, Origin::Imported)?;
+                if let Some(sig) = signature {
+                    add_signature(tx, id, sig)?;
                 }
-                Some((id, ..)) => Ok(Imported::AlreadyPresent(id)),
+                return Ok(Ok(Imported::New(id)));
+            };
+            let mut stored = match existing {
+                Ok(s) => s,
+                // A row harness cannot read stays as it is; report it as the conflict it is.
+                Err(detail) => {
+                    return Ok(Err(ImportConflict {
+                        id: -1,
+                        stored: format!("an unreadable row ({detail}) in {}", path.display()),
+                        fields: Vec::new(),
+                    }));
+                }
+            };
+            stored.signatures = signatures_of(tx, stored.id)?;
+            let id = stored.id;
+            if same_record(&stored.record, run) {
+                let Some(sig) = signature else {
+                    return Ok(Ok(Imported::AlreadyPresent(id)));
+                };
+                if stored.signatures.contains(sig) {
+                    return Ok(Ok(Imported::AlreadyPresent(id)));
+                }
+                add_signature(tx, id, sig)?;
+                return Ok(Ok(Imported::SignatureAdded(id)));
+            }
+            match signature {
+                Some(sig) if stored.origin == Origin::Imported && stored.signatures.is_empty() => {
+                    // The row keeps its id: gate decisions that named it stay valid.
+                    update_run(tx, id, run)?;
+                    add_signature(tx, id, sig)?;
+                    Ok(Ok(Imported::Upgraded(id)))
+                }
+                _ => Ok(Err(ImportConflict {
+                    id,
+                    stored: stored.describe(),
+                    fields: differing_fields(&stored.record, run),
+                })),
             }
         })
     }
@@ -398,6 +468,14 @@ impl Ledger {
     /// All runs, oldest first.
     pub fn runs(&self) -> Result<Vec<StoredRun>, LedgerError> {
         self.query_runs(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY id"), [])
+    }
+
+    /// The newest `n` runs, oldest first.
+    pub fn newest_runs(&self, n: usize) -> Result<Vec<StoredRun>, LedgerError> {
+        let sql = format!(
+            "SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1) ORDER BY id"
+        );
+        self.query_runs(&sql, [n as i64])
     }
 
     fn query_runs(
@@ -411,9 +489,47 @@ impl Ledger {
             .map_err(|e| self.err(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))?;
-        rows.into_iter()
+        let mut runs: Vec<StoredRun> = rows
+            .into_iter()
             .map(|r| r.map_err(|e| self.bad_row(e)))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        self.attach_signatures(&mut runs)?;
+        Ok(runs)
+    }
+
+    /// Fills in the runs' signatures with one query over the signature table, which holds few
+    /// rows next to the runs (only imported, signed records).
+    fn attach_signatures(&self, runs: &mut [StoredRun]) -> Result<(), LedgerError> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, signer_key, signature FROM run_signatures ORDER BY rowid",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        let index: std::collections::HashMap<i64, usize> =
+            runs.iter().enumerate().map(|(i, r)| (r.id, i)).collect();
+        for (id, key, value) in rows {
+            if let Some(&i) = index.get(&id) {
+                let sig = Signature::from_stored(&key, &value)
+                    .map_err(|e| self.bad_row(format!("run {id}: {e}")))?;
+                runs[i].signatures.push(sig);
+            }
+        }
+        Ok(())
     }
 
     /// The runs that decide the gate for a package (see `gate::GateFacts::runs`): every green
@@ -452,12 +568,8 @@ impl Ledger {
 
     pub fn run(&self, id: i64) -> Result<Option<StoredRun>, LedgerError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1");
-        let row = self
-            .conn
-            .query_row(&sql, [id], read_run)
-            .optional()
-            .map_err(|e| self.err(e))?;
-        row.transpose().map_err(|e| self.bad_row(e))
+        let mut runs = self.query_runs(&sql, [id])?;
+        Ok(runs.pop())
     }
 
     pub fn record_gate_decision(&mut self, d: &GateDecisionRecord) -> Result<i64, LedgerError> {
@@ -617,74 +729,177 @@ fn classify(path: &Path, e: rusqlite::Error) -> LedgerError {
             detail: msg.clone().unwrap_or_else(|| f.to_string()),
         };
     }
+    let (what, hint) = describe_sqlite(&e);
     LedgerError::Sqlite {
         path: path.to_path_buf(),
-        source: e,
+        what,
+        hint,
+    }
+}
+
+/// An error of the database library as a person can act on it.
+fn describe_sqlite(e: &rusqlite::Error) -> (String, &'static str) {
+    const DISK: &str = "check that .harness/ is writable and the disk is not full";
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return (
+            "harness used it in a way it does not allow (a harness bug; nothing was changed)"
+                .into(),
+            "run the command again; if it fails the same way, report it with this message",
+        );
+    };
+    match f.code {
+        ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => (
+            "another harness process kept it locked for longer than 15 s".into(),
+            "wait for the other harness command (a test run, an import) to finish, then run this again",
+        ),
+        ErrorCode::ReadOnly | ErrorCode::PermissionDenied => (
+            "it is not writable".into(),
+            "give your user write access to .harness/ and .harness/ledger.db*",
+        ),
+        ErrorCode::DiskFull => ("the disk is full".into(), DISK),
+        ErrorCode::CannotOpen => ("it cannot be opened".into(), DISK),
+        ErrorCode::SystemIoFailure => ("reading or writing it failed".into(), DISK),
+        ErrorCode::ConstraintViolation => (
+            "a write would have broken the ledger's own consistency rules (a harness bug; \
+             nothing was changed)"
+                .into(),
+            "run the command again; if it fails the same way, report it with this message",
+        ),
+        _ => (
+            format!("the database failed (code {})", f.extended_code),
+            "run the command again; if it fails the same way, report it with this message",
+        ),
     }
 }
 
 fn insert_run(
     tx: &rusqlite::Transaction<'_>,
     run: &RunRecord,
-    origin: &Origin,
+    origin: Origin,
 ) -> rusqlite::Result<i64> {
-    insert_run_with_id(tx, None, run, origin)
-}
-
-fn insert_run_with_id(
-    tx: &rusqlite::Transaction<'_>,
-    id: Option<i64>,
-    run: &RunRecord,
-    origin: &Origin,
-) -> rusqlite::Result<i64> {
-    let (origin_name, signature, verified): (&str, Option<&Signature>, bool) = match origin {
-        Origin::Local => ("local", None, false),
-        Origin::Imported {
-            signature,
-            verified,
-        } => ("imported", signature.as_ref(), *verified),
-    };
     tx.execute(
         &format!(
-            "INSERT INTO runs ({RUN_COLUMNS}, recorded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, \
-             ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, \
-             ?26, ?27, ?28)"
+            "INSERT INTO runs ({RUN_COLUMNS}, recorded_at_ms) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, \
+             ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
+             ?24)"
         ),
-        params![
-            id,
-            run.uid,
-            run.started_at.unix_ms(),
-            run.finished_at.unix_ms(),
-            run.git_commit,
-            run.dirty,
-            run.target,
-            run.package_sha256,
-            run.code_fingerprint,
-            run.schema_fingerprint,
-            run.input_fingerprint,
-            serde_json::to_string(&run.selection).expect("selection serialises"),
-            run.passed,
-            run.failed,
-            run.skipped,
-            run.errors,
-            run.outcome.as_str(),
-            serde_json::to_string(&run.image_ids).expect("image ids serialise"),
-            run.browser_version,
-            run.report_path,
-            origin_name,
-            signature.map(|s| s.public_key.to_string()),
-            signature.map(|s| s.base64()),
-            verified,
-            run.schema,
-            (!run.pytest_args.is_empty())
-                .then(|| serde_json::to_string(&run.pytest_args).expect("arguments serialise")),
-            run.test_env
-                .as_ref()
-                .map(|e| serde_json::to_string(e).expect("an env digest serialises")),
-            Timestamp::now().unix_ms(),
-        ],
+        rusqlite::params_from_iter(run_values(run, origin)),
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// Puts another copy's content into run `id`, keeping the id (and so the gate decisions and
+/// deploys that name it).
+fn update_run(tx: &rusqlite::Transaction<'_>, id: i64, run: &RunRecord) -> rusqlite::Result<()> {
+    let columns: Vec<&str> = RUN_COLUMNS.split(',').map(str::trim).skip(1).collect();
+    let sets: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ?{}", i + 1))
+        .collect();
+    let mut values = run_values(run, Origin::Imported);
+    values.pop(); // recorded_at_ms stays: when the run first arrived.
+    values.push(rusqlite::types::Value::Integer(id));
+    tx.execute(
+        &format!(
+            "UPDATE runs SET {} WHERE id = ?{}",
+            sets.join(", "),
+            columns.len() + 1
+        ),
+        rusqlite::params_from_iter(values),
+    )?;
+    Ok(())
+}
+
+/// The values of RUN_COLUMNS after `id`, then `recorded_at_ms`.
+fn run_values(run: &RunRecord, origin: Origin) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let text = |s: &str| Value::Text(s.to_string());
+    let opt = |s: &Option<String>| s.as_deref().map_or(Value::Null, text);
+    vec![
+        text(&run.uid),
+        Value::Integer(run.started_at.unix_ms()),
+        Value::Integer(run.finished_at.unix_ms()),
+        opt(&run.git_commit),
+        run.dirty.map_or(Value::Null, |d| Value::Integer(d as i64)),
+        text(&run.target),
+        text(&run.package_sha256),
+        text(&run.code_fingerprint),
+        opt(&run.schema_fingerprint),
+        text(&run.input_fingerprint),
+        Value::Text(serde_json::to_string(&run.selection).expect("selection serialises")),
+        Value::Integer(run.passed.into()),
+        Value::Integer(run.failed.into()),
+        Value::Integer(run.skipped.into()),
+        Value::Integer(run.errors.into()),
+        text(run.outcome.as_str()),
+        Value::Text(serde_json::to_string(&run.image_ids).expect("image ids serialise")),
+        opt(&run.browser_version),
+        opt(&run.report_path),
+        text(origin.as_str()),
+        Value::Integer(run.schema.into()),
+        if run.pytest_args.is_empty() {
+            Value::Null
+        } else {
+            Value::Text(serde_json::to_string(&run.pytest_args).expect("arguments serialise"))
+        },
+        run.test_env.as_ref().map_or(Value::Null, |e| {
+            Value::Text(serde_json::to_string(e).expect("an env digest serialises"))
+        }),
+        Value::Integer(Timestamp::now().unix_ms()),
+    ]
+}
+
+fn add_signature(tx: &rusqlite::Transaction<'_>, id: i64, sig: &Signature) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO run_signatures (run_id, signer_key, signature, added_at_ms) \
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            id,
+            sig.public_key.to_string(),
+            sig.base64(),
+            Timestamp::now().unix_ms()
+        ],
+    )?;
+    Ok(())
+}
+
+fn signatures_of(tx: &rusqlite::Transaction<'_>, id: i64) -> rusqlite::Result<Vec<Signature>> {
+    let mut stmt = tx.prepare(
+        "SELECT signer_key, signature FROM run_signatures WHERE run_id = ?1 ORDER BY rowid",
+    )?;
+    let rows = stmt
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // A stored signature that no longer parses cannot vouch for anything; leave it out.
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| Signature::from_stored(&k, &v).ok())
+        .collect())
+}
+
+/// Two copies of one run are the same record when the bytes a signature covers are equal.
+fn same_record(a: &RunRecord, b: &RunRecord) -> bool {
+    a.schema == b.schema && a.canonical_bytes() == b.canonical_bytes()
+}
+
+/// The top-level fields whose values differ between two copies of a record.
+fn differing_fields(a: &RunRecord, b: &RunRecord) -> Vec<String> {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (
+        serde_json::to_value(a).expect("a record serialises"),
+        serde_json::to_value(b).expect("a record serialises"),
+    ) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
 }
 
 /// Reads one row; the inner `Err` is a row SQLite can read but harness cannot make sense of.
@@ -694,12 +909,9 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
     let outcome: String = r.get(16)?;
     let image_ids: String = r.get(17)?;
     let origin: String = r.get(20)?;
-    let signer: Option<String> = r.get(21)?;
-    let signature: Option<String> = r.get(22)?;
-    let verified: bool = r.get(23)?;
-    let schema: u8 = r.get(24)?;
-    let pytest_args: Option<String> = r.get(25)?;
-    let test_env: Option<String> = r.get(26)?;
+    let schema: u8 = r.get(21)?;
+    let pytest_args: Option<String> = r.get(22)?;
+    let test_env: Option<String> = r.get(23)?;
     let pytest_args = match pytest_args.map(|a| serde_json::from_str::<Vec<String>>(&a)) {
         None => Vec::new(),
         Some(Ok(a)) => a,
@@ -719,20 +931,10 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
     let Ok(image_ids) = serde_json::from_str(&image_ids) else {
         return Ok(Err(format!("run {id}: image ids `{image_ids}`")));
     };
-    let origin = match (origin.as_str(), signer, signature) {
-        ("local", ..) => Origin::Local,
-        ("imported", Some(k), Some(s)) => match Signature::from_stored(&k, &s) {
-            Ok(sig) => Origin::Imported {
-                signature: Some(sig),
-                verified,
-            },
-            Err(e) => return Ok(Err(format!("run {id}: {e}"))),
-        },
-        ("imported", ..) => Origin::Imported {
-            signature: None,
-            verified,
-        },
-        (other, ..) => return Ok(Err(format!("run {id}: origin `{other}`"))),
+    let origin = match origin.as_str() {
+        "local" => Origin::Local,
+        "imported" => Origin::Imported,
+        other => return Ok(Err(format!("run {id}: origin `{other}`"))),
     };
     let record = RunRecord {
         uid: r.get(1)?,
@@ -758,7 +960,12 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
         test_env,
         schema,
     };
-    Ok(Ok(StoredRun { id, record, origin }))
+    Ok(Ok(StoredRun {
+        id,
+        record,
+        origin,
+        signatures: Vec::new(),
+    }))
 }
 
 #[cfg(test)]

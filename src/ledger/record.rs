@@ -265,35 +265,19 @@ impl RunRecord {
 }
 
 /// Where a stored run came from.
-// Runs are few enough (thousands) that boxing the signature would only add indirection.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// Recorded by this ledger's own `harness test`.
     Local,
-    /// Brought in by `harness runs import`. `verified` says whether, at import time, the signature
-    /// matched and the key was trusted; the gate checks both again against the current config.
-    Imported {
-        signature: Option<Signature>,
-        verified: bool,
-    },
+    /// Brought in by `harness runs import`.
+    Imported,
 }
 
 impl Origin {
-    pub fn describe(&self) -> String {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Origin::Local => "local".into(),
-            Origin::Imported {
-                signature: None, ..
-            } => "imported, unsigned".into(),
-            Origin::Imported {
-                signature: Some(sig),
-                verified,
-            } => format!(
-                "imported, signed by {}{}",
-                sig.public_key.id(),
-                if *verified { "" } else { " (not verified)" }
-            ),
+            Origin::Local => "local",
+            Origin::Imported => "imported",
         }
     }
 }
@@ -305,6 +289,27 @@ pub struct StoredRun {
     pub id: i64,
     pub record: RunRecord,
     pub origin: Origin,
+    /// Every signature imported for this record, each verified against it when it arrived; the
+    /// gate checks them again against today's trusted keys.
+    pub signatures: Vec<Signature>,
+}
+
+impl StoredRun {
+    /// `local`, `imported, unsigned`, or `imported, signed by <key id>, <key id>`.
+    pub fn describe(&self) -> String {
+        match (self.origin, self.signatures.as_slice()) {
+            (Origin::Local, []) => "local".into(),
+            (o, []) => format!("{}, unsigned", o.as_str()),
+            (o, sigs) => format!(
+                "{}, signed by {}",
+                o.as_str(),
+                sigs.iter()
+                    .map(|s| s.public_key.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
 }
 
 fn new_uid() -> String {

@@ -181,6 +181,22 @@ impl Trust {
         }
     }
 
+    /// The best of several signatures of one record: a trusted one that matches, else a trusted
+    /// one that does not, else the first foreign one.
+    pub fn of_all(signatures: &[Signature], record: &RunRecord, trusted: &[TrustedKey]) -> Trust {
+        let all: Vec<Trust> = signatures
+            .iter()
+            .map(|s| Trust::of(Some(s), record, trusted))
+            .collect();
+        let rank = |t: &Trust| match t {
+            Trust::Trusted { .. } => 0,
+            Trust::BadSignature { .. } => 1,
+            Trust::Foreign { .. } => 2,
+            Trust::Unsigned => 3,
+        };
+        all.into_iter().min_by_key(rank).unwrap_or(Trust::Unsigned)
+    }
+
     pub fn counts(&self) -> bool {
         matches!(self, Trust::Trusted { .. })
     }

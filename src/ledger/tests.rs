@@ -156,40 +156,95 @@ fn damaged_pages_are_reported_as_corrupt() {
 }
 
 #[test]
-fn import_deduplicates_by_uid_and_upgrades_an_unverified_copy() {
+fn import_merges_copies_of_a_run_whatever_their_order() {
     let (_d, mut l) = fresh();
     let r = record(7);
-    let key = SecretKey::generate();
-    let unverified = Origin::Imported {
-        signature: None,
-        verified: false,
-    };
-    let verified = Origin::Imported {
-        signature: Some(key.sign(&r)),
-        verified: true,
-    };
-    let Imported::New(id) = l.import_run(&r, &unverified).unwrap() else {
+    let ci = SecretKey::generate();
+    let other = SecretKey::generate();
+    let Ok(Imported::New(id)) = l.import_run(&r, None).unwrap() else {
         panic!()
     };
     assert_eq!(
-        l.import_run(&r, &unverified).unwrap(),
-        Imported::AlreadyPresent(id)
+        l.import_run(&r, None).unwrap(),
+        Ok(Imported::AlreadyPresent(id))
     );
-    assert_eq!(l.import_run(&r, &verified).unwrap(), Imported::Replaced(id));
+    let by_ci = ci.sign(&r);
     assert_eq!(
-        l.import_run(&r, &unverified).unwrap(),
-        Imported::AlreadyPresent(id)
+        l.import_run(&r, Some(&by_ci)).unwrap(),
+        Ok(Imported::SignatureAdded(id))
+    );
+    assert_eq!(
+        l.import_run(&r, Some(&by_ci)).unwrap(),
+        Ok(Imported::AlreadyPresent(id))
+    );
+    let by_other = other.sign(&r);
+    assert_eq!(
+        l.import_run(&r, Some(&by_other)).unwrap(),
+        Ok(Imported::SignatureAdded(id))
+    );
+    assert_eq!(
+        l.import_run(&r, None).unwrap(),
+        Ok(Imported::AlreadyPresent(id))
     );
     let stored = l.runs().unwrap();
     assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].origin, verified);
-    // A local run is never replaced by an import of itself.
+    assert_eq!(stored[0].origin, Origin::Imported);
+    assert_eq!(stored[0].signatures, vec![by_ci, by_other]);
+    // A local run gathers signatures too, and stays local.
     let local = record(8);
     let id = l.record_run(&local).unwrap();
     assert_eq!(
-        l.import_run(&local, &verified).unwrap(),
-        Imported::AlreadyPresent(id)
+        l.import_run(&local, Some(&ci.sign(&local))).unwrap(),
+        Ok(Imported::SignatureAdded(id))
     );
+    assert_eq!(l.run(id).unwrap().unwrap().origin, Origin::Local);
+}
+
+#[test]
+fn a_signed_copy_replaces_an_unsigned_one_in_place_and_nothing_else_does() {
+    let (_d, mut l) = fresh();
+    let genuine = record(7);
+    let mut edited = genuine.clone();
+    edited.passed += 1;
+    let ci = SecretKey::generate();
+    // The edited copy came first, unsigned; a gate decision then named it.
+    let Ok(Imported::New(id)) = l.import_run(&edited, None).unwrap() else {
+        panic!()
+    };
+    l.conn
+        .execute(
+            "INSERT INTO gate_decisions (decided_at_ms, target, package_sha256, code_fingerprint, \
+             open, rule, run_id, allow_dirty, decision) VALUES (1, 'webhosting', 'p', 'c', 0, 'r', ?1, 0, '{}')",
+            [id],
+        )
+        .unwrap();
+    assert_eq!(
+        l.import_run(&genuine, Some(&ci.sign(&genuine))).unwrap(),
+        Ok(Imported::Upgraded(id))
+    );
+    let stored = l.run(id).unwrap().unwrap();
+    assert_eq!(stored.record, genuine);
+    // Once signed, other content is a conflict, signed or not, and stores nothing.
+    let conflict = l.import_run(&edited, None).unwrap().unwrap_err();
+    assert_eq!(conflict.id, id);
+    assert_eq!(conflict.fields, vec!["passed"]);
+    let conflict = l
+        .import_run(&edited, Some(&ci.sign(&edited)))
+        .unwrap()
+        .unwrap_err();
+    assert!(conflict.stored.contains("signed by"), "{conflict:?}");
+    assert_eq!(l.run(id).unwrap().unwrap().record, genuine);
+    // A local run is never replaced by an import.
+    let local = record(8);
+    let lid = l.record_run(&local).unwrap();
+    let mut other = local.clone();
+    other.failed = 3;
+    assert!(
+        l.import_run(&other, Some(&ci.sign(&other)))
+            .unwrap()
+            .is_err()
+    );
+    assert_eq!(l.run(lid).unwrap().unwrap().record, local);
 }
 
 #[test]
@@ -504,4 +559,49 @@ mod gate_subset {
             prop_assert_eq!(full, fast);
         }
     }
+}
+
+#[test]
+fn a_ledger_from_before_several_signatures_keeps_its_signed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let ci = SecretKey::generate();
+    let mut r = record(3);
+    r.schema = 1;
+    let sig = ci.sign(&r);
+    {
+        // The ledger as harness left it before run_signatures: schema 4, one signature a row.
+        let conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO runs (uid, started_at_ms, finished_at_ms, target, package_sha256, \
+             code_fingerprint, input_fingerprint, selection, passed, failed, skipped, errors, \
+             outcome, image_ids, origin, signer_key, signature, verified, recorded_at_ms) \
+             VALUES (?1, ?2, ?3, 'local', ?4, ?5, ?6, ?7, 9, 0, 0, 0, 'green', '{}', 'imported', \
+             ?8, ?9, 1, 0)",
+            params![
+                r.uid,
+                r.started_at.unix_ms(),
+                r.finished_at.unix_ms(),
+                r.package_sha256,
+                r.code_fingerprint,
+                r.input_fingerprint,
+                serde_json::to_string(&r.selection).unwrap(),
+                sig.public_key.to_string(),
+                sig.base64()
+            ],
+        )
+        .unwrap();
+    }
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let runs = l.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].origin, Origin::Imported);
+    assert_eq!(runs[0].signatures, vec![sig.clone()]);
+    assert_eq!(runs[0].record.schema, 1);
 }
