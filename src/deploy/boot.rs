@@ -53,7 +53,8 @@ pub fn check(config: &Config, zip: &Path, build_id: &str) -> Result<String, Fail
                 format!("cannot extract {}: {e}", zip.display()),
             )
         })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .map_err(|e| Failure::new(Exit::Environment, format!("cannot start a runtime: {e}")))?;
@@ -134,8 +135,27 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
             settle: Duration::ZERO,
             timeout: BOOT_TIMEOUT,
         };
-        // curl and sleeps block this single-threaded runtime; nothing else runs on it.
-        probe.until(build_id, Instant::now())
+        // curl and sleeps block, so the probe runs on the blocking pool; between probes it asks
+        // the daemon whether the container still runs, so a dead one fails at once, not after
+        // the timeout.
+        let handle = tokio::runtime::Handle::current();
+        let (docker, id, build_id) = (docker.clone(), created.id.clone(), build_id.to_string());
+        tokio::task::spawn_blocking(move || {
+            probe.until_alive(&build_id, Instant::now(), || {
+                let info = handle.block_on(
+                    docker.inspect_container(&id, None::<InspectContainerOptions>),
+                );
+                match info.ok().and_then(|i| i.state) {
+                    Some(s) if s.running == Some(false) => Err(format!(
+                        "the app container stopped (exit code {})",
+                        s.exit_code.unwrap_or(-1)
+                    )),
+                    _ => Ok(()),
+                }
+            })
+        })
+        .await
+        .map_err(|e| docker_fail(&e))?
     }
     .await;
     let logs = match &result {

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod remote;
 pub mod retention;
 pub mod rollback;
+pub mod sqlite;
 pub mod ssh;
 pub mod status;
 pub mod verify;

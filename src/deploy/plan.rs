@@ -175,7 +175,7 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
             "echo live_build=$({})",
             json_field("build_id", &format!("{live}/build_info.json"))
         ),
-        "for t in sqlite3 unzip sha256sum tar; do command -v $t >/dev/null 2>&1 && echo tool.$t=yes || echo tool.$t=no; done".to_string(),
+        "for t in python3 unzip sha256sum tar; do command -v $t >/dev/null 2>&1 && echo tool.$t=yes || echo tool.$t=no; done".to_string(),
         // Kept releases with the build they hold, and backups with their size: one line each.
         format!(
             "for d in {}/*/; do [ -d \"$d\" ] || continue; n=${{d%/}}; n=${{n##*/}}; \
@@ -276,14 +276,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
             steps.push(RemoteStep::run(
                 "secret-key",
                 "install the package's database, with production's secret_key copied byte for byte",
-                format!(
-                    "v=$(sqlite3 {} \"SELECT hex(value) FROM settings WHERE key = 'secret_key'\") || exit 1\n\
-                     case \"$v\" in ''|*[!0-9A-F]*) echo 'production has no secret_key in settings' >&2; exit 1;; esac\n\
-                     n=$(sqlite3 {} \"UPDATE settings SET value = CAST(X'$v' AS TEXT) WHERE key = 'secret_key'; SELECT changes();\") || exit 1\n\
-                     [ \"$n\" = 1 ] || {{ echo 'the package database has no settings row secret_key' >&2; exit 1; }}",
-                    quote(&live_db),
-                    quote(&staged_db)
-                ),
+                super::sqlite::copy_secret_key(&live_db, &staged_db),
             ));
         }
         if let (Some(cmd), true) = (&f.migrate_command, f.live_db_exists && !f.fresh_db) {
@@ -399,11 +392,11 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
                 ));
             }
             // The SQLite backup API gives a consistent copy while the app writes.
-            script.push_str(&format!(
-                "sqlite3 {} \".backup '{}'\"\n",
-                quote(&format!("{}/{db}", l.live)),
-                sql_path(&format!("{snap_dir_raw}/{db}"))
+            script.push_str(&super::sqlite::copy(
+                &format!("{}/{db}", l.live),
+                &format!("{snap_dir_raw}/{db}"),
             ));
+            script.push('\n');
             let excludes: String = ["", "-wal", "-shm", "-journal"]
                 .iter()
                 .map(|s| format!(" --exclude={}", quote(&format!("./{db}{s}"))))
@@ -431,7 +424,7 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
                 "back up {} ({}) to {}/{name}.tar.gz",
                 l.live,
                 if b.db.is_some() {
-                    "database via sqlite3 .backup"
+                    "database via SQLite's backup API"
                 } else {
                     "no database"
                 },
@@ -514,10 +507,9 @@ pub fn keep_production_db(l: &Layout, db: &str, dir: &str) -> RemoteStep {
             l.live
         ),
         format!(
-            "rm -f {} && sqlite3 {} \".backup '{}'\"",
+            "rm -f {} && {}",
             journals(&target),
-            quote(&format!("{}/{db}", l.live)),
-            sql_path(&target)
+            super::sqlite::copy(&format!("{}/{db}", l.live), &target)
         ),
     )
 }
@@ -653,10 +645,7 @@ fn swap_kept(l: &Layout, incoming: &str, outgoing: &str) -> String {
 /// A consistent copy of the SQLite file `db` on stdout (read-only for the server: the copy is a
 /// temporary file, removed again).
 pub fn db_snapshot(db: &str) -> String {
-    format!(
-        "t=$(mktemp) && sqlite3 {} \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc",
-        quote(db)
-    )
+    super::sqlite::to_stdout(db)
 }
 
 /// Touches tmp/restart.txt in the live release: Passenger restarts the app after its throttle.
@@ -725,11 +714,6 @@ pub fn audit(l: &Layout, line: &str) -> RemoteStep {
             quote(&l.audit_log())
         ),
     )
-}
-
-/// A path inside a double-quoted sqlite3 dot-command argument in single quotes.
-fn sql_path(p: &str) -> String {
-    p.replace('\'', "''")
 }
 
 /// Why a step failed.

@@ -235,7 +235,7 @@ impl Preflight {
                 ),
             )
             .hint(format!(
-                "{action} needs sqlite3, unzip, sha256sum and tar on the server"
+                "{action} needs python3 (with its sqlite3 module), unzip, sha256sum and tar on the server"
             )));
         }
         // Room for the upload, the extracted release and a backup of the same size, twice over.
@@ -288,7 +288,7 @@ mod tests {
     fn the_look_parses_releases_and_backups_newest_first() {
         let p = Preflight::parse(
             "live=yes\nlive_db=yes\nlock=yes\nlock.user=ann\nlock.time=2026-01-01T00:00:00.000Z\n\
-             free_kb=2048\nlive_build=B\ntool.sqlite3=yes\ntool.unzip=no\n\
+             free_kb=2048\nlive_build=B\ntool.python3=yes\ntool.unzip=no\n\
              release=20260101T000000Z-A\tA\t2025-12-31T00:00:00Z\n\
              release=20260102T000000Z-failed-C\tC\t\n\
              release=20260103T000000Z-x\t\t\n\

@@ -65,10 +65,30 @@ impl Probe {
     /// start after `since + settle`. Gives up at the timeout, or earlier when every counted probe
     /// for [`SERVER_ERROR_STREAK`] answered 500.
     pub fn until(&self, build_id: &str, since: Instant) -> Result<String, Failure> {
+        self.until_alive(build_id, since, || Ok(()))
+    }
+
+    /// [`Self::until`], giving up at once when `alive` says the server is gone (a container
+    /// that exited answers nothing, however long one waits).
+    pub fn until_alive(
+        &self,
+        build_id: &str,
+        since: Instant,
+        mut alive: impl FnMut() -> Result<(), String>,
+    ) -> Result<String, Failure> {
         let deadline = since + self.timeout;
         let mut seen_builds: Vec<String> = Vec::new();
         let mut streak = ErrorStreak::default();
         loop {
+            if let Err(why) = alive() {
+                return Err(Failure::new(
+                    Exit::Unknown,
+                    format!(
+                        "build {build_id} cannot answer: {why} ({:.1} s after the start)",
+                        since.elapsed().as_secs_f64()
+                    ),
+                ));
+            }
             let at = Instant::now();
             let seen = self.once();
             let status = match &seen {

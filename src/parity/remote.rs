@@ -36,25 +36,13 @@ pub fn listing_command(remote_dir: &str) -> String {
     )
 }
 
-/// The command that writes a consistent copy of the server's database to stdout (Python's
-/// sqlite3 backup API, so a WAL that is not checkpointed yet is included). The server runs the
-/// app in Python, so python3 is there even when the sqlite3 tool is not.
+/// The command that writes a consistent copy of the server's database to stdout (SQLite's
+/// backup API, so a WAL that is not checkpointed yet is included): deploy's one script.
 pub fn database_command(remote_dir: &str, db: &str) -> String {
-    const SCRIPT: &str = concat!(
-        "import sqlite3,sys,tempfile,os\n",
-        "fd,tmp=tempfile.mkstemp(suffix='.db');os.close(fd)\n",
-        "try:\n",
-        " src=sqlite3.connect('file:'+sys.argv[1]+'?mode=ro',uri=True);dst=sqlite3.connect(tmp)\n",
-        " src.backup(dst);dst.close();src.close()\n",
-        " sys.stdout.buffer.write(open(tmp,'rb').read())\n",
-        "finally:\n",
-        " os.unlink(tmp)\n",
-    );
     format!(
-        "cd -- {} && python3 -c {} {}",
+        "cd -- {} && {}",
         quote(remote_dir),
-        quote(SCRIPT),
-        quote(db)
+        crate::deploy::sqlite::to_stdout(db)
     )
 }
 

@@ -24,6 +24,14 @@ pub fn cases() -> Vec<crate::support::Case> {
         ("app_import_error_answers_500", app_import_error),
         ("app_runs_as_owner_of_mounted_package", app_runs_as_owner),
         ("app_stops_on_sigterm_without_kill", app_stop),
+        (
+            "app_starts_again_when_apache_dies_during_its_start",
+            app_restarts_a_failed_start,
+        ),
+        (
+            "thirty_app_containers_started_at_once_under_load_all_answer",
+            thirty_apps_under_load,
+        ),
         ("app_starts_sshd_when_asked", app_sshd),
         ("proxy_nginx_t_passes_on_rendered_config", proxy_nginx_t),
         ("mocks_image_runs_harness_and_mock_health", mocks_health),
@@ -362,6 +370,106 @@ fn app_stop() -> TestResult {
         );
         Ok(())
     })
+}
+
+/// Apache that dies during its start (here: port 80 is taken for its first tries, as real as
+/// Passenger's rare crash between Apache's two configuration passes, and certain) is started
+/// again by the image's entrypoint, and the container serves. Before, Apache was PID 1 and the
+/// container died with it.
+fn app_restarts_a_failed_start() -> TestResult {
+    let img = image("app")?;
+    let dir = app_dir(WSGI_PID)?;
+    scoped("app_restart_start", |s| async move {
+        let mut spec = app_spec(img, dir.path(), 10);
+        spec.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+        spec.cmd = Some(vec![
+            "python3 -c 'import socket, time; s = socket.socket(); \
+             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", 80)); \
+             s.listen(); time.sleep(2)' & sleep 0.3; exec /usr/local/bin/harness-app-entrypoint"
+                .into(),
+        ]);
+        let id = s.start(&spec).await?;
+        let port = s.host_port(&id, "80/tcp").await?;
+        let (status, body) = wait_http(port, "/", Duration::from_secs(30)).await?;
+        let logs = s.logs(&id).await;
+        ensure!(status == 200, "status {status}: {body}\n{logs}");
+        ensure!(
+            logs.contains("Apache exited during start-up") && logs.contains("starting it again"),
+            "the entrypoint did not say it started Apache again:\n{logs}"
+        );
+        // It still stops on SIGTERM with Apache's own status.
+        s.docker
+            .stop_container(
+                &id,
+                Some(
+                    bollard::query_parameters::StopContainerOptionsBuilder::new()
+                        .t(10)
+                        .build(),
+                ),
+            )
+            .await
+            .ctx("docker stop")?;
+        let (code, _) = s.wait_exit(&id, Duration::from_secs(5)).await?;
+        ensure!(code == 0, "exit {code} after docker stop");
+        Ok(())
+    })
+}
+
+/// Issue 17, finding 18: a fresh app container that never answered. 30 containers start at
+/// once while two busy loops and a stream of short processes load the machine; each must answer
+/// within 60 s. The run reports how many never did.
+fn thirty_apps_under_load() -> TestResult {
+    const N: usize = 30;
+    let img = image("app")?;
+    let dir = app_dir(WSGI_PID)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for i in 0..3 {
+        let stop = stop.clone();
+        load.push(std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if i == 2 {
+                    let _ = std::process::Command::new("true").status();
+                } else {
+                    std::hint::black_box((0..10_000u64).sum::<u64>());
+                }
+            }
+        }));
+    }
+    let result = scoped("app_thirty", |s| async move {
+        let started = Instant::now();
+        let mut ids = Vec::new();
+        for _ in 0..N {
+            ids.push(s.start(&app_spec(img.clone(), dir.path(), 10)).await?);
+        }
+        let mut ports = Vec::new();
+        for id in &ids {
+            ports.push(s.host_port(id, "80/tcp").await?);
+        }
+        let waits = ports
+            .iter()
+            .map(|&p| wait_http(p, "/", Duration::from_secs(60)));
+        let answers = futures_util::future::join_all(waits).await;
+        let mut dead = Vec::new();
+        for (id, a) in ids.iter().zip(&answers) {
+            if !matches!(a, Ok((200, _))) {
+                dead.push(format!("{id}: {a:?}\n{}", s.logs(id).await));
+            }
+        }
+        eprintln!(
+            "    {N} app containers under load: {} answered, {} never did ({:.1} s)",
+            N - dead.len(),
+            dead.len(),
+            started.elapsed().as_secs_f64()
+        );
+        ensure!(dead.is_empty(), "{} never answered:\n{}", dead.len(), dead.join("\n"));
+        Ok(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in load {
+        let _ = t.join();
+    }
+    result
 }
 
 const NGINX_TEMPLATE: &str = r#"worker_processes 1;

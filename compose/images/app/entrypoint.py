@@ -1,15 +1,25 @@
 #!/usr/bin/python3
 """Start command of the app image (see compose/images/README.md).
 
-Renders the Apache vhost for Passenger from the environment, optionally starts sshd, then replaces
-itself with apache2 in the foreground. Apache is exec'd, not run as a child of a shell: PID 1 must be
-Apache so that the SIGTERM from `docker stop` reaches it at once.
+Renders the Apache vhost for Passenger from the environment, optionally starts sshd, then runs
+apache2 in the foreground and watches its start-up.
+
+Why not exec Apache: about one start in a few hundred under load (seen on the CI machines while a
+compile ran), Apache dies between its two configuration passes, when Passenger shuts down the agent
+it started in the first pass: "terminate called after throwing an instance of
+'boost::wrapexcept<boost::lock_error>' ... mutex lock failed in pthread_mutex_lock: Invalid
+argument". The container then never answers. So this script stays PID 1: it starts Apache, and
+when Apache exits before it listens on port 80 it starts it again (up to three times, saying so
+on stderr). Once Apache listens, the script only forwards signals (SIGTERM from `docker stop`
+reaches Apache at once), reaps orphaned processes as PID 1 must, and exits with Apache's status.
 """
 import os
 import pwd
 import grp
+import signal
 import subprocess
 import sys
+import time
 
 VHOST = "/etc/apache2/sites-enabled/harness-app.conf"
 
@@ -142,6 +152,111 @@ def apache_env():
     return env
 
 
+START_ATTEMPTS = 3
+# How long one start may take before it counts as hung (Passenger's first start included).
+START_TIMEOUT = 30.0
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGWINCH)
+
+
+def listening(pid, port=80):
+    """Whether process `pid` holds a socket listening on `port` (IPv4 or IPv6), from /proc: a
+    port someone else holds does not count."""
+    want = f":{port:04X}"
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[1].endswith(want) and fields[3] == "0A":
+                        inodes.add(fields[9])
+        except OSError:
+            pass
+    if not inodes:
+        return False
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
+    return False
+
+
+def reap(apache):
+    """Reaps exited children; returns Apache's exit status once it is among them."""
+    status = None
+    while True:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status
+        if pid == 0:
+            return status
+        if pid == apache.pid:
+            status = os.waitstatus_to_exitcode(raw)
+            apache.returncode = status
+
+
+def run_apache(env):
+    stopping = []
+    current = [None]
+
+    def forward(signum, _frame):
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping.append(signum)
+        if current[0] is not None and current[0].returncode is None:
+            current[0].send_signal(signum)
+
+    for s in FORWARDED:
+        signal.signal(s, forward)
+    for attempt in range(1, START_ATTEMPTS + 1):
+        apache = subprocess.Popen(["/usr/sbin/apache2", "-D", "FOREGROUND"], env=env)
+        current[0] = apache
+        deadline = time.monotonic() + START_TIMEOUT
+        up = False
+        while apache.returncode is None and not stopping:
+            reap(apache)
+            if apache.returncode is None and listening(apache.pid):
+                up = True
+                break
+            if time.monotonic() > deadline:
+                print(f"harness-app-entrypoint: Apache does not listen on port 80 after "
+                      f"{START_TIMEOUT:.0f} s (attempt {attempt} of {START_ATTEMPTS})",
+                      file=sys.stderr, flush=True)
+                apache.kill()
+                while apache.returncode is None:
+                    reap(apache)
+                    time.sleep(0.05)
+                break
+            time.sleep(0.05)
+        if up or stopping:
+            break
+        code = apache.returncode
+        if attempt < START_ATTEMPTS:
+            print(f"harness-app-entrypoint: Apache exited during start-up (status {code}; "
+                  f"attempt {attempt} of {START_ATTEMPTS}); starting it again",
+                  file=sys.stderr, flush=True)
+            time.sleep(1)
+        else:
+            print(f"harness-app-entrypoint: Apache did not start in {START_ATTEMPTS} attempts; "
+                  "its own messages are above", file=sys.stderr, flush=True)
+            return (128 - code if code < 0 else code) or 1
+    apache = current[0]
+    while apache.returncode is None:
+        reap(apache)
+        time.sleep(0.1)
+    code = apache.returncode
+    # Killed by a signal: report it as a shell would (128 + the signal).
+    return 128 - code if code < 0 else code
+
+
 def main():
     app_root = os.environ.get("PASSENGER_APP_ROOT", "/srv/app").rstrip("/") or "/"
     throttle = os.environ.get("PASSENGER_STAT_THROTTLE_RATE", "10")
@@ -155,7 +270,7 @@ def main():
     env = apache_env()
     os.makedirs(env.get("APACHE_RUN_DIR", "/var/run/apache2"), exist_ok=True)
     os.makedirs(env.get("APACHE_LOCK_DIR", "/var/lock/apache2"), exist_ok=True)
-    os.execve("/usr/sbin/apache2", ["apache2", "-D", "FOREGROUND"], env)
+    sys.exit(run_apache(env))
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
         "set -e\nmkdir -p /home/u/.app.harness/backups\n\
          rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
          mkdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
-         sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db'\"\n\
+         COPY\n\
          rc=$( { { if tar -cf - -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
          -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .; \
          then echo 0 >&3; else echo $? >&3; fi; } | gzip -1 > /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part; } 3>&1 )\n\
@@ -120,6 +120,13 @@ fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
          mv /home/u/.app.harness/backups/20260102T000000Z-old.d/app.db /home/u/.app.harness/backups/20260102T000000Z-old.db\n\
          mv /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz\n\
          rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d"
+            .replace(
+                "COPY",
+                &crate::deploy::sqlite::copy(
+                    "/home/u/app/app.db",
+                    "/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db"
+                )
+            )
     );
     assert_eq!(
         script(&s, "fetch-db"),
@@ -156,27 +163,29 @@ fn upload_is_checked_by_sha256_on_the_server_then_extracted_to_staging() {
 fn production_database_is_kept_with_a_consistent_copy() {
     assert_eq!(
         script(&plan(&facts()), "database"),
-        "rm -f /home/u/.app.harness/staging/app.db-wal /home/u/.app.harness/staging/app.db-shm \
-         /home/u/.app.harness/staging/app.db-journal && sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/staging/app.db'\""
+        format!(
+            "rm -f /home/u/.app.harness/staging/app.db-wal /home/u/.app.harness/staging/app.db-shm \
+             /home/u/.app.harness/staging/app.db-journal && {}",
+            crate::deploy::sqlite::copy("/home/u/app/app.db", "/home/u/.app.harness/staging/app.db")
+        )
     );
 }
 
 #[test]
-fn fresh_db_installs_the_package_database_and_can_carry_the_secret_key_as_hex() {
+fn fresh_db_installs_the_package_database_and_can_carry_the_secret_key_byte_for_byte() {
     let mut f = facts();
     f.fresh_db = true;
     assert!(!ids(&plan(&f)).contains(&"database"));
     assert!(!ids(&plan(&f)).contains(&"secret-key"));
     f.preserve_secret_key = true;
     let s = plan(&f);
-    let key = script(&s, "secret-key");
-    assert!(key.starts_with(
-        "v=$(sqlite3 /home/u/app/app.db \"SELECT hex(value) FROM settings WHERE key = 'secret_key'\") || exit 1\n"
-    ));
-    assert!(key.contains("case \"$v\" in ''|*[!0-9A-F]*)"));
-    assert!(key.contains(
-        "sqlite3 /home/u/.app.harness/staging/app.db \"UPDATE settings SET value = CAST(X'$v' AS TEXT) WHERE key = 'secret_key'; SELECT changes();\""
-    ));
+    assert_eq!(
+        script(&s, "secret-key"),
+        crate::deploy::sqlite::copy_secret_key(
+            "/home/u/app/app.db",
+            "/home/u/.app.harness/staging/app.db"
+        )
+    );
 }
 
 #[test]
@@ -334,9 +343,14 @@ fn a_rollback_copies_production_database_into_the_kept_release_then_swaps() {
     assert_eq!(ids(&s), ["lock", "database", "swap", "verify"]);
     assert_eq!(
         script(&s, "database"),
-        "rm -f /home/u/.app.harness/releases/20260102T000000Z-A/app.db-wal /home/u/.app.harness/releases/20260102T000000Z-A/app.db-shm \
-         /home/u/.app.harness/releases/20260102T000000Z-A/app.db-journal && \
-         sqlite3 /home/u/app/app.db \".backup '/home/u/.app.harness/releases/20260102T000000Z-A/app.db'\""
+        format!(
+            "rm -f /home/u/.app.harness/releases/20260102T000000Z-A/app.db-wal /home/u/.app.harness/releases/20260102T000000Z-A/app.db-shm \
+             /home/u/.app.harness/releases/20260102T000000Z-A/app.db-journal && {}",
+            crate::deploy::sqlite::copy(
+                "/home/u/app/app.db",
+                "/home/u/.app.harness/releases/20260102T000000Z-A/app.db"
+            )
+        )
     );
     assert_eq!(
         script(&s, "swap"),
@@ -406,7 +420,7 @@ fn the_look_lists_releases_and_backups_read_only() {
     );
     assert_eq!(
         db_snapshot("/home/u/app/app.db"),
-        "t=$(mktemp) && sqlite3 /home/u/app/app.db \".backup '$t'\" && cat \"$t\"; rc=$?; rm -f \"$t\"; exit $rc"
+        crate::deploy::sqlite::to_stdout("/home/u/app/app.db")
     );
 }
 
