@@ -61,6 +61,17 @@ fn fixture() -> tempfile::TempDir {
         commit: Some(head.clone()),
         dirty: Some(false),
     };
+    ledger
+        .record_build(&ledger::BuildRecord {
+            sha256: "ab".into(),
+            target: "webhosting".into(),
+            build_id: "20260101T000000Z-000000000000".into(),
+            code_fingerprint: CODE.into(),
+            schema_fingerprint: Some("5c".repeat(32)),
+            git_commit: Some(head.clone()),
+            dirty: Some(false),
+        })
+        .unwrap();
     for n in 0..RUNS {
         let mut r = RunRecord::start(
             "local",
@@ -118,6 +129,7 @@ fn bench(c: &mut Criterion) {
     };
     let head = git(d, &["rev-parse", "HEAD"]);
     let tree_id = git(d, &["rev-parse", "HEAD^{tree}"]);
+    let head_commit = head.clone();
     let tree = TreeFacts {
         head: Some(head.clone()),
         work_tree: WorkTree::Clean,
@@ -126,6 +138,10 @@ fn bench(c: &mut Criterion) {
     let decide = |runs: &[StoredRun], census| {
         gate::decide(&GateFacts {
             package,
+            built: Some(gate::BuildFacts {
+                git_commit: Some(&head_commit),
+                dirty: Some(false),
+            }),
             runs,
             census,
             now: Timestamp::now(),

@@ -62,9 +62,21 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Result<GateOutcome, Failure> {
     let (runs, census) = ledger.gate_runs(package.code, package.schema)?;
-    let tree = crate::git::tree_facts(&config.root, gate::candidate_commits(&runs, &package));
+    // Only a build of these bytes for this target counts.
+    let build = ledger
+        .build_of(package.sha256)?
+        .filter(|b| b.target == "webhosting");
+    let mut commits = gate::candidate_commits(&runs, &package);
+    if let Some(c) = build.as_ref().and_then(|b| b.git_commit.as_deref()) {
+        commits.insert(c);
+    }
+    let tree = crate::git::tree_facts(&config.root, commits);
     let decision = gate::decide(&GateFacts {
         package,
+        built: build.as_ref().map(|b| gate::BuildFacts {
+            git_commit: b.git_commit.as_deref(),
+            dirty: b.dirty,
+        }),
         runs: &runs,
         census,
         now,

@@ -337,6 +337,18 @@ fn clone_and_import(origin: &Path, export: &str) -> (tempfile::TempDir, Output) 
 fn gate_in(dir: &Path, code: &str) -> harness::gate::GateDecision {
     let config = Config::load(dir, None).unwrap();
     let mut ledger = gatekeeper::open_ledger(dir).unwrap();
+    // The package these tests ask about, as `harness build` would have recorded it here.
+    ledger
+        .record_build(&ledger::BuildRecord {
+            sha256: "unused-by-the-rules".into(),
+            target: "webhosting".into(),
+            build_id: "20260101T000000Z-000000000000".into(),
+            code_fingerprint: code.into(),
+            schema_fingerprint: None,
+            git_commit: Some(git(dir, &["rev-parse", "HEAD"])),
+            dirty: Some(false),
+        })
+        .unwrap();
     let package = PackageFacts {
         sha256: "unused-by-the-rules",
         code,

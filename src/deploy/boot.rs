@@ -142,9 +142,8 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
         let (docker, id, build_id) = (docker.clone(), created.id.clone(), build_id.to_string());
         tokio::task::spawn_blocking(move || {
             probe.until_alive(&build_id, Instant::now(), || {
-                let info = handle.block_on(
-                    docker.inspect_container(&id, None::<InspectContainerOptions>),
-                );
+                let info =
+                    handle.block_on(docker.inspect_container(&id, None::<InspectContainerOptions>));
                 match info.ok().and_then(|i| i.state) {
                     Some(s) if s.running == Some(false) => Err(format!(
                         "the app container stopped (exit code {})",

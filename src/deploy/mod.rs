@@ -62,13 +62,16 @@ pub struct DeployReceipt {
     pub elapsed: Duration,
 }
 
-/// The package that will ship: its bytes and what it says about itself.
+/// The package that will ship: its bytes and what it says about itself. `zip` is a private copy
+/// (0600, in a 0700 folder that lives as long as this): it is read, hashed, boot-checked and
+/// uploaded from there, so nothing that changes the original path afterwards ships.
 struct Shipment {
     zip: PathBuf,
     sha256: String,
     build_id: String,
     code: String,
     schema: Option<String>,
+    _private: tempfile::TempDir,
 }
 
 pub fn deploy(
@@ -93,13 +96,9 @@ pub fn deploy(
                 &crate::package::BuildRequest::standard("webhosting"),
                 reporter,
             )?;
-            Shipment {
-                zip: m.zip,
-                sha256: m.sha256,
-                build_id: m.build_id,
-                code: m.fingerprints.code,
-                schema: m.fingerprints.schema,
-            }
+            // Read back like any other package: a build running beside this deploy may replace
+            // .harness/dist/ at any moment, so what ships is the copy checked here.
+            read_package(config, &m.zip)?
         }
     };
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
@@ -706,15 +705,40 @@ fn short(fp: &str) -> &str {
     fp.get(..12).unwrap_or(fp)
 }
 
-/// Reads a given zip. Its fingerprints are recomputed from its bytes, not taken from its
-/// build_info.json: the gate must decide on what will ship, and a label can lie.
+/// Copies `file` into a private folder and hashes the copy; everything after reads the copy.
+fn private_copy(file: &Path) -> Result<(tempfile::TempDir, PathBuf, String), Failure> {
+    let dir = tempfile::Builder::new()
+        .prefix("harness-deploy-")
+        .tempdir()
+        .map_err(|e| io_failure("a temporary directory", e))?;
+    let copy = dir.path().join("deploy.zip");
+    let mut src = std::fs::File::open(file).map_err(|e| {
+        Failure::new(Exit::BadInput, format!("{}: {e}", file.display()))
+            .hint("pass a deploy.zip written by `harness build --target webhosting`")
+    })?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut dest = options.open(&copy).map_err(|e| io_failure(&copy, e))?;
+    std::io::copy(&mut src, &mut dest).map_err(|e| io_failure(file, e))?;
+    drop(dest);
+    let sha256 = crate::package::sha256_file(&copy)?;
+    Ok((dir, copy, sha256))
+}
+
+/// Reads a package from a private copy. Its fingerprints are recomputed from its bytes, not
+/// taken from its build_info.json (the gate must decide on what will ship, and a label can
+/// lie), its build id must be one harness makes for exactly those fingerprints and that build
+/// time, and no file name may hold a control character. Any of that wrong is exit 2, which
+/// --force never overrides.
 fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     use sha2::{Digest, Sha256};
     let bad = |why: String| {
         Failure::new(Exit::BadInput, format!("{}: {why}", file.display()))
             .hint("pass a deploy.zip written by `harness build --target webhosting`")
     };
-    let f = std::fs::File::open(file).map_err(|e| bad(e.to_string()))?;
+    let (private, copy, sha256) = private_copy(file)?;
+    let f = std::fs::File::open(&copy).map_err(|e| bad(e.to_string()))?;
     let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(format!("not a zip: {e}")))?;
     let info: Value = {
         let entry = zip
@@ -725,6 +749,12 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     let s = |v: &Value| v.as_str().map(str::to_string);
     let build_id =
         s(&info["build_id"]).ok_or_else(|| bad("build_info.json has no build_id".into()))?;
+    if !crate::package::valid_build_id(&build_id) {
+        return Err(bad(format!(
+            "its build id {:?} is not one harness makes (<YYYYMMDD>T<HHMMSS>Z-<12 hex>); refused",
+            build_id.chars().take(80).collect::<String>()
+        )));
+    }
     if info["target"].as_str() != Some("webhosting") {
         return Err(bad(format!(
             "it was built for {}, not webhosting",
@@ -742,6 +772,11 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
             continue;
         }
         let name = entry.name().map_err(|e| bad(e.to_string()))?.into_owned();
+        if name.chars().any(char::is_control) {
+            return Err(bad(format!(
+                "it holds a file whose name has a control character ({name:?}); refused"
+            )));
+        }
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut entry, &mut data)
             .map_err(|e| bad(format!("{name}: {e}")))?;
@@ -761,6 +796,12 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
         Some(p) => Some(crate::package::database::fingerprint_file(p)?.1),
         None => None,
     };
+    if info["fingerprints"]["scheme"].as_u64() != Some(crate::package::fingerprint::SCHEME.into()) {
+        return Err(bad(format!(
+            "it was built by an older harness (fingerprint scheme {}); build it again",
+            info["fingerprints"]["scheme"].as_u64().unwrap_or(1)
+        )));
+    }
     let claimed_code = s(&info["fingerprints"]["code"]);
     let claimed_schema = s(&info["fingerprints"]["schema"]);
     if claimed_code.as_deref() != Some(code.as_str()) || claimed_schema != schema {
@@ -772,12 +813,27 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
             claimed_schema.as_deref().map(short).unwrap_or("none"),
         )));
     }
+    let built_at = s(&info["built_at"])
+        .and_then(|t| {
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| t.unix_timestamp())
+        .ok_or_else(|| bad("build_info.json has no valid built_at".into()))?;
+    let expected =
+        crate::package::expected_build_id("webhosting", &code, schema.as_deref(), built_at);
+    if build_id != expected {
+        return Err(bad(format!(
+            "its build id {build_id} does not belong to its files and build time (they give \
+             {expected}); refused"
+        )));
+    }
     Ok(Shipment {
-        zip: file.to_path_buf(),
-        sha256: crate::package::sha256_file(file)?,
+        zip: copy,
+        sha256,
         build_id,
         code,
         schema,
+        _private: private,
     })
 }
 

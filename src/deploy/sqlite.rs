@@ -84,9 +84,7 @@ mod tests {
     fn copies_any_path_without_running_it_and_reads_wal_content() {
         let d = tempfile::tempdir().unwrap();
         // A directory name made of everything that once broke out: quotes, $(...), ?, #, %.
-        let weird = d
-            .path()
-            .join("x'$(touch pwned)\"`touch pwned2`?#%20 dir");
+        let weird = d.path().join("x'$(touch pwned)\"`touch pwned2`?#%20 dir");
         std::fs::create_dir(&weird).unwrap();
         let src = weird.join("app.db");
         let c = rusqlite::Connection::open(&src).unwrap();
@@ -134,9 +132,11 @@ mod tests {
         assert!(o.status.success(), "{o:?}");
         let got: String = rusqlite::Connection::open(&staged)
             .unwrap()
-            .query_row("SELECT value FROM settings WHERE key='secret_key'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM settings WHERE key='secret_key'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(got, value);
         let empty = d.path().join("empty.db");

@@ -1,12 +1,14 @@
 //! The deploy gate's rules: facts in, decision out. No I/O, so every rule is a plain unit test.
 //!
-//! A package may ship when one recorded run (or a complete set of shards), all of:
+//! A package may ship only when harness built its exact bytes here (the ledger's `builds`), and
+//! one recorded run (or a complete set of shards), all of:
 //! 1. is green;
 //! 2. has the package's code and schema fingerprints;
 //! 3. is complete: unfiltered, or every shard of its N passes all the other rules;
 //! 4. finished no longer than `max_age` ago;
-//! 5. ran on a clean tree whose commit has the same tree as HEAD, and HEAD has no uncommitted
-//!    changes, unless `--allow-dirty` (recorded);
+//! 5. ran on a clean tree whose commit has the same tree as HEAD and as the commit the package
+//!    was built from, and neither HEAD nor the build had uncommitted changes, unless
+//!    `--allow-dirty` (recorded);
 //! 6. is local, or imported and signed by a key in `[gate] trusted_keys`.
 //!
 //! `--force --reason` opens it regardless, and the decision records what the rules said.
@@ -31,6 +33,14 @@ pub struct PackageFacts<'a> {
     pub sha256: &'a str,
     pub code: &'a str,
     pub schema: Option<&'a str>,
+}
+
+/// How the package was built, as `harness build` recorded it in the ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildFacts<'a> {
+    pub git_commit: Option<&'a str>,
+    /// `None`: unknown (no git where it was built).
+    pub dirty: Option<bool>,
 }
 
 /// The working tree's state relative to HEAD.
@@ -106,6 +116,9 @@ impl Census {
 #[derive(Debug, Clone, Copy)]
 pub struct GateFacts<'a> {
     pub package: PackageFacts<'a>,
+    /// The ledger's record of building these exact bytes; `None` closes the gate: bytes harness
+    /// did not build (a hand-made or altered zip) were never what a run tested.
+    pub built: Option<BuildFacts<'a>>,
     /// All runs, or a subset that decides the same: every green run with the package's
     /// fingerprints, the latest green run and the latest run. Any other run fails earlier in the
     /// rules than one of those, so it can be neither the qualifying run nor the closest one.
@@ -123,6 +136,8 @@ pub struct GateFacts<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
+    /// The package's bytes were built here by harness.
+    KnownPackage,
     GreenRun,
     SameFingerprints,
     TrustedRecord,
@@ -137,6 +152,7 @@ pub enum Rule {
 impl Rule {
     pub fn key(self) -> &'static str {
         match self {
+            Rule::KnownPackage => "known_package",
             Rule::GreenRun => "green_run",
             Rule::SameFingerprints => "same_fingerprints",
             Rule::TrustedRecord => "trusted_record",
@@ -150,6 +166,7 @@ impl Rule {
 
     pub fn title(self) -> &'static str {
         match self {
+            Rule::KnownPackage => "harness built these exact bytes",
             Rule::GreenRun => "a green run is recorded",
             Rule::SameFingerprints => "same code and schema fingerprints",
             Rule::TrustedRecord => "the record is local or signed by a trusted key",
@@ -164,11 +181,15 @@ impl Rule {
     /// What the user can do when this rule closes the gate.
     pub fn remedy(self) -> &'static str {
         match self {
+            Rule::KnownPackage => {
+                "deploy a package `harness build --target webhosting` made in this project (or let deploy build it)"
+            }
             Rule::GreenRun => {
                 "run the suite (harness test), or import a signed record of a CI run (harness runs import FILE)"
             }
             Rule::SameFingerprints => {
-                "these bytes were not tested: run harness test on this tree, or check out the tested commit"
+                "these bytes were not tested: run harness test on this tree (runs of an older harness \
+                 do not count), or check out the tested commit"
             }
             Rule::TrustedRecord => {
                 "import a record signed by a key in [gate] trusted_keys, or add the signer's public key there"
@@ -247,6 +268,17 @@ fn rule_decision(f: &GateFacts<'_>, evals: &[Eval]) -> GateDecision {
         dirty_waived: None,
         forced: None,
     };
+    if f.built.is_none() {
+        return closed(
+            Rule::KnownPackage,
+            format!(
+                "package sha256 {} was not built by harness here: the ledger has no build of \
+                 these bytes, so no run can have tested them",
+                f.package.sha256
+            ),
+            None,
+        );
+    }
     if f.runs.is_empty() {
         return closed(
             Rule::GreenRun,
@@ -465,7 +497,18 @@ fn evaluate(run: &StoredRun, f: &GateFacts<'_>) -> Eval {
     if !step(&mut e, green) {
         return e;
     }
-    let fingerprints = if r.code_fingerprint != f.package.code {
+    let scheme = r.fingerprint_scheme.unwrap_or(1);
+    let fingerprints = if scheme != crate::package::fingerprint::SCHEME {
+        Err((
+            Rule::SameFingerprints,
+            format!(
+                "run {} was recorded under fingerprint scheme {scheme} by an older harness; too \
+                 old to count (fingerprints are now scheme {})",
+                run.id,
+                crate::package::fingerprint::SCHEME
+            ),
+        ))
+    } else if r.code_fingerprint != f.package.code {
         Err((
             Rule::SameFingerprints,
             format!(
@@ -533,7 +576,10 @@ fn evaluate(run: &StoredRun, f: &GateFacts<'_>) -> Eval {
     if !step(&mut e, young) {
         return e;
     }
-    let clean = match (unclean(run, f.tree), f.allow_dirty) {
+    let clean = match (
+        unclean(run, f.tree).or_else(|| built_elsewhere(run, f)),
+        f.allow_dirty,
+    ) {
         (None, _) => Ok(()),
         (Some(why), true) => {
             e.dirty_waived = Some(why);
@@ -561,6 +607,33 @@ fn evaluate(run: &StoredRun, f: &GateFacts<'_>) -> Eval {
     };
     step(&mut e, trust);
     e
+}
+
+/// Why the package is not provably built from the tree the run tested, if it is not.
+fn built_elsewhere(run: &StoredRun, f: &GateFacts<'_>) -> Option<String> {
+    let b = f.built?;
+    match b.dirty {
+        Some(false) => {}
+        Some(true) => {
+            return Some("the package was built from a tree with uncommitted changes".into());
+        }
+        None => return Some("the package's build does not know its git state".into()),
+    }
+    let (Some(built), Some(tested)) = (b.git_commit, run.record.git_commit.as_deref()) else {
+        return Some("the package's build or the run has no commit".into());
+    };
+    if built == tested {
+        return None;
+    }
+    match (f.tree.trees.get(built), f.tree.trees.get(tested)) {
+        (Some(a), Some(b)) if a == b => None,
+        _ => Some(format!(
+            "the package was built from commit {}, whose files are not run {}'s commit {}",
+            short(built),
+            run.id,
+            short(tested)
+        )),
+    }
 }
 
 /// Why the tree here is not provably the tree the run tested, if it is not.

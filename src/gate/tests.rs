@@ -38,6 +38,7 @@ fn run(id: i64, edit: impl FnOnce(&mut RunRecord)) -> StoredRun {
         report_path: None,
         pytest_args: Vec::new(),
         test_env: None,
+        fingerprint_scheme: Some(crate::package::fingerprint::SCHEME),
         schema: crate::ledger::SCHEMA,
     };
     edit(&mut record);
@@ -70,6 +71,10 @@ fn decide_with(runs: &[StoredRun], adjust: impl FnOnce(&mut GateFacts<'_>)) -> G
             code: CODE,
             schema: Some(SCHEMA),
         },
+        built: Some(BuildFacts {
+            git_commit: Some(COMMIT),
+            dirty: Some(false),
+        }),
         runs,
         census: Census::of(runs),
         now: Timestamp::from_unix_ms(NOW),
@@ -603,5 +608,74 @@ fn candidate_commits_are_those_of_matching_green_runs() {
     assert_eq!(
         candidate_commits(&runs, &p).into_iter().collect::<Vec<_>>(),
         vec![COMMIT]
+    );
+}
+
+// --- the package's own build -----------------------------------------------------------------
+
+#[test]
+fn bytes_harness_did_not_build_close_the_gate_naming_their_sha256() {
+    let d = decide_with(&[run(1, |_| {})], |f| f.built = None);
+    closed(
+        &d,
+        Rule::KnownPackage,
+        "package sha256 ab was not built by harness here",
+    );
+    // --force --reason still opens it, and says what it overrode.
+    let force = Force::new("hotfix").unwrap();
+    let d = decide_with(&[run(1, |_| {})], |f| {
+        f.built = None;
+        f.force = Some(Box::leak(Box::new(force)));
+    });
+    assert!(d.open && d.deciding_rule == Rule::Forced, "{d:#?}");
+    assert!(
+        d.reasons.iter().any(|r| r.contains("not built by harness")),
+        "{d:#?}"
+    );
+}
+
+#[test]
+fn a_package_built_from_another_tree_or_a_dirty_one_does_not_ride_on_the_run() {
+    let other = "f".repeat(40);
+    let d = decide_with(&[run(1, |_| {})], |f| {
+        f.built = Some(BuildFacts {
+            git_commit: Some(Box::leak(other.clone().into_boxed_str())),
+            dirty: Some(false),
+        })
+    });
+    closed(
+        &d,
+        Rule::CleanTree,
+        "the package was built from commit ffffffffffff",
+    );
+    let d = decide_with(&[run(1, |_| {})], |f| {
+        f.built = Some(BuildFacts {
+            git_commit: Some(COMMIT),
+            dirty: Some(true),
+        })
+    });
+    closed(
+        &d,
+        Rule::CleanTree,
+        "built from a tree with uncommitted changes",
+    );
+    let d = decide_with(&[run(1, |_| {})], |f| {
+        f.built = Some(BuildFacts {
+            git_commit: Some(COMMIT),
+            dirty: Some(true),
+        });
+        f.allow_dirty = true;
+    });
+    open(&d);
+    assert!(d.dirty_waived.unwrap().contains("uncommitted"));
+}
+
+#[test]
+fn runs_under_the_old_fingerprint_scheme_are_named_too_old() {
+    let d = decide_with(&[run(1, |r| r.fingerprint_scheme = None)], |_| {});
+    closed(
+        &d,
+        Rule::SameFingerprints,
+        "fingerprint scheme 1 by an older harness; too old",
     );
 }

@@ -208,12 +208,28 @@ ALTER TABLE runs DROP COLUMN signer_key;
 ALTER TABLE runs DROP COLUMN signature;
 ALTER TABLE runs DROP COLUMN verified;
 "#,
+    // Every package harness builds, by the sha256 of its bytes: the gate lets only these ship,
+    // and binds them to the tree they were built from.
+    r#"
+CREATE TABLE builds (
+    id                 INTEGER PRIMARY KEY,
+    sha256             TEXT NOT NULL UNIQUE,
+    target             TEXT NOT NULL,
+    build_id           TEXT NOT NULL,
+    code_fingerprint   TEXT NOT NULL,
+    schema_fingerprint TEXT,
+    git_commit         TEXT,
+    dirty              INTEGER,               -- NULL: unknown
+    recorded_at_ms     INTEGER NOT NULL
+);
+ALTER TABLE runs ADD COLUMN fingerprint_scheme INTEGER;
+"#,
 ];
 
 const RUN_COLUMNS: &str = "id, uid, started_at_ms, finished_at_ms, git_commit, dirty, target, \
     package_sha256, code_fingerprint, schema_fingerprint, input_fingerprint, selection, passed, \
     failed, skipped, errors, outcome, image_ids, browser_version, report_path, origin, \
-    record_schema, pytest_args, test_env";
+    record_schema, pytest_args, test_env, fingerprint_scheme";
 
 /// An open ledger. Cheap to open; one per command.
 pub struct Ledger {
@@ -244,6 +260,18 @@ pub struct ImportConflict {
     pub stored: String,
     /// The fields whose values differ.
     pub fields: Vec<String>,
+}
+
+/// A package harness built: what the gate binds a deploy to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRecord {
+    pub sha256: String,
+    pub target: String,
+    pub build_id: String,
+    pub code_fingerprint: String,
+    pub schema_fingerprint: Option<String>,
+    pub git_commit: Option<String>,
+    pub dirty: Option<bool>,
 }
 
 /// A gate decision as recorded: the facts it was made on plus the decision itself.
@@ -463,6 +491,51 @@ impl Ledger {
                 })),
             }
         })
+    }
+
+    /// Records a package this harness built. The same bytes built again keep their first row.
+    pub fn record_build(&mut self, b: &BuildRecord) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO builds (sha256, target, build_id, code_fingerprint, \
+                 schema_fingerprint, git_commit, dirty, recorded_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    b.sha256,
+                    b.target,
+                    b.build_id,
+                    b.code_fingerprint,
+                    b.schema_fingerprint,
+                    b.git_commit,
+                    b.dirty,
+                    Timestamp::now().unix_ms()
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The recorded build of the package with these bytes, if harness built it here.
+    pub fn build_of(&self, sha256: &str) -> Result<Option<BuildRecord>, LedgerError> {
+        self.conn
+            .query_row(
+                "SELECT sha256, target, build_id, code_fingerprint, schema_fingerprint, \
+                 git_commit, dirty FROM builds WHERE sha256 = ?1",
+                [sha256],
+                |r| {
+                    Ok(BuildRecord {
+                        sha256: r.get(0)?,
+                        target: r.get(1)?,
+                        build_id: r.get(2)?,
+                        code_fingerprint: r.get(3)?,
+                        schema_fingerprint: r.get(4)?,
+                        git_commit: r.get(5)?,
+                        dirty: r.get(6)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// All runs, oldest first.
@@ -781,7 +854,7 @@ fn insert_run(
         &format!(
             "INSERT INTO runs ({RUN_COLUMNS}, recorded_at_ms) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, \
              ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, \
-             ?24)"
+             ?24, ?25)"
         ),
         rusqlite::params_from_iter(run_values(run, origin)),
     )?;
@@ -846,6 +919,8 @@ fn run_values(run: &RunRecord, origin: Origin) -> Vec<rusqlite::types::Value> {
         run.test_env.as_ref().map_or(Value::Null, |e| {
             Value::Text(serde_json::to_string(e).expect("an env digest serialises"))
         }),
+        run.fingerprint_scheme
+            .map_or(Value::Null, |s| Value::Integer(s.into())),
         Value::Integer(Timestamp::now().unix_ms()),
     ]
 }
@@ -912,6 +987,7 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
     let schema: u8 = r.get(21)?;
     let pytest_args: Option<String> = r.get(22)?;
     let test_env: Option<String> = r.get(23)?;
+    let fingerprint_scheme: Option<u8> = r.get(24)?;
     let pytest_args = match pytest_args.map(|a| serde_json::from_str::<Vec<String>>(&a)) {
         None => Vec::new(),
         Some(Ok(a)) => a,
@@ -958,6 +1034,7 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
         report_path: r.get(19)?,
         pytest_args,
         test_env,
+        fingerprint_scheme,
         schema,
     };
     Ok(Ok(StoredRun {

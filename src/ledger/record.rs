@@ -174,6 +174,10 @@ pub struct RunRecord {
     /// `[test] env`: the names and a digest of the values, never the values (schema 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_env: Option<EnvDigest>,
+    /// How the code fingerprint was computed (`package::fingerprint::SCHEME`); absent: scheme 1,
+    /// which the gate no longer accepts (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint_scheme: Option<u8>,
     /// The record schema this record was made under, or imported as: what its signature
     /// covers. Not part of the record's JSON; exports carry it in `format`.
     #[serde(skip, default = "current_schema")]
@@ -250,6 +254,7 @@ impl RunRecord {
             report_path: None,
             pytest_args: Vec::new(),
             test_env: None,
+            fingerprint_scheme: Some(crate::package::fingerprint::SCHEME),
             schema: SCHEMA,
         }
     }
@@ -344,6 +349,7 @@ mod tests {
             report_path: None,
             pytest_args: Vec::new(),
             test_env: None,
+            fingerprint_scheme: None,
             schema: SCHEMA,
         }
     }

@@ -380,6 +380,7 @@ mod tests {
             report_path: None,
             pytest_args: Vec::new(),
             test_env: None,
+            fingerprint_scheme: None,
             schema: crate::ledger::SCHEMA,
         }
     }

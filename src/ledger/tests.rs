@@ -42,6 +42,7 @@ fn record(n: u32) -> RunRecord {
         report_path: Some(".harness/runs/x/report.html".into()),
         pytest_args: Vec::new(),
         test_env: None,
+        fingerprint_scheme: None,
         schema: crate::ledger::SCHEMA,
     }
 }
@@ -541,6 +542,7 @@ mod gate_subset {
             let code = "c".repeat(64);
             let decide = |runs: &[StoredRun], census| crate::gate::decide(&GateFacts {
                 package: PackageFacts { sha256: "p", code: &code, schema: Some(&schema) },
+                built: Some(crate::gate::BuildFacts { git_commit: None, dirty: Some(false) }),
                 runs,
                 census,
                 now: Timestamp::from_unix_ms(NOW),

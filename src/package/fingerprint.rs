@@ -5,17 +5,25 @@ use super::stage::SourceFile;
 use crate::config::Config;
 use crate::git::GitFacts;
 
+/// Which encoding [`code`] uses; build_info.json says it (`fingerprints.scheme`) and run records
+/// carry it, so a fingerprint of one scheme is never compared with one of another.
+pub const SCHEME: u8 = 2;
+
 /// sha256 over the sorted `(path, sha256)` list of code files. Generated metadata and data files
 /// are left out by the caller, so local and webhosting packages of one source agree.
+///
+/// Every field is length-prefixed, so no list of names can encode like another: scheme 1 joined
+/// `path\tsha\n`, and one file named `A\t<sha of A>\nB` had the fingerprint of two files A and B.
 pub fn code<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut list: Vec<(&str, &str)> = files.into_iter().collect();
     list.sort();
     let mut h = Sha256::new();
+    h.update(format!("harness-code-fingerprint/{SCHEME}\0").as_bytes());
     for (path, sha) in list {
-        h.update(path.as_bytes());
-        h.update(b"\t");
-        h.update(sha.as_bytes());
-        h.update(b"\n");
+        for field in [path, sha] {
+            h.update((field.len() as u64).to_le_bytes());
+            h.update(field.as_bytes());
+        }
     }
     hex::encode(h.finalize())
 }
@@ -87,5 +95,17 @@ mod tests {
         assert_eq!(a, super::code([("b.py", "22"), ("a.py", "11")]));
         assert_ne!(a, super::code([("a.py", "11"), ("b.py", "23")]));
         assert_ne!(a, super::code([("a.py", "11"), ("c.py", "22")]));
+    }
+
+    #[test]
+    fn names_cannot_merge_into_another_list_of_files() {
+        // Under scheme 1 these two lists hashed the same bytes.
+        let sha_a = "aa".repeat(32);
+        let sha_b = "bb".repeat(32);
+        let merged = format!("A\t{sha_a}\nB");
+        assert_ne!(
+            super::code([("A", sha_a.as_str()), ("B", sha_b.as_str())]),
+            super::code([(merged.as_str(), sha_b.as_str())])
+        );
     }
 }

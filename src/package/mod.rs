@@ -383,7 +383,11 @@ pub fn build(
         let build_id = build_id(target, &fps, built_at_epoch);
         // The input fingerprint hashes mtimes, so it differs between two clones of one commit;
         // inside the zip it would break reproducibility. It lives in the sidecar instead.
-        let packaged_fps = json!({ "code": fps.code, "schema": fps.schema });
+        let packaged_fps = json!({
+            "code": fps.code,
+            "schema": fps.schema,
+            "scheme": fingerprint::SCHEME,
+        });
         let build_info = archive::pretty_json(&json!({
             "build_id": build_id,
             "built_at": built_at,
@@ -424,6 +428,27 @@ pub fn build(
         });
     }
     let unpacked_size = manifest_entries.iter().map(|e| e.size).sum::<u64>();
+    // The deploy gate lets only bytes harness built here ship, bound to the tree they came from.
+    // Not recording them is no reason to fail the build; that package just cannot be deployed.
+    let recorded = crate::gatekeeper::open_ledger(&config.root).and_then(|mut l| {
+        l.record_build(&crate::ledger::BuildRecord {
+            sha256: sha256.clone(),
+            target: target.to_string(),
+            build_id: build_id.clone(),
+            code_fingerprint: code_fp.clone(),
+            schema_fingerprint: schema.clone(),
+            git_commit: git.commit.clone(),
+            dirty: git.dirty,
+        })
+        .map_err(Failure::from)
+    });
+    if let Err(e) = recorded {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "the build was not recorded in the ledger, so `harness deploy` will refuse it: {e}"
+            ),
+        });
+    }
     Ok(PackageManifest {
         target: target.to_string(),
         build_id,
@@ -556,6 +581,34 @@ pub fn rfc3339(epoch: i64) -> String {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+/// What a build id looks like: `<UTC stamp>-<12 hex>`. Nothing else is ever a build id, so one
+/// from a package can be put into a release or backup name without more thought.
+pub fn valid_build_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 29
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+/// The build id a package with these fingerprints, target and build time must carry.
+pub fn expected_build_id(target: &str, code: &str, schema: Option<&str>, built_at: i64) -> String {
+    build_id(
+        target,
+        &Fingerprints {
+            code: code.into(),
+            schema: schema.map(Into::into),
+            input: String::new(),
+        },
+        built_at,
+    )
 }
 
 /// Deterministic: the same code, schema, target and time give the same id, and any change to the

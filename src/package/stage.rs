@@ -51,6 +51,22 @@ pub fn walk(config: &Config) -> Result<Vec<SourceFile>, Failure> {
         walk_mapping(config, m, &excludes, &mut out)?;
     }
     out.sort_by(|a, b| a.zip_path.cmp(&b.zip_path));
+    // A tab or a newline in a name could make two files read as one in a list of names; no
+    // package path may hold a control character.
+    if let Some(f) = out
+        .iter()
+        .find(|f| f.zip_path.chars().any(char::is_control))
+    {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{}: the file name holds a control character ({:?}); refusing to package it",
+                f.disk.display(),
+                f.zip_path
+            ),
+        )
+        .hint("rename the file, or exclude it with [package] exclude"));
+    }
     for pair in out.windows(2) {
         if pair[0].zip_path == pair[1].zip_path {
             return Err(Failure::new(

@@ -462,7 +462,12 @@ fn thirty_apps_under_load() -> TestResult {
             dead.len(),
             started.elapsed().as_secs_f64()
         );
-        ensure!(dead.is_empty(), "{} never answered:\n{}", dead.len(), dead.join("\n"));
+        ensure!(
+            dead.is_empty(),
+            "{} never answered:\n{}",
+            dead.len(),
+            dead.join("\n")
+        );
         Ok(())
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -166,7 +166,10 @@ fn production_database_is_kept_with_a_consistent_copy() {
         format!(
             "rm -f /home/u/.app.harness/staging/app.db-wal /home/u/.app.harness/staging/app.db-shm \
              /home/u/.app.harness/staging/app.db-journal && {}",
-            crate::deploy::sqlite::copy("/home/u/app/app.db", "/home/u/.app.harness/staging/app.db")
+            crate::deploy::sqlite::copy(
+                "/home/u/app/app.db",
+                "/home/u/.app.harness/staging/app.db"
+            )
         )
     );
 }
