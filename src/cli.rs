@@ -509,6 +509,12 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     // are the exception: they run inside the stack's own containers, with no Docker to sweep.
     if !matches!(cli.command, Command::Mock { .. }) {
         crate::stack::sweep::at_start(&reporter);
+        // .harness/ holds secrets (state copies, packages with the app's database, backups of
+        // production): only its owner may enter it, whatever an older harness or the umask made.
+        let root = project_root(cli);
+        if root.join(crate::config::FILE_NAME).is_file() {
+            crate::fsutil::secure_state_dir(&root)?;
+        }
     }
     match &cli.command {
         Command::Build(args) => {

@@ -55,6 +55,32 @@ pub fn create_private_dir(path: &Path) -> Result<(), Failure> {
         })
 }
 
+/// `.harness/` of a project, made (or tightened to) 0700, with the packages, deployed copies and
+/// backups it already holds tightened to 0600: they hold the app's secrets and production's
+/// data. Called before every command that works on a project; returns the folder.
+pub fn secure_state_dir(root: &Path) -> Result<PathBuf, Failure> {
+    let dir = root.join(".harness");
+    create_private_dir(&dir)?;
+    let fail = |e: std::io::Error| {
+        Failure::new(
+            Exit::Environment,
+            format!("cannot restrict {} to its owner: {e}", dir.display()),
+        )
+        .hint("harness keeps secrets there; make sure you own the folder")
+    };
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+    for sub in ["dist", "deployed", "backups"] {
+        for entry in walkdir::WalkDir::new(dir.join(sub)).into_iter().flatten() {
+            let mode = if entry.file_type().is_dir() { 0o700 } else { 0o600 };
+            if entry.file_type().is_symlink() {
+                continue;
+            }
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode));
+        }
+    }
+    Ok(dir)
+}
+
 /// `a/./b/../c` → `a/c`, without touching the file system (symlinks stay as named).
 pub fn normalize_lexically(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();

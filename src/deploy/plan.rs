@@ -171,6 +171,8 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
             "echo free_kb=$(df -Pk {} 2>/dev/null | awk 'NR==2 {{print $4}}')",
             quote(layout.parent())
         ),
+        // What a backup of the live release takes: the tree, and a copy of its database.
+        format!("[ -d {live} ] && echo live_kb=$(du -sk {live} 2>/dev/null | awk '{{print $1}}')"),
         format!(
             "echo live_build=$({})",
             json_field("build_id", &format!("{live}/build_info.json"))
@@ -382,7 +384,15 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
     let part = quote(&format!("{}/{name}.tar.gz.part", l.backups()));
     let snap_dir_raw = format!("{}/{name}.d", l.backups());
     let snap_dir = quote(&snap_dir_raw);
-    let mut script = format!("set -e\nmkdir -p {backups}\nrm -rf {snap_dir}\nmkdir {snap_dir}\n");
+    // Whatever stops the script (a failed step, a signal, a lost connection), the snapshot
+    // folder and the partial archive go: they are a full copy of the database each. Partials a
+    // killed run left behind go first (the lock makes this the only backup running).
+    let mut script = format!(
+        "set -e\nmkdir -p {backups}\n\
+         trap 'rm -rf -- {snap_dir} {part}' EXIT\ntrap 'exit 130' HUP INT TERM\n\
+         for stale in {backups}/*.tar.gz.part {backups}/*.d; do [ -e \"$stale\" ] && rm -rf -- \"$stale\"; done\n\
+         mkdir {snap_dir}\n"
+    );
     match &b.db {
         Some(db) => {
             if let Some((dir, _)) = db.rsplit_once('/') {
@@ -416,7 +426,7 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
         None => script.push_str(&tar_gz(&part, &format!("-C {live} ."))),
     }
     // Renamed when complete: a listing never shows half a backup.
-    script.push_str(&format!("mv {part} {tarball}\nrm -rf {snap_dir}"));
+    script.push_str(&format!("mv {part} {tarball}"));
     vec![
         RemoteStep::run(
             "backup",
@@ -716,6 +726,30 @@ pub fn audit(l: &Layout, line: &str) -> RemoteStep {
     )
 }
 
+/// Runs `script` into `<local>.part`, renamed to `local` only when it succeeded: a file under
+/// its final name is always whole (an interrupted or failed copy of a backup must never look
+/// like one).
+fn download(ssh: &Ssh, script: &str, local: &std::path::Path) -> Result<String, StepError> {
+    let mut part = local.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let result = ssh.run_to_file(script, &part).map_err(StepError::Ssh);
+    match result {
+        Ok(_) => std::fs::rename(&part, local)
+            .map(|_| String::new())
+            .map_err(|e| {
+                StepError::Check(crate::error::Failure::new(
+                    crate::error::Exit::Environment,
+                    format!("cannot rename {} to {}: {e}", part.display(), local.display()),
+                ))
+            }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
+
 /// Why a step failed.
 #[derive(Debug)]
 pub enum StepError {
@@ -749,10 +783,7 @@ pub fn execute(
                 .run_with_input(script, local)
                 .map(|_| String::new())
                 .map_err(StepError::Ssh),
-            Action::Download { script, local } => ssh
-                .run_to_file(script, local)
-                .map(|_| String::new())
-                .map_err(StepError::Ssh),
+            Action::Download { script, local } => download(ssh, script, local),
             Action::Check(c) => check(*c).map_err(StepError::Check),
         };
         match result {

@@ -139,6 +139,13 @@ pub struct RemoteBackup {
     pub size: u64,
 }
 
+/// Free space a step needs, in KiB: a backup takes up to the live release again plus a copy of
+/// its database (counted as the release once more); a deploy adds the upload and its extracted
+/// release (a zip is about a third of what it unpacks to). 1 MiB of slack.
+pub fn need_kb(live_kb: u64, zip_kb: Option<u64>) -> u64 {
+    live_kb * 2 + zip_kb.map_or(0, |z| z * 4) + 1024
+}
+
 /// Read-only facts from the server.
 #[derive(Debug, Default)]
 pub struct Preflight {
@@ -147,6 +154,8 @@ pub struct Preflight {
     /// `key=value` lines of the lock's details file, when the lock is held.
     pub lock: Option<Vec<String>>,
     pub free_kb: u64,
+    /// The size of the live release (database included).
+    pub live_kb: u64,
     pub live_build: Option<String>,
     pub missing_tools: Vec<String>,
     /// Newest first.
@@ -182,6 +191,7 @@ impl Preflight {
                 "live_db" => p.live_db = v == "yes",
                 "lock" if v == "yes" => p.lock = Some(Vec::new()),
                 "free_kb" => p.free_kb = v.trim().parse().unwrap_or(0),
+                "live_kb" => p.live_kb = v.trim().parse().unwrap_or(0),
                 "live_build" => p.live_build = some(v),
                 "release" => {
                     let mut f = v.split('\t');
@@ -238,20 +248,25 @@ impl Preflight {
                 "{action} needs python3 (with its sqlite3 module), unzip, sha256sum and tar on the server"
             )));
         }
-        // Room for the upload, the extracted release and a backup of the same size, twice over.
-        if let Some(zip) = zip {
-            let zip_kb = std::fs::metadata(zip).map(|m| m.len() / 1024).unwrap_or(0);
-            let need_kb = zip_kb * 8 + 1024;
-            if self.free_kb < need_kb {
-                return Err(Failure::new(
-                    Exit::Environment,
-                    format!(
-                        "{host} has {} KiB free beside {}; the deploy needs about {need_kb} KiB; nothing was changed",
-                        self.free_kb, layout.live
-                    ),
-                )
-                .hint(format!("free space, e.g. old backups in {}", layout.backups())));
-            }
+        let zip_kb = zip.map(|z| std::fs::metadata(z).map(|m| m.len() / 1024).unwrap_or(0));
+        let need_kb = need_kb(self.live_kb, zip_kb);
+        if self.free_kb < need_kb {
+            return Err(Failure::new(
+                Exit::Environment,
+                format!(
+                    "{host} has {} KiB free beside {}; {action} needs about {need_kb} KiB \
+                     (a backup of the {} KiB live release{}); nothing was changed",
+                    self.free_kb,
+                    layout.live,
+                    self.live_kb,
+                    if zip.is_some() {
+                        ", the upload and the extracted release"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .hint(format!("free space, e.g. old backups in {}", layout.backups())));
         }
         if let (Some(details), false) = (&self.lock, break_lock) {
             return Err(lock_held(&details.join("\n"), layout));
@@ -418,5 +433,24 @@ mod tests {
             }]
         );
         assert!(p.free_kb > 0);
+    }
+
+    #[test]
+    fn free_space_counts_a_backup_of_the_live_release_even_without_an_upload() {
+        assert_eq!(need_kb(10_000, None), 21_024);
+        assert_eq!(need_kb(10_000, Some(1_000)), 25_024);
+        let p = Preflight::parse("live=yes\nfree_kb=15000\nlive_kb=10000\n");
+        assert_eq!(p.live_kb, 10_000);
+        let layout = Layout::of("/home/u/app").unwrap();
+        let e = p
+            .check(&layout, false, None, "host", "a backup")
+            .unwrap_err();
+        assert!(
+            e.message.contains("a backup needs about 21024 KiB"),
+            "{}",
+            e.message
+        );
+        let roomy = Preflight::parse("live=yes\nfree_kb=30000\nlive_kb=10000\n");
+        assert!(roomy.check(&layout, false, None, "host", "a backup").is_ok());
     }
 }

@@ -179,10 +179,24 @@ impl Ssh {
             }
         }
         if let Some(p) = out {
-            let f = std::fs::File::create(p).map_err(|source| SshError::Local {
-                path: p.to_path_buf(),
-                source,
-            })?;
+            // What comes back from the server (backups, database copies) is production's data:
+            // only its owner may read it.
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+                .and_then(|f| {
+                    use std::os::unix::fs::PermissionsExt;
+                    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                    Ok(f)
+                })
+                .map_err(|source| SshError::Local {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
             cmd.stdout(Stdio::from(f));
         } else {
             cmd.stdout(Stdio::piped());

@@ -533,8 +533,9 @@ fn write_zip(
     let sha_line = format!("{sha}  {file_name}\n");
     let sha_tmp = dir.join(format!(".{file_name}.sha256.tmp-{}", std::process::id()));
     std::fs::write(&sha_tmp, sha_line).map_err(|e| io_fail(&sha_tmp, e))?;
+    // Secret: the database inside holds the app's secret key and the admin's password hash.
     use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644));
+    let _ = std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o600));
     tmp.persist(out).map_err(|e| io_fail(out, e.error))?;
     std::fs::rename(&sha_tmp, sha256_path(out)).map_err(|e| io_fail(&sha256_path(out), e))?;
     Ok((sha, size))

@@ -104,33 +104,107 @@ fn lock_is_an_atomic_mkdir_with_a_details_file_and_a_distinct_exit_code() {
     assert!(script(&plan(&f), "lock").starts_with("rm -rf /home/u/.app.harness/lock && mkdir -p"));
 }
 
+/// A server-like folder: `<tmp>/srv/app` live with a database in WAL mode, and what the backup
+/// step leaves in the backups folder after running with real `sh`, `tar` and `python3`.
+fn run_backup(path_prefix: Option<&std::path::Path>) -> (tempfile::TempDir, Layout, std::process::Output) {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("srv/app");
+    std::fs::create_dir_all(live.join("src")).unwrap();
+    std::fs::write(live.join("src/app.py"), "x = 1\n").unwrap();
+    let c = rusqlite::Connection::open(live.join("app.db")).unwrap();
+    c.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v); INSERT INTO t VALUES (7);")
+        .unwrap();
+    std::mem::forget(c);
+    let layout = Layout::of(live.to_str().unwrap()).unwrap();
+    let b = Backup {
+        name: "20260102T000000Z-old".into(),
+        db: Some("app.db".into()),
+        local: d.path().join("local.tar.gz"),
+        keep_db_snapshot: true,
+    };
+    let steps = backup_steps(&layout, &b);
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(script(&steps, "backup"));
+    if let Some(prefix) = path_prefix {
+        cmd.env(
+            "PATH",
+            format!("{}:{}", prefix.display(), std::env::var("PATH").unwrap()),
+        );
+    }
+    let out = cmd.output().unwrap();
+    (d, layout, out)
+}
+
+fn names_in(dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
-fn backup_uses_sqlite_backup_and_leaves_the_live_db_files_out_of_the_tar() {
-    let s = plan(&facts());
+fn backup_is_a_consistent_database_copy_plus_the_tree_and_leaves_no_partials() {
+    let (_d, layout, out) = run_backup(None);
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(
-        script(&s, "backup"),
-        "set -e\nmkdir -p /home/u/.app.harness/backups\n\
-         rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
-         mkdir /home/u/.app.harness/backups/20260102T000000Z-old.d\n\
-         COPY\n\
-         rc=$( { { if tar -cf - -C /home/u/.app.harness/backups/20260102T000000Z-old.d app.db \
-         -C /home/u/app --exclude=./app.db --exclude=./app.db-wal --exclude=./app.db-shm --exclude=./app.db-journal .; \
-         then echo 0 >&3; else echo $? >&3; fi; } | gzip -1 > /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part; } 3>&1 )\n\
-         case \"$rc\" in 0|1) ;; *) echo \"tar failed (exit $rc)\" >&2; exit 1;; esac\n\
-         mv /home/u/.app.harness/backups/20260102T000000Z-old.d/app.db /home/u/.app.harness/backups/20260102T000000Z-old.db\n\
-         mv /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz.part /home/u/.app.harness/backups/20260102T000000Z-old.tar.gz\n\
-         rm -rf /home/u/.app.harness/backups/20260102T000000Z-old.d"
-            .replace(
-                "COPY",
-                &crate::deploy::sqlite::copy(
-                    "/home/u/app/app.db",
-                    "/home/u/.app.harness/backups/20260102T000000Z-old.d/app.db"
-                )
-            )
+        names_in(&layout.backups()),
+        ["20260102T000000Z-old.db", "20260102T000000Z-old.tar.gz"]
     );
+    let v: i64 = rusqlite::Connection::open(format!("{}/20260102T000000Z-old.db", layout.backups()))
+        .unwrap()
+        .query_row("SELECT v FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 7, "the copy holds what is still in the WAL");
+    let list = std::process::Command::new("tar")
+        .args(["-tzf", &format!("{}/20260102T000000Z-old.tar.gz", layout.backups())])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.lines().any(|l| l == "app.db"), "{list}");
+    assert!(list.contains("./src/app.py"), "{list}");
+    assert!(!list.contains("./app.db-wal"), "{list}");
+}
+
+/// Issue 17, finding 5: a backup that fails part-way leaves no database copy and no partial
+/// archive, and the next one sweeps what a killed one left.
+#[test]
+fn a_failed_backup_cleans_up_and_the_next_one_sweeps_stale_partials() {
+    let fake = tempfile::tempdir().unwrap();
+    std::fs::write(fake.path().join("tar"), "#!/bin/sh\nexit 2\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fake.path().join("tar"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_d, layout, out) = run_backup(Some(fake.path()));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tar failed"), "{out:?}");
+    assert_eq!(names_in(&layout.backups()), Vec::<String>::new());
+
+    // What a SIGKILLed backup left: a half archive and a snapshot folder.
+    let (_d, layout, _) = run_backup(None);
+    let stale_dir = format!("{}/20250101T000000Z-x.d", layout.backups());
+    std::fs::create_dir_all(&stale_dir).unwrap();
+    std::fs::write(format!("{stale_dir}/app.db"), "copy").unwrap();
+    std::fs::write(format!("{}/20250101T000000Z-x.tar.gz.part", layout.backups()), "half").unwrap();
+    let b = Backup {
+        name: "20260103T000000Z-old".into(),
+        db: Some("app.db".into()),
+        local: PathBuf::from("/unused"),
+        keep_db_snapshot: false,
+    };
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(&backup_steps(&layout, &b), "backup"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     assert_eq!(
-        script(&s, "fetch-db"),
-        "cat /home/u/.app.harness/backups/20260102T000000Z-old.db && rm -f /home/u/.app.harness/backups/20260102T000000Z-old.db"
+        names_in(&layout.backups()),
+        [
+            "20260102T000000Z-old.db",
+            "20260102T000000Z-old.tar.gz",
+            "20260103T000000Z-old.tar.gz"
+        ]
     );
 }
 
