@@ -201,7 +201,10 @@ pub fn deploy(
             backup_name: backup_name.clone(),
             local_backup: backup::local_path(&config.root, &backup_name),
             local_db_snapshot: scratch.path().join("production.db"),
-            keep_releases: wh.keep_releases,
+            prune_releases: pre.releases_to_prune(
+                pre.live.then_some(backup_name.as_str()),
+                wh.keep_releases,
+            ),
             prune_backups: retention.prune.clone(),
             fresh_db: req.fresh_db,
             preserve_secret_key: req.preserve_secret_key,

@@ -85,7 +85,8 @@ pub struct Facts {
     pub local_backup: PathBuf,
     /// Where the database snapshot for the schema check goes locally.
     pub local_db_snapshot: PathBuf,
-    pub keep_releases: u32,
+    /// Releases to delete once this deploy is verified (`Preflight::releases_to_prune`).
+    pub prune_releases: Vec<String>,
     /// Backups that retention deletes once the deploy is verified (`retention::plan_names`).
     pub prune_backups: Vec<String>,
     pub fresh_db: bool,
@@ -492,16 +493,25 @@ pub fn prune_backups(l: &Layout, names: &[String]) -> RemoteStep {
     )
 }
 
-/// Keeps the newest `keep` releases under releases/ (names start with their stamp).
-pub fn prune_releases(l: &Layout, keep: u32) -> RemoteStep {
-    let releases = quote(&l.releases());
+/// Deletes the named releases under releases/: `Preflight::releases_to_prune` chose them from the
+/// server's listing, by name, never the rollback target.
+pub fn prune_releases(l: &Layout, names: &[String]) -> RemoteStep {
+    let dirs: Vec<String> = names
+        .iter()
+        .map(|n| quote(&format!("{}/{n}", l.releases())))
+        .collect();
     RemoteStep::run(
         "prune",
-        format!("keep the newest {keep} previous releases"),
-        format!(
-            "mkdir -p {releases} && cd {releases} && ls -1 | sort -r | tail -n +{} | while IFS= read -r old; do rm -rf -- \"$old\"; done",
-            keep + 1
-        ),
+        if names.is_empty() {
+            "no release to prune".to_string()
+        } else {
+            format!("delete {} older releases: {}", names.len(), names.join(", "))
+        },
+        if dirs.is_empty() {
+            "true".to_string()
+        } else {
+            format!("rm -rf -- {}", dirs.join(" "))
+        },
     )
 }
 
@@ -670,7 +680,7 @@ pub fn migrated_snapshot(f: &Facts) -> PathBuf {
 
 /// What runs after a successful verification.
 pub fn finish(f: &Facts) -> Vec<RemoteStep> {
-    let mut steps = vec![prune_releases(&f.layout, f.keep_releases)];
+    let mut steps = vec![prune_releases(&f.layout, &f.prune_releases)];
     if !f.prune_backups.is_empty() {
         steps.push(prune_backups(&f.layout, &f.prune_backups));
     }

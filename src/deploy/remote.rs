@@ -139,6 +139,16 @@ pub struct RemoteBackup {
     pub size: u64,
 }
 
+/// Whether harness wrote this release name: `<stamp>-<build id, or failed-<build id>>`.
+fn harness_release(name: &str) -> bool {
+    super::retention::parse_name(name).is_some_and(|(_, rest)| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
+}
+
 /// Free space a step needs, in KiB: a backup takes up to the live release again plus a copy of
 /// its database (counted as the release once more); a deploy adds the upload and its extracted
 /// release (a zip is about a third of what it unpacks to). 1 MiB of slack.
@@ -281,17 +291,68 @@ impl Preflight {
         outgoing: Option<(&str, Option<&str>)>,
         keep: u32,
     ) -> Vec<KeptRelease> {
-        let mut all = self.releases.clone();
+        let (kept, _) = self.split_releases(outgoing, None, keep);
+        kept
+    }
+
+    /// The kept releases pruning deletes once `outgoing` joins them: see [`Self::split_releases`].
+    pub fn releases_to_prune(&self, outgoing: Option<&str>, keep: u32) -> Vec<String> {
+        let (_, prune) = self.split_releases(outgoing.map(|o| (o, None)), None, keep);
+        prune
+    }
+
+    /// The same for a rollback, where `going_live` leaves releases/ as `outgoing` enters it.
+    pub fn releases_to_prune_after_rollback(
+        &self,
+        going_live: &str,
+        outgoing: &str,
+        keep: u32,
+    ) -> Vec<String> {
+        let (_, prune) = self.split_releases(Some((outgoing, None)), Some(going_live), keep);
+        prune
+    }
+
+    /// Which releases stay and which go when `keep` are kept and `outgoing` (the release that was
+    /// live, under its new name) joins them. Only names harness writes (`<stamp>-<build>`) count
+    /// or go, so a folder made by hand is never deleted; they are ordered by their stamp, and
+    /// `outgoing` always stays, whatever the clocks said: it is the rollback target.
+    fn split_releases(
+        &self,
+        outgoing: Option<(&str, Option<&str>)>,
+        going_live: Option<&str>,
+        keep: u32,
+    ) -> (Vec<KeptRelease>, Vec<String>) {
+        let mut ours: Vec<KeptRelease> = self
+            .releases
+            .iter()
+            .filter(|r| {
+                harness_release(&r.name)
+                    && Some(r.name.as_str()) != outgoing.map(|o| o.0)
+                    && Some(r.name.as_str()) != going_live
+            })
+            .cloned()
+            .collect();
+        ours.sort_by(|a, b| {
+            let stamp = |r: &KeptRelease| super::retention::parse_name(&r.name).map(|(t, _)| t);
+            stamp(b).cmp(&stamp(a)).then_with(|| b.name.cmp(&a.name))
+        });
+        let mut kept = Vec::new();
         if let Some((name, build)) = outgoing {
-            all.push(KeptRelease {
+            kept.push(KeptRelease {
                 name: name.to_string(),
                 build_id: build.map(str::to_string),
                 built_at: None,
             });
         }
-        all.sort_by(|a, b| b.name.cmp(&a.name));
-        all.truncate(keep as usize);
-        all
+        let mut prune = Vec::new();
+        for r in ours {
+            if kept.len() < keep.max(1) as usize {
+                kept.push(r);
+            } else {
+                prune.push(r.name);
+            }
+        }
+        (kept, prune)
     }
 }
 
@@ -452,5 +513,31 @@ mod tests {
         );
         let roomy = Preflight::parse("live=yes\nfree_kb=30000\nlive_kb=10000\n");
         assert!(roomy.check(&layout, false, None, "host", "a backup").is_ok());
+    }
+
+    /// Issue 17, finding 6: pruning once deleted whatever `ls | sort -r` put last, so a folder
+    /// that sorts high or a release from a clock that ran ahead pushed the rollback target out.
+    #[test]
+    fn pruning_never_deletes_the_rollback_target_or_a_folder_harness_did_not_write() {
+        let p = Preflight::parse(
+            "release=20990101T000000Z-20990101T000000Z-aaaaaaaaaaaa\t\t\n\
+             release=zzz-hand-made\t\t\n\
+             release=20260101T000000Z-20251231T000000Z-bbbbbbbbbbbb\t\t\n\
+             release=20260102T000000Z-failed-20260102T000000Z-cccccccccccc\t\t\n",
+        );
+        let outgoing = "20260103T000000Z-20260102T120000Z-dddddddddddd";
+        let prune = p.releases_to_prune(Some(outgoing), 1);
+        assert!(!prune.contains(&outgoing.to_string()));
+        assert!(!prune.iter().any(|n| n == "zzz-hand-made"), "{prune:?}");
+        assert_eq!(prune.len(), 3, "{prune:?}");
+        let prune = p.releases_to_prune(Some(outgoing), 2);
+        // The newest by stamp stays beside the outgoing one, even when its clock ran ahead.
+        assert_eq!(
+            prune,
+            [
+                "20260102T000000Z-failed-20260102T000000Z-cccccccccccc",
+                "20260101T000000Z-20251231T000000Z-bbbbbbbbbbbb"
+            ]
+        );
     }
 }

@@ -605,7 +605,10 @@ pub fn rollback(
     swapped_at.set(Instant::now());
     // Old releases are pruned while Passenger's throttle runs out; the one that was live is the
     // newest under releases/, so it stays for a revert.
-    let prune = [plan::prune_releases(&layout, wh.keep_releases)];
+    let prune = [plan::prune_releases(
+        &layout,
+        &pre.releases_to_prune_after_rollback(&facts.release, &outgoing, wh.keep_releases),
+    )];
     let verified = super::verify_while_pruning(&prune, verify_step, &ssh, reporter, &mut check);
     if let Err((_, e)) = verified {
         let why = step_error_text(&e);

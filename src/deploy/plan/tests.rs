@@ -16,7 +16,7 @@ fn facts() -> Facts {
         backup_name: "20260102T000000Z-old".into(),
         local_backup: PathBuf::from("/p/.harness/backups/b.tar.gz"),
         local_db_snapshot: PathBuf::from("/tmp/x/production.db"),
-        keep_releases: 3,
+        prune_releases: vec![],
         prune_backups: vec![],
         fresh_db: false,
         preserve_secret_key: false,
@@ -315,9 +315,12 @@ fn finish_prunes_to_keep_releases_unlocks_and_audits() {
     );
     let s = finish(&facts());
     assert_eq!(ids(&s), ["prune", "unlock", "audit"]);
+    assert_eq!(script(&s, "prune"), "true");
+    let mut f = facts();
+    f.prune_releases = vec!["20250101T000000Z-x".into(), "20250102T000000Z-y z".into()];
     assert_eq!(
-        script(&s, "prune"),
-        "mkdir -p /home/u/.app.harness/releases && cd /home/u/.app.harness/releases && ls -1 | sort -r | tail -n +4 | while IFS= read -r old; do rm -rf -- \"$old\"; done"
+        script(&finish(&f), "prune"),
+        "rm -rf -- /home/u/.app.harness/releases/20250101T000000Z-x '/home/u/.app.harness/releases/20250102T000000Z-y z'"
     );
     assert_eq!(script(&s, "unlock"), "rm -rf /home/u/.app.harness/lock");
     assert_eq!(
