@@ -149,8 +149,9 @@ pub struct TargetConfig {
     /// SQL files applied after `[package.database] sql` for this target only.
     #[serde(default)]
     pub extra_sql: Vec<Spanned<String>>,
+    /// `[user@]host`, `[user@][IPv6]` or an ssh_config alias (checked on load).
     #[serde(default)]
-    pub ssh: Option<String>,
+    pub ssh: Option<Spanned<String>>,
     #[serde(default)]
     pub remote_dir: Option<String>,
     #[serde(default)]
@@ -658,6 +659,21 @@ impl Config {
         }
         self.validate_test()?;
         self.validate_aliases()?;
+        for (name, t) in &self.targets {
+            if let Some(dest) = &t.ssh
+                && let Err(why) = check_ssh_destination(dest.get_ref())
+            {
+                return Err(self
+                    .error_at(
+                        dest.span(),
+                        format!("[targets.{name}] ssh = {:?} {why}", dest.get_ref()),
+                    )
+                    .hint(
+                        "write user@host, user@[2001:db8::1] or a Host alias from ~/.ssh/config; \
+                         a port or other options belong in ~/.ssh/config",
+                    ));
+            }
+        }
         if let Some(db) = &self.package.database {
             let d = db.get_ref();
             match (d.sql.is_empty(), d.seed_command.is_empty()) {
@@ -793,6 +809,50 @@ fn is_env_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// What OpenSSH takes as a destination, and nothing that it would read as an option or more:
+/// `[user@]host`, `[user@][IPv6]`, or an ssh_config alias. The value ends up on ssh's command
+/// line (after `--`), so `-oProxyCommand=…` must never get through.
+pub fn check_ssh_destination(dest: &str) -> Result<(), String> {
+    if dest.is_empty() {
+        return Err("is empty".into());
+    }
+    if dest.starts_with('-') {
+        return Err("starts with `-`, which ssh would read as an option".into());
+    }
+    let (user, host) = match dest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, dest),
+    };
+    if let Some(u) = user
+        && (u.is_empty()
+            || u.starts_with('-')
+            || !u
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+    {
+        return Err("has a user name with characters a login name does not have".into());
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("has `[{v6}]`, which is not an IPv6 address"));
+        }
+        return Ok(());
+    }
+    // A host name, an IPv4 address, or an ssh_config alias (which may hold `_`).
+    if host.is_empty()
+        || host.starts_with('-')
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(
+            "is not [user@]host: a host name, an IPv4 address, [IPv6] or an ssh_config alias"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// RFC 1123 host names: dot-separated labels of 1-63 letters, digits and `-`, not starting or
@@ -1114,6 +1174,42 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
             );
             assert!(e.message.contains(why), "{aliases}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn ssh_destinations_are_what_openssh_takes_and_never_an_option() {
+        for ok in [
+            "deploy@webhosting.example",
+            "host",
+            "my_alias",
+            "u@[2001:db8::1]",
+            "u@192.0.2.1",
+        ] {
+            assert!(check_ssh_destination(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "-oProxyCommand=touch /tmp/x",
+            "u@-oProxyCommand=x",
+            "-l root host",
+            "u@host:2222",
+            "u@[not-v6]",
+            "u@ho st",
+            "u$(id)@host",
+            "",
+        ] {
+            assert!(check_ssh_destination(bad).is_err(), "{bad}");
+        }
+        let e = parse(&format!(
+            "{MINIMAL}[targets.webhosting]\nssh = \"-oProxyCommand=touch /tmp/x\"\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
+        assert!(
+            e.message.starts_with("/p/harness.toml:6:7: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("read as an option"), "{}", e.message);
     }
 
     #[test]

@@ -71,7 +71,11 @@ pub fn secure_state_dir(root: &Path) -> Result<PathBuf, Failure> {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
     for sub in ["dist", "deployed", "backups"] {
         for entry in walkdir::WalkDir::new(dir.join(sub)).into_iter().flatten() {
-            let mode = if entry.file_type().is_dir() { 0o700 } else { 0o600 };
+            let mode = if entry.file_type().is_dir() {
+                0o700
+            } else {
+                0o600
+            };
             if entry.file_type().is_symlink() {
                 continue;
             }

@@ -201,10 +201,8 @@ pub fn deploy(
             backup_name: backup_name.clone(),
             local_backup: backup::local_path(&config.root, &backup_name),
             local_db_snapshot: scratch.path().join("production.db"),
-            prune_releases: pre.releases_to_prune(
-                pre.live.then_some(backup_name.as_str()),
-                wh.keep_releases,
-            ),
+            prune_releases: pre
+                .releases_to_prune(pre.live.then_some(backup_name.as_str()), wh.keep_releases),
             prune_backups: retention.prune.clone(),
             fresh_db: req.fresh_db,
             preserve_secret_key: req.preserve_secret_key,
@@ -384,6 +382,18 @@ pub fn deploy(
             &mut |_| unreachable_check(),
             &interrupt::requested,
         ) {
+            if let StepError::Ssh(err) = &e
+                && err.remote_code() == Some(plan::SWAP_REFUSED)
+            {
+                let failure = Failure::new(
+                    Exit::Environment,
+                    format!(
+                        "the swap on {destination} refused before moving anything: {err}; production is unchanged"
+                    ),
+                )
+                .hint("someone changed the server since the preflight; `harness status webhosting` shows what is there now");
+                return Err(fail_unchanged(&mut ledger, failure));
+            }
             let failure = Failure::new(
                 Exit::Unknown,
                 format!(

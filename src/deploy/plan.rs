@@ -310,10 +310,19 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
 
     let releases = quote(&l.releases());
     let prev = quote(&format!("{}/{}", l.releases(), f.previous_release));
+    // The preflight looked before the lock; the swap checks again, under it, and refuses (exit
+    // SWAP_REFUSED) before anything moves when the server is not as planned: a first deploy must
+    // not move staging into (or over) a live tree that appeared meanwhile.
     let move_old = if f.live_exists {
-        format!("mv {live} {prev}\n")
+        format!(
+            "[ -d {live} ] || {{ echo 'the live release is gone: '{live} >&2; exit {SWAP_REFUSED}; }}\n\
+             [ ! -e {prev} ] || {{ echo 'already exists: '{prev} >&2; exit {SWAP_REFUSED}; }}\n\
+             mv {live} {prev}\n"
+        )
     } else {
-        String::new()
+        format!(
+            "[ ! -e {live} ] || {{ echo 'a live release appeared since the preflight: '{live} >&2; exit {SWAP_REFUSED}; }}\n"
+        )
     };
     steps.push(RemoteStep::run(
         "swap",
@@ -505,7 +514,11 @@ pub fn prune_releases(l: &Layout, names: &[String]) -> RemoteStep {
         if names.is_empty() {
             "no release to prune".to_string()
         } else {
-            format!("delete {} older releases: {}", names.len(), names.join(", "))
+            format!(
+                "delete {} older releases: {}",
+                names.len(),
+                names.join(", ")
+            )
         },
         if dirs.is_empty() {
             "true".to_string()
@@ -750,7 +763,11 @@ fn download(ssh: &Ssh, script: &str, local: &std::path::Path) -> Result<String, 
             .map_err(|e| {
                 StepError::Check(crate::error::Failure::new(
                     crate::error::Exit::Environment,
-                    format!("cannot rename {} to {}: {e}", part.display(), local.display()),
+                    format!(
+                        "cannot rename {} to {}: {e}",
+                        part.display(),
+                        local.display()
+                    ),
                 ))
             }),
         Err(e) => {

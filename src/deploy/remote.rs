@@ -29,7 +29,11 @@ impl Remote {
     pub fn of(config: &Config) -> Result<Remote, Failure> {
         let target = config.target("webhosting");
         let where_ = format!("[targets.webhosting] in {}", config.file.display());
-        let destination = target.ssh.clone().ok_or_else(|| missing(&where_, "ssh"))?;
+        let destination = target
+            .ssh
+            .clone()
+            .map(toml::Spanned::into_inner)
+            .ok_or_else(|| missing(&where_, "ssh"))?;
         let remote_dir = target
             .remote_dir
             .clone()
@@ -142,10 +146,7 @@ pub struct RemoteBackup {
 /// Whether harness wrote this release name: `<stamp>-<build id, or failed-<build id>>`.
 fn harness_release(name: &str) -> bool {
     super::retention::parse_name(name).is_some_and(|(_, rest)| {
-        !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     })
 }
 
@@ -276,7 +277,10 @@ impl Preflight {
                     }
                 ),
             )
-            .hint(format!("free space, e.g. old backups in {}", layout.backups())));
+            .hint(format!(
+                "free space, e.g. old backups in {}",
+                layout.backups()
+            )));
         }
         if let (Some(details), false) = (&self.lock, break_lock) {
             return Err(lock_held(&details.join("\n"), layout));
@@ -512,7 +516,11 @@ mod tests {
             e.message
         );
         let roomy = Preflight::parse("live=yes\nfree_kb=30000\nlive_kb=10000\n");
-        assert!(roomy.check(&layout, false, None, "host", "a backup").is_ok());
+        assert!(
+            roomy
+                .check(&layout, false, None, "host", "a backup")
+                .is_ok()
+        );
     }
 
     /// Issue 17, finding 6: pruning once deleted whatever `ls | sort -r` put last, so a folder

@@ -108,6 +108,8 @@ impl Ssh {
                 "ControlPersist=600",
                 "-f",
                 "-N",
+                // Whatever the destination says, it is never an option.
+                "--",
             ])
             .arg(&target.destination)
             .stdin(Stdio::null())
@@ -161,9 +163,10 @@ impl Ssh {
         // Not in the terminal's process group: Ctrl-C must not kill a remote step half-way.
         cmd.process_group(0);
         cmd.args(base_args(&self.target, &self.control_path))
-            .args(["-o", "ControlMaster=no", "-T"])
+            // After `--` the destination is never an option, and ssh parses no option after it,
+            // so the command follows it directly.
+            .args(["-o", "ControlMaster=no", "-T", "--"])
             .arg(&self.target.destination)
-            .arg("--")
             // The remote login shell may be anything; the script is POSIX sh.
             .arg(format!("sh -c {}", quote(script)));
         match input {
@@ -235,7 +238,7 @@ impl Ssh {
         self.open = false;
         let _ = Command::new("ssh")
             .args(base_args(&self.target, &self.control_path))
-            .args(["-O", "exit"])
+            .args(["-O", "exit", "--"])
             .arg(&self.target.destination)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -253,7 +253,7 @@ pub struct RemoteOutcome {
 pub fn server(config: &crate::config::Config) -> Result<(String, String), Failure> {
     let target = config.target("webhosting");
     match (target.ssh, target.remote_dir) {
-        (Some(host), Some(dir)) => Ok((host, dir)),
+        (Some(host), Some(dir)) => Ok((host.into_inner(), dir)),
         _ => Err(Failure::new(
             Exit::BadInput,
             format!(

@@ -84,10 +84,36 @@ fn the_first_deploy_has_nothing_to_back_up_or_keep() {
         ids(&steps),
         ["lock", "upload", "checksum", "extract", "swap", "verify"]
     );
-    assert_eq!(
-        script(&steps, "swap"),
-        "set -e\nmkdir -p /home/u/.app.harness/releases\nmv /home/u/.app.harness/staging /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
-    );
+    // Issue 17, finding 10: the guard is inside the locked script. A live tree that appeared
+    // after the preflight is neither replaced nor filled: the swap refuses before moving.
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("srv/app");
+    let mut f = facts();
+    f.live_exists = false;
+    f.live_db_exists = false;
+    f.layout = Layout::of(live.to_str().unwrap()).unwrap();
+    std::fs::create_dir_all(f.layout.staging()).unwrap();
+    std::fs::write(format!("{}/new.txt", f.layout.staging()), "new").unwrap();
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("old.txt"), "old").unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(&plan(&f), "swap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(SWAP_REFUSED), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appeared since the preflight"));
+    assert!(live.join("old.txt").is_file() && !live.join("new.txt").exists());
+    assert!(std::path::Path::new(&format!("{}/new.txt", f.layout.staging())).is_file());
+    // With nothing live, it goes in.
+    std::fs::remove_dir_all(&live).unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script(&plan(&f), "swap"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(live.join("new.txt").is_file() && live.join("tmp/restart.txt").is_file());
 }
 
 #[test]
@@ -106,7 +132,9 @@ fn lock_is_an_atomic_mkdir_with_a_details_file_and_a_distinct_exit_code() {
 
 /// A server-like folder: `<tmp>/srv/app` live with a database in WAL mode, and what the backup
 /// step leaves in the backups folder after running with real `sh`, `tar` and `python3`.
-fn run_backup(path_prefix: Option<&std::path::Path>) -> (tempfile::TempDir, Layout, std::process::Output) {
+fn run_backup(
+    path_prefix: Option<&std::path::Path>,
+) -> (tempfile::TempDir, Layout, std::process::Output) {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("srv/app");
     std::fs::create_dir_all(live.join("src")).unwrap();
@@ -152,13 +180,17 @@ fn backup_is_a_consistent_database_copy_plus_the_tree_and_leaves_no_partials() {
         names_in(&layout.backups()),
         ["20260102T000000Z-old.db", "20260102T000000Z-old.tar.gz"]
     );
-    let v: i64 = rusqlite::Connection::open(format!("{}/20260102T000000Z-old.db", layout.backups()))
-        .unwrap()
-        .query_row("SELECT v FROM t", [], |r| r.get(0))
-        .unwrap();
+    let v: i64 =
+        rusqlite::Connection::open(format!("{}/20260102T000000Z-old.db", layout.backups()))
+            .unwrap()
+            .query_row("SELECT v FROM t", [], |r| r.get(0))
+            .unwrap();
     assert_eq!(v, 7, "the copy holds what is still in the WAL");
     let list = std::process::Command::new("tar")
-        .args(["-tzf", &format!("{}/20260102T000000Z-old.tar.gz", layout.backups())])
+        .args([
+            "-tzf",
+            &format!("{}/20260102T000000Z-old.tar.gz", layout.backups()),
+        ])
         .output()
         .unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
@@ -174,10 +206,17 @@ fn a_failed_backup_cleans_up_and_the_next_one_sweeps_stale_partials() {
     let fake = tempfile::tempdir().unwrap();
     std::fs::write(fake.path().join("tar"), "#!/bin/sh\nexit 2\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(fake.path().join("tar"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        fake.path().join("tar"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let (_d, layout, out) = run_backup(Some(fake.path()));
     assert!(!out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("tar failed"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("tar failed"),
+        "{out:?}"
+    );
     assert_eq!(names_in(&layout.backups()), Vec::<String>::new());
 
     // What a SIGKILLed backup left: a half archive and a snapshot folder.
@@ -185,7 +224,11 @@ fn a_failed_backup_cleans_up_and_the_next_one_sweeps_stale_partials() {
     let stale_dir = format!("{}/20250101T000000Z-x.d", layout.backups());
     std::fs::create_dir_all(&stale_dir).unwrap();
     std::fs::write(format!("{stale_dir}/app.db"), "copy").unwrap();
-    std::fs::write(format!("{}/20250101T000000Z-x.tar.gz.part", layout.backups()), "half").unwrap();
+    std::fs::write(
+        format!("{}/20250101T000000Z-x.tar.gz.part", layout.backups()),
+        "half",
+    )
+    .unwrap();
     let b = Backup {
         name: "20260103T000000Z-old".into(),
         db: Some("app.db".into()),
@@ -292,7 +335,10 @@ fn swap_is_one_script_and_rollback_swaps_back() {
     let s = plan(&facts());
     assert_eq!(
         script(&s, "swap"),
-        "set -e\nmkdir -p /home/u/.app.harness/releases\nmv /home/u/app /home/u/.app.harness/releases/20260102T000000Z-old\n\
+        "set -e\nmkdir -p /home/u/.app.harness/releases\n\
+         [ -d /home/u/app ] || { echo 'the live release is gone: '/home/u/app >&2; exit 76; }\n\
+         [ ! -e /home/u/.app.harness/releases/20260102T000000Z-old ] || { echo 'already exists: '/home/u/.app.harness/releases/20260102T000000Z-old >&2; exit 76; }\n\
+         mv /home/u/app /home/u/.app.harness/releases/20260102T000000Z-old\n\
          mv /home/u/.app.harness/staging /home/u/app\nmkdir -p /home/u/app/tmp\ntouch /home/u/app/tmp/restart.txt"
     );
     let r = rollback(&facts());
