@@ -28,9 +28,9 @@ pub struct NetcupArgs {
     /// HTTP port; 0 picks a free one (printed on stdout).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Address to listen on.
-    /// Address to listen on (all interfaces by default: the mocks run in containers).
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    /// Address to listen on. Loopback by default: a mock started by hand must not answer the
+    /// network. The stack's compose files pass --bind 0.0.0.0 inside their containers.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
     /// JSON file with zones to preload: {"zones":[{"name","ttl"?,"records":[...]}]}.
     #[arg(long, value_name = "FILE")]
@@ -66,8 +66,9 @@ pub struct GeoipArgs {
     /// HTTP(S) port; 0 picks a free one (printed on stdout).
     #[arg(long, default_value_t = 8443)]
     pub port: u16,
-    /// Address to listen on (all interfaces by default: the mocks run in containers).
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    /// Address to listen on. Loopback by default: a mock started by hand must not answer the
+    /// network. The stack's compose files pass --bind 0.0.0.0 inside their containers.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
     /// PEM certificate chain; with --tls-key the service speaks HTTPS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -100,8 +101,9 @@ pub struct MailpitArgs {
     /// SMTP port; 0 picks a free one (printed on stdout).
     #[arg(long, default_value_t = 1025)]
     pub smtp_port: u16,
-    /// Address to listen on (all interfaces by default: the mocks run in containers).
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    /// Address to listen on. Loopback by default: a mock started by hand must not answer the
+    /// network. The stack's compose files pass --bind 0.0.0.0 inside their containers.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
     /// URL prefix for every HTTP route, e.g. /mailpit/.
     #[arg(long, env = "MP_WEBROOT", default_value = "/")]
@@ -281,13 +283,13 @@ mod tests {
     }
 
     #[test]
-    fn defaults_bind_all_interfaces_with_documented_ports_and_credentials() {
+    fn defaults_bind_loopback_with_documented_ports_and_credentials() {
         let MockCommand::Netcup(n) = parse(&["netcup"]) else {
             panic!()
         };
         assert_eq!(
             (n.bind.to_string(), n.port, n.session_ttl),
-            ("0.0.0.0".into(), 8080, 900)
+            ("127.0.0.1".into(), 8080, 900)
         );
         assert_eq!(
             (n.customer_number.as_str(), n.api_key.as_str()),

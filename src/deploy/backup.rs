@@ -204,6 +204,7 @@ pub fn backup(
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
     let db = config.database_path();
     let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
+    let break_lock = pre.break_lock(req.break_lock, reporter);
     if !pre.live {
         return Err(Failure::new(
             Exit::BadInput,
@@ -214,13 +215,7 @@ pub fn backup(
         )
         .hint("check [targets.webhosting] remote_dir; the first `harness deploy webhosting` creates it"));
     }
-    pre.check(
-        layout,
-        req.break_lock,
-        None,
-        &remote.destination,
-        "a backup",
-    )?;
+    pre.check(layout, break_lock, None, &remote.destination, "a backup")?;
 
     let name = new_name(pre.live_build.as_deref());
     let spec = plan::Backup {
@@ -234,7 +229,7 @@ pub fn backup(
     let mut steps = vec![plan::lock(
         layout,
         &super::lock_details("backup", pre.live_build.as_deref().unwrap_or("unknown")),
-        req.break_lock,
+        break_lock,
     )];
     steps.extend(plan::backup_steps(layout, &spec));
     interrupt::install();
@@ -246,7 +241,7 @@ pub fn backup(
         &interrupt::requested,
     ) {
         if id != "lock" {
-            let _ = ssh.run(&plan::unlock(layout).command());
+            let _ = ssh.run(&plan::unlock(layout, super::lock_token()).command());
             let _ = std::fs::remove_file(&spec.local);
         }
         return Err(unchanged_failure(id, e, layout, "production is unchanged"));
@@ -261,7 +256,7 @@ pub fn backup(
             pre.live_build.as_deref(),
         );
         if rec.is_err() {
-            let _ = ssh.run(&plan::unlock(layout).command());
+            let _ = ssh.run(&plan::unlock(layout, super::lock_token()).command());
         }
         let rec = rec?;
         let detail = format!("sha256 {} on both ends, {} bytes", rec.sha256, rec.size);
@@ -272,7 +267,11 @@ pub fn backup(
     let kept = kept_builds(pre.live_build.as_deref(), &pre.releases);
     let plan = server_plan(&pre, Some(&name), &kept, wh.retention);
     let line = super::audit_text(
-        &format!("backup taken name={name} sha256={}", rec.sha256),
+        &format!(
+            "backup taken name={name} sha256={}{}",
+            rec.sha256,
+            super::audit_flags(None, false, break_lock)
+        ),
         &remote.destination,
         layout,
     );
@@ -280,7 +279,7 @@ pub fn backup(
     if !plan.prune.is_empty() {
         finish.push(plan::prune_backups(layout, &plan.prune));
     }
-    finish.push(plan::unlock(layout));
+    finish.push(plan::unlock(layout, super::lock_token()));
     finish.push(plan::audit(layout, &line));
     super::finish_best_effort(&finish, &ssh, reporter, "the backup is taken");
     ssh.close();

@@ -158,9 +158,10 @@ pub fn deploy(
         // 3. One SSH connection for everything else.
         let db = config.database_path();
         let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
+        let break_lock = pre.break_lock(req.break_lock, reporter);
         pre.check(
             &layout,
-            req.break_lock,
+            break_lock,
             Some(&shipment.zip),
             &destination,
             "a deploy",
@@ -206,7 +207,7 @@ pub fn deploy(
             prune_backups: retention.prune.clone(),
             fresh_db: req.fresh_db,
             preserve_secret_key: req.preserve_secret_key,
-            break_lock: req.break_lock,
+            break_lock,
             migrate_command: wh.migrate_command.clone(),
             lock_details: lock_details("deploy", &shipment.build_id),
             audit_line: String::new(),
@@ -425,7 +426,15 @@ pub fn deploy(
         swapped_at.set(Instant::now());
         // Old releases are pruned while Passenger's throttle runs out (the previous release is the
         // newest under releases/, so it stays for a rollback).
-        let line = audit_line(&destination, &layout, &shipment, "deployed", "");
+        let line = audit_line(
+            &destination,
+            &layout,
+            &shipment,
+            "deployed",
+            "",
+            req,
+            break_lock,
+        );
         let (prune, finish_steps) = {
             let mut f = facts.clone();
             f.audit_line = line.clone();
@@ -469,7 +478,15 @@ pub fn deploy(
             );
             return Err(match rolled {
                 Ok(()) => {
-                    let line = audit_line(&destination, &layout, &shipment, "rolled_back", &why);
+                    let line = audit_line(
+                        &destination,
+                        &layout,
+                        &shipment,
+                        "rolled_back",
+                        &why,
+                        req,
+                        break_lock,
+                    );
                     unlock_and_audit(&ssh, &layout, &config.root, &line);
                     record(
                         &mut ledger,
@@ -632,7 +649,7 @@ fn unreachable_check() -> Result<String, Failure> {
 }
 
 fn unlock_script(layout: &Layout) -> String {
-    plan::unlock(layout).command()
+    plan::unlock(layout, lock_token()).command()
 }
 
 /// An SSH error as a command's failure; `state` says what it left on the server.
@@ -850,7 +867,7 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     })
 }
 
-fn whoami() -> (String, String) {
+pub(crate) fn whoami() -> (String, String) {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
@@ -861,7 +878,13 @@ fn whoami() -> (String, String) {
     (user, host)
 }
 
-/// The lock's details file: who holds it, since when, for what.
+/// This process's claim on the server's lock: unlocking removes only a lock that carries it.
+pub(crate) fn lock_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| hex::encode(rand::random::<[u8; 12]>()))
+}
+
+/// The lock's details file: who holds it, since when, for what, and this process's token.
 fn lock_details(action: &str, build_id: &str) -> Vec<(String, String)> {
     let (user, host) = whoami();
     vec![
@@ -871,6 +894,7 @@ fn lock_details(action: &str, build_id: &str) -> Vec<(String, String)> {
         ("pid".into(), std::process::id().to_string()),
         ("time".into(), Timestamp::now().rfc3339()),
         ("build_id".into(), build_id.into()),
+        ("token".into(), lock_token().into()),
     ]
 }
 
@@ -885,8 +909,41 @@ fn audit_text(what: &str, dest: &str, layout: &Layout) -> String {
     )
 }
 
-fn audit_line(dest: &str, layout: &Layout, s: &Shipment, outcome: &str, why: &str) -> String {
-    let mut what = format!("deploy {outcome} build={} sha256={}", s.build_id, s.sha256);
+/// The overrides a command ran with, for its audit line: ` forced="REASON" allow_dirty
+/// break_lock`, each only when given. Whoever reads the log later must see what was waived.
+fn audit_flags(force: Option<&Force>, allow_dirty: bool, break_lock: bool) -> String {
+    let mut out = String::new();
+    if let Some(f) = force {
+        out.push_str(&format!(" forced={:?}", f.reason()));
+    }
+    if allow_dirty {
+        out.push_str(" allow_dirty");
+    }
+    if break_lock {
+        out.push_str(" break_lock");
+    }
+    out
+}
+
+fn audit_line(
+    dest: &str,
+    layout: &Layout,
+    s: &Shipment,
+    outcome: &str,
+    why: &str,
+    req: &DeployRequest,
+    broke_lock: bool,
+) -> String {
+    let mut what = format!(
+        "deploy {outcome} build={} sha256={}{}",
+        s.build_id,
+        s.sha256,
+        audit_flags(
+            req.force.as_ref(),
+            req.allow_dirty,
+            req.break_lock || broke_lock
+        )
+    );
     if !why.is_empty() {
         what.push_str(&format!(" why={why}"));
     }
@@ -1028,4 +1085,31 @@ fn write_state(config: &Config, deployment: Value) -> Result<(), Failure> {
     state.insert("deployment".into(), deployment);
     let bytes = serde_json::to_vec_pretty(&Value::Object(state)).expect("state serialises");
     crate::fsutil::write_private(&path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 17, finding 8: the audit line says what was waived.
+    #[test]
+    fn audit_lines_carry_force_and_its_reason_allow_dirty_and_break_lock() {
+        let force = Force::new("hotfix \"now\"\nplease").unwrap();
+        assert_eq!(
+            audit_flags(Some(&force), true, true),
+            " forced=\"hotfix \\\"now\\\"\\nplease\" allow_dirty break_lock"
+        );
+        assert_eq!(audit_flags(None, false, false), "");
+        let layout = Layout::of("/home/u/app").unwrap();
+        let line = audit_text(
+            &format!(
+                "deploy deployed build=b{}",
+                audit_flags(Some(&force), false, false)
+            ),
+            "u@h",
+            &layout,
+        );
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("forced=\"hotfix"), "{line}");
+    }
 }

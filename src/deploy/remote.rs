@@ -143,6 +143,25 @@ pub struct RemoteBackup {
     pub size: u64,
 }
 
+/// Why a lock is stale, if it provably is: its details name this machine and a process that is
+/// no longer running. A lock from another machine cannot be judged from here.
+pub fn stale_lock(details: &[String], this_host: &str) -> Option<String> {
+    let field = |k: &str| {
+        details
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
+    let host = field("host")?;
+    let pid: i32 = field("pid")?.parse().ok().filter(|p| *p > 0)?;
+    if host != this_host || pid == std::process::id() as i32 {
+        return None;
+    }
+    // SAFETY: signal 0 only asks whether the process exists; it sends nothing.
+    let gone = unsafe { libc::kill(pid, 0) } == -1
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+    gone.then(|| format!("process {pid} on {host} is gone"))
+}
+
 /// Whether harness wrote this release name: `<stamp>-<build id, or failed-<build id>>`.
 fn harness_release(name: &str) -> bool {
     super::retention::parse_name(name).is_some_and(|(_, rest)| {
@@ -286,6 +305,29 @@ impl Preflight {
             return Err(lock_held(&details.join("\n"), layout));
         }
         Ok(())
+    }
+
+    /// Whether to break a held lock: asked for (`--break-lock`), or left by a harness process on
+    /// this machine that no longer runs (a killed cron backup must not refuse every later run).
+    /// Says which, and whose lock it was; the lock step audits the break on the server.
+    pub fn break_lock(&self, asked: bool, reporter: &dyn Reporter) -> bool {
+        let Some(details) = &self.lock else {
+            return false;
+        };
+        let holder = details.join(", ");
+        if asked {
+            reporter.event(&crate::events::Event::Warning {
+                message: format!("--break-lock: breaking the lock held by {holder}"),
+            });
+            return true;
+        }
+        if let Some(why) = stale_lock(details, &super::whoami().1) {
+            reporter.event(&crate::events::Event::Warning {
+                message: format!("taking over a stale lock ({why}): it was held by {holder}"),
+            });
+            return true;
+        }
+        false
     }
 
     /// The releases that stay after pruning to `keep`, when `outgoing` (the live release, by its
@@ -547,5 +589,26 @@ mod tests {
                 "20260101T000000Z-20251231T000000Z-bbbbbbbbbbbb"
             ]
         );
+    }
+
+    /// Issue 17, finding 7: a lock left by a dead harness process on this machine is stale; one
+    /// whose process runs, or from another machine, is not.
+    #[test]
+    fn a_lock_is_stale_only_when_its_process_on_this_machine_is_gone() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let lines = |host: &str, pid: u32| vec![format!("host={host}"), format!("pid={pid}")];
+        assert!(stale_lock(&lines("here", dead), "here").is_some());
+        let alive = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert_eq!(stale_lock(&lines("here", alive.id()), "here"), None);
+        assert_eq!(stale_lock(&lines("elsewhere", dead), "here"), None);
+        assert_eq!(stale_lock(&["user=x".to_string()], "here"), None);
+        let mut alive = alive;
+        let _ = alive.kill();
+        let _ = alive.wait();
     }
 }

@@ -279,6 +279,7 @@ pub fn rollback(
     let unchanged = "nothing was changed";
 
     let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
+    let break_lock = pre.break_lock(req.break_lock, reporter);
     if !pre.live {
         return Err(Failure::new(
             Exit::BadInput,
@@ -291,7 +292,7 @@ pub fn rollback(
     }
     let target = choose(&pre.releases, pre.live_build.as_deref(), req.to.as_deref())?.clone();
     let to_build = target.build_id.clone().expect("choose checks the build id");
-    pre.check(&layout, req.break_lock, None, &destination, "a rollback")?;
+    pre.check(&layout, break_lock, None, &destination, "a rollback")?;
 
     let outgoing = backup::new_name(pre.live_build.as_deref());
     let release_dir = format!("{}/{}", layout.releases(), target.name);
@@ -416,7 +417,7 @@ pub fn rollback(
         live_db_exists: pre.live_db,
         restore,
         lock_details: super::lock_details("rollback", &to_build),
-        break_lock: req.break_lock,
+        break_lock,
     };
     let steps = plan::rollback_plan(&facts);
     let mut receipt = RollbackReceipt {
@@ -489,6 +490,7 @@ pub fn rollback(
         if let Some(b) = &restore_from {
             what.push_str(&format!(" with_db={b}"));
         }
+        what.push_str(&super::audit_flags(None, false, break_lock));
         if !why.is_empty() {
             what.push_str(&format!(" why={why}"));
         }
@@ -526,7 +528,7 @@ pub fn rollback(
     let (backing_up, preparing) = before.split_at(fetched);
     let unchanged_failure = |(id, e): (&'static str, StepError)| {
         if id != "lock" {
-            let _ = ssh.run(&plan::unlock(&layout).command());
+            let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
         }
         super::unchanged_failure(id, e, &layout, "production is unchanged")
     };
@@ -549,7 +551,7 @@ pub fn rollback(
                 from_build.as_deref(),
             );
             if rec.is_err() {
-                let _ = ssh.run(&plan::unlock(&layout).command());
+                let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
             }
             let rec = rec?;
             Ok::<_, Failure>(((), format!("sha256 {} on both ends", rec.sha256)))
@@ -576,7 +578,7 @@ pub fn rollback(
         if let StepError::Ssh(err) = &e
             && err.remote_code() == Some(plan::SWAP_REFUSED)
         {
-            let _ = ssh.run(&plan::unlock(&layout).command());
+            let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
             let failure = Failure::new(
                 Exit::Environment,
                 format!(
@@ -686,7 +688,7 @@ pub fn rollback(
         }
         pruned = plan.prune;
     }
-    finish.push(plan::unlock(&layout));
+    finish.push(plan::unlock(&layout, super::lock_token()));
     finish.push(plan::audit(&layout, &line));
     super::finish_best_effort(&finish, &ssh, reporter, "rolled back and verified");
     ssh.close();

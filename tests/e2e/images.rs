@@ -597,6 +597,8 @@ fn mocks_health() -> TestResult {
                 cmd: Some(vec![
                     "mock".into(),
                     "netcup".into(),
+                    "--bind".into(),
+                    "0.0.0.0".into(),
                     "--port".into(),
                     "8080".into(),
                 ]),

@@ -22,7 +22,11 @@ fn facts() -> Facts {
         preserve_secret_key: false,
         break_lock: false,
         migrate_command: None,
-        lock_details: vec![("user".into(), "ann".into()), ("pid".into(), "7".into())],
+        lock_details: vec![
+            ("user".into(), "ann".into()),
+            ("pid".into(), "7".into()),
+            ("token".into(), "tok".into()),
+        ],
         audit_line: "2026 deploy deployed build=x".into(),
     }
 }
@@ -122,12 +126,82 @@ fn lock_is_an_atomic_mkdir_with_a_details_file_and_a_distinct_exit_code() {
     assert_eq!(
         script(&steps, "lock"),
         "mkdir -p /home/u/.app.harness && if mkdir /home/u/.app.harness/lock 2>/dev/null; then \
-         printf '%s\\n' user=ann pid=7 > /home/u/.app.harness/lock/details; else echo 'lock held:' >&2; \
+         printf '%s\\n' user=ann pid=7 token=tok > /home/u/.app.harness/lock/details; else echo 'lock held:' >&2; \
          cat /home/u/.app.harness/lock/details >&2; exit 75; fi"
     );
-    let mut f = facts();
-    f.break_lock = true;
-    assert!(script(&plan(&f), "lock").starts_with("rm -rf /home/u/.app.harness/lock && mkdir -p"));
+}
+
+fn sh_run(script: &str) -> std::process::Output {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap()
+}
+
+fn details(who: &str, token: &str) -> Vec<(String, String)> {
+    [
+        ("action", "deploy"),
+        ("user", who),
+        ("host", "laptop"),
+        ("pid", "42"),
+        ("time", "2026-12-04T10:00:00.000Z"),
+        ("token", token),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Issue 17, finding 7: a broken lock is audited with whose it was, and unlocking never removes
+/// a lock someone else holds now.
+#[test]
+fn the_lock_protocol_on_a_real_shell_refuses_audits_a_break_and_unlocks_only_its_own() {
+    let d = tempfile::tempdir().unwrap();
+    let l = Layout::of(d.path().join("srv/app").to_str().unwrap()).unwrap();
+    let ann = lock(&l, &details("ann", "t-ann"), false);
+    let Action::Run(take_ann) = &ann.action else {
+        panic!()
+    };
+    assert!(sh_run(take_ann).status.success());
+    let bob = lock(&l, &details("bob", "t-bob"), false);
+    let Action::Run(take_bob) = &bob.action else {
+        panic!()
+    };
+    let held = sh_run(take_bob);
+    assert_eq!(held.status.code(), Some(LOCK_HELD));
+    assert!(String::from_utf8_lossy(&held.stderr).contains("user=ann"));
+    // Bob's unlock does not remove Ann's lock.
+    let Action::Run(bob_unlock) = &unlock(&l, "t-bob").action else {
+        panic!()
+    };
+    assert!(sh_run(bob_unlock).status.success());
+    assert!(std::path::Path::new(&l.lock()).is_dir());
+    // Bob breaks it: audited, and the lock is Bob's now.
+    let Action::Run(break_bob) = &lock(&l, &details("bob", "t-bob"), true).action else {
+        panic!()
+    };
+    assert!(sh_run(break_bob).status.success());
+    let audit = std::fs::read_to_string(l.audit_log()).unwrap();
+    assert!(
+        audit.contains("lock broken by=bob@laptop pid=42 for=deploy; it was held by:")
+            && audit.contains("user=ann"),
+        "{audit}"
+    );
+    assert!(
+        std::fs::read_to_string(format!("{}/details", l.lock()))
+            .unwrap()
+            .contains("user=bob")
+    );
+    // Ann's late unlock leaves Bob's lock alone; Bob's own removes it.
+    let Action::Run(ann_unlock) = &unlock(&l, "t-ann").action else {
+        panic!()
+    };
+    let out = sh_run(ann_unlock);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not ours"));
+    assert!(std::path::Path::new(&l.lock()).is_dir());
+    assert!(sh_run(bob_unlock).status.success());
+    assert!(!std::path::Path::new(&l.lock()).exists());
 }
 
 /// A server-like folder: `<tmp>/srv/app` live with a database in WAL mode, and what the backup
@@ -368,7 +442,7 @@ fn finish_prunes_to_keep_releases_unlocks_and_audits() {
         script(&finish(&f), "prune"),
         "rm -rf -- /home/u/.app.harness/releases/20250101T000000Z-x '/home/u/.app.harness/releases/20250102T000000Z-y z'"
     );
-    assert_eq!(script(&s, "unlock"), "rm -rf /home/u/.app.harness/lock");
+    assert!(script(&s, "unlock").starts_with("if grep -qxF token="));
     assert_eq!(
         script(&s, "audit"),
         "mkdir -p /home/u/.app.harness && printf '%s\\n' '2026 deploy deployed build=x' >> /home/u/.app.harness/audit.log"
