@@ -178,6 +178,10 @@ pub struct TargetConfig {
     /// Deploy only: SSH ConnectTimeout in seconds (default 10).
     #[serde(default)]
     pub connect_timeout: Option<u64>,
+    /// Deploy, rollback, backup: seconds one remote step may run before it is stopped (default
+    /// 1800; at least 10).
+    #[serde(default)]
+    pub step_timeout: Option<u64>,
 }
 
 /// The deploy settings of `[targets.webhosting]`, defaults applied.
@@ -189,6 +193,7 @@ pub struct WebhostingDeploy {
     pub retention: crate::deploy::retention::Policy,
     pub verify_timeout: std::time::Duration,
     pub connect_timeout: std::time::Duration,
+    pub step_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -500,6 +505,11 @@ impl Config {
             // Passenger's 10 s stat throttle has to pass before a probe counts.
             verify_timeout: std::time::Duration::from_secs(t.verify_timeout.unwrap_or(45).max(15)),
             connect_timeout: std::time::Duration::from_secs(t.connect_timeout.unwrap_or(10).max(1)),
+            step_timeout: t
+                .step_timeout
+                .map_or(crate::deploy::ssh::DEFAULT_STEP_TIMEOUT, |s| {
+                    std::time::Duration::from_secs(s.max(10))
+                }),
         }
     }
 

@@ -63,6 +63,10 @@ fn main() {
                 sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged,
             ),
             (
+                "sighup_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged",
+                sighup_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged,
+            ),
+            (
                 "dry_run_prints_the_plan_and_changes_nothing",
                 dry_run_prints_the_plan_and_changes_nothing,
             ),
@@ -441,6 +445,16 @@ fn package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused() -> Out
 }
 
 fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged() -> Outcome {
+    interrupted_after_the_lock(libc::SIGINT)
+}
+
+/// Issue 17, finding 9: a hang-up (the terminal closed) is an interrupt like Ctrl-C; before,
+/// SIGHUP's default action ended harness with the server locked.
+fn sighup_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged() -> Outcome {
+    interrupted_after_the_lock(libc::SIGHUP)
+}
+
+fn interrupted_after_the_lock(signal: i32) -> Outcome {
     let p = Project::new("");
     let (twin, old) = twin_with_old_release(&p)?;
     p.record_green_run()?;
@@ -468,7 +482,7 @@ fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let o = child.wait_with_output().unwrap();
     expect_exit(&o, 130)?;
     ensure(text(&o.stderr).contains("production is unchanged"), || {

@@ -73,11 +73,9 @@ impl Remote {
 
     /// The one master connection.
     pub fn connect(&self, wh: &WebhostingDeploy) -> Result<Ssh, Failure> {
-        Ssh::connect(SshTarget::with_user_config(
-            &self.destination,
-            wh.connect_timeout,
-        ))
-        .map_err(|e| ssh_failure(e, UNCHANGED))
+        let mut target = SshTarget::with_user_config(&self.destination, wh.connect_timeout);
+        target.step_timeout = wh.step_timeout;
+        Ssh::connect(target).map_err(|e| ssh_failure(e, UNCHANGED))
     }
 
     /// One read-only look at the server.

@@ -30,6 +30,10 @@ pub enum SshError {
         code: i32,
         stderr: String,
     },
+    #[error(
+        "a remote step on {host} ran longer than {timeout_s} s and was stopped ([targets.webhosting] step_timeout)"
+    )]
+    Timeout { host: String, timeout_s: u64 },
     #[error("local file {path}: {source}")]
     Local {
         path: PathBuf,
@@ -68,7 +72,13 @@ pub struct SshTarget {
     /// `ssh -F FILE` instead of ~/.ssh/config.
     pub config_file: Option<PathBuf>,
     pub connect_timeout: Duration,
+    /// How long one remote step may run before it is stopped: a hung command (a full disk, a
+    /// stuck mount) must not hold the deploy and its lock forever.
+    pub step_timeout: Duration,
 }
+
+/// The default of `[targets.webhosting] step_timeout`.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 impl SshTarget {
     /// `destination` as the user's OpenSSH reaches it: ~/.ssh/config, or the file named by
@@ -80,6 +90,7 @@ impl SshTarget {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from),
             connect_timeout,
+            step_timeout: DEFAULT_STEP_TIMEOUT,
         }
     }
 }
@@ -205,7 +216,13 @@ impl Ssh {
             cmd.stdout(Stdio::piped());
         }
         cmd.stderr(Stdio::piped());
-        let output = cmd.output().map_err(SshError::Spawn)?;
+        let output = run_bounded(cmd, self.target.step_timeout).map_err(|e| match e {
+            None => SshError::Timeout {
+                host: self.target.destination.clone(),
+                timeout_s: self.target.step_timeout.as_secs(),
+            },
+            Some(e) => SshError::Spawn(e),
+        })?;
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
         match output.status.code() {
             Some(0) => Ok(Output {
@@ -278,6 +295,53 @@ pub fn base_args(target: &SshTarget, control_path: &Path) -> Vec<String> {
     a
 }
 
+/// Runs `cmd` (its own process group) to its end, or kills the group after `limit`: `Err(None)`.
+fn run_bounded(
+    mut cmd: Command,
+    limit: Duration,
+) -> Result<std::process::Output, Option<std::io::Error>> {
+    let mut child = cmd.spawn().map_err(Some)?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(Some)? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: signals the process group ssh leads (process_group(0) made it).
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            return Err(None);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
 /// Quotes `s` for a POSIX shell: single quotes, with `'` written as `'\''`.
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
@@ -301,6 +365,36 @@ fn last_line(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Issue 17, finding 9: a remote step that hangs is stopped at its timeout, and so is
+    /// everything it started.
+    #[test]
+    fn a_step_that_outlives_its_timeout_is_killed_with_its_process_group() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("still-running");
+        let mut cmd = Command::new("sh");
+        cmd.process_group(0);
+        cmd.arg("-c")
+            .arg(format!("(sleep 2; touch {}) & sleep 30", marker.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let t = Instant::now();
+        assert!(matches!(
+            run_bounded(cmd, Duration::from_millis(300)),
+            Err(None)
+        ));
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "a child of the step survived");
+        let mut ok = Command::new("sh");
+        ok.process_group(0);
+        ok.arg("-c")
+            .arg("echo hi")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = run_bounded(ok, Duration::from_secs(5)).unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+    }
+
     #[test]
     fn quote_leaves_plain_words_and_escapes_single_quotes() {
         assert_eq!(quote("/home/u/app"), "/home/u/app");
@@ -316,6 +410,7 @@ mod tests {
             destination: "u@h".into(),
             config_file: Some("/tmp/cfg".into()),
             connect_timeout: Duration::from_secs(7),
+            step_timeout: DEFAULT_STEP_TIMEOUT,
         };
         let a = base_args(&t, Path::new("/tmp/hs-0000abcd"));
         assert_eq!(
