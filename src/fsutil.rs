@@ -85,6 +85,88 @@ pub fn secure_state_dir(root: &Path) -> Result<PathBuf, Failure> {
     Ok(dir)
 }
 
+/// The folder harness keeps caches in that are shared between projects (wheels, rootfs):
+/// `$HARNESS_CACHE_DIR`, else `$XDG_CACHE_HOME/harness`, else `~/.cache/harness`. Never a shared
+/// temporary folder: what lands in the cache is later copied into packages and images unread, so
+/// another user must not be able to write there. The folder is made 0700; one that belongs to
+/// someone else is refused.
+pub fn cache_root() -> Result<PathBuf, Failure> {
+    let root = match std::env::var_os("HARNESS_CACHE_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(|h| PathBuf::from(h).join(".cache"))
+            })
+            .ok_or_else(|| {
+                Failure::new(
+                    Exit::Environment,
+                    "no cache folder: HOME, XDG_CACHE_HOME and HARNESS_CACHE_DIR are all unset",
+                )
+                .hint(
+                    "set HARNESS_CACHE_DIR to a folder only you can write (harness will not share /tmp)",
+                )
+            })?
+            .join("harness"),
+    };
+    own_private_dir(&root)?;
+    Ok(root)
+}
+
+/// Creates `dir` 0700, or checks that an existing one belongs to this user and tightens it to
+/// 0700. A folder owned by another user (or a symlink to one) is refused rather than trusted.
+pub fn own_private_dir(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    create_private_dir(dir)?;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| Failure::new(Exit::Environment, format!("{}: {e}", dir.display())))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(Failure::new(
+            Exit::Environment,
+            format!(
+                "{} belongs to uid {}, not to you (uid {me}); harness will not use a cache another user can write",
+                dir.display(),
+                meta.uid()
+            ),
+        )
+        .hint("point HARNESS_CACHE_DIR at a folder of your own"));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot restrict {} to its owner: {e}", dir.display()),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The hex sha256 of everything `r` yields.
+pub fn sha256_reader(r: &mut impl std::io::Read) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The hex sha256 of a file's bytes.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    sha256_reader(&mut std::fs::File::open(path)?)
+}
+
 /// `a/./b/../c` → `a/c`, without touching the file system (symlinks stay as named).
 pub fn normalize_lexically(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -98,4 +180,40 @@ pub fn normalize_lexically(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn a_cache_folder_others_could_enter_is_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        own_private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let fresh = tmp.path().join("a/b");
+        own_private_dir(&fresh).unwrap();
+        assert_eq!(std::fs::metadata(&fresh).unwrap().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_cache_folder_of_another_user_is_refused() {
+        // Needs root to give a folder away; CI runs as root, and so does this machine's user.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(std::env::var_os("CI").is_none(), "CI runs the suite as root");
+            eprintln!("not root: cannot chown a folder to another user here");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("theirs");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap();
+        let e = own_private_dir(&dir).unwrap_err();
+        assert!(e.message.contains("uid 65534"), "{}", e.message);
+        assert_eq!(e.exit, Exit::Environment);
+    }
 }

@@ -82,8 +82,7 @@ pub struct Options {
 
 impl Options {
     /// Defaults: order local,pull,bake (HARNESS_IMAGE_ORDER overrides), offline when
-    /// HARNESS_OFFLINE=1, embedded recipes, cache in $HARNESS_CACHE_DIR or
-    /// ${XDG_CACHE_HOME:-~/.cache}/harness.
+    /// HARNESS_OFFLINE=1, embedded recipes, cache in `fsutil::cache_root`.
     pub fn from_env() -> Result<Options, Failure> {
         let order = match std::env::var("HARNESS_IMAGE_ORDER") {
             Ok(text) => Source::parse_order(&text)
@@ -94,7 +93,7 @@ impl Options {
             order,
             offline: std::env::var("HARNESS_OFFLINE").is_ok_and(|v| v == "1"),
             recipes: RecipeSource::Embedded,
-            cache: cache_dir(),
+            cache: crate::fsutil::cache_root()?,
             bake_path: match std::env::var("HARNESS_BAKE_PATH").as_deref() {
                 Ok("container") => Some(BakePath::Container),
                 Ok("chroot") => Some(BakePath::Chroot),
@@ -108,17 +107,6 @@ impl Options {
             },
         })
     }
-}
-
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("HARNESS_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/var/cache"));
-    base.join("harness")
 }
 
 /// The outcome for one image.

@@ -3,7 +3,7 @@
 //! The recipes ship inside the binary so `harness` works from any directory; `--recipes DIR` reads
 //! them from disk instead (for recipe development and tests).
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -352,20 +352,7 @@ pub fn missing_package(apt_output: &str) -> Option<String> {
     None
 }
 
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
-}
+pub use crate::fsutil::sha256_file;
 
 #[cfg(test)]
 mod tests {

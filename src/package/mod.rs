@@ -542,18 +542,7 @@ fn write_zip(
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, Failure> {
-    use sha2::{Digest, Sha256};
-    let mut f = std::fs::File::open(path).map_err(|e| io_fail(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = std::io::Read::read(&mut f, &mut buf).map_err(|e| io_fail(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::fsutil::sha256_file(path).map_err(|e| io_fail(path, e))
 }
 
 fn io_fail(path: &Path, e: std::io::Error) -> Failure {

@@ -78,6 +78,8 @@ pub enum VendorError {
         wheel: String,
         source: zip::result::ZipError,
     },
+    #[error("the wheel cache entry {dir} is damaged: {why}")]
+    Damaged { dir: PathBuf, why: String },
     #[error("the wheel cache at {path} is unusable: {source}")]
     Cache {
         path: PathBuf,
@@ -108,6 +110,10 @@ impl From<VendorError> for Failure {
                 Exit::BadInput,
                 "remove the wheel from the cache and the requirements",
             ),
+            VendorError::Damaged { .. } => (
+                Exit::Environment,
+                "something changed the cache after harness filled it; remove that entry and build again (pip refills it)",
+            ),
             VendorError::Cache { .. } => (
                 Exit::Environment,
                 "remove the cache entry (see HARNESS_CACHE_DIR) and build again",
@@ -123,18 +129,6 @@ pub struct VendorRequest<'a> {
     pub requirements: &'a crate::requirements::RequirementSet,
     pub pythons: &'a [String],
     pub platforms: &'a [String],
-}
-
-/// Where harness keeps caches shared between projects.
-pub fn cache_root() -> PathBuf {
-    if let Some(d) = std::env::var_os("HARNESS_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("harness")
 }
 
 /// The cache key: the requirements' content, the Pythons and the platforms.
@@ -155,22 +149,23 @@ pub fn cache_key(requirements: &[u8], pythons: &[String], platforms: &[String]) 
 }
 
 /// Returns a complete cache entry, filling it with pip first when it is cold.
-pub fn ensure(req: &VendorRequest) -> Result<Vendor, VendorError> {
+pub fn ensure(req: &VendorRequest) -> Result<Vendor, Failure> {
+    let wheels_root = crate::fsutil::cache_root()?.join("wheels");
+    crate::fsutil::own_private_dir(&wheels_root)?;
+    Ok(ensure_in(&wheels_root, req)?)
+}
+
+fn ensure_in(wheels_root: &Path, req: &VendorRequest) -> Result<Vendor, VendorError> {
     let key = cache_key(&req.requirements.key_material(), req.pythons, req.platforms);
-    let wheels_root = cache_root().join("wheels");
     let dir = wheels_root.join(&key);
     if let Some(v) = load(&dir)? {
         return Ok(v);
     }
-    std::fs::create_dir_all(&wheels_root).map_err(|source| VendorError::Cache {
-        path: wheels_root.clone(),
-        source,
-    })?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{}-", &key[..16]))
-        .tempdir_in(&wheels_root)
+        .tempdir_in(wheels_root)
         .map_err(|source| VendorError::Cache {
-            path: wheels_root.clone(),
+            path: wheels_root.to_path_buf(),
             source,
         })?;
     fill(tmp.path(), req)?;
@@ -204,12 +199,98 @@ fn load(dir: &Path) -> Result<Option<Vendor>, VendorError> {
     let lock_path = dir.join("vendor.lock");
     let lock: VendorLock =
         serde_json::from_slice(&read(lock_path.clone())?).map_err(|e| bad(&lock_path, e))?;
+    verify_zip(dir, &files)?;
     Ok(Some(Vendor {
         dir: dir.to_path_buf(),
         files,
         lock,
         cold: false,
     }))
+}
+
+/// The name of the file that holds vendor.zip's sha256, written when the entry is filled.
+const ZIP_SUM: &str = "vendor.zip.sha256";
+
+/// Checks a warm entry's vendor.zip before its bytes are raw-copied into a package (where
+/// nothing decompresses them again): its sha256 must be the one recorded when it was filled.
+/// An entry from before the sum was recorded is checked entry by entry against its manifest
+/// once, and then gets its sum.
+fn verify_zip(dir: &Path, files: &[FileEntry]) -> Result<(), VendorError> {
+    let zip = dir.join("vendor.zip");
+    let sum_path = dir.join(ZIP_SUM);
+    let damaged = |why: String| VendorError::Damaged {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    let actual = sha256_of(&zip)?;
+    match std::fs::read_to_string(&sum_path) {
+        Ok(recorded) if recorded.trim() == actual => Ok(()),
+        Ok(recorded) => Err(damaged(format!(
+            "vendor.zip has sha256 {actual}, but {ZIP_SUM} recorded {}",
+            recorded.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let listed = zip_entries(&zip)?;
+            let expected: BTreeMap<&str, &str> = files
+                .iter()
+                .map(|f| (f.path.as_str(), f.sha256.as_str()))
+                .collect();
+            let got: BTreeMap<&str, &str> = listed
+                .iter()
+                .map(|(p, s)| (p.as_str(), s.as_str()))
+                .collect();
+            if let Some((path, _)) = expected
+                .iter()
+                .find(|(p, s)| got.get(*p) != Some(*s))
+                .or_else(|| got.iter().find(|(p, _)| !expected.contains_key(*p)))
+            {
+                return Err(damaged(format!(
+                    "vendor.zip's `{path}` does not match vendor.manifest.json"
+                )));
+            }
+            std::fs::write(&sum_path, format!("{actual}\n")).map_err(|source| VendorError::Cache {
+                path: sum_path,
+                source,
+            })
+        }
+        Err(source) => Err(VendorError::Cache {
+            path: sum_path,
+            source,
+        }),
+    }
+}
+
+fn sha256_of(path: &Path) -> Result<String, VendorError> {
+    let cache = |source| VendorError::Cache {
+        path: path.to_path_buf(),
+        source,
+    };
+    crate::fsutil::sha256_file(path).map_err(cache)
+}
+
+/// (name, sha256 of the decompressed bytes) of every entry of a zip.
+fn zip_entries(path: &Path) -> Result<Vec<(String, String)>, VendorError> {
+    let bad = |e: zip::result::ZipError| VendorError::Cache {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let f = std::fs::File::open(path).map_err(|source| VendorError::Cache {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(bad)?;
+    let mut out = Vec::with_capacity(archive.len());
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(bad)?;
+        let name = entry.name().map_err(bad)?.into_owned();
+        let sha =
+            crate::fsutil::sha256_reader(&mut entry).map_err(|source| VendorError::Cache {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        out.push((name, sha));
+    }
+    Ok(out)
 }
 
 fn python_program() -> String {
@@ -285,6 +366,9 @@ fn fill(dir: &Path, req: &VendorRequest) -> Result<(), VendorError> {
         source: std::io::Error::other(e),
     })?;
 
+    let sum_path = dir.join(ZIP_SUM);
+    std::fs::write(&sum_path, format!("{}\n", sha256_of(&zip_path)?))
+        .map_err(cache_err(&sum_path))?;
     let lock = VendorLock {
         wheels: locked.into_values().collect(),
     };
@@ -505,6 +589,86 @@ mod tests {
         let e = unpack_wheel("evil-1.0-py3-none-any.whl", &std::fs::read(&p).unwrap()).unwrap_err();
         assert!(e.to_string().contains("../../escape.py"), "{e}");
         assert_eq!(Failure::from(e).exit, Exit::BadInput);
+    }
+
+    /// A warm entry as `fill` leaves it, without running pip: (dir, its vendor.zip bytes).
+    fn warm_entry(with_sum: bool) -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("entry");
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = [
+            ("vendor/flask/__init__.py", b"flask = 1\n".as_slice()),
+            ("vendor/x.py", b"x"),
+        ];
+        let mut zip =
+            archive::DeterministicZip::new(std::fs::File::create(dir.join("vendor.zip")).unwrap());
+        let mut manifest = Vec::new();
+        for (name, data) in files {
+            zip.add_bytes(name, data, 0o644).unwrap();
+            manifest.push(FileEntry::of(name.to_string(), data, 0o644));
+        }
+        zip.finish().unwrap();
+        std::fs::write(
+            dir.join("vendor.lock"),
+            archive::pretty_json(&VendorLock { wheels: vec![] }),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("vendor.manifest.json"),
+            archive::pretty_json(&manifest),
+        )
+        .unwrap();
+        if with_sum {
+            let sum = sha256_of(&dir.join("vendor.zip")).unwrap();
+            std::fs::write(dir.join(ZIP_SUM), format!("{sum}\n")).unwrap();
+        }
+        (tmp, dir)
+    }
+
+    /// Changes one byte, as a disk error or another program would.
+    fn tamper(zip: &Path) {
+        let mut bytes = std::fs::read(zip).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(zip, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_warm_entry_whose_zip_changed_after_filling_is_refused() {
+        let (_tmp, dir) = warm_entry(true);
+        assert!(load(&dir).unwrap().is_some());
+        tamper(&dir.join("vendor.zip"));
+        let e = load(&dir).unwrap_err();
+        assert!(matches!(e, VendorError::Damaged { .. }), "{e}");
+        assert!(e.to_string().contains("recorded"), "{e}");
+        assert_eq!(Failure::from(e).exit, Exit::Environment);
+    }
+
+    #[test]
+    fn an_entry_without_a_sum_is_checked_against_its_manifest_once() {
+        let (_tmp, dir) = warm_entry(false);
+        assert!(load(&dir).unwrap().is_some());
+        assert!(
+            dir.join(ZIP_SUM).is_file(),
+            "the checked entry gets its sum"
+        );
+
+        let (_tmp2, dir) = warm_entry(false);
+        let mut manifest: Vec<FileEntry> =
+            serde_json::from_slice(&std::fs::read(dir.join("vendor.manifest.json")).unwrap())
+                .unwrap();
+        manifest[1].sha256 = "0".repeat(64);
+        std::fs::write(
+            dir.join("vendor.manifest.json"),
+            archive::pretty_json(&manifest),
+        )
+        .unwrap();
+        let e = load(&dir).unwrap_err();
+        assert!(e.to_string().contains("vendor/x.py"), "{e}");
+        assert!(
+            !dir.join(ZIP_SUM).exists(),
+            "a mismatching entry gets no sum"
+        );
     }
 
     #[test]
