@@ -265,8 +265,9 @@ pub struct BackupArgs {
 #[derive(Debug, Args)]
 pub struct ParityArgs {
     /// Compare the deployed webhosting package with the files on the server instead (one ssh
-    /// command lists every file's sha256; logs, tmp/, __pycache__ and the database's content are
-    /// runtime state; the database's schema is compared).
+    /// command lists every file's sha256; logs, tmp/, the bytecode Python writes beside its sources
+    /// and the database's content are runtime state; stray bytecode and symlinks are reported; the
+    /// database's schema is compared).
     #[arg(long)]
     pub remote: bool,
 }

@@ -204,7 +204,10 @@ mod tests {
     fn a_cache_folder_of_another_user_is_refused() {
         // Needs root to give a folder away; CI runs as root, and so does this machine's user.
         if unsafe { libc::geteuid() } != 0 {
-            assert!(std::env::var_os("CI").is_none(), "CI runs the suite as root");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the suite as root"
+            );
             eprintln!("not root: cannot chown a folder to another user here");
             return;
         }

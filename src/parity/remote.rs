@@ -16,22 +16,31 @@ use crate::error::{Exit, Failure};
 /// What an SSH failure left on the server: parity only reads.
 const READ_ONLY: &str = "nothing was changed on the server";
 
-/// Runtime files every server run creates; never compared. `*.log`, `*.pyc` and `__pycache__`
-/// are also left out of the listing itself, so large logs cost no hashing on the server.
-pub const RUNTIME_IGNORES: [&str; 5] = [
-    "**/*.log",
-    "tmp/**",
-    "**/__pycache__/**",
-    "**/*.pyc",
-    "**/*.pyo",
-];
+/// Runtime files every server run creates; never compared. Logs and `tmp/` are also left out of
+/// the listing itself, so large logs cost no hashing on the server. Bytecode is runtime state only
+/// where Python writes it: `__pycache__/X.*.pyc` beside an `X.py` (see [`compare`]).
+pub const RUNTIME_IGNORES: [&str; 2] = ["**/*.log", "tmp/**"];
 
-/// The one command that lists every file under `remote_dir` as `sha256  ./path` lines, with
-/// sha256sum's own escaping for names holding a backslash or newline (see [`parse_listing`]).
+/// Separates the listing's sections; NUL never occurs in sha256sum's text or in a file name.
+const PYCACHE_MARK: &str = "\0#pycache\0";
+const SYMLINKS_MARK: &str = "#symlinks";
+
+/// The one command that describes everything under `remote_dir`, in three sections:
+/// - `sha256  ./path` lines for every regular file outside `__pycache__/` and `tmp/` (not logs),
+///   with sha256sum's own escaping for names holding a backslash or newline;
+/// - after a NUL, `#pycache` and the NUL-terminated names of the files in `__pycache__/` folders
+///   (named, not hashed: only whether their source exists matters);
+/// - `#symlinks` and the NUL-terminated names of every symbolic link.
+///
+/// See [`parse_listing`].
 pub fn listing_command(remote_dir: &str) -> String {
     format!(
         "cd -- {} && find . \\( -name __pycache__ -o -path ./tmp \\) -prune -o -type f \
-         ! -name '*.log' ! -name '*.pyc' ! -name '*.pyo' -print0 | LC_ALL=C xargs -0 -r sha256sum --",
+         ! -name '*.log' -print0 | LC_ALL=C xargs -0 -r sha256sum -- \
+         && printf '\\000#pycache\\000' \
+         && find . -path ./tmp -prune -o -path '*/__pycache__/*' -type f -print0 \
+         && printf '{SYMLINKS_MARK}\\000' \
+         && find . -path ./tmp -prune -o -type l -print0",
         quote(remote_dir)
     )
 }
@@ -112,6 +121,11 @@ pub struct RemoteReport {
     pub missing: Vec<String>,
     /// On the server, not in the package (and not runtime state).
     pub extra: Vec<String>,
+    /// Bytecode Python did not write for a source beside it: `.pyc`/`.pyo` outside
+    /// `__pycache__/`, or `__pycache__/` files whose source is not there.
+    pub bytecode: Vec<String>,
+    /// Symbolic links (a package never holds one).
+    pub symlinks: Vec<String>,
     /// Server files left out as runtime state.
     pub ignored: usize,
     pub schema: SchemaCheck,
@@ -122,6 +136,8 @@ impl RemoteReport {
         self.modified.is_empty()
             && self.missing.is_empty()
             && self.extra.is_empty()
+            && self.bytecode.is_empty()
+            && self.symlinks.is_empty()
             && matches!(self.schema, SchemaCheck::NotChecked | SchemaCheck::Same)
     }
 
@@ -139,9 +155,44 @@ impl RemoteReport {
     }
 }
 
-/// Parses the listing: `<64 hex>  <path>` (or ` *<path>` in binary mode), where a line starting
-/// with `\` has `\\` and `\n` escaped in its name. Paths lose their leading `./`.
-pub fn parse_listing(listing: &str) -> Result<BTreeMap<String, String>, String> {
+/// What [`listing_command`] found on the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Regular files outside `__pycache__/` and `tmp/`: path → sha256.
+    pub files: BTreeMap<String, String>,
+    /// Files inside `__pycache__/` folders.
+    pub pycache: Vec<String>,
+    /// Symbolic links anywhere outside `tmp/`.
+    pub symlinks: Vec<String>,
+}
+
+/// Parses [`listing_command`]'s output. The file section is `<64 hex>  <path>` lines (or
+/// ` *<path>` in binary mode), where a line starting with `\` has `\\` and `\n` escaped in its
+/// name; the other two sections are NUL-terminated names. Paths lose their leading `./`.
+pub fn parse_listing(listing: &str) -> Result<Listing, String> {
+    let (text, rest) = match listing.split_once(PYCACHE_MARK) {
+        Some((text, rest)) => (text, rest),
+        // Only a listing cut short lacks its sections; an empty folder still prints the marks.
+        None => return Err("the listing ended before its #pycache section".into()),
+    };
+    let (pycache, symlinks) = rest
+        .split_once(&format!("{SYMLINKS_MARK}\0"))
+        .ok_or("the listing ended before its #symlinks section")?;
+    let names = |section: &str| -> Vec<String> {
+        section
+            .split('\0')
+            .filter(|n| !n.is_empty())
+            .map(|n| n.strip_prefix("./").unwrap_or(n).to_string())
+            .collect()
+    };
+    Ok(Listing {
+        files: parse_sums(text)?,
+        pycache: names(pycache),
+        symlinks: names(symlinks),
+    })
+}
+
+fn parse_sums(listing: &str) -> Result<BTreeMap<String, String>, String> {
     let mut out = BTreeMap::new();
     for (n, line) in listing.lines().enumerate() {
         if line.is_empty() {
@@ -174,6 +225,21 @@ pub fn parse_listing(listing: &str) -> Result<BTreeMap<String, String>, String> 
     Ok(out)
 }
 
+/// Whether `path`, a file in a `__pycache__/` folder, is the bytecode Python writes for a
+/// source the server has: `D/__pycache__/X.<tag>.pyc` beside `D/X.py`.
+fn is_cache_of_a_source(path: &str, files: &BTreeMap<String, String>) -> bool {
+    let Some((dir, name)) = path.rsplit_once("__pycache__/") else {
+        return false;
+    };
+    if name.contains('/') || !name.ends_with(".pyc") {
+        return false;
+    }
+    let Some((module, _)) = name.split_once('.') else {
+        return false;
+    };
+    files.contains_key(&format!("{dir}{module}.py"))
+}
+
 fn unescape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
@@ -198,6 +264,9 @@ fn unescape(s: &str) -> String {
 
 /// Compares the deployed package with the server's listing. The database's bytes and runtime
 /// files are not compared; call [`RemoteReport::check_schema`] for the database's schema.
+/// Bytecode that Python would not have written (a `.pyc` outside `__pycache__/`, which Python
+/// imports when no source is beside it, or a cache file without its source) and symbolic links
+/// are reported on their own: neither is ever part of a package.
 pub fn compare(
     package: &PackageView,
     listing: &str,
@@ -208,6 +277,8 @@ pub fn compare(
         modified: Vec::new(),
         missing: Vec::new(),
         extra: Vec::new(),
+        bytecode: Vec::new(),
+        symlinks: Vec::new(),
         ignored: 0,
         schema: SchemaCheck::NotChecked,
     };
@@ -216,7 +287,7 @@ pub fn compare(
         if is_db(path) {
             continue;
         }
-        match server.get(path) {
+        match server.files.get(path) {
             None => report.missing.push(path.clone()),
             Some(sha) if *sha != fact.sha256 => report.modified.push(Modified {
                 path: path.clone(),
@@ -226,16 +297,34 @@ pub fn compare(
             Some(_) => {}
         }
     }
-    for path in server.keys() {
+    for path in server.files.keys() {
         if package.files.contains_key(path) || is_db(path) {
             continue;
         }
         if ignore.ignores(path) {
             report.ignored += 1;
+        } else if path.ends_with(".pyc") || path.ends_with(".pyo") {
+            report.bytecode.push(path.clone());
         } else {
             report.extra.push(path.clone());
         }
     }
+    for path in &server.pycache {
+        if ignore.ignores(path) || is_cache_of_a_source(path, &server.files) {
+            report.ignored += 1;
+        } else {
+            report.bytecode.push(path.clone());
+        }
+    }
+    for path in &server.symlinks {
+        if ignore.ignores(path) {
+            report.ignored += 1;
+        } else {
+            report.symlinks.push(path.clone());
+        }
+    }
+    report.bytecode.sort();
+    report.symlinks.sort();
     Ok(report)
 }
 
@@ -297,7 +386,7 @@ pub fn run(
             )
             .hint("file names on the server must be UTF-8")
         })?;
-        let n = text.lines().count();
+        let n = parse_listing(&text).map_or(0, |l| l.files.len());
         Ok::<_, Failure>((text, format!("{n} files on {host}:{dir}")))
     })?;
     let mut report = compare(&view, &listing, &ignore)
@@ -306,6 +395,7 @@ pub fn run(
         let deployed = crate::package::database::schema_fingerprint(schema);
         let on_server = parse_listing(&listing)
             .map_err(|e| Failure::new(Exit::Environment, e))?
+            .files
             .contains_key(db);
         let server = if on_server {
             let tmp = tempfile::NamedTempFile::new().map_err(|e| {
@@ -358,6 +448,15 @@ server   {}:{}
     }
     for p in &r.extra {
         let _ = writeln!(out, "extra     {p}");
+    }
+    for p in &r.bytecode {
+        let _ = writeln!(
+            out,
+            "bytecode  {p}  (Python writes no such file for the sources on the server)"
+        );
+    }
+    for p in &r.symlinks {
+        let _ = writeln!(out, "symlink   {p}");
     }
     match &r.schema {
         SchemaCheck::NotChecked => {}
@@ -423,12 +522,35 @@ mod tests {
             ("tmp/restart.txt", b""),
             ("src/__pycache__/a.cpython-311.pyc", b"\0"),
             ("logs/app.log", b"log"),
+            ("stray.pyc", b"\0"),
         ];
         for (p, b) in files {
             let full = root.join(p);
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
             std::fs::write(full, b).unwrap();
         }
+        std::os::unix::fs::symlink("/etc/passwd", root.join("src/link me.py")).unwrap();
+        let listing = parse_listing(&String::from_utf8(list(&root)).unwrap()).unwrap();
+        let want: BTreeMap<String, String> = files[..5]
+            .iter()
+            .chain(&files[8..])
+            .map(|(p, b)| (p.to_string(), sha(b)))
+            .collect();
+        assert_eq!(listing.files, want, "logs and tmp/ are not even listed");
+        assert_eq!(listing.pycache, vec!["src/__pycache__/a.cpython-311.pyc"]);
+        assert_eq!(listing.symlinks, vec!["src/link me.py"]);
+
+        let empty = tempfile::tempdir().unwrap();
+        let listing = parse_listing(&String::from_utf8(list(empty.path())).unwrap()).unwrap();
+        assert_eq!(
+            listing,
+            Listing::default(),
+            "an empty folder still has its sections"
+        );
+    }
+
+    /// Runs the listing command in a real shell.
+    fn list(root: &std::path::Path) -> Vec<u8> {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(listing_command(root.to_str().unwrap()))
@@ -439,12 +561,7 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let listing = parse_listing(&String::from_utf8(out.stdout).unwrap()).unwrap();
-        let want: BTreeMap<String, String> = files[..5]
-            .iter()
-            .map(|(p, b)| (p.to_string(), sha(b)))
-            .collect();
-        assert_eq!(listing, want, "runtime files are not even listed");
+        out.stdout
     }
 
     #[test]
@@ -459,11 +576,22 @@ mod tests {
 
     #[test]
     fn bad_listing_lines_are_named() {
-        assert!(parse_listing("nonsense\n").unwrap_err().contains("line 1"));
+        let sections = format!("{PYCACHE_MARK}{SYMLINKS_MARK}\0");
+        let with = |t: &str| format!("{t}{sections}");
+        assert!(
+            parse_listing(&with("nonsense\n"))
+                .unwrap_err()
+                .contains("line 1")
+        );
         let zz = format!("{}  ./a\n", "z".repeat(64));
-        assert!(parse_listing(&zz).is_err());
+        assert!(parse_listing(&with(&zz)).is_err());
         let bin = format!("{} *./a\n", "A".repeat(64));
-        assert_eq!(parse_listing(&bin).unwrap()["a"], "a".repeat(64));
+        assert_eq!(
+            parse_listing(&with(&bin)).unwrap().files["a"],
+            "a".repeat(64)
+        );
+        let cut = format!("{}  ./a\n", "a".repeat(64));
+        assert!(parse_listing(&cut).unwrap_err().contains("ended before"));
     }
 
     fn package(files: &[(&str, &[u8])]) -> PackageView {
@@ -493,10 +621,24 @@ mod tests {
     }
 
     fn listing(files: &[(&str, &[u8])]) -> String {
-        files
+        listing_with(files, &[], &[])
+    }
+
+    fn listing_with(files: &[(&str, &[u8])], pycache: &[&str], symlinks: &[&str]) -> String {
+        let mut out: String = files
             .iter()
             .map(|(p, b)| format!("{}  ./{p}\n", sha(b)))
-            .collect()
+            .collect();
+        out.push_str(PYCACHE_MARK);
+        for p in pycache {
+            out.push_str(&format!("./{p}\0"));
+        }
+        out.push_str(SYMLINKS_MARK);
+        out.push('\0');
+        for p in symlinks {
+            out.push_str(&format!("./{p}\0"));
+        }
+        out
     }
 
     #[test]
@@ -507,17 +649,20 @@ mod tests {
             ("src/app/models.py", b"models"),
             ("app.db", b"seeded"),
         ]);
-        let server = listing(&[
-            ("passenger_wsgi.py", b"app"),
-            ("src/app/views.py", b"views edited on the server"),
-            ("app.db", b"grown at runtime"),
-            ("app.db-wal", b"wal"),
-            ("src/app/stray.py", b"stray"),
-            ("tmp/restart.txt", b""),
-            ("logs/error.log", b"boom"),
-            ("src/app/__pycache__/views.cpython-311.pyc", b"\0"),
-            ("uploads/a.png", b"png"),
-        ]);
+        let server = listing_with(
+            &[
+                ("passenger_wsgi.py", b"app"),
+                ("src/app/views.py", b"views edited on the server"),
+                ("app.db", b"grown at runtime"),
+                ("app.db-wal", b"wal"),
+                ("src/app/stray.py", b"stray"),
+                ("tmp/restart.txt", b""),
+                ("logs/error.log", b"boom"),
+                ("uploads/a.png", b"png"),
+            ],
+            &["src/app/__pycache__/views.cpython-311.pyc"],
+            &["uploads/latest.png"],
+        );
         let ignore = Ignore::new(Some("app.db"), &["uploads/**".to_string()]).unwrap();
         let r = compare(&pkg, &server, &ignore).unwrap();
         assert_eq!(r.modified.len(), 1);
@@ -525,8 +670,55 @@ mod tests {
         assert_eq!(r.modified[0].deployed, sha(b"views"));
         assert_eq!(r.missing, vec!["src/app/models.py"]);
         assert_eq!(r.extra, vec!["src/app/stray.py"]);
-        assert_eq!(r.ignored, 5);
+        assert!(r.bytecode.is_empty() && r.symlinks.is_empty());
+        assert_eq!(r.ignored, 6);
         assert!(!r.is_clean());
+    }
+
+    #[test]
+    fn bytecode_python_did_not_write_and_symlinks_are_reported() {
+        let pkg = package(&[
+            ("passenger_wsgi.py", b"app"),
+            ("src/app/views.py", b"views"),
+        ]);
+        let server = listing_with(
+            &[
+                ("passenger_wsgi.py", b"app"),
+                ("src/app/views.py", b"views"),
+                // Imported in place of a missing source: Python 3 never writes one there.
+                ("src/app/auth.pyc", b"\0"),
+                ("legacy.pyo", b"\0"),
+            ],
+            &[
+                "src/app/__pycache__/views.cpython-311.pyc",
+                "src/app/__pycache__/admin.cpython-311.pyc",
+                "src/app/__pycache__/notes.txt",
+            ],
+            &["src/app/config.py", "static/uploads"],
+        );
+        let r = compare(&pkg, &server, &Ignore::new(None, &[]).unwrap()).unwrap();
+        assert_eq!(
+            r.bytecode,
+            vec![
+                "legacy.pyo",
+                "src/app/__pycache__/admin.cpython-311.pyc",
+                "src/app/__pycache__/notes.txt",
+                "src/app/auth.pyc",
+            ]
+        );
+        assert_eq!(r.symlinks, vec!["src/app/config.py", "static/uploads"]);
+        assert_eq!(r.ignored, 1, "the cache of views.py is runtime state");
+        assert!(r.extra.is_empty() && r.modified.is_empty() && r.missing.is_empty());
+        assert!(!r.is_clean());
+        let text = table(&RemoteOutcome {
+            host: "h".into(),
+            remote_dir: "/d".into(),
+            package: "p.zip".into(),
+            report: r,
+        });
+        assert!(text.contains("bytecode  src/app/auth.pyc"), "{text}");
+        assert!(text.contains("symlink   static/uploads"), "{text}");
+        assert!(text.contains("DIFFERS"), "{text}");
     }
 
     #[test]
