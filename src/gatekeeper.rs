@@ -27,9 +27,13 @@ pub struct GateOutcome {
     pub schema_fingerprint: Option<String>,
 }
 
-/// Opens the project's ledger.
+/// Opens the project's ledger, adding the deploys and rollbacks an earlier command could not
+/// record (`ledger::unrecorded`). A ledger that still refuses them is no reason to stop a
+/// command that only reads; the records wait for the next open.
 pub fn open_ledger(project_root: &Path) -> Result<Ledger, Failure> {
-    Ok(Ledger::open(&ledger::path_in(project_root))?)
+    let mut ledger = Ledger::open(&ledger::path_in(project_root))?;
+    let _ = ledger::unrecorded::replay(project_root, &mut ledger);
+    Ok(ledger)
 }
 
 /// Decides for the webhosting package that would ship now: builds it, then evaluates.

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::gate::{Force, PackageFacts};
+use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{DeployOutcome, DeployRecord, Timestamp};
 use plan::{Check, Facts, Layout, RemoteStep, StepError};
 use remote::Remote;
@@ -129,6 +130,13 @@ pub fn deploy(
         let detail = outcome.decision.summary.clone();
         Ok((outcome, detail))
     })?;
+    let recorder = Recorder {
+        root: &config.root,
+        started_at,
+        shipment: &shipment,
+        gate_decision_id: gate.decision_id,
+        reporter,
+    };
 
     // 2. The exact zip boots in the app image, in parallel with the read-only SSH work, the lock
     // and the backup; it must have passed before the upload.
@@ -312,15 +320,7 @@ pub fn deploy(
         // Before the swap, production is unchanged: a failure releases the lock and is recorded.
         let fail_unchanged = |ledger: &mut crate::ledger::Ledger, failure: Failure| {
             let _ = ssh.run(&unlock_script(&layout));
-            record(
-                ledger,
-                started_at,
-                &shipment,
-                gate.decision_id,
-                DeployOutcome::Failed,
-                None,
-                &failure.message,
-            );
+            let _ = recorder.record(ledger, DeployOutcome::Failed, None, &failure.message);
             failure
         };
         // From the lock on, an interrupt must clean up: it is handled between steps.
@@ -412,15 +412,7 @@ pub fn deploy(
                 layout.staging(),
                 layout.lock()
             ));
-            record(
-                &mut ledger,
-                started_at,
-                &shipment,
-                gate.decision_id,
-                DeployOutcome::Unknown,
-                None,
-                &failure.message,
-            );
+            let _ = recorder.record(&mut ledger, DeployOutcome::Unknown, None, &failure.message);
             return Err(failure);
         }
         swapped_at.set(Instant::now());
@@ -458,15 +450,8 @@ pub fn deploy(
                 layout.live,
                 layout.lock()
             ));
-                record(
-                    &mut ledger,
-                    started_at,
-                    &shipment,
-                    gate.decision_id,
-                    DeployOutcome::Unknown,
-                    None,
-                    &failure.message,
-                );
+                let _ =
+                    recorder.record(&mut ledger, DeployOutcome::Unknown, None, &failure.message);
                 return Err(failure);
             }
             let rolled = swap_back_and_verify(
@@ -488,15 +473,7 @@ pub fn deploy(
                         break_lock,
                     );
                     unlock_and_audit(&ssh, &layout, &config.root, &line);
-                    record(
-                        &mut ledger,
-                        started_at,
-                        &shipment,
-                        gate.decision_id,
-                        DeployOutcome::RolledBack,
-                        None,
-                        &why,
-                    );
+                    let _ = recorder.record(&mut ledger, DeployOutcome::RolledBack, None, &why);
                     Failure::new(
                         Exit::RolledBack,
                         format!(
@@ -517,15 +494,7 @@ pub fn deploy(
                         shipment.build_id,
                         step_error_text(&e)
                     );
-                    record(
-                        &mut ledger,
-                        started_at,
-                        &shipment,
-                        gate.decision_id,
-                        DeployOutcome::Unknown,
-                        None,
-                        &msg,
-                    );
+                    let _ = recorder.record(&mut ledger, DeployOutcome::Unknown, None, &msg);
                     Failure::new(Exit::Unknown, msg).hint(format!(
                     "check on {destination}: which release is in {} (cat {}/build_info.json); whether \
                      {}/{} still exists; {}{} answers; the web server's error log. Your backup is {}. \
@@ -548,25 +517,27 @@ pub fn deploy(
         finish_best_effort(&finish_steps, &ssh, reporter, "deployed and verified");
         ssh.close();
         append_local_audit(&config.root, &line);
-        record(
+        let recorded = recorder.record(
             &mut ledger,
-            started_at,
-            &shipment,
-            gate.decision_id,
             DeployOutcome::Deployed,
             Some(release.clone()),
             "verified",
         );
-        backup::after_retention(
-            &config.root,
-            &mut ledger,
-            &retention.prune,
-            &kept,
-            wh.retention,
-            reporter,
-        );
-        prune_deployed(&config.root, &ledger, wh.keep_releases, reporter);
+        // Local backups and deployed packages are pruned by what the ledger says is live: not
+        // while it lacks the newest deploy.
+        if recorded.is_ok() {
+            backup::after_retention(
+                &config.root,
+                &mut ledger,
+                &retention.prune,
+                &kept,
+                wh.retention,
+                reporter,
+            );
+            prune_deployed(&config.root, &ledger, wh.keep_releases, reporter);
+        }
         update_state(config, &shipment, &destination, &layout)?;
+        recorded.map_err(|lost| lost.live_but_unrecorded("deploy", &release))?;
         Ok(DeployReceipt {
             build_id: shipment.build_id.clone(),
             destination,
@@ -1041,26 +1012,99 @@ fn append_local_audit(root: &Path, line: &str) {
         .and_then(|mut f| writeln!(f, "{line}"));
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    ledger: &mut crate::ledger::Ledger,
+/// What every deploy record of one `harness deploy` shares.
+struct Recorder<'a> {
+    root: &'a Path,
     started_at: Timestamp,
-    s: &Shipment,
+    shipment: &'a Shipment,
     gate_decision_id: i64,
-    outcome: DeployOutcome,
-    release: Option<String>,
-    detail: &str,
-) {
-    let _ = ledger.record_deploy(&DeployRecord {
-        started_at,
-        finished_at: Timestamp::now(),
-        target: "webhosting".into(),
-        package_sha256: s.sha256.clone(),
-        gate_decision_id: Some(gate_decision_id),
-        outcome,
-        release_id: release,
-        detail: detail.into(),
-    });
+    reporter: &'a dyn Reporter,
+}
+
+impl Recorder<'_> {
+    fn record(
+        &self,
+        ledger: &mut crate::ledger::Ledger,
+        outcome: DeployOutcome,
+        release: Option<String>,
+        detail: &str,
+    ) -> Result<(), NotRecorded> {
+        let rec = DeployRecord {
+            started_at: self.started_at,
+            finished_at: Timestamp::now(),
+            target: "webhosting".into(),
+            package_sha256: self.shipment.sha256.clone(),
+            gate_decision_id: Some(self.gate_decision_id),
+            outcome,
+            release_id: release,
+            detail: detail.into(),
+        };
+        let written = ledger.record_deploy(&rec).map(drop);
+        NotRecorded::check(written, self.root, Unrecorded::Deploy(rec), self.reporter)
+    }
+}
+
+/// A deploy or rollback whose outcome the ledger refused; its record waits in
+/// `.harness/unrecorded/` when that could be written (see `ledger::unrecorded`).
+pub(crate) struct NotRecorded {
+    why: String,
+    kept: Result<PathBuf, Failure>,
+}
+
+impl NotRecorded {
+    /// Keeps the record when the ledger refused it, and warns.
+    pub(crate) fn check(
+        written: Result<(), crate::ledger::LedgerError>,
+        root: &Path,
+        record: Unrecorded,
+        reporter: &dyn Reporter,
+    ) -> Result<(), NotRecorded> {
+        let Err(e) = written else { return Ok(()) };
+        let lost = NotRecorded {
+            why: e.to_string(),
+            kept: crate::ledger::unrecorded::keep(root, &record),
+        };
+        reporter.event(&Event::Warning {
+            message: match &lost.kept {
+                Ok(path) => format!(
+                    "the ledger did not take this outcome ({}); it waits in {} and is added at the next harness command",
+                    lost.why,
+                    path.display()
+                ),
+                Err(f) => format!(
+                    "the ledger did not take this outcome ({}), and it could not be kept either: {}",
+                    lost.why, f.message
+                ),
+            },
+        });
+        Err(lost)
+    }
+
+    /// The exit of a deploy or rollback that changed production but could not say so: the
+    /// change stands, the ledger does not show it yet.
+    pub(crate) fn live_but_unrecorded(self, what: &str, build: &str) -> Failure {
+        let hint = match &self.kept {
+            Ok(path) => format!(
+                "the record waits in {}; fix the ledger (another harness holding it, a full disk, \
+                 .harness/ not writable), then run `harness status webhosting`: it adds the record \
+                 first. Nothing under .harness/deployed/ or .harness/backups/ was pruned.",
+                path.display()
+            ),
+            Err(_) => format!(
+                "write down that production runs {build}; fix the ledger, then check with \
+                 `harness status webhosting` (it reads the build from the server). Nothing under \
+                 .harness/deployed/ or .harness/backups/ was pruned."
+            ),
+        };
+        Failure::new(
+            Exit::Environment,
+            format!(
+                "live but unrecorded: the {what} succeeded and production runs {build}, but the ledger refused the record: {}",
+                self.why
+            ),
+        )
+        .hint(hint)
+    }
 }
 
 /// Adds what production now runs to deployment_state_webhosting.json, keeping every other key.

@@ -20,6 +20,7 @@ use super::{backup, interrupt, io_failure, retention, ssh_failure, step_error_te
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
+use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord, Timestamp};
 
 #[derive(Debug, Clone, Default)]
@@ -467,7 +468,7 @@ pub fn rollback(
             .package_of_build(backup::TARGET, &to_build)
             .ok()
             .flatten();
-        let _ = ledger.record_rollback(&RollbackRecord {
+        let rec = RollbackRecord {
             started_at,
             finished_at: Timestamp::now(),
             target: backup::TARGET.into(),
@@ -479,7 +480,9 @@ pub fn rollback(
             db_backup: restore_from.clone(),
             outcome,
             detail: detail.into(),
-        });
+        };
+        let written = ledger.record_rollback(&rec).map(drop);
+        super::NotRecorded::check(written, &config.root, Unrecorded::Rollback(rec), reporter)
     };
     let audit = |outcome: &str, why: &str| {
         let mut what = format!(
@@ -563,7 +566,7 @@ pub fn rollback(
             .map_err(unchanged_failure)
     });
     if let Err(failure) = prepared {
-        record(&mut ledger, RollbackOutcome::Failed, &failure.message);
+        let _ = record(&mut ledger, RollbackOutcome::Failed, &failure.message);
         return Err(failure);
     }
     receipt.safety_backup = facts.restore.as_ref().map(|r| r.safety.local.clone());
@@ -586,7 +589,7 @@ pub fn rollback(
                 ),
             )
             .hint("someone changed releases/ meanwhile; `harness status webhosting` shows what is there now");
-            record(&mut ledger, RollbackOutcome::Failed, &failure.message);
+            let _ = record(&mut ledger, RollbackOutcome::Failed, &failure.message);
             return Err(failure);
         }
         let failure = Failure::new(
@@ -601,7 +604,7 @@ pub fn rollback(
             outgoing,
             layout.lock()
         ));
-        record(&mut ledger, RollbackOutcome::Unknown, &failure.message);
+        let _ = record(&mut ledger, RollbackOutcome::Unknown, &failure.message);
         return Err(failure);
     }
     swapped_at.set(Instant::now());
@@ -631,7 +634,7 @@ pub fn rollback(
             Ok(()) => {
                 let line = audit("reverted", &why);
                 super::unlock_and_audit(&ssh, &layout, &config.root, &line);
-                record(&mut ledger, RollbackOutcome::Reverted, &why);
+                let _ = record(&mut ledger, RollbackOutcome::Reverted, &why);
                 Failure::new(
                     Exit::RolledBack,
                     format!(
@@ -648,7 +651,7 @@ pub fn rollback(
                     target.name,
                     step_error_text(&e)
                 );
-                record(&mut ledger, RollbackOutcome::Unknown, &msg);
+                let _ = record(&mut ledger, RollbackOutcome::Unknown, &msg);
                 Failure::new(Exit::Unknown, msg).hint(format!(
                     "check on {destination}: which release is in {} (cat {}/build_info.json); {}/{} and {release_dir}; \
                      the web server's error log. The lock {} is kept; remove it with --break-lock when done.",
@@ -693,8 +696,8 @@ pub fn rollback(
     super::finish_best_effort(&finish, &ssh, reporter, "rolled back and verified");
     ssh.close();
     super::append_local_audit(&config.root, &line);
-    record(&mut ledger, RollbackOutcome::Done, "verified");
-    if facts.restore.is_some() {
+    let recorded = record(&mut ledger, RollbackOutcome::Done, "verified");
+    if facts.restore.is_some() && recorded.is_ok() {
         backup::after_retention(
             &config.root,
             &mut ledger,
@@ -721,6 +724,7 @@ pub fn rollback(
             "database_from": restore_from,
         }),
     )?;
+    recorded.map_err(|lost| lost.live_but_unrecorded("rollback", &to_build))?;
     receipt.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(receipt)
 }

@@ -8,6 +8,7 @@
 mod record;
 mod remote;
 pub mod signing;
+pub mod unrecorded;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -55,6 +56,8 @@ pub enum LedgerError {
         what: &'static str,
         detail: String,
     },
+    #[error("{} is not a record harness kept for the ledger: {why}", path.display())]
+    Unrecorded { path: PathBuf, why: String },
 }
 
 impl From<LedgerError> for Failure {
@@ -74,6 +77,11 @@ impl From<LedgerError> for Failure {
             LedgerError::Io { .. } => {
                 "check that .harness/ is writable and the disk is not full".into()
             }
+            LedgerError::Unrecorded { path, .. } => format!(
+                "harness wrote it when a deploy or rollback could not be recorded; move it out of \
+                 {} (keep it: it says what production runs)",
+                path.parent().unwrap_or(path).display()
+            ),
         };
         Failure::new(Exit::Environment, e.to_string()).hint(hint)
     }
@@ -299,7 +307,8 @@ pub struct StoredGateDecision {
     pub package_sha256: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum DeployOutcome {
     Deployed,
     RolledBack,
@@ -328,7 +337,7 @@ impl DeployOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeployRecord {
     pub started_at: Timestamp,
     pub finished_at: Timestamp,

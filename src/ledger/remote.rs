@@ -1,7 +1,7 @@
 //! What the ledger keeps about the server besides deploys: backups (with their sha256) and
 //! rollbacks, and from both plus the deploys, what production should be running now.
 use rusqlite::{OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Ledger, LedgerError, Timestamp};
 
@@ -50,7 +50,7 @@ pub struct BackupRecord {
     pub pruned_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RollbackOutcome {
     /// The kept release answers (health and build id).
@@ -84,7 +84,7 @@ impl RollbackOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackRecord {
     pub started_at: Timestamp,
     pub finished_at: Timestamp,

@@ -607,3 +607,66 @@ fn a_ledger_from_before_several_signatures_keeps_its_signed_runs() {
     assert_eq!(runs[0].signatures, vec![sig.clone()]);
     assert_eq!(runs[0].record.schema, 1);
 }
+
+/// A ledger that refuses deploys and rollbacks the way a full disk would, without the 15 s busy
+/// timeout of a locked one: a trigger aborts the insert.
+fn refuse_outcomes(path: &Path, refuse: bool) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    if refuse {
+        c.execute_batch(
+            "CREATE TRIGGER refuse_d BEFORE INSERT ON deploys BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;
+             CREATE TRIGGER refuse_r BEFORE INSERT ON rollbacks BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    } else {
+        c.execute_batch("DROP TRIGGER refuse_d; DROP TRIGGER refuse_r;")
+            .unwrap();
+    }
+}
+
+#[test]
+fn outcomes_the_ledger_refused_wait_as_files_and_are_added_in_order_later() {
+    use crate::ledger::unrecorded::{self, Unrecorded};
+    let (dir, mut l) = fresh();
+    let root = dir.path();
+    refuse_outcomes(&path_in(root), true);
+    let first = deploy(1_000, &"a".repeat(64), "b1", DeployOutcome::Deployed);
+    let second = rollback(2_000, "b0", None, RollbackOutcome::Done);
+    assert!(l.record_deploy(&first).is_err());
+    let kept_first = unrecorded::keep(root, &Unrecorded::Deploy(first.clone())).unwrap();
+    let kept_second = unrecorded::keep(root, &Unrecorded::Rollback(second.clone())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&kept_first).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Still refused: both wait.
+    assert!(unrecorded::replay(root, &mut l).is_err());
+    assert!(kept_first.exists() && kept_second.exists());
+
+    refuse_outcomes(&path_in(root), false);
+    assert_eq!(unrecorded::replay(root, &mut l).unwrap(), 2);
+    assert!(!kept_first.exists() && !kept_second.exists());
+    assert_eq!(l.deploys().unwrap()[0].1, first);
+    assert_eq!(l.rollbacks().unwrap()[0].1, second);
+    let live = l.live("webhosting").unwrap().unwrap();
+    assert_eq!(
+        live.build_id.as_deref(),
+        Some("b0"),
+        "the rollback came after the deploy"
+    );
+    assert_eq!(unrecorded::replay(root, &mut l).unwrap(), 0);
+}
+
+#[test]
+fn a_file_in_unrecorded_that_is_not_a_record_is_named_and_left() {
+    use crate::ledger::unrecorded;
+    let (dir, mut l) = fresh();
+    let bad = unrecorded::dir(dir.path()).join("deploy-1-1.json");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, "{}").unwrap();
+    let e = unrecorded::replay(dir.path(), &mut l).unwrap_err();
+    assert!(e.to_string().contains("deploy-1-1.json"), "{e}");
+    assert!(bad.exists());
+}
