@@ -147,6 +147,44 @@ pub fn own_private_dir(dir: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// An exclusive `flock` on a file, held until dropped (the kernel drops it when the process
+/// dies, so a killed harness never leaves it behind).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: std::fs::File,
+}
+
+/// Takes an exclusive lock on `path` (created 0600, parents 0700), waiting for another holder.
+pub fn lock_exclusive(path: &Path) -> Result<FileLock, Failure> {
+    use std::os::fd::AsRawFd;
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let fail = |e: std::io::Error| {
+        Failure::new(
+            Exit::Environment,
+            format!("cannot lock {}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    loop {
+        // SAFETY: the descriptor is open for as long as `file` lives.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(FileLock { _file: file });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(fail(e));
+        }
+    }
+}
+
 /// The hex sha256 of everything `r` yields.
 pub fn sha256_reader(r: &mut impl std::io::Read) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};

@@ -1124,11 +1124,7 @@ fn update_state(config: &Config, s: &Shipment, dest: &str, layout: &Layout) -> R
 /// Sets `deployment` in deployment_state_webhosting.json (what production now runs), keeping
 /// every other key and mode 0600.
 fn write_state(config: &Config, deployment: Value) -> Result<(), Failure> {
-    let path = crate::package::secrets::state_file_path(&config.root, "webhosting");
-    let mut state = crate::package::secrets::load_state(&path)?.unwrap_or_default();
-    state.insert("deployment".into(), deployment);
-    let bytes = serde_json::to_vec_pretty(&Value::Object(state)).expect("state serialises");
-    crate::fsutil::write_private(&path, &bytes)
+    crate::package::secrets::set_state_key(&config.root, "webhosting", "deployment", deployment)
 }
 
 #[cfg(test)]

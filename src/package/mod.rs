@@ -248,6 +248,8 @@ pub fn build(
         Some(db_cfg) => {
             let db_cfg = db_cfg.get_ref();
             Some(t.run("database", || {
+                // Held from the read to the write, the seed included (see lock_state).
+                let _state_lock = secrets::lock_state(&config.root, target)?;
                 let state = secrets::load_state(&state_path)?;
                 let secrets = secrets::resolve(config, state.as_ref(), req.rotate_secrets);
                 let db_path = build_path.join(&db_cfg.path);

@@ -56,6 +56,31 @@ pub fn state_file_path(root: &Path, target: &str) -> PathBuf {
     root.join(format!("deployment_state_{target}.json"))
 }
 
+/// Serialises every read-modify-write of a target's state file: a build (which reads it, runs
+/// the seed, and writes it back) and a deploy or rollback finishing meanwhile would otherwise
+/// each write their own stale copy, and the last one would drop the other's keys, a generated
+/// password among them. The lock lives under .harness/, never beside the state file, where a
+/// build could package it.
+pub fn lock_state(root: &Path, target: &str) -> Result<crate::fsutil::FileLock, Failure> {
+    crate::fsutil::lock_exclusive(
+        &root
+            .join(".harness")
+            .join("locks")
+            .join(format!("deployment_state_{target}.lock")),
+    )
+}
+
+/// Sets one top-level key of a target's state file under [`lock_state`], keeping every other key
+/// and mode 0600.
+pub fn set_state_key(root: &Path, target: &str, key: &str, value: Value) -> Result<(), Failure> {
+    let _lock = lock_state(root, target)?;
+    let path = state_file_path(root, target);
+    let mut state = load_state(&path)?.unwrap_or_default();
+    state.insert(key.into(), value);
+    let bytes = serde_json::to_vec_pretty(&Value::Object(state)).expect("state serialises");
+    crate::fsutil::write_private(&path, &bytes)
+}
+
 /// Reads the state file if it exists. A file that is not a JSON object is refused rather than
 /// overwritten: it may hold the only copy of a production password.
 pub fn load_state(path: &Path) -> Result<Option<Map<String, Value>>, Failure> {
@@ -261,6 +286,44 @@ pub use crate::fsutil::write_private;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Finding 17: a deploy's write waits for a build that read the state before it, and so
+    /// lands on top of the build's write instead of under it.
+    #[test]
+    fn a_state_write_waits_for_a_read_modify_write_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let path = state_file_path(&root, "webhosting");
+        std::fs::write(&path, r#"{"admin": {"password": "old"}}"#).unwrap();
+
+        let build = lock_state(&root, "webhosting").unwrap();
+        let mut state = load_state(&path).unwrap().unwrap();
+        let deploy = {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                set_state_key(&root, "webhosting", "deployment", json!({"build_id": "b2"}))
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !deploy.is_finished(),
+            "the deploy waits for the build's lock"
+        );
+        state.insert("admin".into(), json!({"password": "new"}));
+        write_private(&path, &serde_json::to_vec(&state).unwrap()).unwrap();
+        drop(build);
+        deploy.join().unwrap().unwrap();
+
+        let after = load_state(&path).unwrap().unwrap();
+        assert_eq!(after["admin"]["password"], "new", "{after:?}");
+        assert_eq!(after["deployment"]["build_id"], "b2", "{after:?}");
+        use std::os::unix::fs::PermissionsExt;
+        let lock = root.join(".harness/locks/deployment_state_webhosting.lock");
+        assert_eq!(
+            std::fs::metadata(lock).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 
     fn config() -> Config {
         let src = r#"
