@@ -152,7 +152,7 @@ pub enum Command {
     /// Back up the server's app directory, its database included, without deploying.
     ///
     /// Under the deploy lock: a tar.gz of remote_dir with a consistent copy of the database
-    /// (sqlite3 .backup), in <parent>/.<name>.harness/backups/<stamp>-<live build>.tar.gz, copied to
+    /// (SQLite's backup API through python3), in <parent>/.<name>.harness/backups/<stamp>-<live build>.tar.gz, copied to
     /// .harness/backups/webhosting-<name>.tar.gz, its sha256 checked on both ends and recorded in
     /// the ledger. Then retention, on the server and here: the newest keep_backups (5), one a day
     /// for keep_daily days (7), one a week for keep_weekly weeks (4), and each kept release's

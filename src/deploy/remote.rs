@@ -220,13 +220,21 @@ impl Preflight {
                 "lock" if v == "yes" => p.lock = Some(Vec::new()),
                 "free_kb" => p.free_kb = v.trim().parse().unwrap_or(0),
                 "live_kb" => p.live_kb = v.trim().parse().unwrap_or(0),
-                "live_build" => p.live_build = some(v),
+                // The server's build_info.json is not trusted: an id that harness could not have
+                // written (a hand-edited file, shell code, a path) counts as unknown, so it never
+                // reaches a backup name, a lock or a local file name.
+                "live_build" => {
+                    p.live_build = some(v).filter(|b| crate::package::valid_build_id(b))
+                }
                 "release" => {
                     let mut f = v.split('\t');
                     if let Some(name) = f.next().and_then(some) {
                         p.releases.push(KeptRelease {
                             name,
-                            build_id: f.next().and_then(some),
+                            build_id: f
+                                .next()
+                                .and_then(some)
+                                .filter(|b| crate::package::valid_build_id(b)),
                             built_at: f.next().and_then(some),
                         });
                     }
@@ -408,11 +416,11 @@ mod tests {
     fn the_look_parses_releases_and_backups_newest_first() {
         let p = Preflight::parse(
             "live=yes\nlive_db=yes\nlock=yes\nlock.user=ann\nlock.time=2026-01-01T00:00:00.000Z\n\
-             free_kb=2048\nlive_build=B\ntool.python3=yes\ntool.unzip=no\n\
-             release=20260101T000000Z-A\tA\t2025-12-31T00:00:00Z\n\
-             release=20260102T000000Z-failed-C\tC\t\n\
+             free_kb=2048\nlive_build=20251231T000000Z-bbbbbbbbbbbb\ntool.python3=yes\ntool.unzip=no\n\
+             release=20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa\tA\t2025-12-31T00:00:00Z\n\
+             release=20260102T000000Z-failed-20251231T000000Z-cccccccccccc\tC\t\n\
              release=20260103T000000Z-x\t\t\n\
-             backup=20260101T000000Z-A\t1234\nbackup=20260102T000000Z-B\t99\n",
+             backup=20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa\t1234\nbackup=20260102T000000Z-20251231T000000Z-bbbbbbbbbbbb\t99\n",
         );
         assert!(p.live && p.live_db);
         assert_eq!(
@@ -422,15 +430,18 @@ mod tests {
                 "time=2026-01-01T00:00:00.000Z".into()
             ])
         );
-        assert_eq!(p.live_build.as_deref(), Some("B"));
+        assert_eq!(
+            p.live_build.as_deref(),
+            Some("20251231T000000Z-bbbbbbbbbbbb")
+        );
         assert_eq!(p.missing_tools, ["unzip"]);
         let names: Vec<&str> = p.releases.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
             names,
             [
                 "20260103T000000Z-x",
-                "20260102T000000Z-failed-C",
-                "20260101T000000Z-A"
+                "20260102T000000Z-failed-20251231T000000Z-cccccccccccc",
+                "20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa"
             ]
         );
         assert_eq!(p.releases[0].build_id, None);
@@ -443,27 +454,53 @@ mod tests {
             p.backups,
             [
                 RemoteBackup {
-                    name: "20260102T000000Z-B".into(),
+                    name: "20260102T000000Z-20251231T000000Z-bbbbbbbbbbbb".into(),
                     size: 99
                 },
                 RemoteBackup {
-                    name: "20260101T000000Z-A".into(),
+                    name: "20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa".into(),
                     size: 1234
                 }
             ]
         );
         assert_eq!(
             p.summary(),
-            "live build B, 3 kept releases, 2 backups, free 2 MiB"
+            "live build 20251231T000000Z-bbbbbbbbbbbb, 3 kept releases, 2 backups, free 2 MiB"
         );
         assert_eq!(
             Preflight::parse("live=no\n").summary(),
             "nothing live yet (first deploy), 0 kept releases, 0 backups, free 0 MiB"
         );
-        let kept = p.kept_after(Some(("20260104T000000Z-B", Some("B"))), 2);
+        let kept = p.kept_after(
+            Some((
+                "20260104T000000Z-20251231T000000Z-bbbbbbbbbbbb",
+                Some("20251231T000000Z-bbbbbbbbbbbb"),
+            )),
+            2,
+        );
         assert_eq!(
             kept.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
-            ["20260104T000000Z-B", "20260103T000000Z-x"]
+            [
+                "20260104T000000Z-20251231T000000Z-bbbbbbbbbbbb",
+                "20260103T000000Z-x"
+            ]
+        );
+    }
+
+    /// Finding 1: what the server says a build is called is only kept when harness could have
+    /// written it.
+    #[test]
+    fn build_ids_from_the_server_that_harness_did_not_write_count_as_unknown() {
+        let p = Preflight::parse(
+            "live=yes\nlive_build=x$(touch /tmp/pwned)\n\
+             release=20260101T000000Z-a\t../../../../etc/cron.d/x\t\n",
+        );
+        assert_eq!(p.live_build, None);
+        assert_eq!(p.releases[0].build_id, None);
+        assert!(
+            p.summary().starts_with("live build unknown"),
+            "{}",
+            p.summary()
         );
     }
 
@@ -479,11 +516,21 @@ mod tests {
             )
         };
         std::fs::create_dir_all(&live).unwrap();
-        std::fs::write(live.join("build_info.json"), info("B")).unwrap();
+        std::fs::write(
+            live.join("build_info.json"),
+            info("20251231T000000Z-bbbbbbbbbbbb"),
+        )
+        .unwrap();
         std::fs::write(live.join("app.db"), "").unwrap();
         for (name, build) in [
-            ("20260101T000000Z-A", "A"),
-            ("20260102T000000Z-failed-C", "C"),
+            (
+                "20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa",
+                "20251231T000000Z-aaaaaaaaaaaa",
+            ),
+            (
+                "20260102T000000Z-failed-20251231T000000Z-cccccccccccc",
+                "20251231T000000Z-cccccccccccc",
+            ),
         ] {
             std::fs::create_dir_all(home.join("releases").join(name)).unwrap();
             std::fs::write(
@@ -493,8 +540,16 @@ mod tests {
             .unwrap();
         }
         std::fs::create_dir_all(home.join("backups")).unwrap();
-        std::fs::write(home.join("backups/20260101T000000Z-A.tar.gz"), "12345").unwrap();
-        std::fs::write(home.join("backups/20260101T000001Z-A.tar.gz.part"), "half").unwrap();
+        std::fs::write(
+            home.join("backups/20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa.tar.gz"),
+            "12345",
+        )
+        .unwrap();
+        std::fs::write(
+            home.join("backups/20260101T000001Z-20251231T000000Z-aaaaaaaaaaaa.tar.gz.part"),
+            "half",
+        )
+        .unwrap();
         std::fs::create_dir_all(home.join("lock")).unwrap();
         std::fs::write(home.join("lock/details"), "action=backup\nuser=cron\n").unwrap();
         let layout = Layout::of(live.to_str().unwrap()).unwrap();
@@ -510,7 +565,10 @@ mod tests {
         );
         let p = Preflight::parse(&String::from_utf8_lossy(&out.stdout));
         assert!(p.live && p.live_db);
-        assert_eq!(p.live_build.as_deref(), Some("B"));
+        assert_eq!(
+            p.live_build.as_deref(),
+            Some("20251231T000000Z-bbbbbbbbbbbb")
+        );
         assert_eq!(
             p.lock,
             Some(vec!["action=backup".to_string(), "user=cron".into()])
@@ -519,13 +577,13 @@ mod tests {
             p.releases,
             [
                 KeptRelease {
-                    name: "20260102T000000Z-failed-C".into(),
-                    build_id: Some("C".into()),
+                    name: "20260102T000000Z-failed-20251231T000000Z-cccccccccccc".into(),
+                    build_id: Some("20251231T000000Z-cccccccccccc".into()),
                     built_at: Some("2026-01-01T00:00:00Z".into())
                 },
                 KeptRelease {
-                    name: "20260101T000000Z-A".into(),
-                    build_id: Some("A".into()),
+                    name: "20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa".into(),
+                    build_id: Some("20251231T000000Z-aaaaaaaaaaaa".into()),
                     built_at: Some("2026-01-01T00:00:00Z".into())
                 }
             ]
@@ -533,7 +591,7 @@ mod tests {
         assert_eq!(
             p.backups,
             [RemoteBackup {
-                name: "20260101T000000Z-A".into(),
+                name: "20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa".into(),
                 size: 5
             }]
         );
