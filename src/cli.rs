@@ -175,7 +175,7 @@ pub enum Command {
     /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
     ///
     /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
-    /// e.g. {"service":"netcup","http":"0.0.0.0:8080"}, so `--port 0` (a free port) can be used
+    /// e.g. {"service":"netcup","http":"127.0.0.1:8080"}, so `--port 0` (a free port) can be used
     /// and discovered. Flags, environment variables and endpoints: mocks/README.md.
     Mock {
         #[command(subcommand)]

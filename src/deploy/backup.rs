@@ -270,7 +270,7 @@ pub fn backup(
         &format!(
             "backup taken name={name} sha256={}{}",
             rec.sha256,
-            super::audit_flags(None, false, break_lock)
+            super::audit_flags(None, false, req.break_lock || break_lock)
         ),
         &remote.destination,
         layout,

@@ -420,9 +420,11 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
     // Whatever stops the script (a failed step, a signal, a lost connection), the snapshot
     // folder and the partial archive go: they are a full copy of the database each. Partials a
     // killed run left behind go first (the lock makes this the only backup running).
+    // The trap's command is itself a quoted word: the quoted paths inside it are quoted again.
+    let cleanup = quote(&format!("rm -rf -- {snap_dir} {part}"));
     let mut script = format!(
         "set -e\nmkdir -p {backups}\n\
-         trap 'rm -rf -- {snap_dir} {part}' EXIT\ntrap 'exit 130' HUP INT TERM\n\
+         trap {cleanup} EXIT\ntrap 'exit 130' HUP INT TERM\n\
          for stale in {backups}/*.tar.gz.part {backups}/*.d; do [ -e \"$stale\" ] && rm -rf -- \"$stale\"; done\n\
          mkdir {snap_dir}\n"
     );

@@ -493,7 +493,11 @@ pub fn rollback(
         if let Some(b) = &restore_from {
             what.push_str(&format!(" with_db={b}"));
         }
-        what.push_str(&super::audit_flags(None, false, break_lock));
+        what.push_str(&super::audit_flags(
+            None,
+            false,
+            req.break_lock || break_lock,
+        ));
         if !why.is_empty() {
             what.push_str(&format!(" why={why}"));
         }

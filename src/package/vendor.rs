@@ -248,10 +248,13 @@ fn verify_zip(dir: &Path, files: &[FileEntry]) -> Result<(), VendorError> {
                     "vendor.zip's `{path}` does not match vendor.manifest.json"
                 )));
             }
-            std::fs::write(&sum_path, format!("{actual}\n")).map_err(|source| VendorError::Cache {
-                path: sum_path,
-                source,
-            })
+            // Atomic: another build may be checking this entry at the same moment.
+            crate::fsutil::write_atomic(&sum_path, format!("{actual}\n").as_bytes(), 0o600).map_err(
+                |f| VendorError::Cache {
+                    path: sum_path,
+                    source: std::io::Error::other(f.message),
+                },
+            )
         }
         Err(source) => Err(VendorError::Cache {
             path: sum_path,

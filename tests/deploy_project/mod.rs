@@ -66,6 +66,11 @@ impl Project {
     }
 
     pub fn harness(&self, twin: Option<&Twin>, args: &[&str]) -> Output {
+        self.command(twin, args).output().unwrap()
+    }
+
+    /// The harness command `harness` runs, to start in the background.
+    pub fn command(&self, twin: Option<&Twin>, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
         c.args(["--project", self.root().to_str().unwrap()])
             .args(args);
@@ -76,7 +81,16 @@ impl Project {
             c.env("HARNESS_SSH_CONFIG", t.ssh_config())
                 .env("HARNESS_DEPLOY_URL", t.url());
         }
-        c.output().unwrap()
+        c
+    }
+
+    /// Starts `harness ARGS` against the twin with its output captured.
+    pub fn spawn(&self, twin: &Twin, args: &[&str]) -> std::process::Child {
+        self.command(Some(twin), args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Builds the webhosting package to `out` and returns its build id.
@@ -168,4 +182,70 @@ pub fn twin_with_old_release(p: &Project) -> Result<(Twin, String), Failed> {
     twin.install(&old_zip, &old)?;
     twin.sql(MARKER)?;
     Ok((twin, old))
+}
+
+/// Waits (up to 60 s) until `test` succeeds in the twin, e.g. until a running deploy holds the
+/// lock. A command that ends first fails the wait with its output.
+pub fn wait_on_twin(
+    twin: &Twin,
+    child: &mut std::process::Child,
+    test: &str,
+) -> Result<(), Failed> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while twin.exec(test).is_err() {
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let o = take_output(child);
+            return Err(format!("`{test}` never held on the twin: {}", describe(&o)).into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// The output of a spawned command, once it ends.
+pub fn take_output(child: &mut std::process::Child) -> Output {
+    use std::io::Read;
+    let status = child.wait().unwrap();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_end(&mut stdout).unwrap();
+    }
+    if let Some(mut e) = child.stderr.take() {
+        e.read_to_end(&mut stderr).unwrap();
+    }
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// The lock of the twin's default layout.
+pub const TWIN_LOCK: &str = "/home/deploy/.app.harness/lock";
+
+/// A deploy interrupted by `signal` once it holds the server's lock, before the swap: exit 130,
+/// the lock released, production's files and build unchanged.
+pub fn interrupted_after_the_lock(signal: i32) -> Outcome {
+    let p = Project::new("");
+    let (twin, old) = twin_with_old_release(&p)?;
+    p.record_green_run()?;
+    let live = "cd /home/deploy/app && find . -type f -print0 | sort -z | xargs -0 sha256sum";
+    let before = twin.exec(live)?;
+    let mut child = p.spawn(&twin, &["deploy", "webhosting"]);
+    // The lock is held from the lock step until the end; the boot check keeps the upload waiting.
+    wait_on_twin(&twin, &mut child, &format!("test -d {TWIN_LOCK}"))?;
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let o = take_output(&mut child);
+    expect_exit(&o, 130)?;
+    ensure(text(&o.stderr).contains("production is unchanged"), || {
+        describe(&o)
+    })?;
+    ensure(twin.exec(&format!("test ! -e {TWIN_LOCK}")).is_ok(), || {
+        "lock left behind".into()
+    })?;
+    unchanged(&before, &twin.exec(live)?)?;
+    ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
+        "old build gone".into()
+    })
 }

@@ -210,7 +210,7 @@ fn run_backup(
     path_prefix: Option<&std::path::Path>,
 ) -> (tempfile::TempDir, Layout, std::process::Output) {
     let d = tempfile::tempdir().unwrap();
-    let live = d.path().join("srv/app");
+    let live = d.path().join("srv/o'brien app");
     std::fs::create_dir_all(live.join("src")).unwrap();
     std::fs::write(live.join("src/app.py"), "x = 1\n").unwrap();
     let c = rusqlite::Connection::open(live.join("app.db")).unwrap();
