@@ -515,11 +515,7 @@ fn f05_a_failed_backup_leaves_no_partial_and_stale_partials_are_swept() -> Outco
     ensure(p.backups().is_empty(), || {
         format!("a local file after a failed backup: {:?}", p.backups())
     })?;
-    ensure(
-        twin.exec("test ! -e /home/deploy/.app.harness/lock")
-            .is_ok(),
-        || "lock left behind".into(),
-    )?;
+    unlocked(&twin, "/home/deploy/.app.harness/lock")?;
     expect_exit(&p.harness(Some(&twin), &["backup", "webhosting"]), 0)
 }
 
@@ -675,11 +671,7 @@ fn f10_a_live_folder_that_appears_during_a_first_deploy_is_never_replaced() -> O
             describe(&o)
         )
     })?;
-    ensure(
-        twin.exec("test ! -e /home/deploy/.fresh.harness/lock")
-            .is_ok(),
-        || "lock left behind".into(),
-    )
+    unlocked(&twin, "/home/deploy/.fresh.harness/lock")
 }
 
 /// Finding 11: the package is read, hashed, boot-checked and shipped from one private copy;

@@ -118,11 +118,7 @@ fn green_run_deploys_new_build_keeps_marker_row_and_one_backup() -> Outcome {
     // The previous release is kept beside remote_dir, the lock is gone, both audit logs have a line.
     let releases = twin.exec("ls /home/deploy/.app.harness/releases")?;
     ensure(releases.contains(&old), || format!("releases: {releases}"))?;
-    ensure(
-        twin.exec("test ! -e /home/deploy/.app.harness/lock")
-            .is_ok(),
-        || "lock left behind".into(),
-    )?;
+    unlocked(&twin, "/home/deploy/.app.harness/lock")?;
     let remote_audit = twin.exec("cat /home/deploy/.app.harness/audit.log")?;
     ensure(
         remote_audit.contains(&format!("deployed build={new}")),
@@ -233,11 +229,7 @@ fn forced_release_failing_import_is_rolled_back_exit_5_old_build_answers() -> Ou
     ensure(twin.sql(MARKER_Q)? == "\"before-deploy\"", || {
         "the marker row is gone".into()
     })?;
-    ensure(
-        twin.exec("test ! -e /home/deploy/.app.harness/lock")
-            .is_ok(),
-        || "lock left behind".into(),
-    )
+    unlocked(&twin, "/home/deploy/.app.harness/lock")
 }
 
 fn held_lock_exits_4_naming_holder_then_break_lock_proceeds() -> Outcome {
@@ -465,11 +457,7 @@ fn schema_drift_with_migrate_command_migrates_production_and_checks_the_result()
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
     })?;
-    ensure(
-        twin.exec("test ! -e /home/deploy/.app.harness/lock")
-            .is_ok(),
-        || "lock left behind".into(),
-    )?;
+    unlocked(&twin, "/home/deploy/.app.harness/lock")?;
     // Then one that migrates (harness.toml is not part of the tested bytes; --allow-dirty for it).
     p.edit("harness.toml", |s| {
         s.replace(

@@ -508,9 +508,7 @@ fn a_kept_release_that_does_not_answer_is_put_back_exit_5() -> Outcome {
     // Both are where they were: A live, the old release kept under its own name, lock released.
     let after = twin.exec(&format!("ls {HOME}/releases"))?;
     ensure(after.lines().any(|l| l == kept), || after.clone())?;
-    ensure(twin.exec(&format!("test ! -e {HOME}/lock")).is_ok(), || {
-        "lock left behind".into()
-    })?;
+    unlocked(&twin, &format!("{HOME}/lock"))?;
     let l = ledger(&p)?;
     let r = l.rollbacks().map_err(|e| e.to_string())?;
     ensure(

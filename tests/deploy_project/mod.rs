@@ -221,6 +221,13 @@ pub fn take_output(child: &mut std::process::Child) -> Output {
     }
 }
 
+/// Fails when `lock` (a lock folder on the twin) is still there.
+pub fn unlocked(twin: &Twin, lock: &str) -> Outcome {
+    ensure(twin.exec(&format!("test ! -e {lock}")).is_ok(), || {
+        format!("lock {lock} left behind")
+    })
+}
+
 /// The lock of the twin's default layout.
 pub const TWIN_LOCK: &str = "/home/deploy/.app.harness/lock";
 
@@ -241,9 +248,7 @@ pub fn interrupted_after_the_lock(signal: i32) -> Outcome {
     ensure(text(&o.stderr).contains("production is unchanged"), || {
         describe(&o)
     })?;
-    ensure(twin.exec(&format!("test ! -e {TWIN_LOCK}")).is_ok(), || {
-        "lock left behind".into()
-    })?;
+    unlocked(&twin, TWIN_LOCK)?;
     unchanged(&before, &twin.exec(live)?)?;
     ensure(twin.build_id().as_deref() == Some(old.as_str()), || {
         "old build gone".into()
