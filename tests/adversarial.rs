@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use deploy_project::*;
 use libtest_mimic::Failed;
@@ -61,8 +62,8 @@ fn main() {
                 f10_a_live_folder_that_appears_during_a_first_deploy_is_never_replaced,
             ),
             (
-                "f11_replacing_the_package_file_during_a_deploy_ships_the_gated_bytes",
-                f11_replacing_the_package_file_during_a_deploy_ships_the_gated_bytes,
+                "f11_a_package_that_changes_between_reads_is_read_once_and_ships_the_first_bytes",
+                f11_a_package_that_changes_between_reads_is_read_once_and_ships_the_first_bytes,
             ),
             (
                 "f15_parity_remote_reports_stray_bytecode_and_symlinks",
@@ -636,7 +637,7 @@ fn f08_the_server_audit_log_carries_force_reason_and_break_lock() -> Outcome {
 /// Finding 9: a hang-up (the terminal closed) between the lock and the swap is an interrupt
 /// like Ctrl-C; SIGHUP's default action used to end harness with the server locked.
 fn f09_sighup_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged() -> Outcome {
-    interrupted_after_the_lock(libc::SIGHUP)
+    interrupted_after_the_lock(libc::SIGHUP, &FORCE)
 }
 
 /// Finding 10: a first deploy checked `remote_dir` was absent only in the preflight. A folder
@@ -674,14 +675,15 @@ fn f10_a_live_folder_that_appears_during_a_first_deploy_is_never_replaced() -> O
     unlocked(&twin, "/home/deploy/.fresh.harness/lock")
 }
 
-/// Finding 11: the package is read, hashed, boot-checked and shipped from one private copy;
-/// replacing the file at `--package` while the deploy runs changes nothing it ships.
-fn f11_replacing_the_package_file_during_a_deploy_ships_the_gated_bytes() -> Outcome {
+/// Finding 11: the package is read, hashed, boot-checked and shipped from one private copy.
+/// `--package` here is a FIFO that yields the tested package on its first open and another
+/// build on every later one, as a file replaced between two reads would: harness must open it
+/// once and ship the first bytes.
+fn f11_a_package_that_changes_between_reads_is_read_once_and_ships_the_first_bytes() -> Outcome {
     let p = Project::new("");
     let (twin, old) = twin_with_old_release(&p)?;
-    let shipped = p.root().join(".harness/shipped.zip");
-    let build = p.build_to(&shipped)?;
-    // Another build, to swap in under the same name once the deploy holds the lock.
+    let first = p.root().join(".harness/first.zip");
+    let build = p.build_to(&first)?;
     p.edit("src/app/__init__.py", |s| format!("{s}\n# swapped in\n"));
     let other = p.root().join(".harness/other.zip");
     let other_build = p.build_to(&other)?;
@@ -689,21 +691,56 @@ fn f11_replacing_the_package_file_during_a_deploy_ships_the_gated_bytes() -> Out
     ensure(other_build != build && other_build != old, || {
         "the builds share an id".into()
     })?;
-    let mut args = vec![
-        "deploy",
-        "webhosting",
-        "--package",
-        shipped.to_str().unwrap(),
-    ];
+    let fifo = p.root().join(".harness/package.zip");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    ensure(made.success(), || "mkfifo failed".into())?;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (fifo, done) = (fifo.clone(), done.clone());
+        let bytes = [
+            std::fs::read(&first).unwrap(),
+            std::fs::read(&other).unwrap(),
+        ];
+        std::thread::spawn(move || {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut opens = 0;
+            loop {
+                // Blocks until a reader opens the FIFO.
+                let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return opens;
+                }
+                let _ = w.write_all(&bytes[opens.min(1)]);
+                drop(w);
+                opens += 1;
+                // The reader sees the end only once it has read everything and no writer is
+                // left: wait until it has closed its end (a non-blocking open then finds no
+                // reader) before serving the next open.
+                while std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&fifo)
+                    .is_ok()
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        })
+    };
+    let mut args = vec!["deploy", "webhosting", "--package", fifo.to_str().unwrap()];
     args.extend(FORCE);
-    let mut child = p.spawn(&twin, &args);
-    wait_on_twin(&twin, &mut child, &format!("test -d {TWIN_LOCK}"))?;
-    std::fs::copy(&other, &shipped).unwrap();
-    let o = take_output(&mut child);
+    let o = p.harness(Some(&twin), &args);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Release the writer, which waits for one more reader.
+    drop(std::fs::File::open(&fifo).unwrap());
+    let opens = writer.join().unwrap();
     expect_exit(&o, 0)?;
+    ensure(opens == 1, || {
+        format!("the package was opened {opens} times")
+    })?;
     ensure(twin.build_id().as_deref() == Some(build.as_str()), || {
         format!(
-            "the server runs {:?}, not the gated {build}: {}",
+            "the server runs {:?}, not the first bytes' {build}: {}",
             twin.build_id(),
             describe(&o)
         )
@@ -744,6 +781,8 @@ fn f15_parity_remote_reports_stray_bytecode_and_symlinks() -> Outcome {
 fn f16_a_deploy_the_ledger_refuses_exits_3_live_but_unrecorded_and_is_added_later() -> Outcome {
     let p = Project::new("");
     let (twin, _old) = twin_with_old_release(&p)?;
+    // The ledger exists once any command opened it.
+    expect_exit(&p.harness(None, &["runs"]), 0)?;
     let ledger = harness::ledger::path_in(p.root());
     let sql = |s: &str| {
         rusqlite::Connection::open(&ledger)

@@ -433,7 +433,7 @@ fn package_file_is_gated_on_its_own_bytes_and_a_tampered_one_is_refused() -> Out
 }
 
 fn sigint_after_the_lock_before_the_swap_exits_130_unlocked_production_unchanged() -> Outcome {
-    interrupted_after_the_lock(libc::SIGINT)
+    interrupted_after_the_lock(libc::SIGINT, &[])
 }
 
 fn schema_drift_with_migrate_command_migrates_production_and_checks_the_result() -> Outcome {

@@ -231,15 +231,20 @@ pub fn unlocked(twin: &Twin, lock: &str) -> Outcome {
 /// The lock of the twin's default layout.
 pub const TWIN_LOCK: &str = "/home/deploy/.app.harness/lock";
 
-/// A deploy interrupted by `signal` once it holds the server's lock, before the swap: exit 130,
-/// the lock released, production's files and build unchanged.
-pub fn interrupted_after_the_lock(signal: i32) -> Outcome {
+/// A deploy (with `extra` arguments; none: after a green run) interrupted by `signal` once it
+/// holds the server's lock, before the swap: exit 130, the lock released, production's files and
+/// build unchanged.
+pub fn interrupted_after_the_lock(signal: i32, extra: &[&str]) -> Outcome {
     let p = Project::new("");
     let (twin, old) = twin_with_old_release(&p)?;
-    p.record_green_run()?;
+    if extra.is_empty() {
+        p.record_green_run()?;
+    }
     let live = "cd /home/deploy/app && find . -type f -print0 | sort -z | xargs -0 sha256sum";
     let before = twin.exec(live)?;
-    let mut child = p.spawn(&twin, &["deploy", "webhosting"]);
+    let mut args = vec!["deploy", "webhosting"];
+    args.extend_from_slice(extra);
+    let mut child = p.spawn(&twin, &args);
     // The lock is held from the lock step until the end; the boot check keeps the upload waiting.
     wait_on_twin(&twin, &mut child, &format!("test -d {TWIN_LOCK}"))?;
     unsafe { libc::kill(child.id() as i32, signal) };
