@@ -323,6 +323,9 @@ fn run_bounded(
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
     let deadline = Instant::now() + limit;
+    // Most steps take tens of milliseconds over the open connection: poll often at first, so the
+    // bound costs them nothing, and back off to 50 ms for long ones.
+    let mut pause = Duration::from_millis(1);
     let status = loop {
         if let Some(status) = child.try_wait().map_err(Some)? {
             break status;
@@ -333,7 +336,8 @@ fn run_bounded(
             let _ = child.wait();
             return Err(None);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
     };
     Ok(std::process::Output {
         status,
