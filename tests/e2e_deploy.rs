@@ -66,6 +66,10 @@ fn main() {
                 "dry_run_prints_the_plan_and_changes_nothing",
                 dry_run_prints_the_plan_and_changes_nothing,
             ),
+            (
+                "no_acknowledged_write_is_lost_through_deploys_a_rollback_and_a_backup",
+                no_acknowledged_write_is_lost_through_deploys_a_rollback_and_a_backup,
+            ),
         ],
         // These refuse before Docker or SSH are touched.
         vec![(
@@ -475,5 +479,230 @@ fn schema_drift_with_migrate_command_migrates_production_and_checks_the_result()
     })?;
     ensure(twin.sql("SELECT count(*) FROM e2e_drift")? == "0", || {
         "not migrated".into()
+    })
+}
+
+/// The phases of the zero-loss run, in order.
+const PHASES: [&str; 5] = [
+    "deploy moving the database to shared/",
+    "code-only deploy",
+    "code-only rollback",
+    "deploy with a schema migration",
+    "backup",
+];
+
+/// What one write got: its ref, the phase it was sent in, the HTTP status (0: no answer) and
+/// whether a 503 carried Retry-After.
+struct Sent {
+    reference: String,
+    phase: usize,
+    status: u16,
+    retry_after: bool,
+}
+
+/// POST /api/writes on 127.0.0.1:`port`, one connection per write, the way a DDNS client calls.
+fn write_once(port: u16, token: &str, reference: &str) -> (u16, bool) {
+    use std::io::{Read, Write};
+    let body = format!("{{\"ref\":\"{reference}\"}}");
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, false);
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let request = format!(
+        "POST /api/writes HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(request.as_bytes()).is_err() {
+        return (0, false);
+    }
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    (status, head.contains("\r\nretry-after: "))
+}
+
+/// Acceptance of issue 22: a writer sends about 20 writes a second (bounded: 8000 writes or 15
+/// minutes) through a deploy that moves the database out of the release, a code-only deploy, a
+/// code-only rollback, a deploy with a schema migration and a backup. Every write that got a 2xx
+/// must be in the live database afterwards; writes refused during the migration's pause get 503
+/// with Retry-After. The counts are printed for the closing note.
+fn no_acknowledged_write_is_lost_through_deploys_a_rollback_and_a_backup() -> Outcome {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let p = Project::new(
+        "\nmigrate_command = 'sqlite3 \"$HARNESS_DB_PATH\" \"CREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\"'",
+    );
+    let (twin, _old) = twin_with_old_release(&p)?;
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(p.root().join("deployment_state_webhosting.json")).unwrap(),
+    )
+    .unwrap();
+    let token = state["clients"][0]["secret_key"]
+        .as_str()
+        .ok_or("no client token in the state file")?
+        .to_string();
+    let port: u16 = twin.url().rsplit(':').next().unwrap().parse().unwrap();
+    ensure(write_once(port, &token, "probe").0 == 201, || {
+        "the old release does not take writes".into()
+    })?;
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let phase = std::sync::Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (stop, phase, token) = (stop.clone(), phase.clone(), token.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut sent = Vec::new();
+            for n in 0..8000 {
+                if stop.load(Ordering::SeqCst) || started.elapsed() > Duration::from_secs(900) {
+                    break;
+                }
+                let tick = Instant::now();
+                let reference = format!("w-{n}");
+                let at = phase.load(Ordering::SeqCst);
+                let (status, retry_after) = write_once(port, &token, &reference);
+                sent.push(Sent {
+                    reference,
+                    phase: at,
+                    status,
+                    retry_after,
+                });
+                if let Some(rest) = Duration::from_millis(50).checked_sub(tick.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+            sent
+        })
+    };
+    let run = || -> Outcome {
+        // 0: the first deploy by this harness moves the database out of the release.
+        let a = p.record_green_run()?;
+        let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+        expect_exit(&o, 0)?;
+        ensure(text(&o.stderr).contains("writes were paused for"), || {
+            describe(&o)
+        })?;
+        let link = twin.exec("readlink /home/deploy/app/app.db")?;
+        ensure(
+            link.trim() == "/home/deploy/.app.harness/shared/app.db",
+            || format!("app.db is not the link to the shared database: {link:?}"),
+        )?;
+        let audit = twin.exec("cat /home/deploy/.app.harness/audit.log")?;
+        ensure(audit.contains("database moved to"), || audit.clone())?;
+        // 1: code only.
+        phase.store(1, Ordering::SeqCst);
+        p.edit("src/app/__init__.py", |s| format!("{s}\n# release B\n"));
+        p.commit("release B");
+        p.record_green_run()?;
+        let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+        expect_exit(&o, 0)?;
+        ensure(!text(&o.stderr).contains("writes were paused"), || {
+            format!("a code-only deploy paused writes: {}", describe(&o))
+        })?;
+        // 2: back to A, code only.
+        phase.store(2, Ordering::SeqCst);
+        let o = p.harness(Some(&twin), &["rollback", "webhosting"]);
+        expect_exit(&o, 0)?;
+        ensure(twin.build_id().as_deref() == Some(a.as_str()), || {
+            "the rollback does not serve A".into()
+        })?;
+        // 3: a schema migration.
+        phase.store(3, Ordering::SeqCst);
+        p.edit("db/schema.sql", |s| {
+            format!("{s}\nCREATE TABLE e2e_drift (id INTEGER PRIMARY KEY);\n")
+        });
+        p.commit("schema drift");
+        let c = p.record_green_run()?;
+        let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+        expect_exit(&o, 0)?;
+        ensure(text(&o.stderr).contains("writes were paused for"), || {
+            describe(&o)
+        })?;
+        ensure(twin.build_id().as_deref() == Some(c.as_str()), || {
+            "the migrated release does not answer".into()
+        })?;
+        ensure(twin.sql("SELECT count(*) FROM e2e_drift")? == "0", || {
+            "not migrated".into()
+        })?;
+        // 4: a backup.
+        phase.store(4, Ordering::SeqCst);
+        let o = p.harness(Some(&twin), &["backup", "webhosting"]);
+        expect_exit(&o, 0)?;
+        std::thread::sleep(Duration::from_secs(2));
+        Ok(())
+    };
+    let ran = run();
+    stop.store(true, Ordering::SeqCst);
+    let sent = writer.join().map_err(|_| "the writer panicked")?;
+    ran?;
+
+    let present: std::collections::HashSet<String> = twin
+        .sql("SELECT ref FROM api_writes")?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut lost = Vec::new();
+    eprintln!("phase | sent | acknowledged | 503-refused | other | present");
+    for (i, name) in PHASES.iter().enumerate() {
+        let of: Vec<&Sent> = sent.iter().filter(|s| s.phase == i).collect();
+        let acked: Vec<&&Sent> = of
+            .iter()
+            .filter(|s| (200..300).contains(&s.status))
+            .collect();
+        let refused = of.iter().filter(|s| s.status == 503).count();
+        let here = acked
+            .iter()
+            .filter(|s| present.contains(&s.reference))
+            .count();
+        lost.extend(
+            acked
+                .iter()
+                .filter(|s| !present.contains(&s.reference))
+                .map(|s| s.reference.clone()),
+        );
+        eprintln!(
+            "{name} | {} | {} | {refused} | {} | {here}",
+            of.len(),
+            acked.len(),
+            of.len() - acked.len() - refused
+        );
+    }
+    let acked = sent
+        .iter()
+        .filter(|s| (200..300).contains(&s.status))
+        .count();
+    eprintln!(
+        "total | {} | {acked} | {} | - | {}",
+        sent.len(),
+        sent.iter().filter(|s| s.status == 503).count(),
+        acked - lost.len()
+    );
+    ensure(lost.is_empty(), || {
+        format!(
+            "{} of {acked} acknowledged writes are not in the live database: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(20)]
+        )
+    })?;
+    ensure(sent.len() >= 200, || {
+        format!("only {} writes were sent", sent.len())
+    })?;
+    // A refusal is the pause's 503 with Retry-After, never a bare one.
+    let bare: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.status == 503 && !s.retry_after)
+        .collect();
+    ensure(bare.is_empty(), || {
+        format!("{} 503s without Retry-After", bare.len())
     })
 }

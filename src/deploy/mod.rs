@@ -10,6 +10,7 @@ pub mod plan;
 pub mod remote;
 pub mod retention;
 pub mod rollback;
+pub mod shared;
 pub mod sqlite;
 pub mod ssh;
 pub mod status;
@@ -80,6 +81,74 @@ pub fn deploy(
     req: &DeployRequest,
     reporter: &dyn Reporter,
 ) -> Result<DeployReceipt, Failure> {
+    let clock = PauseClock::new(reporter);
+    let result = deploy_timed(config, req, &clock);
+    clock.report();
+    result
+}
+
+/// Passes every event on, and notes when the write pause began (`pause` started) and ended
+/// (`resume` or `undo-database` finished): the deploy says how long writes were refused.
+struct PauseClock<'a> {
+    inner: &'a dyn Reporter,
+    began: std::sync::Mutex<Option<Instant>>,
+    ended: std::sync::Mutex<Option<Instant>>,
+}
+
+impl<'a> PauseClock<'a> {
+    fn new(inner: &'a dyn Reporter) -> Self {
+        PauseClock {
+            inner,
+            began: Default::default(),
+            ended: Default::default(),
+        }
+    }
+
+    fn began(&self) -> bool {
+        self.began.lock().map(|b| b.is_some()).unwrap_or(true)
+    }
+
+    fn report(&self) {
+        let began = *self.began.lock().unwrap_or_else(|e| e.into_inner());
+        let ended = *self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        let message = match (began, ended) {
+            (Some(b), Some(e)) => format!(
+                "writes were paused for {:.1} s (503 with Retry-After, the database fenced); reads went on",
+                e.duration_since(b).as_secs_f64()
+            ),
+            (Some(b), None) => format!(
+                "writes were paused {:.1} s ago and the pause did not end: the next deploy ends it (`recover`)",
+                b.elapsed().as_secs_f64()
+            ),
+            _ => return,
+        };
+        self.inner.event(&Event::Note { message });
+    }
+}
+
+impl Reporter for PauseClock<'_> {
+    fn event(&self, event: &Event) {
+        let now = Instant::now();
+        match event {
+            Event::PhaseStarted { phase: "pause" } => {
+                *self.began.lock().unwrap_or_else(|e| e.into_inner()) = Some(now)
+            }
+            Event::PhaseFinished {
+                phase: "resume" | "undo-database",
+                ..
+            } => *self.ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(now),
+            _ => {}
+        }
+        self.inner.event(event);
+    }
+}
+
+fn deploy_timed(
+    config: &Config,
+    req: &DeployRequest,
+    clock: &PauseClock,
+) -> Result<DeployReceipt, Failure> {
+    let reporter: &dyn Reporter = clock;
     let started = Instant::now();
     let started_at = Timestamp::now();
 
@@ -196,6 +265,21 @@ pub fn deploy(
             &kept,
             wh.retention,
         );
+        // The schema is checked before the lock too, from a throwaway snapshot, so a refusal changes
+        // nothing at all; the plan depends on it (a migration pauses writes), and the same check
+        // under the lock, on the backup's copy, refuses if it no longer agrees.
+        let mut schema_differs = false;
+        if let (true, Some(db)) = (pre.live_db, &db) {
+            crate::events::phase(reporter, "schema", || {
+                let snap = scratch.path().join("preflight.db");
+                let script = plan::db_snapshot(&format!("{}/{db}", layout.live));
+                ssh.run_to_file(&script, &snap)
+                    .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+                let (detail, differs) = schema_check(&snap, &shipment, &wh, req.fresh_db)?;
+                schema_differs = differs;
+                Ok::<_, Failure>(((), detail))
+            })?;
+        }
         let facts = Facts {
             layout: layout.clone(),
             build_id: shipment.build_id.clone(),
@@ -205,6 +289,9 @@ pub fn deploy(
             db: db.clone(),
             live_exists: pre.live,
             live_db_exists: pre.live_db,
+            db_state: shared::DbState::of(pre.live_db, pre.db_shared),
+            schema_differs,
+            paused: pre.paused,
             previous_release: backup_name.clone(),
             failed_release: format!("{stamp}-failed-{}", shipment.build_id),
             backup_name: backup_name.clone(),
@@ -222,17 +309,6 @@ pub fn deploy(
         };
         let steps = plan::plan(&facts);
 
-        // The schema is checked before the lock too, from a throwaway snapshot, so a refusal changes
-        // nothing at all; the plan checks it again under the lock, on the backup's copy.
-        if let (true, Some(db)) = (pre.live_db, &db) {
-            crate::events::phase(reporter, "schema", || {
-                let snap = scratch.path().join("preflight.db");
-                let script = plan::db_snapshot(&format!("{}/{db}", layout.live));
-                ssh.run_to_file(&script, &snap)
-                    .map_err(|e| ssh_failure(e, "nothing was changed"))?;
-                schema_check(&snap, &shipment, &wh, req.fresh_db).map(|d| ((), d))
-            })?;
-        }
         if req.dry_run {
             join_boot()?;
             ssh.close();
@@ -255,7 +331,16 @@ pub fn deploy(
         let mut check = |c: Check| -> Result<String, Failure> {
             match c {
                 Check::Schema => {
-                    schema_check(&facts.local_db_snapshot, &shipment, &wh, req.fresh_db)
+                    let (detail, differs) =
+                        schema_check(&facts.local_db_snapshot, &shipment, &wh, req.fresh_db)?;
+                    if differs != facts.schema_differs {
+                        return Err(Failure::new(
+                            Exit::Refused,
+                            "production's database schema changed between the preflight and the lock; nothing was changed",
+                        )
+                        .hint("someone migrated production meanwhile: run the deploy again"));
+                    }
+                    Ok(detail)
                 }
                 Check::MigratedSchema => {
                     let (_, fp) = crate::package::database::fingerprint_file(
@@ -319,6 +404,18 @@ pub fn deploy(
         };
         // Before the swap, production is unchanged: a failure releases the lock and is recorded.
         let fail_unchanged = |ledger: &mut crate::ledger::Ledger, failure: Failure| {
+            // A paused change that began is undone first: production takes writes again.
+            if clock.began()
+                && let Some(undo) = plan::undo_before_swap(&facts)
+            {
+                let _ = plan::execute(
+                    std::slice::from_ref(&undo),
+                    &ssh,
+                    reporter,
+                    &mut |_| unreachable_check(),
+                    &never,
+                );
+            }
             let _ = ssh.run(&unlock_script(&layout));
             let _ = recorder.record(ledger, DeployOutcome::Failed, None, &failure.message);
             failure
@@ -335,7 +432,7 @@ pub fn deploy(
                 StepError::Ssh(e) if id == "migrate" => Failure::new(
                     Exit::Refused,
                     format!(
-                        "the schema differs and migrate_command failed in staging; production is unchanged: {e}"
+                        "the schema differs and migrate_command failed on a copy of production's database; production is unchanged: {e}"
                     ),
                 ),
                 StepError::Ssh(e) => ssh_failure(e, "production is unchanged"),
@@ -418,7 +515,7 @@ pub fn deploy(
         swapped_at.set(Instant::now());
         // Old releases are pruned while Passenger's throttle runs out (the previous release is the
         // newest under releases/, so it stays for a rollback).
-        let line = audit_line(
+        let mut line = audit_line(
             &destination,
             &layout,
             &shipment,
@@ -427,6 +524,10 @@ pub fn deploy(
             req,
             break_lock,
         );
+        if let (shared::DbState::InRelease, Some(rel), false) = (facts.db_state, &db, req.fresh_db)
+        {
+            line.push_str(&format!(" database moved to {}", layout.shared_db(rel)));
+        }
         let (prune, finish_steps) = {
             let mut f = facts.clone();
             f.audit_line = line.clone();
@@ -583,7 +684,7 @@ fn swap_back_and_verify(
     check: &mut dyn FnMut(Check) -> Result<String, Failure>,
     swapped_at: &std::cell::Cell<Instant>,
 ) -> Result<(), (&'static str, StepError)> {
-    let (swap, verify) = steps.split_at(1);
+    let (swap, verify) = steps.split_at(steps.len() - 1);
     plan::execute(swap, ssh, reporter, &mut |_| unreachable_check(), &never)?;
     swapped_at.set(Instant::now());
     plan::execute(verify, ssh, reporter, check, &never)
@@ -664,31 +765,38 @@ fn lock_held(stderr: &str, layout: &Layout) -> Failure {
     .hint("wait for it to finish; if that deploy is gone (a crash), run again with --break-lock")
 }
 
+/// Production's schema against the package's: the phase's detail, and whether they differ.
 fn schema_check(
     snapshot: &Path,
     shipment: &Shipment,
     wh: &crate::config::WebhostingDeploy,
     fresh_db: bool,
-) -> Result<String, Failure> {
+) -> Result<(String, bool), Failure> {
     let (_, production) = crate::package::database::fingerprint_file(snapshot)?;
     let Some(package) = &shipment.schema else {
-        return Ok("the package has no database".into());
+        return Ok(("the package has no database".into(), false));
     };
     if &production == package {
-        return Ok(format!("schema {} unchanged", short(package)));
+        return Ok((format!("schema {} unchanged", short(package)), false));
     }
     if fresh_db {
-        return Ok(format!(
-            "schema differs ({} → {}); --fresh-db installs the package's database",
-            short(&production),
-            short(package)
+        return Ok((
+            format!(
+                "schema differs ({} → {}); --fresh-db installs the package's database",
+                short(&production),
+                short(package)
+            ),
+            true,
         ));
     }
     if wh.migrate_command.is_some() {
-        return Ok(format!(
-            "schema differs ({} → {}); migrate_command will run in staging",
-            short(&production),
-            short(package)
+        return Ok((
+            format!(
+                "schema differs ({} → {}); migrate_command will run under a write pause",
+                short(&production),
+                short(package)
+            ),
+            true,
         ));
     }
     Err(Failure::new(

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::shared::{self, Db, DbChange, DbState};
 use super::ssh::{Ssh, SshError, quote};
 use crate::events::{Event, Reporter};
 
@@ -62,6 +63,18 @@ impl Layout {
     pub fn audit_log(&self) -> String {
         self.at("audit.log")
     }
+    /// Production's data, outside every release (see `shared`).
+    pub fn shared(&self) -> String {
+        self.at("shared")
+    }
+    /// Production's database: `shared/<db>`, where every release's `<db>` links to.
+    pub fn shared_db(&self, db: &str) -> String {
+        format!("{}/{db}", self.shared())
+    }
+    /// The write pause's flag file; the packaged entry point looks for it (see `shared`).
+    pub fn pause(&self) -> String {
+        self.at("pause")
+    }
 }
 
 /// Everything the plan depends on; gathered by `deploy` before anything changes.
@@ -76,6 +89,13 @@ pub struct Facts {
     /// Whether `remote_dir` exists (false on the first deploy).
     pub live_exists: bool,
     pub live_db_exists: bool,
+    /// Where production's database is (see `shared`).
+    pub db_state: DbState,
+    /// Production's schema differs from the package's (the preflight's check; the same check
+    /// under the lock refuses when it no longer agrees).
+    pub schema_differs: bool,
+    /// A write pause left on by a deploy that did not finish: ended after the lock.
+    pub paused: bool,
     /// What the current release is called under releases/ once it is swapped out.
     pub previous_release: String,
     /// What the new release is called under releases/ if it has to be swapped out again.
@@ -132,7 +152,7 @@ pub struct RemoteStep {
 }
 
 impl RemoteStep {
-    fn run(id: &'static str, what: impl Into<String>, script: String) -> Self {
+    pub(super) fn run(id: &'static str, what: impl Into<String>, script: String) -> Self {
         RemoteStep {
             id,
             what: what.into(),
@@ -162,9 +182,27 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
         ),
         None => "echo live_db=no".to_string(),
     };
+    let shared = match db {
+        Some(db) => {
+            let (link, target) = (
+                quote(&format!("{}/{db}", layout.live)),
+                quote(&layout.shared_db(db)),
+            );
+            format!(
+                "[ -L {link} ] && [ \"$(readlink {link})\" = {target} ] && echo db_shared=yes || echo db_shared=no\n\
+                 [ -e {target} ] && echo shared_db=yes || echo shared_db=no"
+            )
+        }
+        None => "echo db_shared=no".to_string(),
+    };
     [
         format!("[ -d {live} ] && echo live=yes || echo live=no"),
         db_test,
+        shared,
+        format!(
+            "[ -e {} ] && echo paused=yes || echo paused=no",
+            quote(&layout.pause())
+        ),
         format!(
             "if [ -d {lock} ]; then echo lock=yes; sed 's/^/lock./' {lock}/details 2>/dev/null; else echo lock=no; fi"
         ),
@@ -173,7 +211,11 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
             quote(layout.parent())
         ),
         // What a backup of the live release takes: the tree, and a copy of its database.
-        format!("[ -d {live} ] && echo live_kb=$(du -sk {live} 2>/dev/null | awk '{{print $1}}')"),
+        // The shared database counts: it is outside the tree, and a backup copies it.
+        format!(
+            "[ -d {live} ] && echo live_kb=$(du -sk {live} {} 2>/dev/null | awk '{{s += $1}} END {{print s}}')",
+            db.map(|d| quote(&layout.shared_db(d))).unwrap_or_default()
+        ),
         format!(
             "echo live_build=$({})",
             json_field("build_id", &format!("{live}/build_info.json"))
@@ -182,10 +224,11 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
         // Kept releases with the build they hold, and backups with their size: one line each.
         format!(
             "for d in {}/*/; do [ -d \"$d\" ] || continue; n=${{d%/}}; n=${{n##*/}}; \
-             printf 'release=%s\\t%s\\t%s\\n' \"$n\" \"$({})\" \"$({})\"; done",
+             printf 'release=%s\\t%s\\t%s\\t%s\\n' \"$n\" \"$({})\" \"$({})\" \"$({})\"; done",
             quote(&layout.releases()),
             json_field("build_id", "\"$d\"build_info.json"),
             json_field("built_at", "\"$d\"build_info.json"),
+            json_field("schema", "\"$d\"build_info.json"),
         ),
         format!(
             "for f in {}/*.tar.gz; do [ -f \"$f\" ] || continue; n=${{f##*/}}; \
@@ -214,6 +257,9 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
     let mut steps = Vec::new();
 
     steps.push(lock(l, &f.lock_details, f.break_lock));
+    if let (true, Some(rel)) = (f.paused, &f.db) {
+        steps.push(shared::recover(Db { layout: l, rel }));
+    }
 
     if f.live_exists {
         let name = &f.backup_name;
@@ -268,44 +314,14 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         ),
     ));
 
-    if let Some(db) = &f.db {
-        let live_db = format!("{}/{db}", l.live);
-        let staged_db = format!("{}/{db}", l.staging());
-        if f.live_db_exists && !f.fresh_db {
-            steps.push(keep_production_db(l, db, &l.staging()));
-        } else if f.live_db_exists && f.preserve_secret_key {
-            // The value is read as hex and written back from a blob literal cast to TEXT: the
-            // bytes survive whatever they are (quotes, backslashes, non-UTF-8).
-            steps.push(RemoteStep::run(
-                "secret-key",
-                "install the package's database, with production's secret_key copied byte for byte",
-                super::sqlite::copy_secret_key(&live_db, &staged_db),
-            ));
-        }
-        if let (Some(cmd), true) = (&f.migrate_command, f.live_db_exists && !f.fresh_db) {
-            steps.push(RemoteStep::run(
-                "migrate",
-                "run the configured migrate_command in staging, on the copied database",
-                format!(
-                    "cd {staging} && HARNESS_DB_PATH={} sh -c {}",
-                    quote(&staged_db),
-                    quote(cmd)
-                ),
-            ));
-            steps.push(RemoteStep {
-                id: "fetch-migrated",
-                what: "fetch the migrated database".into(),
-                action: Action::Download {
-                    script: format!("cat {}", quote(&staged_db)),
-                    local: migrated_snapshot(f),
-                },
-            });
-            steps.push(RemoteStep {
-                id: "migrated-schema",
-                what: "the migrated schema must be the package's".into(),
-                action: Action::Check(Check::MigratedSchema),
-            });
-        }
+    if let (Some(rel), Some(change)) = (&f.db, db_change(f)) {
+        let db = Db { layout: l, rel };
+        steps.extend(shared::prepare(
+            db,
+            &change,
+            &f.previous_release[..16.min(f.previous_release.len())],
+            &migrated_snapshot(f),
+        ));
     }
 
     let releases = quote(&l.releases());
@@ -344,6 +360,26 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         action: Action::Check(Check::Verify),
     });
     steps
+}
+
+/// What this deploy does with the database, when the package has one.
+pub fn db_change(f: &Facts) -> Option<DbChange> {
+    f.db.as_ref()?;
+    Some(match f.db_state {
+        DbState::Absent => DbChange::Install,
+        _ if f.fresh_db => DbChange::Fresh {
+            preserve_secret_key: f.preserve_secret_key,
+        },
+        DbState::InRelease => DbChange::Move {
+            migrate: f.migrate_command.clone().filter(|_| f.schema_differs),
+        },
+        DbState::Shared => match (&f.migrate_command, f.schema_differs) {
+            (Some(command), true) => DbChange::Migrate {
+                command: command.clone(),
+            },
+            _ => DbChange::Link,
+        },
+    })
 }
 
 /// The deploy lock: an atomic `mkdir` with a details file; exit [`LOCK_HELD`] when someone else
@@ -593,6 +629,10 @@ pub struct RollbackFacts {
     pub db: Option<String>,
     /// Whether production has it: without --with-db it is copied into the kept release.
     pub live_db_exists: bool,
+    /// Where production's database is: in the shared layout the kept release is linked to it.
+    pub db_state: DbState,
+    /// A write pause left on by a deploy that did not finish: ended after the lock.
+    pub paused: bool,
     /// `--with-db`: restore the database from this backup (by name, under backups/) after
     /// checking its sha256 when the ledger has it; and back up the live release first.
     pub restore: Option<Restore>,
@@ -615,7 +655,47 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
     let l = &f.layout;
     let dir = format!("{}/{}", l.releases(), f.release);
     let mut steps = vec![lock(l, &f.lock_details, f.break_lock)];
+    if let (true, Some(rel)) = (f.paused, &f.db) {
+        steps.push(shared::recover(Db { layout: l, rel }));
+    }
+    let shared_layout = f.db_state == DbState::Shared;
     match (&f.restore, &f.db) {
+        (Some(r), Some(rel)) if shared_layout => {
+            // --with-db in the shared layout: the backup's database goes into production's
+            // file (same inode, so every open connection sees it); the kept release links to it.
+            let db = Db { layout: l, rel };
+            steps.extend(backup_steps(l, &r.safety));
+            if let Some(sha) = &r.sha256 {
+                steps.push(sha256_check(
+                    "check-backup",
+                    &l.backups(),
+                    &format!("{}.tar.gz", r.backup),
+                    sha,
+                ));
+            }
+            let scratch = format!("{}.restoring", db.shared());
+            steps.push(RemoteStep::run(
+                "restore-db",
+                format!("the database of backup {} into {}", r.backup, db.shared()),
+                format!(
+                    "set -e\nrm -f -- {s}\ntar -xzOf {} {} > {s}\n{}\nrm -f -- {s}\n{}",
+                    quote(&format!("{}/{}.tar.gz", l.backups(), r.backup)),
+                    quote(rel),
+                    super::sqlite::put(&scratch, &db.shared()),
+                    shared::link(db, &dir),
+                    s = quote(&scratch),
+                ),
+            ));
+        }
+        (None, Some(rel)) if shared_layout => steps.push(RemoteStep::run(
+            "database",
+            format!(
+                "link releases/{} to production's database {} (nothing is copied)",
+                f.release,
+                l.shared_db(rel)
+            ),
+            shared::link(Db { layout: l, rel }, &dir),
+        )),
         (Some(r), Some(db)) => {
             steps.extend(backup_steps(l, &r.safety));
             if let Some(sha) = &r.sha256 {
@@ -719,6 +799,12 @@ pub fn migrated_snapshot(f: &Facts) -> PathBuf {
 /// What runs after a successful verification.
 pub fn finish(f: &Facts) -> Vec<RemoteStep> {
     let mut steps = vec![prune_releases(&f.layout, &f.prune_releases)];
+    if let (Some(rel), Some(true)) = (&f.db, db_change(f).map(|c| c.pauses())) {
+        steps.push(shared::resume(Db {
+            layout: &f.layout,
+            rel,
+        }));
+    }
     if !f.prune_backups.is_empty() {
         steps.push(prune_backups(&f.layout, &f.prune_backups));
     }
@@ -733,24 +819,43 @@ pub fn rollback(f: &Facts) -> Vec<RemoteStep> {
     let live = quote(&l.live);
     let prev = quote(&format!("{}/{}", l.releases(), f.previous_release));
     let failed = quote(&format!("{}/{}", l.releases(), f.failed_release));
-    vec![
-        RemoteStep::run(
-            "rollback",
-            format!(
-                "swap back: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
-                l.live, f.failed_release, f.previous_release, l.live
-            ),
-            format!(
-                "set -e\n[ -d {prev} ]\nif [ -d {live} ]; then mv {live} {failed}; fi\nmv {prev} {live}\n{}",
-                restart(&live)
-            ),
+    // A paused change goes back with the code: the database as the pause found it.
+    let undo = match (&f.db, db_change(f)) {
+        (Some(rel), Some(change)) => shared::undo(Db { layout: l, rel }, &change),
+        _ => None,
+    };
+    let mut steps = vec![RemoteStep::run(
+        "rollback",
+        format!(
+            "swap back: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
+            l.live, f.failed_release, f.previous_release, l.live
         ),
-        RemoteStep {
-            id: "verify-rollback",
-            what: "the previous build answers health and version again".into(),
-            action: Action::Check(Check::VerifyRollback),
-        },
-    ]
+        format!(
+            "set -e\n[ -d {prev} ]\nif [ -d {live} ]; then mv {live} {failed}; fi\nmv {prev} {live}\n{}",
+            restart(&live)
+        ),
+    )];
+    steps.extend(undo);
+    steps.push(RemoteStep {
+        id: "verify-rollback",
+        what: "the previous build answers health and version again".into(),
+        action: Action::Check(Check::VerifyRollback),
+    });
+    steps
+}
+
+/// Run when a deploy fails or is interrupted before its swap, after its `pause` step began.
+pub fn undo_before_swap(f: &Facts) -> Option<RemoteStep> {
+    match (&f.db, db_change(f)) {
+        (Some(rel), Some(change)) => shared::undo(
+            Db {
+                layout: &f.layout,
+                rel,
+            },
+            &change,
+        ),
+        _ => None,
+    }
 }
 
 /// The token in a lock's details (see `deploy::lock_details`).

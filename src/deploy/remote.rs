@@ -123,6 +123,8 @@ pub struct KeptRelease {
     /// From its build_info.json.
     pub build_id: Option<String>,
     pub built_at: Option<String>,
+    /// The schema fingerprint its build_info.json records: what its code was tested with.
+    pub schema: Option<String>,
 }
 
 impl KeptRelease {
@@ -179,6 +181,12 @@ pub fn need_kb(live_kb: u64, zip_kb: Option<u64>) -> u64 {
 pub struct Preflight {
     pub live: bool,
     pub live_db: bool,
+    /// The live release's database is the link to the shared one (`shared::link`).
+    pub db_shared: bool,
+    /// The shared database exists.
+    pub shared_db: bool,
+    /// A write pause is on: a deploy that changed the database did not finish (`shared`).
+    pub paused: bool,
     /// `key=value` lines of the lock's details file, when the lock is held.
     pub lock: Option<Vec<String>>,
     pub free_kb: u64,
@@ -217,6 +225,9 @@ impl Preflight {
             match k {
                 "live" => p.live = v == "yes",
                 "live_db" => p.live_db = v == "yes",
+                "db_shared" => p.db_shared = v == "yes",
+                "shared_db" => p.shared_db = v == "yes",
+                "paused" => p.paused = v == "yes",
                 "lock" if v == "yes" => p.lock = Some(Vec::new()),
                 "free_kb" => p.free_kb = v.trim().parse().unwrap_or(0),
                 "live_kb" => p.live_kb = v.trim().parse().unwrap_or(0),
@@ -236,6 +247,9 @@ impl Preflight {
                                 .and_then(some)
                                 .filter(|b| crate::package::valid_build_id(b)),
                             built_at: f.next().and_then(some),
+                            schema: f.next().and_then(some).filter(|s| {
+                                s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+                            }),
                         });
                     }
                 }
@@ -394,6 +408,7 @@ impl Preflight {
                 name: name.to_string(),
                 build_id: build.map(str::to_string),
                 built_at: None,
+                schema: None,
             });
         }
         let mut prune = Vec::new();
@@ -579,12 +594,14 @@ mod tests {
                 KeptRelease {
                     name: "20260102T000000Z-failed-20251231T000000Z-cccccccccccc".into(),
                     build_id: Some("20251231T000000Z-cccccccccccc".into()),
-                    built_at: Some("2026-01-01T00:00:00Z".into())
+                    built_at: Some("2026-01-01T00:00:00Z".into()),
+                    schema: None,
                 },
                 KeptRelease {
                     name: "20260101T000000Z-20251231T000000Z-aaaaaaaaaaaa".into(),
                     build_id: Some("20251231T000000Z-aaaaaaaaaaaa".into()),
-                    built_at: Some("2026-01-01T00:00:00Z".into())
+                    built_at: Some("2026-01-01T00:00:00Z".into()),
+                    schema: None,
                 }
             ]
         );

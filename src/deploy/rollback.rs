@@ -340,6 +340,23 @@ pub fn rollback(
                     loss_report = Some(l);
                     Ok::<_, Failure>(((), detail))
                 }
+                // What the release's code was tested with, from its build_info.json (a release
+                // in the shared layout only links to production's database).
+                None if pre.live_db && target.schema.is_some() => {
+                    let (_, ours) = crate::package::database::fingerprint_file(&now)?;
+                    let theirs = target.schema.clone().unwrap_or_default();
+                    if theirs != ours {
+                        return Err(schema_misfit(&ours, &target.name, &theirs));
+                    }
+                    Ok((
+                        (),
+                        format!(
+                            "schema {} fits release {}",
+                            super::short(&ours),
+                            target.name
+                        ),
+                    ))
+                }
                 None if pre.live_db => {
                     let kept = scratch.path().join("release.db");
                     let script = format!(
@@ -358,17 +375,7 @@ pub fn rollback(
                     let (_, theirs) = crate::package::database::fingerprint_file(&kept)?;
                     let (_, ours) = crate::package::database::fingerprint_file(&now)?;
                     if theirs != ours {
-                        return Err(Failure::new(
-                            Exit::Refused,
-                            format!(
-                                "production's database schema ({}) differs from the one release {} ran with ({}): \
-                                 its code may not work on it; nothing was changed",
-                                super::short(&ours),
-                                target.name,
-                                super::short(&theirs)
-                            ),
-                        )
-                        .hint("roll back with --with-db to restore that release's database too (what would be lost is shown first)"));
+                        return Err(schema_misfit(&ours, &target.name, &theirs));
                     }
                     Ok((
                         (),
@@ -416,6 +423,8 @@ pub fn rollback(
         outgoing: outgoing.clone(),
         db: db.clone(),
         live_db_exists: pre.live_db,
+        db_state: super::shared::DbState::of(pre.live_db, pre.db_shared),
+        paused: pre.paused,
         restore,
         lock_details: super::lock_details("rollback", &to_build),
         break_lock,
@@ -685,6 +694,7 @@ pub fn rollback(
             name: outgoing.clone(),
             build_id: from_build.clone(),
             built_at: None,
+            schema: None,
         });
         releases.sort_by(|a, b| b.name.cmp(&a.name));
         releases.truncate(wh.keep_releases as usize);
@@ -733,6 +743,19 @@ pub fn rollback(
     Ok(receipt)
 }
 
+fn schema_misfit(ours: &str, release: &str, theirs: &str) -> Failure {
+    Failure::new(
+        Exit::Refused,
+        format!(
+            "production's database schema ({}) differs from the one release {release} ran with ({}): \
+             its code may not work on it; nothing was changed",
+            super::short(ours),
+            super::short(theirs)
+        ),
+    )
+    .hint("roll back with --with-db to restore that release's database too (what would be lost is shown first)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,6 +765,7 @@ mod tests {
             name: name.into(),
             build_id: build.map(Into::into),
             built_at: None,
+            schema: None,
         }
     }
 

@@ -43,6 +43,97 @@ pub fn to_stdout(src: &str) -> String {
     format!("python3 -c {} {} -", quote(COPY), quote(src))
 }
 
+/// The shared database's maintenance, `python3 -c TOOL OP DB [ARG]`:
+/// - `fence DB`: in one write transaction, a `BEFORE INSERT/UPDATE/DELETE` trigger on every table
+///   that aborts with [`FENCE_MESSAGE`]. From its commit on, every write fails in every
+///   connection, the ones an app keeps open included (SQLite re-reads a changed schema before
+///   its next statement); reads go on. A write that was in flight either committed before the
+///   fence (and is in every copy taken after it) or fails: none is acknowledged and then lost.
+/// - `unfence DB`: drops those triggers (nothing else).
+/// - `copy SRC DEST [unfence]`: SQLite's backup API into a new file (its journals removed first;
+///   a stale `-wal` would be replayed into the copy), the copy unfenced when asked.
+/// - `put SRC DEST`: SQLite's backup API into the existing database DEST, through its own
+///   locking, so DEST keeps its inode and every open connection sees the new content (a rename
+///   over it would leave them on the old file, and the old file's `-wal` beside the new one).
+const TOOL: &str = "\
+import os, sqlite3, sys, urllib.parse
+op, db = sys.argv[1], sys.argv[2]
+MSG = 'harness: writes are paused while a deploy changes the database; retry shortly'
+def connect(path, mode):
+    uri = 'file:' + urllib.parse.quote(os.path.abspath(path)) + '?mode=' + mode
+    return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+def fences(c):
+    return [r[0] for r in c.execute(\"SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'harness!_fence!_%' ESCAPE '!'\")]
+def unfence(c):
+    c.execute('BEGIN IMMEDIATE')
+    for name in fences(c):
+        c.execute('DROP TRIGGER \"%s\"' % name.replace('\"', '\"\"'))
+    c.execute('COMMIT')
+if op == 'fence':
+    c = connect(db, 'rw')
+    c.execute('BEGIN IMMEDIATE')
+    if not fences(c):
+        tables = [r[0] for r in c.execute(\"SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' AND upper(sql) NOT LIKE 'CREATE VIRTUAL%' ORDER BY name\")]
+        for i, t in enumerate(tables):
+            for event in ('INSERT', 'UPDATE', 'DELETE'):
+                c.execute('CREATE TRIGGER \"harness_fence_%d_%s\" BEFORE %s ON \"%s\" BEGIN SELECT RAISE(ABORT, \\'%s\\'); END'
+                          % (i, event.lower(), event, t.replace('\"', '\"\"'), MSG))
+    c.execute('COMMIT')
+elif op == 'unfence':
+    unfence(connect(db, 'rw'))
+elif op == 'copy':
+    dest = sys.argv[3]
+    for suffix in ('', '-wal', '-shm', '-journal'):
+        if os.path.lexists(dest + suffix):
+            os.unlink(dest + suffix)
+    src, out = connect(db, 'ro'), sqlite3.connect(dest, isolation_level=None)
+    src.backup(out)
+    if sys.argv[4:] == ['unfence']:
+        unfence(out)
+    out.close()
+elif op == 'put':
+    src, out = connect(db, 'ro'), connect(sys.argv[3], 'rw')
+    src.backup(out)
+    out.close()
+else:
+    sys.exit('unknown operation ' + op)
+";
+
+/// What a write gets from the database while it is fenced.
+pub const FENCE_MESSAGE: &str =
+    "harness: writes are paused while a deploy changes the database; retry shortly";
+
+/// Fences `db`: every write fails from now on, reads go on (see [`TOOL`]).
+pub fn fence(db: &str) -> String {
+    format!("python3 -c {} fence {}", quote(TOOL), quote(db))
+}
+
+/// Drops the fence of `db`.
+pub fn unfence(db: &str) -> String {
+    format!("python3 -c {} unfence {}", quote(TOOL), quote(db))
+}
+
+/// A consistent copy of `src` in the new file `dest`, without the fence when `unfenced`.
+pub fn copy_to_new(src: &str, dest: &str, unfenced: bool) -> String {
+    format!(
+        "python3 -c {} copy {} {}{}",
+        quote(TOOL),
+        quote(src),
+        quote(dest),
+        if unfenced { " unfence" } else { "" }
+    )
+}
+
+/// `src`'s content into the existing database `dest`, which keeps its inode (see [`TOOL`]).
+pub fn put(src: &str, dest: &str) -> String {
+    format!(
+        "python3 -c {} put {} {}",
+        quote(TOOL),
+        quote(src),
+        quote(dest)
+    )
+}
+
 /// `argv[1]`: production's database, `argv[2]`: the package's. Copies `settings.secret_key`
 /// byte for byte (as a blob, whatever it holds) and fails unless exactly one row changed.
 const SECRET_KEY: &str = "\
@@ -108,6 +199,79 @@ mod tests {
         assert!(o.stdout.starts_with(b"SQLite format 3\0"));
         assert!(!d.path().join("pwned").exists() && !d.path().join("pwned2").exists());
         drop(c);
+    }
+
+    #[test]
+    fn the_tool_says_what_fence_message_says() {
+        assert!(TOOL.contains(&format!("MSG = '{FENCE_MESSAGE}'")));
+    }
+
+    /// The fence on a database an app keeps open: the open connection's next write fails, its
+    /// reads go on, a copy is unfenced on request, and `put` reaches the open connection.
+    #[test]
+    fn fence_stops_writes_of_open_connections_copy_unfences_put_keeps_the_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("it's a \"dir\"");
+        std::fs::create_dir(&dir).unwrap();
+        let db = dir.join("app.db");
+        let (db_s, copy_s) = (
+            db.to_str().unwrap().to_string(),
+            dir.join("copy.db").to_str().unwrap().to_string(),
+        );
+        let app = rusqlite::Connection::open(&db).unwrap();
+        app.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE \"odd \"\"name\"(v); CREATE TABLE t(v); \
+             INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        let inode = std::fs::metadata(&db).unwrap().ino();
+        let o = sh(&fence(&db_s));
+        assert!(o.status.success(), "{o:?}");
+        // Twice is once: a fence left by an interrupted deploy is not doubled.
+        assert!(sh(&fence(&db_s)).status.success());
+        let err = app.execute("INSERT INTO t VALUES (2)", []).unwrap_err();
+        assert!(err.to_string().contains(FENCE_MESSAGE), "{err}");
+        assert!(
+            app.execute("INSERT INTO \"odd \"\"name\" VALUES (2)", [])
+                .is_err()
+        );
+        assert!(app.execute("UPDATE t SET v = 3", []).is_err());
+        assert!(app.execute("DELETE FROM t", []).is_err());
+        let n: i64 = app
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "reads go on");
+        // A copy without the fence takes writes; the fenced original still does not.
+        let o = sh(&copy_to_new(&db_s, &copy_s, true));
+        assert!(o.status.success(), "{o:?}");
+        let copy = rusqlite::Connection::open(&copy_s).unwrap();
+        copy.execute("INSERT INTO t VALUES (7)", []).unwrap();
+        drop(copy);
+        // `put` lands in the file the app has open, fence included from the source when it
+        // has one: here the copy has none, so the app writes again, into the same inode.
+        let o = sh(&put(&copy_s, &db_s));
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(std::fs::metadata(&db).unwrap().ino(), inode);
+        let seen: i64 = app
+            .query_row("SELECT max(v) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 7, "the open connection sees the put");
+        app.execute("INSERT INTO t VALUES (8)", []).unwrap();
+        // Fenced again, then unfenced: writes go through, and no trigger is left.
+        assert!(sh(&fence(&db_s)).status.success());
+        assert!(app.execute("INSERT INTO t VALUES (9)", []).is_err());
+        let o = sh(&unfence(&db_s));
+        assert!(o.status.success(), "{o:?}");
+        app.execute("INSERT INTO t VALUES (9)", []).unwrap();
+        let triggers: i64 = app
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(triggers, 0);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn input(
         h.update(bytes);
     };
     field("harness", env!("CARGO_PKG_VERSION").as_bytes());
+    field("write_pause", super::stage::WRITE_PAUSE.as_bytes());
     field("target", target.as_bytes());
     field("seed_demo", &[seed_demo as u8]);
     field("config", &std::fs::read(&config.file).unwrap_or_default());

@@ -182,6 +182,11 @@ const KEEP_IN_MEMORY: u64 = 1 << 20;
 
 /// Reads every walked file once: refuses secrets (unless `allow_secrets` lets them through),
 /// writes the staged copy into `build_dir` and hashes it.
+/// Appended to the entry point of a package with a database: the write pause a deploy turns on
+/// while it changes the database (docs/deploy.md). It wraps the app's `application` and does
+/// nothing else; tested here, in the stack and in the boot check like every other packaged byte.
+pub const WRITE_PAUSE: &str = include_str!("write_pause.py");
+
 pub fn stage(
     config: &Config,
     files: &[SourceFile],
@@ -197,12 +202,15 @@ pub fn stage(
     let mut made = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(files.len());
     for f in files {
-        let bytes = std::fs::read(&f.disk).map_err(|e| {
+        let mut bytes = std::fs::read(&f.disk).map_err(|e| {
             Failure::new(
                 Exit::Environment,
                 format!("cannot read {}: {e}", f.disk.display()),
             )
         })?;
+        if config.package.database.is_some() && f.zip_path == config.package.entry_point.to {
+            bytes.extend_from_slice(WRITE_PAUSE.as_bytes());
+        }
         if !allowed.is_match(&f.zip_path)
             && let Some(why) = looks_secret(&f.zip_path, &bytes)
         {
@@ -269,6 +277,49 @@ fn looks_secret(zip_path: &str, bytes: &[u8]) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    /// The appended wrapper, run by python3 on an app file in `<parent>/app`: without the pause
+    /// file every request reaches the app; with it, a POST gets 503 with the file's Retry-After
+    /// and a GET still reaches the app.
+    #[test]
+    fn the_write_pause_answers_writes_503_while_the_pause_file_exists() {
+        let d = tempfile::tempdir().unwrap();
+        let app = d.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let entry = app.join("passenger_wsgi.py");
+        std::fs::write(
+            &entry,
+            format!(
+                "def application(environ, start_response):\n    start_response('201 Created', [])\n    return [b'app']\n{WRITE_PAUSE}"
+            ),
+        )
+        .unwrap();
+        let probe = r#"
+import runpy, sys
+ns = runpy.run_path(sys.argv[1])
+for method in ("POST", "GET", "DELETE"):
+    seen = []
+    body = b"".join(ns["application"]({"REQUEST_METHOD": method}, lambda s, h: seen.append((s, dict(h)))))
+    status, headers = seen[0]
+    print(method, status.split()[0], headers.get("Retry-After", "-"), body[:3].decode())
+"#;
+        let run = || {
+            let o = std::process::Command::new("python3")
+                .args(["-c", probe])
+                .arg(&entry)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{o:?}");
+            String::from_utf8(o.stdout).unwrap()
+        };
+        assert_eq!(run(), "POST 201 - app\nGET 201 - app\nDELETE 201 - app\n");
+        let home = d.path().join(".app.harness");
+        std::fs::create_dir(&home).unwrap();
+        std::fs::write(home.join("pause"), "12\n").unwrap();
+        assert_eq!(run(), "POST 503 12 Wri\nGET 201 - app\nDELETE 503 12 Wri\n");
+        std::fs::remove_file(home.join("pause")).unwrap();
+        assert_eq!(run(), "POST 201 - app\nGET 201 - app\nDELETE 201 - app\n");
+    }
+
     use super::*;
 
     #[test]

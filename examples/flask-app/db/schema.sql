@@ -65,3 +65,11 @@ CREATE TABLE notifications (
     status TEXT NOT NULL CHECK (status IN ('sent', 'error')),
     message TEXT NOT NULL DEFAULT ''
 );
+
+-- One row per accepted write of POST /api/writes: the zero-loss deploy test counts them.
+CREATE TABLE api_writes (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    client TEXT NOT NULL,
+    ref TEXT NOT NULL UNIQUE
+);

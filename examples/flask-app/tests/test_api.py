@@ -76,3 +76,16 @@ def test_notify_api_failure_is_reported_and_recorded(client, app_root, monkeypat
     rows = conn.execute("SELECT actor, status, recipient FROM notifications").fetchall()
     conn.close()
     assert rows == [("client:primary", "error", "admin@app.localtest.me")]
+
+
+def test_writes_answer_201_after_the_commit_and_refuse_a_duplicate(client, app_root):
+    api_headers, db_path = AUTH, app_root / "app.db"
+    r = client.post("/api/writes", json={"ref": "w-1"}, headers=api_headers)
+    assert r.status_code == 201 and r.get_json()["ref"] == "w-1"
+    # Another connection sees the row: it was committed before the answer.
+    import sqlite3
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM api_writes WHERE ref = 'w-1'").fetchone()[0] == 1
+    assert client.post("/api/writes", json={"ref": "w-1"}, headers=api_headers).status_code == 409
+    assert client.post("/api/writes", json={}, headers=api_headers).status_code == 400
+    assert client.post("/api/writes", json={"ref": "w-2"}).status_code == 401

@@ -11,6 +11,9 @@ fn facts() -> Facts {
         db: Some("app.db".into()),
         live_exists: true,
         live_db_exists: true,
+        db_state: DbState::Shared,
+        schema_differs: false,
+        paused: false,
         previous_release: "20260102T000000Z-old".into(),
         failed_release: "20260102T000000Z-failed-new".into(),
         backup_name: "20260102T000000Z-old".into(),
@@ -83,10 +86,22 @@ fn the_first_deploy_has_nothing_to_back_up_or_keep() {
     let mut f = facts();
     f.live_exists = false;
     f.live_db_exists = false;
+    f.db_state = DbState::Absent;
     let steps = plan(&f);
     assert_eq!(
         ids(&steps),
-        ["lock", "upload", "checksum", "extract", "swap", "verify"]
+        [
+            "lock", "upload", "checksum", "extract", "database", "swap", "verify"
+        ]
+    );
+    // The package's database becomes the shared one, and the release links to it.
+    let db = script(&steps, "database");
+    assert!(
+        db.contains("mv -- /home/u/.app.harness/staging/app.db /home/u/.app.harness/shared/app.db")
+            && db.ends_with(
+                "ln -s /home/u/.app.harness/shared/app.db /home/u/.app.harness/staging/app.db"
+            ),
+        "{db}"
     );
     // Issue 17, finding 10: the guard is inside the locked script. A live tree that appeared
     // after the preflight is neither replaced nor filled: the swap refuses before moving.
@@ -351,26 +366,28 @@ fn upload_is_checked_by_sha256_on_the_server_then_extracted_to_staging() {
 }
 
 #[test]
-fn production_database_is_kept_with_a_consistent_copy() {
+fn a_code_only_deploy_links_the_release_to_the_shared_database_and_copies_nothing() {
+    let s = plan(&facts());
     assert_eq!(
-        script(&plan(&facts()), "database"),
-        format!(
-            "rm -f /home/u/.app.harness/staging/app.db-wal /home/u/.app.harness/staging/app.db-shm \
-             /home/u/.app.harness/staging/app.db-journal && {}",
-            crate::deploy::sqlite::copy(
-                "/home/u/app/app.db",
-                "/home/u/.app.harness/staging/app.db"
-            )
-        )
+        script(&s, "database"),
+        "rm -f -- /home/u/.app.harness/staging/app.db /home/u/.app.harness/staging/app.db-wal \
+         /home/u/.app.harness/staging/app.db-shm /home/u/.app.harness/staging/app.db-journal && \
+         ln -s /home/u/.app.harness/shared/app.db /home/u/.app.harness/staging/app.db"
     );
+    assert!(!ids(&s).contains(&"pause"), "no pause without a migration");
+    assert_eq!(ids(&finish(&facts())), ["prune", "unlock", "audit"]);
 }
 
 #[test]
-fn fresh_db_installs_the_package_database_and_can_carry_the_secret_key_byte_for_byte() {
+fn fresh_db_puts_the_package_database_into_the_shared_file_and_can_carry_the_secret_key() {
     let mut f = facts();
     f.fresh_db = true;
-    assert!(!ids(&plan(&f)).contains(&"database"));
-    assert!(!ids(&plan(&f)).contains(&"secret-key"));
+    let s = plan(&f);
+    assert!(!ids(&s).contains(&"secret-key"));
+    assert!(script(&s, "database").contains(&crate::deploy::sqlite::put(
+        "/home/u/.app.harness/staging/app.db",
+        "/home/u/.app.harness/shared/app.db"
+    )));
     f.preserve_secret_key = true;
     let s = plan(&f);
     assert_eq!(
@@ -383,25 +400,64 @@ fn fresh_db_installs_the_package_database_and_can_carry_the_secret_key_byte_for_
 }
 
 #[test]
-fn migrate_command_runs_in_staging_on_the_copied_database() {
+fn a_migration_pauses_writes_runs_on_a_copy_and_puts_it_back_fenced_until_verified() {
     let mut f = facts();
     f.migrate_command = Some("python3 -m app.migrate 'x'".into());
+    // Without a schema difference the command does not run, and nothing pauses.
+    assert!(!ids(&plan(&f)).contains(&"migrate"));
+    f.schema_differs = true;
     let s = plan(&f);
     assert_eq!(
-        script(&s, "migrate"),
-        "cd /home/u/.app.harness/staging && HARNESS_DB_PATH=/home/u/.app.harness/staging/app.db sh -c 'python3 -m app.migrate '\\''x'\\'''"
+        ids(&s)[8..],
+        [
+            "pause",
+            "restore-point",
+            "migrate",
+            "fetch-migrated",
+            "migrated-schema",
+            "database",
+            "swap",
+            "verify"
+        ]
     );
-    let pos = |id| ids(&s).iter().position(|x| *x == id).unwrap();
-    assert!(pos("database") < pos("migrate") && pos("migrate") < pos("swap"));
-    // The result is checked before the swap: a migrate that does not reach the package's schema
-    // stops the deploy with production unchanged.
+    assert!(script(&s, "pause").contains("/home/u/.app.harness/pause"));
+    assert!(script(&s, "pause").ends_with(&crate::deploy::sqlite::fence(
+        "/home/u/.app.harness/shared/app.db"
+    )));
+    assert!(script(&s, "migrate").ends_with(
+        "cd /home/u/.app.harness/staging\nHARNESS_DB_PATH=/home/u/.app.harness/shared/app.db.migrating \
+         sh -c 'python3 -m app.migrate '\\''x'\\'''"
+    ));
+    assert!(script(&s, "database").contains(&crate::deploy::sqlite::put(
+        "/home/u/.app.harness/shared/app.db.migrating",
+        "/home/u/.app.harness/shared/app.db"
+    )));
+    // After verify the fence goes; a failed verify puts the restore point back instead.
+    assert_eq!(ids(&finish(&f)), ["prune", "resume", "unlock", "audit"]);
     assert_eq!(
-        script(&s, "fetch-migrated"),
-        "cat /home/u/.app.harness/staging/app.db"
+        ids(&rollback(&f)),
+        ["rollback", "undo-database", "verify-rollback"]
     );
-    assert!(pos("migrate") < pos("migrated-schema") && pos("migrated-schema") < pos("swap"));
+    assert!(undo_before_swap(&f).is_some());
     f.fresh_db = true;
     assert!(!ids(&plan(&f)).contains(&"migrate"));
+}
+
+#[test]
+fn a_database_inside_the_live_release_moves_to_the_shared_layout_fenced() {
+    let mut f = facts();
+    f.db_state = DbState::InRelease;
+    let s = plan(&f);
+    assert_eq!(ids(&s)[8..], ["pause", "database", "swap", "verify"]);
+    assert!(script(&s, "pause").ends_with(&crate::deploy::sqlite::fence("/home/u/app/app.db")));
+    assert!(
+        script(&s, "database").contains(&crate::deploy::sqlite::copy_to_new(
+            "/home/u/app/app.db",
+            "/home/u/.app.harness/shared/app.db",
+            false
+        ))
+    );
+    assert_eq!(ids(&finish(&f)), ["prune", "resume", "unlock", "audit"]);
 }
 
 #[test]
@@ -522,6 +578,8 @@ fn rollback_facts(with_db: bool) -> RollbackFacts {
         outgoing: "20260105T000000Z-B".into(),
         db: Some("app.db".into()),
         live_db_exists: true,
+        db_state: DbState::InRelease,
+        paused: false,
         restore: with_db.then(|| Restore {
             backup: "20260102T000000Z-A".into(),
             sha256: Some("ab".repeat(32)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
@@ -46,6 +47,27 @@ def dns_update() -> Any:
             "record": outcome.record, "logins": outcome.logins, "message": outcome.message,
             "statuscode": outcome.statuscode, "notification": outcome.notification}
     return jsonify(body), 200 if outcome.ok else 502
+
+
+@bp.post("/writes")
+@token_required
+def record_write() -> Any:
+    """Stores one row and answers 201 only after its commit: a client that got 201 may count
+    on the row. `ref` is the client's own name for the write (unique)."""
+    data = _json_body()
+    ref = str((data or {}).get("ref") or "").strip()
+    if not ref or len(ref) > 100 or any(ord(c) < 32 for c in ref):
+        return _error(400, "invalid_ref", "send a JSON object {ref}: 1 to 100 printable characters")
+    conn = db.get()
+    try:
+        with conn:
+            cur = conn.execute(
+                "INSERT INTO api_writes (created_at, client, ref) VALUES (?, ?, ?)",
+                (db.now_iso(), g.api_client, ref),
+            )
+    except sqlite3.IntegrityError:
+        return _error(409, "duplicate_ref", f"ref {ref!r} was written before")
+    return jsonify(id=cur.lastrowid, ref=ref), 201
 
 
 @bp.get("/geo/<path:ip>")

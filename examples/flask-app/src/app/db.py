@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,16 +28,26 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+# One connection per process and thread, kept open across requests as SQLAlchemy's pool
+# does: a process that outlives a release switch (Passenger finishes its requests first) keeps
+# writing through it, which is what a deploy must not lose.
+_pool: dict[tuple[str, int], sqlite3.Connection] = {}
+
+
 def get() -> sqlite3.Connection:
-    if "db" not in g:
-        g.db = connect(current_app.config["DB_PATH"])
-    return g.db
+    key = (current_app.config["DB_PATH"], threading.get_ident())
+    conn = _pool.get(key)
+    if conn is None:
+        conn = _pool[key] = connect(key[0])
+    return conn
 
 
 def close_request_connection(_exc: BaseException | None = None) -> None:
-    conn = g.pop("db", None)
-    if conn is not None:
-        conn.close()
+    """The connection stays open; a request that failed half-way must not leave its
+    transaction to the next one."""
+    conn = _pool.get((current_app.config["DB_PATH"], threading.get_ident()))
+    if conn is not None and conn.in_transaction:
+        conn.rollback()
 
 
 def read_setting(path: str, key: str) -> Any:

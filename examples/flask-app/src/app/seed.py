@@ -83,6 +83,12 @@ CREATE TABLE notifications (
     status TEXT NOT NULL CHECK (status IN ('sent', 'error')),
     message TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE api_writes (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    client TEXT NOT NULL,
+    ref TEXT NOT NULL UNIQUE
+);
 """
 
 EMAIL = {
