@@ -116,10 +116,16 @@ impl<'a> PauseClock<'a> {
                 "writes were paused for {:.1} s (503 with Retry-After, the database fenced); reads went on",
                 e.duration_since(b).as_secs_f64()
             ),
-            (Some(b), None) => format!(
-                "writes were paused {:.1} s ago and the pause did not end: the next deploy ends it (`recover`)",
-                b.elapsed().as_secs_f64()
-            ),
+            (Some(b), None) => {
+                self.inner.event(&Event::Warning {
+                    message: format!(
+                        "writes were paused {:.1} s ago and the pause did not end: production refuses writes \
+                         until the next deploy or rollback ends it (its `recover` step, right after the lock)",
+                        b.elapsed().as_secs_f64()
+                    ),
+                });
+                return;
+            }
             _ => return,
         };
         self.inner.event(&Event::Note { message });

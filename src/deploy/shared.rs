@@ -284,7 +284,8 @@ fn migrate_steps(
                 db.work()
             ),
             format!(
-                "set -e\n{}\ncd {}\nHARNESS_DB_PATH={} sh -c {}",
+                "set -e\nmkdir -p {}\n{}\ncd {}\nHARNESS_DB_PATH={} sh -c {}",
+                quote(&db.shared_dir()),
                 sqlite::copy_to_new(source, &db.work(), true),
                 quote(&db.layout.staging()),
                 quote(&db.work()),

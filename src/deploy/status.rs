@@ -28,6 +28,10 @@ pub struct Status {
     pub backups: Vec<BackupLine>,
     pub policy: Policy,
     pub lock: Lock,
+    /// Where production's database is: `shared`, `in the release` (moved by the next deploy),
+    /// `none`; and whether a write pause is on.
+    pub database: Option<String>,
+    pub writes_paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +137,20 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
             held: pre.lock.is_some(),
             details: pre.lock.clone().unwrap_or_default(),
         },
+        database: db.as_deref().map(|rel| {
+            match super::shared::DbState::of(pre.live_db, pre.db_shared) {
+                super::shared::DbState::Shared => {
+                    format!("shared: {}", remote.layout.shared_db(rel))
+                }
+                super::shared::DbState::InRelease => format!(
+                    "in the release ({}/{rel}); the next deploy moves it to {}",
+                    remote.layout.live,
+                    remote.layout.shared_db(rel)
+                ),
+                super::shared::DbState::Absent => "none".into(),
+            }
+        }),
+        writes_paused: pre.paused,
     })
 }
 
@@ -197,6 +215,16 @@ pub fn text(s: &Status) -> String {
         "free".into()
     };
     let _ = writeln!(out, "  lock      {lock}");
+    if let Some(d) = &s.database {
+        let _ = writeln!(out, "  database  {d}");
+    }
+    if s.writes_paused {
+        let _ = writeln!(
+            out,
+            "            WRITES ARE PAUSED: a deploy that changed the database did not finish; \
+             the next deploy or rollback ends the pause"
+        );
+    }
     let _ = writeln!(
         out,
         "  releases  {} kept (rollback --to NAME or BUILD)",

@@ -395,10 +395,9 @@ pub fn run(
         .map_err(|e| Failure::new(Exit::Environment, format!("{host}: {e}")))?;
     if let (Some(db), Some(Ok(schema))) = (&layout.database, &view.schema) {
         let deployed = crate::package::database::schema_fingerprint(schema);
-        let on_server = parse_listing(&listing)
-            .map_err(|e| Failure::new(Exit::Environment, e))?
-            .files
-            .contains_key(db);
+        // A file (an older layout), or the link to the shared database (deploy::shared).
+        let parsed = parse_listing(&listing).map_err(|e| Failure::new(Exit::Environment, e))?;
+        let on_server = parsed.files.contains_key(db) || parsed.symlinks.iter().any(|l| l == db);
         let server = if on_server {
             let tmp = tempfile::NamedTempFile::new().map_err(|e| {
                 Failure::new(Exit::Environment, format!("cannot make a temp file: {e}"))

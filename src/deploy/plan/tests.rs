@@ -746,3 +746,89 @@ fn without_a_production_database_only_with_db_touches_the_database() {
     f.live_db_exists = false;
     assert!(ids(&rollback_plan(&f)).contains(&"restore-db"));
 }
+
+/// The shared layout's scripts on a real shell, python3 and SQLite, with an app connection held
+/// open the whole time: a migration that fails after its put-back is undone to the restore
+/// point (the app's write before the pause is there, the app writes again), and a pause left by
+/// a killed deploy is ended by `recover`.
+#[test]
+fn a_failed_migration_is_undone_to_the_restore_point_and_a_left_pause_is_recovered() {
+    let d = tempfile::tempdir().unwrap();
+    let mut f = facts();
+    f.layout = Layout::of(d.path().join("app").to_str().unwrap()).unwrap();
+    f.schema_differs = true;
+    f.migrate_command = Some(
+        "python3 -c 'import os, sqlite3; sqlite3.connect(os.environ[\"HARNESS_DB_PATH\"]).execute(\"ALTER TABLE t ADD c\")'"
+            .into(),
+    );
+    let db = Db {
+        layout: &f.layout,
+        rel: "app.db",
+    };
+    std::fs::create_dir_all(&f.layout.live).unwrap();
+    std::fs::create_dir_all(f.layout.shared()).unwrap();
+    std::fs::create_dir_all(f.layout.staging()).unwrap();
+    std::fs::write(format!("{}/app.db", f.layout.staging()), "").unwrap();
+    let app = rusqlite::Connection::open(db.shared()).unwrap();
+    app.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(v); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let link = sh_run(&shared::link(db, &f.layout.live));
+    assert!(link.status.success(), "{link:?}");
+    let steps = plan(&f);
+    for id in ["pause", "restore-point"] {
+        let o = sh_run(script(&steps, id));
+        assert!(o.status.success(), "{id}: {o:?}");
+    }
+    assert!(std::path::Path::new(&f.layout.pause()).exists());
+    assert!(
+        app.execute("INSERT INTO t VALUES (2)", []).is_err(),
+        "fenced"
+    );
+    // The migration runs where `migrate` says, then the migrated copy goes in (the step also
+    // links staging; the package's empty database there is replaced).
+    let o = sh_run(script(&steps, "migrate"));
+    assert!(o.status.success(), "{o:?}");
+    let o = sh_run(script(&steps, "database"));
+    assert!(o.status.success(), "{o:?}");
+    let cols: i64 = app
+        .query_row("SELECT count(*) FROM pragma_table_info('t')", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(cols, 2, "the open connection sees the migrated schema");
+    assert!(
+        app.execute("INSERT INTO t VALUES (3, 3)", []).is_err(),
+        "still fenced"
+    );
+    // The new release fails: undo puts the restore point back, unfenced, and ends the pause.
+    let o = sh_run(script(&rollback(&f), "undo-database"));
+    assert!(o.status.success(), "{o:?}");
+    let cols: i64 = app
+        .query_row("SELECT count(*) FROM pragma_table_info('t')", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(cols, 1);
+    app.execute("INSERT INTO t VALUES (4)", []).unwrap();
+    let rows: Vec<i64> = app
+        .prepare("SELECT v FROM t ORDER BY v")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, [1, 4]);
+    assert!(!std::path::Path::new(&f.layout.pause()).exists());
+    assert!(!std::path::Path::new(&format!("{}.before-migration", db.shared())).exists());
+    // A pause a killed deploy left: `recover` (after the lock) ends it.
+    let o = sh_run(script(&steps, "pause"));
+    assert!(o.status.success(), "{o:?}");
+    assert!(app.execute("INSERT INTO t VALUES (5)", []).is_err());
+    f.paused = true;
+    let steps = plan(&f);
+    assert_eq!(ids(&steps)[..2], ["lock", "recover"]);
+    let o = sh_run(script(&steps, "recover"));
+    assert!(o.status.success(), "{o:?}");
+    app.execute("INSERT INTO t VALUES (5)", []).unwrap();
+    assert!(!std::path::Path::new(&f.layout.pause()).exists());
+}
