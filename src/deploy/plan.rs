@@ -659,20 +659,22 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
         steps.push(shared::recover(Db { layout: l, rel }));
     }
     let shared_layout = f.db_state == DbState::Shared;
+    if let (Some(r), Some(_)) = (&f.restore, &f.db) {
+        steps.extend(backup_steps(l, &r.safety));
+        if let Some(sha) = &r.sha256 {
+            steps.push(sha256_check(
+                "check-backup",
+                &l.backups(),
+                &format!("{}.tar.gz", r.backup),
+                sha,
+            ));
+        }
+    }
     match (&f.restore, &f.db) {
         (Some(r), Some(rel)) if shared_layout => {
             // --with-db in the shared layout: the backup's database goes into production's
             // file (same inode, so every open connection sees it); the kept release links to it.
             let db = Db { layout: l, rel };
-            steps.extend(backup_steps(l, &r.safety));
-            if let Some(sha) = &r.sha256 {
-                steps.push(sha256_check(
-                    "check-backup",
-                    &l.backups(),
-                    &format!("{}.tar.gz", r.backup),
-                    sha,
-                ));
-            }
             let scratch = format!("{}.restoring", db.shared());
             steps.push(RemoteStep::run(
                 "restore-db",
@@ -697,15 +699,6 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
             shared::link(Db { layout: l, rel }, &dir),
         )),
         (Some(r), Some(db)) => {
-            steps.extend(backup_steps(l, &r.safety));
-            if let Some(sha) = &r.sha256 {
-                steps.push(sha256_check(
-                    "check-backup",
-                    &l.backups(),
-                    &format!("{}.tar.gz", r.backup),
-                    sha,
-                ));
-            }
             let target = format!("{dir}/{db}");
             steps.push(RemoteStep::run(
                 "restore-db",

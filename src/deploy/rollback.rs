@@ -340,39 +340,30 @@ pub fn rollback(
                     loss_report = Some(l);
                     Ok::<_, Failure>(((), detail))
                 }
-                // What the release's code was tested with, from its build_info.json (a release
-                // in the shared layout only links to production's database).
-                None if pre.live_db && target.schema.is_some() => {
-                    let (_, ours) = crate::package::database::fingerprint_file(&now)?;
-                    let theirs = target.schema.clone().unwrap_or_default();
-                    if theirs != ours {
-                        return Err(schema_misfit(&ours, &target.name, &theirs));
-                    }
-                    Ok((
-                        (),
-                        format!(
-                            "schema {} fits release {}",
-                            super::short(&ours),
-                            target.name
-                        ),
-                    ))
-                }
+                // What the release's code was tested with: its build_info.json says (a release
+                // in the shared layout only links to production's database); a release from
+                // before the fingerprint was recorded is compared by its own copy.
                 None if pre.live_db => {
-                    let kept = scratch.path().join("release.db");
-                    let script = format!(
-                        "f={}; if [ -f \"$f\" ]; then {}; fi",
-                        super::ssh::quote(&format!("{release_dir}/{db}")),
-                        plan::db_snapshot(&format!("{release_dir}/{db}"))
-                    );
-                    ssh.run_to_file(&script, &kept)
-                        .map_err(|e| ssh_failure(e, unchanged))?;
-                    if std::fs::metadata(&kept).map(|m| m.len()).unwrap_or(0) == 0 {
-                        return Ok((
-                            (),
-                            format!("release {} holds no database to compare", target.name),
-                        ));
-                    }
-                    let (_, theirs) = crate::package::database::fingerprint_file(&kept)?;
+                    let theirs = match &target.schema {
+                        Some(s) => s.clone(),
+                        None => {
+                            let kept = scratch.path().join("release.db");
+                            let script = format!(
+                                "f={}; if [ -f \"$f\" ]; then {}; fi",
+                                super::ssh::quote(&format!("{release_dir}/{db}")),
+                                plan::db_snapshot(&format!("{release_dir}/{db}"))
+                            );
+                            ssh.run_to_file(&script, &kept)
+                                .map_err(|e| ssh_failure(e, unchanged))?;
+                            if std::fs::metadata(&kept).map(|m| m.len()).unwrap_or(0) == 0 {
+                                return Ok((
+                                    (),
+                                    format!("release {} holds no database to compare", target.name),
+                                ));
+                            }
+                            crate::package::database::fingerprint_file(&kept)?.1
+                        }
+                    };
                     let (_, ours) = crate::package::database::fingerprint_file(&now)?;
                     if theirs != ours {
                         return Err(schema_misfit(&ours, &target.name, &theirs));
