@@ -8,17 +8,8 @@ root=$(pwd)
 
 log() { printf '\n==> %s\n' "$*"; }
 
-# The offline image bake needs debootstrap (the daemon has no images and no registry is reachable).
-if ! command -v debootstrap >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    log "installing debootstrap"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  else
-    echo "debootstrap is missing: run 'sudo apt-get install -y debootstrap' (the image bake needs it)" >&2
-    exit 1
-  fi
-fi
+# The offline image bake needs debootstrap; harness installs it itself when it is missing (as root,
+# through apt-get; HARNESS_NO_INSTALL=1 turns that off), as it does for the README's main command.
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"

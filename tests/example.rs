@@ -216,3 +216,57 @@ print('ok', len(lock['wheels']), 'wheels')
         text(&run.stdout)
     );
 }
+
+/// A clone in a folder with nothing beside it (no `../shared`, no absolute paths to lean on)
+/// collects both Python suites: everything they read is in the repository. Needs the test venv
+/// `scripts/test.sh` makes (`.venv-test/`); without it the test fails under CI and says so
+/// elsewhere.
+#[test]
+fn a_clone_with_nothing_beside_it_collects_the_python_suites() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = repo.join(".venv-test/bin/python");
+    if !python.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} is missing: scripts/test.sh makes it",
+            python.display()
+        );
+        eprintln!(
+            "skipped: {} is missing (scripts/test.sh makes it)",
+            python.display()
+        );
+        return;
+    }
+    let outer = tempfile::tempdir().unwrap();
+    let clone = outer.path().join("harness");
+    let o = Command::new("git")
+        .args(["clone", "-q", "--no-hardlinks"])
+        .arg(repo)
+        .arg(&clone)
+        .output()
+        .unwrap();
+    ok(&o);
+    assert_eq!(std::fs::read_dir(outer.path()).unwrap().count(), 1);
+    for suite in ["mocks/tests/python", "examples/flask-app/tests"] {
+        let o = Command::new(&python)
+            .args([
+                "-m",
+                "pytest",
+                "--collect-only",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                suite,
+            ])
+            .current_dir(&clone)
+            .env_remove("MAILPIT_SWAGGER")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{suite} in a bare clone:\n{}{}",
+            text(&o.stdout),
+            text(&o.stderr)
+        );
+    }
+}

@@ -499,6 +499,18 @@ impl<'a> Images<'a> {
                     Some(r) => r,
                     None => {
                         self.reporter.event(&Event::PhaseStarted {
+                            phase: "install-debootstrap",
+                        });
+                        let started = Instant::now();
+                        let installed = tokio::task::spawn_blocking(rootfs::ensure_debootstrap)
+                            .await
+                            .expect("debootstrap install thread")?;
+                        self.finished(
+                            "install-debootstrap",
+                            started.elapsed(),
+                            installed.unwrap_or_else(|| "already installed".into()),
+                        );
+                        self.reporter.event(&Event::PhaseStarted {
                             phase: "debootstrap",
                         });
                         let started = Instant::now();

@@ -220,6 +220,45 @@ pub fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// debootstrap, installed through apt-get when it is missing and this process may (root, apt-get
+/// there, `HARNESS_NO_INSTALL` unset): a fresh machine's first bake needs nothing done by hand.
+/// `Ok(Some(what))` when it installed it, `Ok(None)` when it was there.
+pub fn ensure_debootstrap() -> Result<Option<String>, ImageError> {
+    if which("debootstrap").is_some() {
+        return Ok(None);
+    }
+    let refuse = |why: &str| ImageError::Host {
+        what: format!("debootstrap is not installed ({why})"),
+        hint: "apt-get install -y debootstrap".into(),
+    };
+    if std::env::var_os("HARNESS_NO_INSTALL").is_some_and(|v| !v.is_empty() && v != "0") {
+        return Err(refuse(
+            "HARNESS_NO_INSTALL is set, so harness does not install it",
+        ));
+    }
+    if !is_root() {
+        return Err(refuse("harness installs it only as root"));
+    }
+    let Some(apt) = which("apt-get") else {
+        return Err(refuse("there is no apt-get to install it with"));
+    };
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "debootstrap"][..],
+    ] {
+        run(Command::new(&apt)
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    match which("debootstrap") {
+        Some(p) => Ok(Some(format!(
+            "installed {} with `apt-get install -y debootstrap` (HARNESS_NO_INSTALL=1 turns this off)",
+            p.display()
+        ))),
+        None => Err(refuse("apt-get installed it, but it is not on PATH")),
+    }
+}
+
 fn is_root() -> bool {
     // The uid of /proc/self is the process's effective uid; no libc needed.
     use std::os::unix::fs::MetadataExt;
