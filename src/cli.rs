@@ -204,6 +204,10 @@ pub struct DeployArgs {
     /// Replace production's database with the package's (the backup keeps the old one).
     #[arg(long)]
     pub fresh_db: bool,
+    /// Seed the database again even when the seed cache holds it for these exact inputs (sources,
+    /// seed command and its files, SQL, env, state file as the last seed left it).
+    #[arg(long, conflicts_with = "package")]
+    pub reseed: bool,
     /// Check every precondition (gate, boot check, SSH, disk space, lock, schema) and print the
     /// plan, changing nothing.
     #[arg(long)]
@@ -293,6 +297,10 @@ pub struct UpArgs {
     /// Reuse .harness/dist/local/deploy.zip instead of building (builds anyway if it is missing).
     #[arg(long)]
     pub skip_build: bool,
+    /// Seed the database again even when the seed cache holds it for these exact inputs (sources,
+    /// seed command and its files, SQL, env, state file as the last seed left it).
+    #[arg(long, conflicts_with = "skip_build")]
+    pub reseed: bool,
 }
 
 #[derive(Debug, Args)]
@@ -305,6 +313,10 @@ pub struct TestArgs {
     /// (builds anyway when it is missing or stale).
     #[arg(long)]
     pub skip_build: bool,
+    /// Seed the database again even when the seed cache holds it for these exact inputs (sources,
+    /// seed command and its files, SQL, env, state file as the last seed left it).
+    #[arg(long, conflicts_with = "skip_build")]
+    pub reseed: bool,
     /// Leave the stack up afterwards; prints its addresses and how to stop it.
     #[arg(long)]
     pub keep: bool,
@@ -409,9 +421,13 @@ pub struct BuildArgs {
     /// Also apply the demo seed (`demo_sql`, or HARNESS_SEED_DEMO=1 for a seed command).
     #[arg(long)]
     pub seed_demo: bool,
-    /// Generate new secrets instead of reusing those in deployment_state_<target>.json.
+    /// Generate new secrets instead of reusing those in deployment_state_<target>.json (seeds again).
     #[arg(long)]
     pub rotate_secrets: bool,
+    /// Seed the database again even when the seed cache holds it for these exact inputs (sources,
+    /// seed command and its files, SQL, env, state file as the last seed left it).
+    #[arg(long)]
+    pub reseed: bool,
     /// Write the zip here instead of .harness/dist/<target>/deploy.zip.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -524,6 +540,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                 target: args.target().name(),
                 seed_demo: args.seed_demo,
                 rotate_secrets: args.rotate_secrets,
+                reseed: args.reseed,
                 output: args.output.clone(),
             };
             let built = crate::package::build(&config, &request, &reporter as &dyn Reporter)?;
@@ -581,6 +598,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                 with_mocks: args.with_mocks,
                 no_tls: args.no_tls,
                 skip_build: args.skip_build,
+                reseed: args.reseed,
                 keep: true,
             };
             let up = crate::stack::up(&config, &request, &reporter)?;
@@ -996,6 +1014,7 @@ fn deploy(cli: &Cli, args: &DeployArgs, reporter: &dyn Reporter) -> Result<Exit,
         package: args.package.clone(),
         preserve_secret_key: args.preserve_secret_key,
         fresh_db: args.fresh_db,
+        reseed: args.reseed,
         dry_run: args.dry_run,
         allow_dirty: args.allow_dirty,
         break_lock: args.break_lock,
@@ -1096,6 +1115,7 @@ fn test(cli: &Cli, args: &TestArgs, reporter: &dyn Reporter) -> Result<Exit, Fai
         with_mocks: args.with_mocks,
         no_tls: args.no_tls,
         skip_build: args.skip_build,
+        reseed: args.reseed,
         keep: args.keep,
         selection: crate::run::SelectionRequest {
             paths: args.paths.clone(),

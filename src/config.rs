@@ -120,6 +120,9 @@ pub struct DatabaseConfig {
     /// The app's own seed command, run from the project root.
     #[serde(default)]
     pub seed_command: Vec<String>,
+    /// Globs (relative to the project) of more files the seed reads: part of the seed cache's key.
+    #[serde(default)]
+    pub seed_inputs: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -512,3 +512,99 @@ fn json_output_reports_paths_hashes_fingerprints_sizes_and_timings() {
         "--output replaces the default path"
     );
 }
+
+/// The seed cache: a warm build takes the seeded database of the build before it, byte for byte,
+/// until a source, the seed wrapper outside `sources` or the state file changes, or `--reseed`.
+#[test]
+fn the_seed_cache_reuses_a_seed_until_a_source_the_wrapper_or_the_state_changes() {
+    let p = Project::new();
+    // Random bytes in the database and the state file on every seed, as real seeds do.
+    p.write(
+        "tools/seed.py",
+        r#"
+import json, os, secrets, sqlite3
+db = sqlite3.connect(os.environ["HARNESS_DB_PATH"])
+db.execute("CREATE TABLE t(token TEXT)")
+db.execute("INSERT INTO t VALUES (?)", (secrets.token_hex(16),))
+db.commit()
+path = os.environ["HARNESS_STATE_FILE"]
+state = json.load(open(path)) if os.path.exists(path) else {}
+state["seed_token"] = secrets.token_hex(8)
+json.dump(state, open(path, "w"))
+"#,
+    );
+    p.write(
+        "harness.toml",
+        &CONFIG.replace(
+            "sql = [\"db/schema.sql\"]",
+            "seed_command = [\"python3\", \"tools/seed.py\"]",
+        ),
+    );
+    let build = |args: &[&str]| -> (String, String) {
+        let mut all = vec!["--local"];
+        all.extend_from_slice(args);
+        let o = p.build(&all);
+        ok(&o);
+        let sha = harness::package::sha256_file(&p.zip("local")).unwrap();
+        let line = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .find(|l| l.trim_start().starts_with("database"))
+            .unwrap_or_default()
+            .to_string();
+        (sha, line)
+    };
+    let (first, line) = build(&[]);
+    assert!(line.contains("seeded (no cached seed"), "{line}");
+    let (second, line) = build(&[]);
+    assert!(line.contains("seed: reused (key "), "{line}");
+    assert_eq!(first, second, "a reused seed gives the same bytes");
+
+    p.write("src/app/extra.py", "X = 1\n");
+    let (_, line) = build(&[]);
+    assert!(
+        line.contains("seeded (no cached seed"),
+        "a source edit: {line}"
+    );
+    let (_, line) = build(&[]);
+    assert!(line.contains("seed: reused"), "{line}");
+
+    p.write(
+        "tools/seed.py",
+        &format!(
+            "# edited\n{}",
+            std::fs::read_to_string(p.path("tools/seed.py")).unwrap()
+        ),
+    );
+    let (_, line) = build(&[]);
+    assert!(
+        line.contains("seeded (no cached seed"),
+        "a wrapper edit: {line}"
+    );
+
+    // A test that writes a changed admin password back makes the database stale.
+    let state_path = p.path("deployment_state_local.json");
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    state["admin"]["password"] = "changed-by-a-test".into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let (_, line) = build(&[]);
+    assert!(line.contains("the state file changed"), "{line}");
+    let (_, line) = build(&["--reseed"]);
+    assert!(line.contains("--reseed given"), "{line}");
+
+    // Entries: 0600, the newest three, one folder per target.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = p.path(".harness/seed-cache/local");
+    let dbs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
+        .collect();
+    assert_eq!(dbs.len(), 3, "{dbs:?}");
+    for e in &dbs {
+        assert_eq!(e.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let o = p.build(&["--target", "webhosting"]);
+    ok(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("seeded (no cached seed"));
+}

@@ -45,6 +45,8 @@ pub struct DeployRequest {
     pub package: Option<PathBuf>,
     pub preserve_secret_key: bool,
     pub fresh_db: bool,
+    /// Seed the built package's database again (`--reseed`).
+    pub reseed: bool,
     pub dry_run: bool,
     pub allow_dirty: bool,
     pub break_lock: bool,
@@ -169,7 +171,10 @@ fn deploy_timed(
         None => {
             let m = crate::package::build(
                 config,
-                &crate::package::BuildRequest::standard("webhosting"),
+                &crate::package::BuildRequest {
+                    reseed: req.reseed,
+                    ..crate::package::BuildRequest::standard("webhosting")
+                },
                 reporter,
             )?;
             // Read back like any other package: a build running beside this deploy may replace

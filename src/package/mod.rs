@@ -9,6 +9,7 @@ pub mod database;
 pub mod fingerprint;
 pub mod fresh;
 pub mod secrets;
+pub mod seed_cache;
 pub mod stage;
 pub mod vendor;
 
@@ -33,6 +34,8 @@ pub struct BuildRequest {
     pub target: &'static str,
     pub seed_demo: bool,
     pub rotate_secrets: bool,
+    /// Seed again even when the seed cache has this build's database (`--reseed`).
+    pub reseed: bool,
     pub output: Option<PathBuf>,
 }
 
@@ -44,6 +47,7 @@ impl BuildRequest {
             target,
             seed_demo: false,
             rotate_secrets: false,
+            reseed: false,
             output: None,
         }
     }
@@ -270,6 +274,37 @@ pub fn build(
                     git_branch: git.branch.clone().unwrap_or_else(|| "unknown".into()),
                     now: rfc3339(now_epoch()),
                 };
+                let inputs = seed_cache::SeedInputs {
+                    target,
+                    seed_demo: req.seed_demo,
+                    packaged: &packaged_files(&staged, vendor.as_ref()),
+                    argv: &db_cfg.seed_command,
+                    files: seed_files(config, db_cfg, target, req.seed_demo)?,
+                    env: target_cfg
+                        .env
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    config: &std::fs::read(&config.file).unwrap_or_default(),
+                };
+                let key = inputs.key();
+                let cache = seed_cache::SeedCache::of(&config.root, target);
+                let found = match (req.rotate_secrets, req.reseed) {
+                    (true, _) => Err(seed_cache::Miss::Forced("--rotate-secrets")),
+                    (false, true) => Err(seed_cache::Miss::Forced("--reseed")),
+                    (false, false) => cache.lookup(&key, &seed_cache::state_digest(state.as_ref())),
+                };
+                let miss = match found {
+                    Ok(cached) => {
+                        std::fs::copy(&cached, &db_path).map_err(|e| io_fail(&cached, e))?;
+                        secrets::write_state(&state_path, state, &secrets, &facts)?;
+                        let (_, fp) = database::fingerprint_file(&db_path)?;
+                        let detail =
+                            format!("seed: reused (key {}), schema {}", &key[..12], &fp[..12]);
+                        return Ok((fp, detail));
+                    }
+                    Err(miss) => miss,
+                };
                 if db_cfg.seed_command.is_empty() {
                     database::apply_sql(
                         &db_path,
@@ -315,8 +350,13 @@ pub fn build(
                     let recorded = secrets::load_state(&scratch)?;
                     secrets::write_state(&state_path, recorded.or(state), &secrets, &facts)?;
                 }
+                let left = secrets::load_state(&state_path)?;
+                cache.store(&key, &db_path, &seed_cache::state_digest(left.as_ref()))?;
                 let (_, fp) = database::fingerprint_file(&db_path)?;
-                Ok((fp.clone(), format!("schema {}", &fp[..12])))
+                Ok((
+                    fp.clone(),
+                    format!("seeded ({miss}; key {}), schema {}", &key[..12], &fp[..12]),
+                ))
             })?)
         }
     };
@@ -541,6 +581,83 @@ fn write_zip(
     tmp.persist(out).map_err(|e| io_fail(out, e.error))?;
     std::fs::rename(&sha_tmp, sha256_path(out)).map_err(|e| io_fail(&sha256_path(out), e))?;
     Ok((sha, size))
+}
+
+/// `(package path, sha256)` of every packaged file the build has so far (sources and wheels), in
+/// path order: what the seed cache keys on for "the code".
+fn packaged_files(
+    staged: &[stage::Staged],
+    vendor: Option<&vendor::Vendor>,
+) -> Vec<(String, String)> {
+    let mut all: BTreeMap<String, String> = staged
+        .iter()
+        .map(|s| (s.entry.path.clone(), s.entry.sha256.clone()))
+        .collect();
+    if let Some(v) = vendor {
+        all.extend(v.files.iter().map(|f| (f.path.clone(), f.sha256.clone())));
+    }
+    all.into_iter().collect()
+}
+
+/// The project files a seed reads beyond the package: every argv item that names one (a seed
+/// wrapper outside `sources`), the `seed_inputs` globs, the SQL files.
+fn seed_files(
+    config: &Config,
+    db: &crate::config::DatabaseConfig,
+    target: &str,
+    seed_demo: bool,
+) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let root = &config.root;
+    let mut paths: Vec<PathBuf> = db
+        .seed_command
+        .iter()
+        .map(|a| crate::fsutil::normalize_lexically(&root.join(a)))
+        .filter(|p| p.starts_with(root) && p.is_file())
+        .collect();
+    if !db.seed_inputs.is_empty() {
+        let mut b = globset::GlobSetBuilder::new();
+        for g in &db.seed_inputs {
+            b.add(globset::Glob::new(g.get_ref()).map_err(|e| {
+                Failure::new(
+                    Exit::BadInput,
+                    format!(
+                        "{}: [package.database] seed_inputs `{}`: {e}",
+                        config.file.display(),
+                        g.get_ref()
+                    ),
+                )
+            })?);
+        }
+        let set = b
+            .build()
+            .map_err(|e| Failure::new(Exit::BadInput, e.to_string()))?;
+        let walk = walkdir::WalkDir::new(root).into_iter().filter_entry(|e| {
+            let n = e.file_name().to_string_lossy();
+            e.depth() == 0
+                || !(n == ".git" || n == ".harness" || n == "target" || n.starts_with(".venv"))
+        });
+        for e in walk
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+        {
+            if let Ok(rel) = e.path().strip_prefix(root)
+                && set.is_match(rel)
+            {
+                paths.push(e.path().to_path_buf());
+            }
+        }
+    }
+    paths.extend(database_inputs(config, target, seed_demo));
+    paths.sort();
+    paths.dedup();
+    paths
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).map_err(|e| io_fail(&p, e))?;
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            Ok((rel, bytes))
+        })
+        .collect()
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, Failure> {

@@ -78,6 +78,7 @@ pub fn run(config: &Config, reporter: &dyn Reporter) -> Result<ParityOutcome, Fa
                         target,
                         seed_demo: false,
                         rotate_secrets: false,
+                        reseed: false,
                         output: None,
                     },
                     reporter,

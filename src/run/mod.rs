@@ -35,6 +35,8 @@ pub struct TestRequest {
     pub no_tls: bool,
     /// Reuse the local package when its input fingerprint matches the sources.
     pub skip_build: bool,
+    /// Seed the database again even when the seed cache has it (`--reseed`).
+    pub reseed: bool,
     /// Leave the stack up afterwards (until `harness down`).
     pub keep: bool,
     pub selection: SelectionRequest,
@@ -262,7 +264,7 @@ pub fn test(
         // The package. Interrupting this step needs no cleanup: nothing exists in Docker yet,
         // and the build writes its zip by rename.
         let t = Instant::now();
-        let package = local_package(config, req.skip_build, reporter)?;
+        let package = local_package(config, req.skip_build, req.reseed, reporter)?;
         phases.record(
             reporter,
             "package",
@@ -549,6 +551,7 @@ async fn finish<T>(
 fn local_package(
     config: &Config,
     skip_build: bool,
+    reseed: bool,
     reporter: &dyn Reporter,
 ) -> Result<(PackageManifest, bool), Failure> {
     if skip_build {
@@ -561,7 +564,10 @@ fn local_package(
     }
     let built = crate::package::build(
         config,
-        &crate::package::BuildRequest::standard("local"),
+        &crate::package::BuildRequest {
+            reseed,
+            ..crate::package::BuildRequest::standard("local")
+        },
         reporter,
     )?;
     Ok((built, false))

@@ -65,6 +65,8 @@ pub struct UpRequest {
     /// Plain HTTP on the proxy, for debugging; TLS with the project CA otherwise.
     pub no_tls: bool,
     pub skip_build: bool,
+    /// Seed the database again even when the seed cache has it (`--reseed`).
+    pub reseed: bool,
     /// `up` keeps the stack; `test` (later) tears it down unless `--keep`.
     pub keep: bool,
 }
@@ -160,7 +162,10 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         let (zip, state_file) = if req.skip_build && default_zip.is_file() {
             (default_zip, project_root(config).join(STATE_FILE))
         } else {
-            let request = crate::package::BuildRequest::standard("local");
+            let request = crate::package::BuildRequest {
+                reseed: req.reseed,
+                ..crate::package::BuildRequest::standard("local")
+            };
             let built = crate::package::build(config, &request, reporter)?;
             (built.zip, built.state_file)
         };
