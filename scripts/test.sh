@@ -48,6 +48,8 @@ log "images: harness images --bake"
 log "main job: harness test --with-mocks on examples/flask-app"
 "$HARNESS_BIN" --project examples/flask-app test --with-mocks
 "$HARNESS_BIN" --project examples/flask-app build
+# The deploy suite ships examples/adopted-app to the twin too; its wheels come from here.
+"$HARNESS_BIN" --project examples/adopted-app build
 
 log "Rust tests (unit, integration, end-to-end)"
 cargo nextest run --workspace --no-fail-fast

@@ -79,6 +79,10 @@ pub struct PackageConfig {
     /// A project template for DEPLOY_README.md; the built-in one is used otherwise.
     #[serde(default)]
     pub deploy_readme: Option<Spanned<String>>,
+    /// More package paths that get the same build_info.json (an app that reads it from its own
+    /// package folder). Outside the code fingerprint like the original, listed in MANIFEST.json.
+    #[serde(default)]
+    pub build_info_copies: Vec<Spanned<String>>,
     #[serde(default)]
     pub database: Option<Spanned<DatabaseConfig>>,
     /// Secrets the build generates, by name. They are reused from the state file when it exists.
@@ -206,8 +210,12 @@ pub struct StackConfig {
     pub fqdn: String,
     #[serde(default = "default_health")]
     pub health_path: String,
-    #[serde(default = "default_version")]
-    pub version_path: String,
+    /// The old spelling of `version = { path = … }` (a JSON `build_id` there); still read.
+    #[serde(default)]
+    pub version_path: Option<Spanned<String>>,
+    /// How a running release tells which build it is (`version_probe`).
+    #[serde(default)]
+    pub version: Option<Spanned<RawVersion>>,
     /// The project's own compose files, applied after the built-in ones (docs/compose.md).
     #[serde(default)]
     pub compose_overrides: Vec<String>,
@@ -222,7 +230,8 @@ impl Default for StackConfig {
         Self {
             fqdn: default_fqdn(),
             health_path: default_health(),
-            version_path: default_version(),
+            version_path: None,
+            version: None,
             compose_overrides: Vec::new(),
             aliases: BTreeMap::new(),
         }
@@ -378,8 +387,88 @@ fn default_fqdn() -> String {
 fn default_health() -> String {
     "/health".into()
 }
-fn default_version() -> String {
-    "/version".into()
+/// `[stack] version`: `false`, `true`, or a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawVersion {
+    On(bool),
+    Table(VersionTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionTable {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub json: Option<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+}
+
+/// The build_info.json fields a `contains` template may name.
+pub const VERSION_PLACEHOLDERS: [&str; 7] = [
+    "build_id",
+    "built_at",
+    "git_commit",
+    "git_commit_short",
+    "git_branch",
+    "target",
+    "harness_version",
+];
+
+/// How a running release says which build it is: checked by the boot check, deploy, rollback and
+/// `status webhosting`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionProbe {
+    /// GET `path`; the JSON value at `pointer` must be the build id.
+    Json { path: String, pointer: String },
+    /// GET `path`; the page must contain `template` with `{{field}}` filled from build_info.json.
+    Contains { path: String, template: String },
+    /// No probe: a switch is verified by health alone.
+    Off,
+}
+
+impl VersionProbe {
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            VersionProbe::Json { path, .. } | VersionProbe::Contains { path, .. } => Some(path),
+            VersionProbe::Off => None,
+        }
+    }
+}
+
+impl StackConfig {
+    /// The probe `[stack] version` (or the old `version_path`) describes; `validate` has
+    /// refused what cannot be one.
+    pub fn version_probe(&self) -> VersionProbe {
+        let json = |path: String| VersionProbe::Json {
+            path,
+            pointer: "/build_id".into(),
+        };
+        match (&self.version, &self.version_path) {
+            (Some(v), _) => match v.get_ref() {
+                RawVersion::On(false) => VersionProbe::Off,
+                RawVersion::On(true) => json("/version".into()),
+                RawVersion::Table(t) => {
+                    let path = t.path.clone().unwrap_or_else(|| "/version".into());
+                    match (&t.json, &t.contains) {
+                        (_, Some(c)) => VersionProbe::Contains {
+                            path,
+                            template: c.clone(),
+                        },
+                        (Some(p), None) => VersionProbe::Json {
+                            path,
+                            pointer: p.clone(),
+                        },
+                        (None, None) => json(path),
+                    }
+                }
+            },
+            (None, Some(p)) => json(p.get_ref().clone()),
+            (None, None) => json("/version".into()),
+        }
+    }
 }
 fn default_test_path() -> String {
     "ui_tests".into()
@@ -472,6 +561,61 @@ impl Config {
             Exit::BadInput,
             format!("{}:{line}:{col}: {message}", self.file.display()),
         )
+    }
+
+    fn validate_version(&self) -> Result<(), Failure> {
+        let Some(v) = &self.stack.version else {
+            return Ok(());
+        };
+        if self.stack.version_path.is_some() {
+            return Err(self
+                .error_at(v.span(), "[stack] has both `version` and `version_path`")
+                .hint("keep `version = { path = \"/version\" }` and remove `version_path` (its old spelling)"));
+        }
+        let RawVersion::Table(t) = v.get_ref() else {
+            return Ok(());
+        };
+        if let Some(path) = &t.path
+            && !path.starts_with('/')
+        {
+            return Err(self
+                .error_at(
+                    v.span(),
+                    format!("[stack] version path {path:?} does not start with /"),
+                )
+                .hint("write the URL path, e.g. path = \"/version\""));
+        }
+        match (&t.json, &t.contains) {
+            (Some(_), Some(_)) => Err(self
+                .error_at(v.span(), "[stack] version has both `json` and `contains`")
+                .hint("`json` names where a JSON answer holds the build id; `contains` a text the page holds: pick one")),
+            (Some(p), None) if !p.is_empty() && !p.starts_with('/') => Err(self
+                .error_at(v.span(), format!("[stack] version json = {p:?} is not a JSON pointer"))
+                .hint("write it as a JSON pointer, e.g. json = \"/build/id\"")),
+            (None, Some(c)) => {
+                let unknown: Vec<&str> = placeholders(c)
+                    .filter(|n| !VERSION_PLACEHOLDERS.contains(n))
+                    .collect();
+                let none = placeholders(c).next().is_none();
+                if !unknown.is_empty() || none {
+                    return Err(self
+                        .error_at(
+                            v.span(),
+                            if none {
+                                format!("[stack] version contains = {c:?} names no build_info field, so it cannot tell builds apart")
+                            } else {
+                                format!("[stack] version contains = {c:?}: unknown placeholder {}", unknown.join(", "))
+                            },
+                        )
+                        .hint(format!(
+                            "use {{{{field}}}} with a build_info.json field: {}",
+                            VERSION_PLACEHOLDERS.join(", ")
+                        )));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// A project-relative path from the config, resolved against the root.
@@ -672,6 +816,26 @@ impl Config {
         }
         self.validate_test()?;
         self.validate_aliases()?;
+        self.validate_version()?;
+        for copy in &self.package.build_info_copies {
+            let p = copy.get_ref();
+            let bad = p.is_empty()
+                || p.starts_with('/')
+                || p.ends_with('/')
+                || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+                || p.chars().any(char::is_control)
+                || crate::package::METADATA_FILES.contains(&p.as_str());
+            if bad {
+                return Err(self
+                    .error_at(
+                        copy.span(),
+                        format!(
+                            "[package] build_info_copies: {p:?} is not a package path for a copy"
+                        ),
+                    )
+                    .hint("write a path inside the package, e.g. \"src/app/build_info.json\""));
+            }
+        }
         for (name, t) in &self.targets {
             if let Some(dest) = &t.ssh
                 && let Err(why) = check_ssh_destination(dest.get_ref())
@@ -918,6 +1082,70 @@ mod tests {
 sources = [{ from = "src", to = "src" }]
 entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
 "#;
+
+    #[test]
+    fn the_version_probe_takes_a_table_false_or_the_old_version_path_never_two() {
+        let probe = |stack: &str| {
+            parse(&format!("{MINIMAL}[stack]\n{stack}\n")).map(|c| c.stack.version_probe())
+        };
+        assert_eq!(
+            probe("").unwrap(),
+            VersionProbe::Json {
+                path: "/version".into(),
+                pointer: "/build_id".into()
+            }
+        );
+        assert_eq!(
+            probe("version_path = \"/v\"").unwrap(),
+            VersionProbe::Json {
+                path: "/v".into(),
+                pointer: "/build_id".into()
+            }
+        );
+        assert_eq!(
+            probe("version = { path = \"/api/info\", json = \"/build/id\" }").unwrap(),
+            VersionProbe::Json {
+                path: "/api/info".into(),
+                pointer: "/build/id".into()
+            }
+        );
+        assert_eq!(
+            probe("version = { path = \"/\", contains = \"build {{git_commit_short}}\" }").unwrap(),
+            VersionProbe::Contains {
+                path: "/".into(),
+                template: "build {{git_commit_short}}".into()
+            }
+        );
+        assert_eq!(probe("version = false").unwrap(), VersionProbe::Off);
+        for (bad, says) in [
+            (
+                "version_path = \"/v\"\nversion = { path = \"/v\" }",
+                "both `version` and `version_path`",
+            ),
+            (
+                "version = { json = \"/a\", contains = \"{{build_id}}\" }",
+                "both `json` and `contains`",
+            ),
+            (
+                "version = { contains = \"{{nope}}\" }",
+                "unknown placeholder nope",
+            ),
+            (
+                "version = { contains = \"v1\" }",
+                "names no build_info field",
+            ),
+            ("version = { json = \"build_id\" }", "not a JSON pointer"),
+            ("version = { path = \"version\" }", "does not start with /"),
+        ] {
+            let e = probe(bad).unwrap_err();
+            assert_eq!(e.exit, Exit::BadInput, "{bad}");
+            assert!(
+                e.message.contains(says) && e.message.contains("harness.toml:"),
+                "{bad}: {}",
+                e.message
+            );
+        }
+    }
 
     #[test]
     fn minimal_config_gets_defaults() {
@@ -1230,4 +1458,12 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         let src = format!("{MINIMAL}[targets.staging]\nenv = {{}}\n");
         assert!(parse(&src).unwrap_err().message.contains("staging"));
     }
+}
+
+/// The `{{name}}` placeholders of a `contains` template, in order.
+pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split("{{")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("}}").map(|(n, _)| n.trim()))
 }

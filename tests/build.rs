@@ -608,3 +608,85 @@ json.dump(state, open(path, "w"))
     ok(&o);
     assert!(String::from_utf8_lossy(&o.stderr).contains("seeded (no cached seed"));
 }
+
+/// `build_info_copies`: build_info.json's bytes at another package path, listed in MANIFEST.json
+/// and outside the code fingerprint; a source file at that path is refused with its config line.
+#[test]
+fn build_info_copies_are_the_same_bytes_outside_the_code_fingerprint() {
+    let p = Project::new();
+    let fingerprint = |o: &Output| -> String {
+        ok(o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["fingerprints"]["code"].as_str().unwrap().to_string()
+    };
+    let without = fingerprint(&p.harness(&["--json", "build"]).output().unwrap());
+    p.write(
+        "harness.toml",
+        &CONFIG.replace(
+            "data_files = [\"app.db\"]",
+            "data_files = [\"app.db\"]\nbuild_info_copies = [\"src/app/build_info.json\"]",
+        ),
+    );
+    let with = fingerprint(&p.harness(&["--json", "build"]).output().unwrap());
+    assert_eq!(with, without, "the copy is outside the code fingerprint");
+    let mut z = zip::ZipArchive::new(std::fs::File::open(p.zip("webhosting")).unwrap()).unwrap();
+    let read = |z: &mut zip::ZipArchive<std::fs::File>, name: &str| {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut z.by_name(name).unwrap(), &mut b).unwrap();
+        b
+    };
+    assert_eq!(
+        read(&mut z, "src/app/build_info.json"),
+        read(&mut z, "build_info.json")
+    );
+    let manifest = String::from_utf8(read(&mut z, "MANIFEST.json")).unwrap();
+    assert!(manifest.contains("\"src/app/build_info.json\""));
+    // A package whose copy says something else is refused before anything connects.
+    let forged = p.path("forged.zip");
+    let mut out = zip::ZipWriter::new(std::fs::File::create(&forged).unwrap());
+    for i in 0..z.len() {
+        let name = z.by_index(i).unwrap().name().unwrap().into_owned();
+        let mut bytes = read(&mut z, &name);
+        if name == "src/app/build_info.json" {
+            bytes = b"{\"build_id\": \"forged\"}".to_vec();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut out, &bytes).unwrap();
+    }
+    out.finish().unwrap();
+    let toml = std::fs::read_to_string(p.path("harness.toml")).unwrap();
+    p.write(
+        "harness.toml",
+        &format!("{toml}\n[targets.webhosting]\nssh = \"nobody@192.0.2.1\"\nremote_dir = \"/home/nobody/app\"\nurl = \"https://app.example\"\n"),
+    );
+    let o = p
+        .harness(&[
+            "deploy",
+            "webhosting",
+            "--package",
+            forged.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("src/app/build_info.json differs from its build_info.json"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    p.write("src/app/build_info.json", "{}");
+    let o = p.build(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("harness.toml:") && err.contains("already have `src/app/build_info.json`"),
+        "{err}"
+    );
+}

@@ -74,6 +74,10 @@ fn main() {
                 "an_older_harness_layout_moves_and_a_rollback_to_a_pre_move_release_links_it",
                 an_older_harness_layout_moves_and_a_rollback_to_a_pre_move_release_links_it,
             ),
+            (
+                "an_app_without_a_version_route_is_verified_by_its_footer",
+                an_app_without_a_version_route_is_verified_by_its_footer,
+            ),
         ],
         // These refuse before Docker or SSH are touched.
         vec![(
@@ -817,4 +821,47 @@ fn an_older_harness_layout_moves_and_a_rollback_to_a_pre_move_release_links_it()
         twin.sql("SELECT value FROM settings WHERE key = 'after_move'")? == "1",
         || "the row written after the move is gone".into(),
     )
+}
+
+/// examples/adopted-app has no version route: its footer names the build's short commit, read
+/// from its own package folder (`build_info_copies`). Its `contains` probe verifies a first
+/// deploy and a second one on the twin, and tells the two releases apart by their commits.
+fn an_app_without_a_version_route_is_verified_by_its_footer() -> Outcome {
+    let p = Project::of_example("adopted-app", "");
+    let twin = twin::Twin::start()?;
+    let short = |p: &Project| {
+        let o = Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(p.root())
+            .output()
+            .unwrap();
+        text(&o.stdout).trim()[..7].to_string()
+    };
+    for round in 0..2 {
+        if round == 1 {
+            p.edit("src/shop/templates/index.html", |s| {
+                format!("{s}\n{{# release two #}}\n")
+            });
+            p.commit("release two");
+        }
+        let build = p.record_green_run()?;
+        let o = p.harness(Some(&twin), &["deploy", "webhosting"]);
+        expect_exit(&o, 0)?;
+        let want = format!("contains \"build {}\" (build {build})", short(&p));
+        ensure(text(&o.stderr).contains(&want), || {
+            format!("round {round}: no `{want}` in {}", describe(&o))
+        })?;
+        let (code, page) = twin.get("/").ok_or("no answer from /")?;
+        ensure(
+            code == 200 && page.contains(&format!("build {}", short(&p))),
+            || format!("round {round}: / answered {code}: {page}"),
+        )?;
+    }
+    let o = p.harness(Some(&twin), &["status", "webhosting"]);
+    ensure(text(&o.stdout).contains("matches the last deploy"), || {
+        format!(
+            "status does not confirm the footer's build: {}",
+            describe(&o)
+        )
+    })
 }

@@ -131,7 +131,7 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
         let probe = super::verify::Probe {
             base: format!("http://127.0.0.1:{port}"),
             health_path: config.stack.health_path.clone(),
-            version_path: config.stack.version_path.clone(),
+            version: config.stack.version_probe(),
             settle: Duration::ZERO,
             timeout: BOOT_TIMEOUT,
         };
@@ -140,8 +140,15 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
         // the timeout.
         let handle = tokio::runtime::Handle::current();
         let (docker, id, build_id) = (docker.clone(), created.id.clone(), build_id.to_string());
+        let build_info: Option<serde_json::Value> = std::fs::read(app.join("build_info.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         tokio::task::spawn_blocking(move || {
-            probe.until_alive(&build_id, Instant::now(), || {
+            let expected = super::verify::Expected {
+                build_id: &build_id,
+                info: build_info.as_ref(),
+            };
+            probe.until_alive(expected, Instant::now(), || {
                 let info =
                     handle.block_on(docker.inspect_container(&id, None::<InspectContainerOptions>));
                 match info.ok().and_then(|i| i.state) {

@@ -75,6 +75,8 @@ struct Shipment {
     build_id: String,
     code: String,
     schema: Option<String>,
+    /// Its build_info.json (a `contains` version probe fills its template from it).
+    info: Value,
     _private: tempfile::TempDir,
 }
 
@@ -303,6 +305,7 @@ fn deploy_timed(
             db_state: shared::DbState::of(pre.live_db, pre.db_shared),
             schema_differs,
             paused: pre.paused,
+            version: config.stack.version_probe(),
             previous_release: backup_name.clone(),
             failed_release: format!("{stamp}-failed-{}", shipment.build_id),
             backup_name: backup_name.clone(),
@@ -338,6 +341,13 @@ fn deploy_timed(
         keep_deployed_copy(&shipment, &facts.zip)?;
 
         let probe = remote.probe(config, &wh)?;
+        // A `contains` probe checks a rollback against the live release's own build_info.json.
+        let live_info = match (&probe.version, pre.live) {
+            (crate::config::VersionProbe::Contains { .. }, true) => {
+                remote::build_info_of(&ssh, &layout.live)
+            }
+            _ => None,
+        };
         let swapped_at = std::cell::Cell::new(Instant::now());
         let mut check = |c: Check| -> Result<String, Failure> {
             match c {
@@ -371,9 +381,21 @@ fn deploy_timed(
                         .hint("fix migrate_command so it brings production's schema to the package's"))
                     }
                 }
-                Check::Verify => probe.until(&shipment.build_id, swapped_at.get()),
+                Check::Verify => probe.until(
+                    verify::Expected {
+                        build_id: &shipment.build_id,
+                        info: Some(&shipment.info),
+                    },
+                    swapped_at.get(),
+                ),
                 Check::VerifyRollback => match &pre.live_build {
-                    Some(old) => probe.until(old, swapped_at.get()),
+                    Some(old) => probe.until(
+                        verify::Expected {
+                            build_id: old,
+                            info: live_info.as_ref(),
+                        },
+                        swapped_at.get(),
+                    ),
                     None => Err(Failure::new(
                         Exit::Unknown,
                         "the previous release has no build id to verify",
@@ -886,6 +908,13 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
     let mut files: Vec<(String, String)> = Vec::new();
     let mut db_copy = None;
+    let copies: Vec<&str> = config
+        .package
+        .build_info_copies
+        .iter()
+        .map(|c| c.get_ref().as_str())
+        .collect();
+    let (mut copy_bytes, mut info_bytes) = (Vec::new(), Vec::new());
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| bad(e.to_string()))?;
         if entry.is_dir() {
@@ -905,10 +934,35 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
             std::fs::write(&p, &data).map_err(|e| io_failure(&p, e))?;
             db_copy = Some(p);
         }
+        if copies.contains(&name.as_str()) {
+            copy_bytes.push((name, data));
+            continue;
+        }
+        if name == "build_info.json" {
+            info_bytes = data.clone();
+        }
         if GENERATED.contains(&name.as_str()) || config.package.data_files.contains(&name) {
             continue;
         }
         files.push((name, hex::encode(Sha256::digest(&data))));
+    }
+    // A copy is build_info.json at another path, byte for byte, or the app reads other facts
+    // than the gate checked.
+    for (name, data) in &copy_bytes {
+        if *data != info_bytes {
+            return Err(bad(format!(
+                "its {name} differs from its build_info.json ([package] build_info_copies); refused"
+            )));
+        }
+    }
+    let missing: Vec<&&str> = copies
+        .iter()
+        .filter(|c| !copy_bytes.iter().any(|(n, _)| n == **c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad(format!(
+            "it lacks the build_info.json copies {missing:?} that [package] build_info_copies names; build it again"
+        )));
     }
     let code =
         crate::package::fingerprint::code(files.iter().map(|(p, h)| (p.as_str(), h.as_str())));
@@ -953,6 +1007,7 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
         build_id,
         code,
         schema,
+        info,
         _private: private,
     })
 }
@@ -1042,6 +1097,14 @@ fn audit_line(
 
 /// `[package.database] path`, when the package has a database.
 /// Where a shipped package is kept: `.harness/deployed/<sha256>.zip`.
+/// build_info.json of the package `zip`, when it has a readable one.
+pub(crate) fn read_build_info(zip: &Path) -> Option<Value> {
+    let f = std::fs::File::open(zip).ok()?;
+    let mut z = zip::ZipArchive::new(f).ok()?;
+    let entry = z.by_name("build_info.json").ok()?;
+    serde_json::from_reader(entry).ok()
+}
+
 pub fn deployed_zip(root: &Path, sha256: &str) -> PathBuf {
     root.join(".harness")
         .join("deployed")

@@ -96,6 +96,8 @@ pub struct Facts {
     pub schema_differs: bool,
     /// A write pause left on by a deploy that did not finish: ended after the lock.
     pub paused: bool,
+    /// How the switch is verified (`[stack] version`).
+    pub version: crate::config::VersionProbe,
     /// What the current release is called under releases/ once it is swapped out.
     pub previous_release: String,
     /// What the new release is called under releases/ if it has to be swapped out again.
@@ -354,8 +356,8 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
     steps.push(RemoteStep {
         id: "verify",
         what: format!(
-            "health 2xx and version = {} after Passenger's restart",
-            f.build_id
+            "{} after Passenger's restart",
+            super::verify::describe(&f.version, &f.build_id)
         ),
         action: Action::Check(Check::Verify),
     });
@@ -633,6 +635,8 @@ pub struct RollbackFacts {
     pub db_state: DbState,
     /// A write pause left on by a deploy that did not finish: ended after the lock.
     pub paused: bool,
+    /// How the switch is verified (`[stack] version`).
+    pub version: crate::config::VersionProbe,
     /// `--with-db`: restore the database from this backup (by name, under backups/) after
     /// checking its sha256 when the ledger has it; and back up the live release first.
     pub restore: Option<Restore>,
@@ -730,7 +734,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
     ));
     steps.push(RemoteStep {
         id: "verify",
-        what: format!("health 2xx and version = the build of {}", f.release),
+        what: super::verify::describe(&f.version, &format!("of release {}", f.release)),
         action: Action::Check(Check::Verify),
     });
     steps

@@ -65,7 +65,7 @@ impl Remote {
         Ok(verify::Probe {
             base: self.url()?.trim_end_matches('/').to_string(),
             health_path: config.stack.health_path.clone(),
-            version_path: config.stack.version_path.clone(),
+            version: config.stack.version_probe(),
             settle: super::STAT_THROTTLE + Duration::from_millis(500),
             timeout: wh.verify_timeout,
         })
@@ -421,6 +421,17 @@ impl Preflight {
         }
         (kept, prune)
     }
+}
+
+/// The build_info.json of the release in `dir` on the server, when it has a readable one.
+pub fn build_info_of(ssh: &super::ssh::Ssh, dir: &str) -> Option<serde_json::Value> {
+    let out = ssh
+        .run(&format!(
+            "cat {}",
+            super::ssh::quote(&format!("{dir}/build_info.json"))
+        ))
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
 }
 
 #[cfg(test)]

@@ -416,6 +416,7 @@ pub fn rollback(
         live_db_exists: pre.live_db,
         db_state: super::shared::DbState::of(pre.live_db, pre.db_shared),
         paused: pre.paused,
+        version: config.stack.version_probe(),
         restore,
         lock_details: super::lock_details("rollback", &to_build),
         break_lock,
@@ -513,11 +514,31 @@ pub fn rollback(
     let (swap, verify_step) = after.split_at(1);
     let swapped_at = std::cell::Cell::new(Instant::now());
     let from_build = pre.live_build.clone();
+    // A `contains` probe fills its template from each release's own build_info.json.
+    let (to_info, from_info) = match probe.version {
+        crate::config::VersionProbe::Contains { .. } => (
+            super::remote::build_info_of(&ssh, &release_dir),
+            super::remote::build_info_of(&ssh, &layout.live),
+        ),
+        _ => (None, None),
+    };
     let mut check = |c: Check| -> Result<String, Failure> {
         match c {
-            Check::Verify => probe.until(&to_build, swapped_at.get()),
+            Check::Verify => probe.until(
+                super::verify::Expected {
+                    build_id: &to_build,
+                    info: to_info.as_ref(),
+                },
+                swapped_at.get(),
+            ),
             Check::VerifyRollback => match &from_build {
-                Some(b) => probe.until(b, swapped_at.get()),
+                Some(b) => probe.until(
+                    super::verify::Expected {
+                        build_id: b,
+                        info: from_info.as_ref(),
+                    },
+                    swapped_at.get(),
+                ),
                 None => Err(Failure::new(
                     Exit::Unknown,
                     "the release that was live has no build id to verify",

@@ -83,8 +83,27 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
     let pre = remote.inspect(&ssh, db.as_deref())?;
     ssh.close();
     let probe = remote.probe(config, &wh).ok();
-    let live = probe.as_ref().map(|p| p.look());
     let recorded = ledger.live(backup::TARGET)?;
+    // A `contains` probe can only confirm a build it is given: the recorded one, filled from the
+    // build_info.json of its package as deployed from here.
+    let recorded_info = recorded
+        .as_ref()
+        .and_then(|r| r.package_sha256.as_deref())
+        .map(|sha| super::deployed_zip(&config.root, sha))
+        .and_then(|zip| super::read_build_info(&zip));
+    let live = probe.as_ref().map(|p| {
+        let mut look = p.look();
+        if let (None, Some(r), Some(info)) = (&look.build, &recorded, &recorded_info)
+            && let Some(b) = r.build_id.as_deref()
+            && p.shows(super::verify::Expected {
+                build_id: b,
+                info: Some(info),
+            })
+        {
+            look.build = Some(b.to_string());
+        }
+        look
+    });
     let known = ledger.backups(backup::TARGET)?;
     let names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
     let kept = backup::kept_builds(pre.live_build.as_deref(), &pre.releases);
@@ -125,7 +144,7 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
         remote_dir: remote.layout.live.clone(),
         version_url: probe
             .as_ref()
-            .map(|p| format!("{}{}", p.base, p.version_path)),
+            .and_then(|p| p.version.path().map(|v| format!("{}{v}", p.base))),
         verdict: verdict(live_build.as_deref(), recorded.as_ref()),
         live,
         on_disk: pre.live_build.clone(),

@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::config::VersionProbe;
 use crate::error::{Exit, Failure};
 
 /// How long an app may answer nothing but 500 before a wait gives up early. Passenger holds
@@ -38,9 +39,40 @@ impl ErrorStreak {
 pub struct Probe {
     pub base: String,
     pub health_path: String,
-    pub version_path: String,
+    pub version: VersionProbe,
     pub settle: Duration,
     pub timeout: Duration,
+}
+
+/// The build a probe waits for: its id, and its build_info.json for a `contains` probe.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub build_id: &'a str,
+    pub info: Option<&'a serde_json::Value>,
+}
+
+impl<'a> Expected<'a> {
+    pub fn id(build_id: &'a str) -> Self {
+        Expected {
+            build_id,
+            info: None,
+        }
+    }
+}
+
+/// `template` with every `{{field}}` replaced by that build_info.json field; `None` when one is
+/// missing (then the page cannot be checked for it).
+pub fn render(template: &str, info: &serde_json::Value) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some((before, after)) = rest.split_once("{{") {
+        let (name, tail) = after.split_once("}}")?;
+        out.push_str(before);
+        out.push_str(info[name.trim()].as_str()?);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// What the live app answers right now.
@@ -57,25 +89,49 @@ pub struct Look {
 enum Seen {
     Unreachable(String),
     Health(u16),
+    /// The build id a JSON version answer holds.
     Version(Option<String>),
+    /// Whether the page holds the expected text (`contains`).
+    Page(bool),
+    /// Health 2xx, and no version probe.
+    Healthy,
 }
 
 impl Probe {
     /// Waits until health is 2xx and the version reports `build_id`, counting only probes that
     /// start after `since + settle`. Gives up at the timeout, or earlier when every counted probe
     /// for [`SERVER_ERROR_STREAK`] answered 500.
-    pub fn until(&self, build_id: &str, since: Instant) -> Result<String, Failure> {
-        self.until_alive(build_id, since, || Ok(()))
+    pub fn until(&self, expected: Expected, since: Instant) -> Result<String, Failure> {
+        self.until_alive(expected, since, || Ok(()))
+    }
+
+    /// What verifying a switch means with this probe, for plans and receipts.
+    pub fn describe(&self, build: &str) -> String {
+        describe(&self.version, build)
     }
 
     /// [`Self::until`], giving up at once when `alive` says the server is gone (a container
     /// that exited answers nothing, however long one waits).
     pub fn until_alive(
         &self,
-        build_id: &str,
+        expected: Expected,
         since: Instant,
         mut alive: impl FnMut() -> Result<(), String>,
     ) -> Result<String, Failure> {
+        let build_id = expected.build_id;
+        let text = match (&self.version, expected.info) {
+            (VersionProbe::Contains { template, .. }, Some(info)) => render(template, info),
+            _ => None,
+        };
+        if let (VersionProbe::Contains { template, .. }, None) = (&self.version, &text) {
+            return Err(Failure::new(
+                Exit::Unknown,
+                format!(
+                    "cannot check for build {build_id}: [stack] version contains {template:?} needs \
+                     build_info.json fields this build does not have"
+                ),
+            ));
+        }
         let deadline = since + self.timeout;
         let mut seen_builds: Vec<String> = Vec::new();
         let mut streak = ErrorStreak::default();
@@ -90,7 +146,7 @@ impl Probe {
                 ));
             }
             let at = Instant::now();
-            let seen = self.once();
+            let seen = self.once(text.as_deref());
             let status = match &seen {
                 Seen::Health(code) if at >= since + self.settle => Some(*code),
                 _ => None,
@@ -114,14 +170,26 @@ impl Probe {
             {
                 seen_builds.push(b.clone());
             }
-            let matches = seen == Seen::Version(Some(build_id.to_string()));
+            let matches = match &seen {
+                Seen::Version(b) => b.as_deref() == Some(build_id),
+                Seen::Page(found) => *found,
+                Seen::Healthy => true,
+                _ => false,
+            };
             if matches && at >= since + self.settle {
+                let how = match (&self.version, &text) {
+                    (VersionProbe::Json { path, pointer }, _) => {
+                        format!(" and {}{path} {pointer} = {build_id}", self.base)
+                    }
+                    (VersionProbe::Contains { path, .. }, Some(t)) => {
+                        format!(" and {}{path} contains {t:?} (build {build_id})", self.base)
+                    }
+                    _ => format!("; {HEALTH_ALONE}"),
+                };
                 return Ok(format!(
-                    "{}{} 2xx and {}{} = {build_id} after {:.1} s",
+                    "{}{} 2xx{how} after {:.1} s",
                     self.base,
                     self.health_path,
-                    self.base,
-                    self.version_path,
                     since.elapsed().as_secs_f64()
                 ));
             }
@@ -134,9 +202,16 @@ impl Probe {
                     Seen::Version(b) => format!(
                         "{}{} reports build {}",
                         self.base,
-                        self.version_path,
+                        self.version.path().unwrap_or(""),
                         b.as_deref().unwrap_or("(none)")
                     ),
+                    Seen::Page(_) => format!(
+                        "{}{} does not contain {:?}",
+                        self.base,
+                        self.version.path().unwrap_or(""),
+                        text.as_deref().unwrap_or("")
+                    ),
+                    Seen::Healthy => "healthy".into(),
                 };
                 return Err(Failure::new(
                     Exit::Unknown,
@@ -156,14 +231,22 @@ impl Probe {
     }
 
     /// One look now, for `status`: the health answer and the build the version path reports.
+    /// The build a JSON probe's answer names (`status` has no build to expect); `None` for the
+    /// other probes, which can only confirm a build they are given.
     pub fn look(&self) -> Look {
         let health = get(&format!("{}{}", self.base, self.health_path)).map(|(c, _)| c);
-        let version = get(&format!("{}{}", self.base, self.version_path));
-        let build = match &version {
-            Ok((code, body)) if (200..300).contains(code) => {
-                serde_json::from_str::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|v| v["build_id"].as_str().map(str::to_string))
+        let Some(path) = self.version.path() else {
+            return Look {
+                health: health.as_ref().ok().copied(),
+                version_status: None,
+                build: None,
+                error: health.err(),
+            };
+        };
+        let version = get(&format!("{}{path}", self.base));
+        let build = match (&version, &self.version) {
+            (Ok((code, body)), VersionProbe::Json { pointer, .. }) if (200..300).contains(code) => {
+                json_build(body, pointer)
             }
             _ => None,
         };
@@ -175,22 +258,64 @@ impl Probe {
         }
     }
 
-    fn once(&self) -> Seen {
+    /// Whether the app shows `expected` right now (one probe, no waiting); a JSON probe compares
+    /// the build it names.
+    pub fn shows(&self, expected: Expected) -> bool {
+        let text = match (&self.version, expected.info) {
+            (VersionProbe::Contains { template, .. }, Some(info)) => render(template, info),
+            _ => None,
+        };
+        match self.once(text.as_deref()) {
+            Seen::Version(b) => b.as_deref() == Some(expected.build_id),
+            Seen::Page(found) => found,
+            _ => false,
+        }
+    }
+
+    fn once(&self, text: Option<&str>) -> Seen {
         match get(&format!("{}{}", self.base, self.health_path)) {
             Err(e) => return Seen::Unreachable(e),
             Ok((code, _)) if !(200..300).contains(&code) => return Seen::Health(code),
             Ok(_) => {}
         }
-        match get(&format!("{}{}", self.base, self.version_path)) {
+        let Some(path) = self.version.path() else {
+            return Seen::Healthy;
+        };
+        match get(&format!("{}{path}", self.base)) {
             Err(e) => Seen::Unreachable(e),
             Ok((code, _)) if !(200..300).contains(&code) => Seen::Health(code),
-            Ok((_, body)) => Seen::Version(
-                serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["build_id"].as_str().map(str::to_string)),
-            ),
+            Ok((_, body)) => match &self.version {
+                VersionProbe::Json { pointer, .. } => Seen::Version(json_build(&body, pointer)),
+                _ => Seen::Page(text.is_some_and(|t| body.contains(t))),
+            },
         }
     }
+}
+
+/// What verifying a switch to `build` means with `probe`, for plans and receipts.
+pub fn describe(probe: &VersionProbe, build: &str) -> String {
+    match probe {
+        VersionProbe::Json { path, pointer } => {
+            format!("health 2xx and {path} {pointer} = {build}")
+        }
+        VersionProbe::Contains { path, template } => {
+            format!("health 2xx and {path} contains {template:?} of build {build}")
+        }
+        VersionProbe::Off => HEALTH_ALONE.to_string(),
+    }
+}
+
+/// What a switch verified without a version probe says, in plans, receipts and `--json`.
+pub const HEALTH_ALONE: &str =
+    "verified by health alone ([stack] version = false): the new build was not identified";
+
+/// The string at JSON `pointer` of `body`.
+fn json_build(body: &str, pointer: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .pointer(pointer)?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// One GET: (status, body). `-w` appends the status on its own line after the body.
@@ -253,17 +378,79 @@ mod tests {
         Probe {
             base,
             health_path: "/health".into(),
-            version_path: "/version".into(),
+            version: VersionProbe::Json {
+                path: "/version".into(),
+                pointer: "/build_id".into(),
+            },
             settle: Duration::ZERO,
             timeout,
         }
     }
 
     #[test]
+    fn a_contains_probe_finds_the_build_in_a_page_and_a_json_probe_follows_its_pointer() {
+        let info = serde_json::json!({"build_id": "b1", "git_commit_short": "abc1234"});
+        assert_eq!(
+            render("build {{git_commit_short}} ({{ build_id }})", &info).as_deref(),
+            Some("build abc1234 (b1)")
+        );
+        assert_eq!(render("{{git_branch}}", &info), None);
+        let base = serve(|_| (200, "<footer>Shop · build abc1234</footer>".into()));
+        let mut p = probe(base, Duration::from_secs(5));
+        p.version = VersionProbe::Contains {
+            path: "/".into(),
+            template: "build {{git_commit_short}}".into(),
+        };
+        let done = p
+            .until(
+                Expected {
+                    build_id: "b1",
+                    info: Some(&info),
+                },
+                Instant::now(),
+            )
+            .unwrap();
+        assert!(done.contains("contains \"build abc1234\""), "{done}");
+        // Another commit's page does not count, and without build_info nothing can be checked.
+        let other = serde_json::json!({"build_id": "b2", "git_commit_short": "def5678"});
+        p.timeout = Duration::from_secs(1);
+        let err = p
+            .until(
+                Expected {
+                    build_id: "b2",
+                    info: Some(&other),
+                },
+                Instant::now(),
+            )
+            .unwrap_err();
+        assert!(err.message.contains("does not contain"), "{}", err.message);
+        assert!(p.until(Expected::id("b2"), Instant::now()).is_err());
+
+        let base = serve(|_| (200, r#"{"build": {"id": "b3"}}"#.into()));
+        let mut p = probe(base, Duration::from_secs(5));
+        p.version = VersionProbe::Json {
+            path: "/api/info".into(),
+            pointer: "/build/id".into(),
+        };
+        assert!(p.until(Expected::id("b3"), Instant::now()).is_ok());
+        assert_eq!(p.look().build.as_deref(), Some("b3"));
+    }
+
+    #[test]
+    fn without_a_version_probe_health_alone_verifies_and_says_so() {
+        let base = serve(|_| (200, "ok".into()));
+        let mut p = probe(base, Duration::from_secs(5));
+        p.version = VersionProbe::Off;
+        let done = p.until(Expected::id("b1"), Instant::now()).unwrap();
+        assert!(done.contains(HEALTH_ALONE), "{done}");
+        assert_eq!(p.describe("b1"), HEALTH_ALONE);
+    }
+
+    #[test]
     fn an_app_that_only_answers_500_is_given_up_on_before_the_timeout() {
         let base = serve(|_| (500, "Internal Server Error".into()));
         let err = probe(base, Duration::from_secs(60))
-            .until("b1", Instant::now())
+            .until(Expected::id("b1"), Instant::now())
             .unwrap_err();
         assert!(
             err.message.contains("answered 500") && err.message.contains("in a row"),
@@ -283,7 +470,7 @@ mod tests {
             }
         });
         let done = probe(base, Duration::from_secs(60))
-            .until("b1", Instant::now())
+            .until(Expected::id("b1"), Instant::now())
             .unwrap();
         assert!(done.contains("= b1"), "{done}");
     }
@@ -293,7 +480,7 @@ mod tests {
         // 503 is what a busy Passenger queue or a proxy answers while things come up.
         let base = serve(|_| (503, String::new()));
         let err = probe(base, Duration::from_secs(7))
-            .until("b1", Instant::now())
+            .until(Expected::id("b1"), Instant::now())
             .unwrap_err();
         assert!(
             err.message.contains("did not answer within 7 s") && err.message.contains("503"),
@@ -306,7 +493,7 @@ mod tests {
     fn a_wrong_build_is_not_a_server_error_and_waits_for_the_timeout() {
         let base = serve(|_| (200, r#"{"build_id": "old"}"#.into()));
         let err = probe(base, Duration::from_secs(1))
-            .until("new", Instant::now())
+            .until(Expected::id("new"), Instant::now())
             .unwrap_err();
         assert!(
             err.message.contains("did not answer within 1 s")

@@ -444,6 +444,17 @@ pub fn build(
             "harness_version": env!("CARGO_PKG_VERSION"),
         }));
         let readme = deploy_readme(config, target, &build_id, &built_at, &git, &fps)?;
+        // The copies an app reads from its own folder: the same bytes, outside the code
+        // fingerprint (computed above) like the original, listed in MANIFEST.json.
+        for copy in &config.package.build_info_copies {
+            if entries.contains_key(copy.get_ref()) {
+                return Err(config
+                    .error_at(copy.span(), format!("[package] build_info_copies: the sources already have `{}`", copy.get_ref()))
+                    .hint("harness writes that file: remove or exclude the source file, or name another path"));
+            }
+            listed.push(FileEntry::of(copy.get_ref().clone(), &build_info, 0o644));
+            entries.insert(copy.get_ref().clone(), (Source::Bytes(build_info.clone()), 0o644));
+        }
         for (name, bytes) in [("build_info.json", build_info), ("DEPLOY_README.md", readme)] {
             listed.push(FileEntry::of(name.into(), &bytes, 0o644));
             entries.insert(name.into(), (Source::Bytes(bytes), 0o644));

@@ -203,6 +203,18 @@ fn integrity(c: &mut Collector, view: &PackageView, is_local: bool) {
         };
         c.push(Kind::Manifest, path, l, w, None);
     };
+    // A copy of build_info.json differs exactly where build_info.json does, so it is compared
+    // through build_info.json; it must therefore be the same bytes.
+    for copy in &view.build_info_copies {
+        match (view.files.get(copy), view.files.get(BUILD_INFO)) {
+            (Some(a), Some(b)) if a.sha256 == b.sha256 => {}
+            (None, _) => push(
+                Some(copy.clone()),
+                "missing ([package] build_info_copies names it)".into(),
+            ),
+            _ => push(Some(copy.clone()), "differs from build_info.json".into()),
+        }
+    }
     let manifest = match &view.manifest {
         Ok(m) => m,
         Err(e) => {
@@ -257,7 +269,7 @@ fn short(sha: &str) -> &str {
 fn files(c: &mut Collector, local: &PackageView, web: &PackageView) {
     let paths: BTreeSet<&String> = local.files.keys().chain(web.files.keys()).collect();
     for path in paths {
-        if path == MANIFEST || path == BUILD_INFO {
+        if path == MANIFEST || path == BUILD_INFO || local.build_info_copies.contains(path) {
             continue; // checked as claims (integrity) and field by field (build_info)
         }
         let (l, w) = (local.files.get(path), web.files.get(path));

@@ -612,6 +612,7 @@ mod tests {
                 .collect(),
             manifest: Ok(BTreeMap::new()),
             build_info: Ok(BTreeMap::new()),
+            build_info_copies: Vec::new(),
             vendored: BTreeMap::new(),
             lock: None,
             entry_point: "passenger_wsgi.py".into(),

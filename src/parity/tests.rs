@@ -13,6 +13,8 @@ struct Pkg {
     /// Manifest entries to use instead of the true ones (for tampering).
     manifest_override: BTreeMap<String, Vec<u8>>,
     drop_from_manifest: Vec<String>,
+    /// What the build_info.json copy holds instead of build_info.json's bytes.
+    copy_override: Option<Vec<u8>>,
 }
 
 fn db(sql: &str) -> Vec<u8> {
@@ -69,12 +71,19 @@ impl Pkg {
             }),
             manifest_override: BTreeMap::new(),
             drop_from_manifest: Vec::new(),
+            copy_override: None,
         }
     }
 
     fn view(&self) -> PackageView {
         let mut all = self.files.clone();
         all.insert("build_info.json".into(), pretty_json(&self.build_info));
+        all.insert(
+            "src/app/build_info.json".into(),
+            self.copy_override
+                .clone()
+                .unwrap_or_else(|| pretty_json(&self.build_info)),
+        );
         let mut entries: Vec<FileEntry> = all
             .iter()
             .filter(|(p, _)| !self.drop_from_manifest.contains(p))
@@ -101,6 +110,7 @@ fn layout() -> Layout {
     Layout {
         entry_point: "passenger_wsgi.py".into(),
         database: Some("app.db".into()),
+        build_info_copies: vec!["src/app/build_info.json".into()],
     }
 }
 
@@ -130,7 +140,7 @@ fn twins_differ_only_in_allowed_ways() {
             (Kind::DatabaseContent, "app.db".to_string()),
         ]
     );
-    assert_eq!(r.local_files, 9);
+    assert_eq!(r.local_files, 10);
 }
 
 #[test]
@@ -474,4 +484,17 @@ fn report_serialises_with_names_for_scripts() {
     assert_eq!(first["column"], "x");
     assert_eq!(first["allowed"], false);
     assert!(first["webhosting"].is_null());
+}
+
+#[test]
+fn a_build_info_copy_is_compared_through_build_info_and_must_be_its_bytes() {
+    // Twins: the copies differ exactly as build_info.json does, and nothing more is reported.
+    assert!(report(&Pkg::new("local"), &Pkg::new("webhosting")).is_clean());
+    let mut edited = Pkg::new("webhosting");
+    edited.copy_override = Some(b"{\"build_id\": \"forged\"}".to_vec());
+    let r = report(&Pkg::new("local"), &edited);
+    assert_eq!(
+        violations(&r),
+        vec![(Kind::Manifest, "src/app/build_info.json".to_string())]
+    );
 }

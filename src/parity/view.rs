@@ -18,6 +18,8 @@ use crate::package::vendor::VendorLock;
 pub struct Layout {
     pub entry_point: String,
     pub database: Option<String>,
+    /// `[package] build_info_copies`: compared as build_info.json is, field by field.
+    pub build_info_copies: Vec<String>,
 }
 
 impl Layout {
@@ -25,6 +27,12 @@ impl Layout {
         Layout {
             entry_point: config.package.entry_point.to.trim_matches('/').to_string(),
             database: config.database_path(),
+            build_info_copies: config
+                .package
+                .build_info_copies
+                .iter()
+                .map(|c| c.get_ref().clone())
+                .collect(),
         }
     }
 }
@@ -52,6 +60,8 @@ pub struct PackageView {
     pub lock: Option<Result<VendorLock, String>>,
     pub entry_point: String,
     pub database: Option<String>,
+    /// `[package] build_info_copies`: each must be build_info.json's bytes.
+    pub build_info_copies: Vec<String>,
     /// The database's schema, when the package holds the declared database (`Err` when it is not
     /// a readable SQLite file).
     pub schema: Option<Result<Schema, String>>,
@@ -165,6 +175,7 @@ impl PackageView {
             lock,
             entry_point: layout.entry_point.clone(),
             database: layout.database.clone(),
+            build_info_copies: layout.build_info_copies.clone(),
             schema,
             readme,
         }

@@ -19,22 +19,35 @@ pub struct Project {
 
 impl Project {
     pub fn new(extra_toml: &str) -> Project {
-        let dir = support::copy_example();
+        Project::of(support::copy_example(), extra_toml)
+    }
+
+    /// A copy of `examples/<name>` (its `[targets.webhosting]` pointed at the twin).
+    pub fn of_example(name: &str, extra_toml: &str) -> Project {
+        let src = support::example_dir().parent().unwrap().join(name);
+        Project::of(support::copy_project(&src), extra_toml)
+    }
+
+    fn of(dir: tempfile::TempDir, extra_toml: &str) -> Project {
         let toml = dir.path().join("harness.toml");
-        let t = std::fs::read_to_string(&toml)
+        // `ssh` and `remote_dir` lines of [targets.webhosting] point at the twin.
+        let t: Vec<String> = std::fs::read_to_string(&toml)
             .unwrap()
-            .replace(
-                "ssh = \"deploy@webhosting.example\"",
-                &format!("ssh = \"{}\"", twin::HOST_ALIAS),
-            )
-            .replace(
-                "remote_dir = \"/home/deploy/app\"",
-                &format!(
-                    "remote_dir = \"{}\"\nverify_timeout = 20\nconnect_timeout = 5{extra_toml}",
-                    twin::REMOTE_DIR
-                ),
-            );
-        std::fs::write(&toml, t).unwrap();
+            .lines()
+            .map(|l| {
+                if l.starts_with("ssh = ") {
+                    format!("ssh = \"{}\"", twin::HOST_ALIAS)
+                } else if l.starts_with("remote_dir = ") {
+                    format!(
+                        "remote_dir = \"{}\"\nverify_timeout = 20\nconnect_timeout = 5{extra_toml}",
+                        twin::REMOTE_DIR
+                    )
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&toml, t.join("\n") + "\n").unwrap();
         std::fs::write(
             dir.path().join(".gitignore"),
             ".harness/\ndeployment_state_*.json\n",

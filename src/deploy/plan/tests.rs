@@ -14,6 +14,10 @@ fn facts() -> Facts {
         db_state: DbState::Shared,
         schema_differs: false,
         paused: false,
+        version: crate::config::VersionProbe::Json {
+            path: "/version".into(),
+            pointer: "/build_id".into(),
+        },
         previous_release: "20260102T000000Z-old".into(),
         failed_release: "20260102T000000Z-failed-new".into(),
         backup_name: "20260102T000000Z-old".into(),
@@ -580,6 +584,7 @@ fn rollback_facts(with_db: bool) -> RollbackFacts {
         live_db_exists: true,
         db_state: DbState::InRelease,
         paused: false,
+        version: crate::config::VersionProbe::Off,
         restore: with_db.then(|| Restore {
             backup: "20260102T000000Z-A".into(),
             sha256: Some("ab".repeat(32)),
@@ -831,4 +836,30 @@ fn a_failed_migration_is_undone_to_the_restore_point_and_a_left_pause_is_recover
     assert!(o.status.success(), "{o:?}");
     app.execute("INSERT INTO t VALUES (5)", []).unwrap();
     assert!(!std::path::Path::new(&f.layout.pause()).exists());
+}
+
+#[test]
+fn without_a_version_probe_the_plan_says_the_switch_is_verified_by_health_alone() {
+    let mut f = facts();
+    let what = |steps: Vec<RemoteStep>| {
+        steps
+            .iter()
+            .find(|s| s.id == "verify")
+            .unwrap()
+            .what
+            .clone()
+    };
+    assert!(what(plan(&f)).contains("/version /build_id = 20260101T000000Z-abc"));
+    f.version = crate::config::VersionProbe::Off;
+    assert_eq!(
+        what(plan(&f)),
+        format!(
+            "{} after Passenger's restart",
+            crate::deploy::verify::HEALTH_ALONE
+        )
+    );
+    assert_eq!(
+        what(rollback_plan(&rollback_facts(false))),
+        crate::deploy::verify::HEALTH_ALONE
+    );
 }
