@@ -1065,6 +1065,14 @@ fn location(source: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The `{{name}}` placeholders of a `contains` template, in order.
+pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split("{{")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("}}").map(|(n, _)| n.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1458,12 +1466,4 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         let src = format!("{MINIMAL}[targets.staging]\nenv = {{}}\n");
         assert!(parse(&src).unwrap_err().message.contains("staging"));
     }
-}
-
-/// The `{{name}}` placeholders of a `contains` template, in order.
-pub fn placeholders(template: &str) -> impl Iterator<Item = &str> {
-    template
-        .split("{{")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("}}").map(|(n, _)| n.trim()))
 }
