@@ -44,6 +44,15 @@ pub enum Command {
     /// build_info.json, DEPLOY_README.md and MANIFEST.json, and zips it all deterministically.
     /// Generated secrets go to deployment_state_<target>.json (mode 0600, never packaged).
     Build(BuildArgs),
+    /// Write a harness.toml for an existing project, from what it has.
+    ///
+    /// Finds the WSGI entry point (passenger_wsgi.py, or an app.py with a Flask app), the
+    /// sources, the requirements files, the database (a *.db name in the code, SQL files and
+    /// their placeholders, or a seed script), the browser suite (test files importing
+    /// playwright) and its pytest configuration, and .env files (a default one with no
+    /// secret-looking value may ship). Every key carries a comment saying what was found; what
+    /// init cannot decide is a `# TODO key = …` line to replace. Never overwrites without --force.
+    Init(InitArgs),
     /// Start the production-like stack and leave it running.
     ///
     /// Builds the local package (unless --skip-build and one exists), extracts it into the run's
@@ -411,6 +420,16 @@ impl Target {
 }
 
 #[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Replace an existing harness.toml.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the file instead of writing it.
+    #[arg(long, conflicts_with = "force")]
+    pub print: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Which target's package to build [default: webhosting].
     #[arg(long, value_enum, conflicts_with = "local")]
@@ -524,7 +543,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     let reporter = TerminalReporter;
     // Every command first removes what crashed runs left behind (DESIGN.md, "Stack"). The mocks
     // are the exception: they run inside the stack's own containers, with no Docker to sweep.
-    if !matches!(cli.command, Command::Mock { .. }) {
+    if !matches!(cli.command, Command::Mock { .. } | Command::Init(_)) {
         crate::stack::sweep::at_start(&reporter);
         // .harness/ holds secrets (state copies, packages with the app's database, backups of
         // production): only its owner may enter it, whatever an older harness or the umask made.
@@ -534,6 +553,38 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
         }
     }
     match &cli.command {
+        Command::Init(args) => {
+            let root = project_root(cli);
+            let done = crate::init::init(
+                &root,
+                &crate::init::InitRequest {
+                    force: args.force,
+                    print: args.print,
+                },
+            )?;
+            if args.print {
+                print!("{}", done.text);
+            } else {
+                println!("wrote {}", done.file.display());
+                let todos: Vec<&str> = done
+                    .text
+                    .lines()
+                    .filter(|l| l.starts_with(crate::init::TODO))
+                    .collect();
+                if todos.is_empty() {
+                    println!("  nothing left to decide; try `harness build`");
+                } else {
+                    println!(
+                        "  {} TODO lines to fill in (replace each with its key and value):",
+                        todos.len()
+                    );
+                    for t in todos {
+                        println!("    {t}");
+                    }
+                }
+            }
+            Ok(Exit::Success)
+        }
         Command::Build(args) => {
             let config = Config::load(&cli.project, cli.config.as_deref())?;
             let request = crate::package::BuildRequest {

@@ -10,6 +10,7 @@ pub mod gate;
 pub mod gatekeeper;
 pub mod git;
 pub mod images;
+pub mod init;
 pub mod ledger;
 pub mod package;
 pub mod parity;

@@ -49,6 +49,10 @@ fn main() {
                 "pyproject_setup_cfg_and_tox_ini_decide_what_is_collected_and_sharded",
                 pyproject_setup_cfg_and_tox_ini_decide_what_is_collected_and_sharded,
             ),
+            (
+                "init_on_the_adopted_app_with_only_its_todo_lines_filled_runs_green",
+                init_on_the_adopted_app_with_only_its_todo_lines_filled_runs_green,
+            ),
         ],
         vec![
             (
@@ -664,4 +668,54 @@ fn arguments_harness_needs_are_refused_with_exit_2_before_anything_starts() -> O
     ensure(!p.root.join(".harness/runs").exists(), || {
         "a refused run created a run folder".into()
     })
+}
+
+/// `harness init` on examples/adopted-app without its harness.toml: replacing only the TODO
+/// lines (with what the hand-written config says for those keys) gives a green
+/// `harness test --with-mocks`.
+fn init_on_the_adopted_app_with_only_its_todo_lines_filled_runs_green() -> Outcome {
+    let app = repo().join("examples/adopted-app");
+    let hand: toml::Value = toml::from_str(&std::fs::read_to_string(app.join("harness.toml"))?)?;
+    let p = Project::copy_of(&app);
+    std::fs::remove_file(p.root.join("harness.toml"))?;
+    let o = p.run(&["init"]);
+    ensure(o.status.success(), || short(&o))?;
+    let written = std::fs::read_to_string(p.root.join("harness.toml"))?;
+    let mut section = String::new();
+    let mut filled = Vec::new();
+    let mut todos = 0;
+    for line in written.lines() {
+        if let Some(s) = line.strip_prefix('[') {
+            section = s.trim_end_matches(']').to_string();
+        }
+        let Some(todo) = line.strip_prefix(harness::init::TODO) else {
+            filled.push(line.to_string());
+            continue;
+        };
+        todos += 1;
+        let key = todo.split(" = ").next().unwrap_or_default();
+        let mut at = &hand;
+        for part in section.split('.') {
+            at = at
+                .get(part)
+                .ok_or_else(|| format!("the hand-written config has no [{section}]"))?;
+        }
+        // A key the hand-written config leaves out stays out.
+        if let Some(v) = at.get(key) {
+            filled.push(format!("{key} = {v}"));
+        }
+    }
+    ensure(todos >= 5, || {
+        format!("only {todos} TODO lines:\n{written}")
+    })?;
+    std::fs::write(p.root.join("harness.toml"), filled.join("\n") + "\n")?;
+    let o = p.run(&["--json", "test", "--with-mocks"]);
+    ensure(o.status.code() == Some(0), || {
+        format!("{}\nthe config:\n{}", short(&o), filled.join("\n"))
+    })?;
+    let v = outcome(&o)?;
+    ensure(
+        v["outcome"] == "green" && v["passed"].as_u64().unwrap_or(0) >= 12,
+        || short(&o),
+    )
 }

@@ -270,3 +270,55 @@ fn a_clone_with_nothing_beside_it_collects_the_python_suites() {
         );
     }
 }
+
+/// `harness init` on examples/flask-app without its harness.toml writes a config whose package
+/// has the same code fingerprint as the hand-written one's (same sources, entry point, wheels),
+/// and refuses to overwrite it afterwards.
+#[test]
+fn init_on_the_example_packages_the_same_code_as_the_hand_written_config() {
+    let dir = support::copy_example();
+    let code = |o: Output| -> String {
+        ok(&o);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["fingerprints"]["code"].as_str().unwrap().to_string()
+    };
+    let json_build = |dir: &Path| {
+        let mut c = Command::new(BIN);
+        c.args(["--json", "--project", dir.to_str().unwrap(), "build"])
+            .env("SOURCE_DATE_EPOCH", "1767225600")
+            .env("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+            .env("PIP_RETRIES", "0")
+            .env("PIP_TIMEOUT", "2");
+        c.output().unwrap()
+    };
+    let hand = code(json_build(dir.path()));
+    std::fs::remove_file(dir.path().join("harness.toml")).unwrap();
+    let init = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--project", dir.path().to_str().unwrap(), "init"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = init(&[]);
+    ok(&o);
+    assert!(
+        text(&o.stdout).contains("TODO lines to fill in"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(code(json_build(dir.path())), hand);
+    let again = init(&[]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("--force"),
+        "{}",
+        text(&again.stderr)
+    );
+    let printed = init(&["--print"]);
+    ok(&printed);
+    assert_eq!(
+        text(&printed.stdout),
+        std::fs::read_to_string(dir.path().join("harness.toml")).unwrap()
+    );
+}
