@@ -53,6 +53,10 @@ fn main() {
                 "init_on_the_adopted_app_with_only_its_todo_lines_filled_runs_green",
                 init_on_the_adopted_app_with_only_its_todo_lines_filled_runs_green,
             ),
+            (
+                "up_stops_when_the_app_does_not_show_the_packages_build",
+                up_stops_when_the_app_does_not_show_the_packages_build,
+            ),
         ],
         vec![
             (
@@ -718,4 +722,30 @@ fn init_on_the_adopted_app_with_only_its_todo_lines_filled_runs_green() -> Outco
         v["outcome"] == "green" && v["passed"].as_u64().unwrap_or(0) >= 12,
         || short(&o),
     )
+}
+
+/// The stack's app must show the package's build through `[stack] version` before anything
+/// runs against it: a probe that does not match stops `up` with the page's answer (exit 3) and
+/// leaves nothing running.
+fn up_stops_when_the_app_does_not_show_the_packages_build() -> Outcome {
+    let p = Project::copy_of(&repo().join("examples/adopted-app"));
+    let toml = std::fs::read_to_string(p.root.join("harness.toml"))?;
+    p.write(
+        "harness.toml",
+        &toml.replace(
+            "contains = \"build {{git_commit_short}}\"",
+            "contains = \"release {{build_id}}\"",
+        ),
+    );
+    let o = p.run(&["up"]);
+    ensure(o.status.code() == Some(3), || short(&o))?;
+    let err = text(&o.stderr);
+    ensure(
+        err.contains("does not show the package's build")
+            && err.contains("does not contain \"release "),
+        || short(&o),
+    )?;
+    ensure(p.left_behind().is_empty(), || {
+        format!("left running: {:?}", p.left_behind())
+    })
 }

@@ -452,6 +452,7 @@ async fn run_suite(
     stack::guarded(engine, &launch.run, &launch.logs_dir, async {
         let t = Instant::now();
         let handle = stack::start_stack(engine, launch, reporter).await?;
+        stack::identify(&handle, launch, reporter).await?;
         phases
             .0
             .lock()

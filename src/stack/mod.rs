@@ -18,8 +18,8 @@ pub use compose::ServiceSpec;
 pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
 pub(crate) use run::{
-    AppSource, Launch, LaunchRequest, connect, guarded, interrupted, materialize, plan_launch,
-    playwright_server_url, project_root, runtime, start_stack, urls_of,
+    AppSource, Launch, LaunchRequest, connect, guarded, identify, interrupted, materialize,
+    plan_launch, playwright_server_url, project_root, runtime, start_stack, urls_of,
 };
 pub use run::{
     DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,
@@ -106,6 +106,9 @@ pub enum StackError {
     Interrupted,
     #[error("{0}")]
     Plan(String),
+    /// The ready app does not show the package's build (`[stack] version`).
+    #[error("the stack's app does not show the package's build: {0}")]
+    Version(String),
 }
 
 impl From<StackError> for Failure {
@@ -116,6 +119,8 @@ impl From<StackError> for Failure {
                 "harness reads a subset of compose; docs/compose.md lists the supported keys and forms",
             ),
             StackError::Plan(_) => Failure::new(Exit::BadInput, message),
+            StackError::Version(_) => Failure::new(Exit::Environment, message)
+                .hint("check [stack] version in harness.toml (docs/config.md); the app's log is under .harness/runs/<id>/logs/"),
             StackError::Unreachable { .. } => Failure::new(Exit::Environment, message).hint(
                 "start the Docker daemon, or point DOCKER_HOST at a running one \
                  (e.g. unix:///var/run/docker.sock); the user needs access to its socket",

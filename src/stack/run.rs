@@ -177,7 +177,9 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             reporter,
         )?;
         let handle = guarded(&engine, &launch.run, &launch.logs_dir, async {
-            start_stack(&engine, &launch, reporter).await
+            let handle = start_stack(&engine, &launch, reporter).await?;
+            identify(&handle, &launch, reporter).await?;
+            Ok(handle)
         })
         .await?;
         Ok(UpOutcome {
@@ -253,6 +255,9 @@ pub(crate) struct Launch {
     /// `<run>/state/deployment_state_local.json` (mode 0600), when the project has a state file.
     pub state_copy: Option<PathBuf>,
     pub no_tls: bool,
+    /// `[stack] version`: once the stack is ready, the app must show the package's build.
+    pub version: crate::config::VersionProbe,
+    pub health_path: String,
 }
 
 /// Resolves the images and reads the compose files (built-in, then the project's overrides).
@@ -422,7 +427,63 @@ pub(crate) fn materialize(
         stack: plan.stack,
         state_copy,
         no_tls: plan.no_tls,
+        version: config.stack.version_probe(),
+        health_path: config.stack.health_path.clone(),
     })
+}
+
+/// Once the stack is ready: the app must show the build of the package it runs, as `[stack]
+/// version` tells (the probe the boot check, deploy, rollback and status use too), asked
+/// directly at the app's published port. A stale tree or a wrong probe stops here with the page's
+/// answer instead of passing unnoticed.
+pub(crate) async fn identify(
+    handle: &StackHandle,
+    launch: &Launch,
+    reporter: &dyn Reporter,
+) -> Result<(), StackError> {
+    let info: Option<serde_json::Value> = std::fs::read(launch.run_dir.join("app/build_info.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let (Some(info), Some(port)) = (
+        info,
+        handle
+            .service("app")
+            .and_then(|a| a.ports.get(&80).copied()),
+    ) else {
+        return Ok(());
+    };
+    let Some(build) = info["build_id"].as_str().map(str::to_string) else {
+        return Ok(());
+    };
+    // Health was the stack's own wait; this asks only the version path (an empty health path
+    // is the app's root, which answers whatever the app answers there).
+    let probe = crate::deploy::verify::Probe {
+        base: format!("http://127.0.0.1:{port}"),
+        health_path: launch.health_path.clone(),
+        version: launch.version.clone(),
+        settle: std::time::Duration::ZERO,
+        timeout: std::time::Duration::from_secs(20),
+    };
+    reporter.event(&Event::PhaseStarted { phase: "version" });
+    let t = Instant::now();
+    let seen = tokio::task::spawn_blocking(move || {
+        probe.until(
+            crate::deploy::verify::Expected {
+                build_id: &build,
+                info: Some(&info),
+            },
+            Instant::now(),
+        )
+    })
+    .await
+    .map_err(|e| StackError::Version(e.to_string()))?
+    .map_err(|f| StackError::Version(f.message))?;
+    reporter.event(&Event::PhaseFinished {
+        phase: "version",
+        elapsed: t.elapsed(),
+        detail: seen,
+    });
+    Ok(())
 }
 
 /// Starts every service of the launch as one timed phase.
