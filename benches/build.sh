@@ -43,25 +43,7 @@ for pkg in range(30):
         open(os.path.join(d, "templates", f"page{i}.html"), "w").write("<html>{{ x }}</html>\n" * 50)
         open(os.path.join(d, "static", f"style{i}.css"), "w").write(".c { color: red; }\n" * 100)
 PY
-cat > "$bench/requirements.webhosting.txt" <<'REQ'
-flask
-flask-limiter
-flask-sqlalchemy
-flask-login
-flask-wtf
-sqlalchemy
-requests
-httpx
-pyyaml
-python-dotenv
-bcrypt
-email-validator
-wtforms
-geoip2
-pyotp
-qrcode
-pillow
-REQ
+cp benches/reference-requirements.txt "$bench/requirements.webhosting.txt"
 echo "source files: $(find "$bench/src" -type f | wc -l)"
 echo "== bench project: cold build (pip runs)"
 /usr/bin/time -f "cold: %e s wall, peak RSS %M KB" "$HARNESS" --project "$bench" build --json > "$work/cold.json"

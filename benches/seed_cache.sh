@@ -25,25 +25,7 @@ for pkg in range(9):
         open(os.path.join(d, f"mod{i:02d}.py"), "w").write(
             "".join(f"def f{j}(x):\n    return x * {j} + {i}\n\n" for j in range(40)))
 PY
-cat > "$bench/requirements.webhosting.txt" <<'REQ'
-flask
-flask-limiter
-flask-sqlalchemy
-flask-login
-flask-wtf
-sqlalchemy
-requests
-httpx
-pyyaml
-python-dotenv
-bcrypt
-email-validator
-wtforms
-geoip2
-pyotp
-qrcode
-pillow
-REQ
+cp benches/reference-requirements.txt "$bench/requirements.webhosting.txt"
 # The app's seed, then the extra bcrypt work a seed with more users does: about 3 s in all.
 cat > "$bench/tools/harness_seed.py" <<'PY'
 import os, sys

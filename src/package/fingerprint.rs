@@ -28,6 +28,23 @@ pub fn code<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     hex::encode(h.finalize())
 }
 
+/// A sha256 over labelled, length-prefixed fields: no two field lists hash alike by shifting a
+/// boundary. The input fingerprint and the seed cache's key are made of it.
+#[derive(Default)]
+pub struct Fields(Sha256);
+
+impl Fields {
+    pub fn field(&mut self, label: &str, bytes: &[u8]) {
+        self.0.update(label.as_bytes());
+        self.0.update((bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    pub fn hex(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
 /// A cheap hash of everything a build reads, from metadata only: it says whether a package is
 /// stale without rebuilding it. The git facts count because build_info.json and DEPLOY_README.md
 /// carry them: after a commit the same sources make other bytes.
@@ -38,12 +55,8 @@ pub fn input(
     sources: &[SourceFile],
     git: &GitFacts,
 ) -> String {
-    let mut h = Sha256::new();
-    let mut field = |label: &str, bytes: &[u8]| {
-        h.update(label.as_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
+    let mut h = Fields::default();
+    let mut field = |label: &str, bytes: &[u8]| h.field(label, bytes);
     field("harness", env!("CARGO_PKG_VERSION").as_bytes());
     field("write_pause", super::stage::WRITE_PAUSE.as_bytes());
     field("target", target.as_bytes());
@@ -85,7 +98,7 @@ pub fn input(
             );
         }
     }
-    hex::encode(h.finalize())
+    h.hex()
 }
 
 #[cfg(test)]

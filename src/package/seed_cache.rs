@@ -43,12 +43,8 @@ pub struct SeedInputs<'a> {
 
 impl SeedInputs<'_> {
     pub fn key(&self) -> String {
-        let mut h = Sha256::new();
-        let mut field = |label: &str, bytes: &[u8]| {
-            h.update(label.as_bytes());
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(bytes);
-        };
+        let mut h = super::fingerprint::Fields::default();
+        let mut field = |label: &str, bytes: &[u8]| h.field(label, bytes);
         field("harness", env!("CARGO_PKG_VERSION").as_bytes());
         field("target", self.target.as_bytes());
         field("seed_demo", &[self.seed_demo as u8]);
@@ -68,7 +64,7 @@ impl SeedInputs<'_> {
             field("value", v.as_bytes());
         }
         field("config", self.config);
-        hex::encode(h.finalize())
+        h.hex()
     }
 }
 
