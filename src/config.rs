@@ -439,6 +439,11 @@ impl VersionProbe {
 }
 
 impl StackConfig {
+    /// Whether harness.toml says how the app shows its build (`version` or `version_path`).
+    pub fn version_given(&self) -> bool {
+        self.version.is_some() || self.version_path.is_some()
+    }
+
     /// The probe `[stack] version` (or the old `version_path`) describes; `validate` has
     /// refused what cannot be one.
     pub fn version_probe(&self) -> VersionProbe {

@@ -257,6 +257,8 @@ pub(crate) struct Launch {
     pub no_tls: bool,
     /// `[stack] version`: once the stack is ready, the app must show the package's build.
     pub version: crate::config::VersionProbe,
+    /// harness.toml names the probe; without that, an app with no /version route is only noted.
+    pub version_given: bool,
     pub health_path: String,
 }
 
@@ -428,6 +430,7 @@ pub(crate) fn materialize(
         state_copy,
         no_tls: plan.no_tls,
         version: config.stack.version_probe(),
+        version_given: config.stack.version_given(),
         health_path: config.stack.health_path.clone(),
     })
 }
@@ -466,7 +469,18 @@ pub(crate) async fn identify(
     };
     reporter.event(&Event::PhaseStarted { phase: "version" });
     let t = Instant::now();
+    // The default probe on an app that reports no build at /version (no such route, or a page
+    // that is not the JSON harness reads): the run goes on, and says how to make it identify its
+    // build. A build id that is not the package's fails; a probe harness.toml names is held to.
+    let given = launch.version_given;
+    let path = probe.version.path().unwrap_or("").to_string();
     let seen = tokio::task::spawn_blocking(move || {
+        if !given && probe.look().build.is_none() {
+            return Ok(format!(
+                "{path} reports no build id, so the app's build was not identified; \
+                 set [stack] version in harness.toml (docs/config.md)"
+            ));
+        }
         probe.until(
             crate::deploy::verify::Expected {
                 build_id: &build,
