@@ -475,6 +475,15 @@ pub(crate) async fn identify(
     let given = launch.version_given;
     let path = probe.version.path().unwrap_or("").to_string();
     let seen = tokio::task::spawn_blocking(move || {
+        // A template naming a field this build lacks (git_commit_short outside a git checkout,
+        // say) cannot tell the build: noted, not failed; the page shows what the app shows then.
+        if let crate::config::VersionProbe::Contains { template, .. } = &probe.version
+            && crate::deploy::verify::render(template, &info).is_none()
+        {
+            return Ok(format!(
+                "build_info.json lacks a field of {template:?} (a tree outside git?), so the app's build was not identified"
+            ));
+        }
         if !given && probe.look().build.is_none() {
             return Ok(format!(
                 "{path} reports no build id, so the app's build was not identified; \
