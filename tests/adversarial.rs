@@ -1008,8 +1008,10 @@ json.dump(data, open(state, "w"))
 sqlite3.connect(os.environ["HARNESS_DB_PATH"]).execute("CREATE TABLE IF NOT EXISTS t (x)")
 "#,
     );
+    // --reseed: both seeds run (without it the second build takes the first one's seed from
+    // the seed cache, which is what a second build should do, and there is no race to test).
     let spawn = || {
-        p.harness(&["build"])
+        p.harness(&["build", "--reseed"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
