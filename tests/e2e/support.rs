@@ -225,19 +225,33 @@ impl Scope {
         Ok(name)
     }
 
-    /// The 127.0.0.1 port Docker published for `container_port` ("80/tcp").
+    /// The 127.0.0.1 port Docker published for `container_port` ("80/tcp"). Without one (a
+    /// container that already stopped has none), the error carries its state and log.
     pub async fn host_port(&self, id: &str, container_port: &str) -> Result<u16, Failed> {
         let info = self
             .docker
             .inspect_container(id, None)
             .await
             .ctx("inspect container")?;
-        info.network_settings
+        let state = info
+            .state
+            .as_ref()
+            .map(|s| format!("{:?} (exit {:?})", s.status, s.exit_code))
+            .unwrap_or_default();
+        let port = info
+            .network_settings
             .and_then(|n| n.ports)
             .and_then(|p| p.get(container_port).cloned().flatten())
             .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
-            .and_then(|p| p.parse().ok())
-            .ctx(&format!("no published port for {container_port}"))
+            .and_then(|p| p.parse().ok());
+        match port {
+            Some(p) => Ok(p),
+            None => Err(format!(
+                "no published port for {container_port} on {id}, state {state}; its log:\n{}",
+                self.logs(id).await
+            )
+            .into()),
+        }
     }
 
     /// Runs a command in a running container; returns (exit code, stdout+stderr).
