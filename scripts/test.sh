@@ -18,7 +18,7 @@ fi
 
 # One venv for every Python suite, rebuilt when a requirements file changes.
 venv="$root/.venv-test"
-reqs=(examples/flask-app/requirements-dev.txt mocks/tests/python/requirements.txt)
+reqs=(examples/flask-app/requirements-dev.txt mocks/tests/python/requirements.txt tests/python-requirements.txt)
 stamp=$(cat "${reqs[@]}" 2>/dev/null | sha256sum | cut -c1-16)
 if [ ! -f "$venv/.stamp-$stamp" ]; then
   log "preparing the Python test venv"

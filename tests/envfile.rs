@@ -1,0 +1,111 @@
+//! src/envfile.rs against python-dotenv itself, on a corpus written for this project
+//! (tests/fixtures/dotenv/corpus.env): every key reads the same, apart from the differences
+//! docs/config.md lists. python-dotenv comes from the test venv scripts/test.sh makes
+//! (`.venv-test`, tests/python-requirements.txt); without it the test fails under CI and is
+//! skipped with a message elsewhere.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn python() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python");
+    let has_dotenv = p.is_file()
+        && Command::new(&p)
+            .args(["-c", "import dotenv"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if has_dotenv {
+        return Some(p);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} with python-dotenv is missing: scripts/test.sh makes it",
+        p.display()
+    );
+    eprintln!("skipped: no .venv-test with python-dotenv (scripts/test.sh makes it)");
+    None
+}
+
+const FROM_ENV: (&str, &str) = ("HARNESS_DOTENV_FROM_ENV", "from-env");
+
+/// python-dotenv's `dotenv_values(file)` with only PATH and FROM_ENV in its environment: keys
+/// with a value (a bare `KEY` gives None, which sets nothing), and what it printed.
+fn reference(python: &Path, file: &Path) -> (BTreeMap<String, String>, String) {
+    let o = Command::new(python)
+        .args([
+            "-c",
+            "import dotenv, json, sys; v = dotenv.dotenv_values(sys.argv[1]); \
+             print(json.dumps({k: x for k, x in v.items() if x is not None}))",
+        ])
+        .arg(file)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env(FROM_ENV.0, FROM_ENV.1)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    (
+        serde_json::from_slice(&o.stdout).unwrap(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ours(text: &str) -> BTreeMap<String, String> {
+    let env = |n: &str| (n == FROM_ENV.0).then(|| FROM_ENV.1.to_string());
+    harness::envfile::resolve(text, &[], &env)
+        .unwrap()
+        .into_iter()
+        .map(|(e, v)| (e.key, v))
+        .collect()
+}
+
+#[test]
+fn the_corpus_reads_as_python_dotenv_reads_it() {
+    let Some(python) = python() else { return };
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dotenv/corpus.env");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (want, warnings) = reference(&python, &file);
+    assert!(warnings.is_empty(), "python-dotenv warned: {warnings}");
+    let mut got = ours(&text);
+    // The one difference on purpose (docs/config.md): single quotes are literal, as in Compose.
+    assert_eq!(
+        got.remove("SQ_LITERAL_REF").as_deref(),
+        Some("${PLAIN} stays")
+    );
+    let mut want = want;
+    assert_eq!(
+        want.remove("SQ_LITERAL_REF").as_deref(),
+        Some("value stays")
+    );
+    assert!(want.len() > 40, "{want:?}");
+    let diff: Vec<String> = want
+        .keys()
+        .chain(got.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|k| want.get(*k) != got.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: python-dotenv {:?}, harness {:?}",
+                want.get(k),
+                got.get(k)
+            )
+        })
+        .collect();
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
+
+/// The other difference on purpose: python-dotenv warns about a line it cannot read and drops
+/// it; harness refuses the file and names the line.
+#[test]
+fn a_line_python_dotenv_skips_is_an_error_with_its_line_here() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(".env");
+    std::fs::write(&file, "A=1\nB=2\nthis is not a setting\nC=3\n").unwrap();
+    let (want, warnings) = reference(&python, &file);
+    assert!(warnings.contains("line 3"), "{warnings}");
+    assert_eq!(want.len(), 3);
+    let e = harness::envfile::parse(&std::fs::read_to_string(&file).unwrap()).unwrap_err();
+    assert_eq!(e.line, 3, "{e:?}");
+}
