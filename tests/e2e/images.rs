@@ -348,17 +348,7 @@ fn app_stop() -> TestResult {
         let (status, _) = wait_http(port, "/", Duration::from_secs(60)).await?;
         ensure!(status == 200, "app not up: {status}");
         let started = Instant::now();
-        s.docker
-            .stop_container(
-                &id,
-                Some(
-                    bollard::query_parameters::StopContainerOptionsBuilder::new()
-                        .t(10)
-                        .build(),
-                ),
-            )
-            .await
-            .ctx("docker stop")?;
+        s.stop(&id, 10).await?;
         let took = started.elapsed();
         let info = s.docker.inspect_container(&id, None).await.ctx("inspect")?;
         let code = info.state.and_then(|st| st.exit_code).unwrap_or(-1);
@@ -398,17 +388,7 @@ fn app_restarts_a_failed_start() -> TestResult {
             "the entrypoint did not say it started Apache again:\n{logs}"
         );
         // It still stops on SIGTERM with Apache's own status.
-        s.docker
-            .stop_container(
-                &id,
-                Some(
-                    bollard::query_parameters::StopContainerOptionsBuilder::new()
-                        .t(10)
-                        .build(),
-                ),
-            )
-            .await
-            .ctx("docker stop")?;
+        s.stop(&id, 10).await?;
         let (code, _) = s.wait_exit(&id, Duration::from_secs(5)).await?;
         ensure!(code == 0, "exit {code} after docker stop");
         Ok(())

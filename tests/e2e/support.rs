@@ -254,6 +254,21 @@ impl Scope {
         }
     }
 
+    /// `docker stop` with a grace of `secs` seconds before Docker kills the container.
+    pub async fn stop(&self, id: &str, secs: i32) -> Result<(), Failed> {
+        self.docker
+            .stop_container(
+                id,
+                Some(
+                    bollard::query_parameters::StopContainerOptionsBuilder::new()
+                        .t(secs)
+                        .build(),
+                ),
+            )
+            .await
+            .ctx("docker stop")
+    }
+
     /// Runs a command in a running container; returns (exit code, stdout+stderr).
     pub async fn exec(&self, id: &str, cmd: &[&str]) -> Result<(i64, String), Failed> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
