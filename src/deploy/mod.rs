@@ -301,7 +301,6 @@ fn deploy_timed(
             zip_sha256: shipment.sha256.clone(),
             db: db.clone(),
             live_exists: pre.live,
-            live_db_exists: pre.live_db,
             db_state: shared::DbState::of(pre.live_db, pre.db_shared),
             schema_differs,
             paused: pre.paused,

@@ -88,8 +88,7 @@ pub struct Facts {
     pub db: Option<String>,
     /// Whether `remote_dir` exists (false on the first deploy).
     pub live_exists: bool,
-    pub live_db_exists: bool,
-    /// Where production's database is (see `shared`).
+    /// Where production's database is (see `shared`); `Absent` when production has none.
     pub db_state: DbState,
     /// Production's schema differs from the package's (the preflight's check; the same check
     /// under the lock refuses when it no longer agrees).
@@ -267,12 +266,12 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         let name = &f.backup_name;
         let backup = Backup {
             name: name.clone(),
-            db: f.db.clone().filter(|_| f.live_db_exists),
+            db: f.db.clone().filter(|_| f.db_state.exists()),
             local: f.local_backup.clone(),
             keep_db_snapshot: true,
         };
         steps.extend(backup_steps(l, &backup));
-        if let (Some(_), true) = (&f.db, f.live_db_exists) {
+        if let (Some(_), true) = (&f.db, f.db_state.exists()) {
             let snap = quote(&format!("{}/{name}.db", l.backups()));
             steps.push(RemoteStep {
                 id: "fetch-db",
@@ -611,7 +610,7 @@ pub fn keep_production_db(l: &Layout, db: &str, dir: &str) -> RemoteStep {
 }
 
 /// `FILE-wal FILE-shm FILE-journal`, quoted.
-fn journals(file: &str) -> String {
+pub(super) fn journals(file: &str) -> String {
     ["-wal", "-shm", "-journal"]
         .iter()
         .map(|s| quote(&format!("{file}{s}")))
@@ -629,9 +628,8 @@ pub struct RollbackFacts {
     pub outgoing: String,
     /// The database, relative to remote_dir (`[package.database] path`).
     pub db: Option<String>,
-    /// Whether production has it: without --with-db it is copied into the kept release.
-    pub live_db_exists: bool,
-    /// Where production's database is: in the shared layout the kept release is linked to it.
+    /// Where production's database is (`Absent`: it has none): in the shared layout the kept
+    /// release is linked to it, in a release it is copied into the kept one (without --with-db).
     pub db_state: DbState,
     /// A write pause left on by a deploy that did not finish: ended after the lock.
     pub paused: bool,
@@ -721,7 +719,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
                 ),
             ));
         }
-        (None, Some(db)) if f.live_db_exists => steps.push(keep_production_db(l, db, &dir)),
+        (None, Some(db)) if f.db_state.exists() => steps.push(keep_production_db(l, db, &dir)),
         _ => {}
     }
     steps.push(RemoteStep::run(

@@ -413,7 +413,6 @@ pub fn rollback(
         release: target.name.clone(),
         outgoing: outgoing.clone(),
         db: db.clone(),
-        live_db_exists: pre.live_db,
         db_state: super::shared::DbState::of(pre.live_db, pre.db_shared),
         paused: pre.paused,
         version: config.stack.version_probe(),

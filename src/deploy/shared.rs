@@ -38,6 +38,11 @@ pub enum DbState {
 }
 
 impl DbState {
+    /// Production has a database (in the release or shared).
+    pub fn exists(self) -> bool {
+        self != DbState::Absent
+    }
+
     pub fn of(live_db: bool, db_shared: bool) -> DbState {
         match (live_db, db_shared) {
             (_, true) => DbState::Shared,
@@ -106,11 +111,7 @@ impl Db<'_> {
 
 /// `FILE FILE-wal FILE-shm FILE-journal`, quoted.
 fn with_journals(file: &str) -> String {
-    ["", "-wal", "-shm", "-journal"]
-        .iter()
-        .map(|s| quote(&format!("{file}{s}")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    format!("{} {}", quote(file), super::plan::journals(file))
 }
 
 /// `<dir>/<db>` becomes the link to the shared database (whatever was there, a package's

@@ -35,12 +35,22 @@ finally:
 
 /// Copies the database `src` to `dest` (both server paths).
 pub fn copy(src: &str, dest: &str) -> String {
-    format!("python3 -c {} {} {}", quote(COPY), quote(src), quote(dest))
+    python(COPY, &[src, dest])
+}
+
+/// `python3 -c SCRIPT ARGS…`, each quoted once: the one way a script of this module is run.
+fn python(script: &str, args: &[&str]) -> String {
+    let mut cmd = format!("python3 -c {}", quote(script));
+    for a in args {
+        cmd.push(' ');
+        cmd.push_str(&quote(a));
+    }
+    cmd
 }
 
 /// A consistent copy of `src` on stdout.
 pub fn to_stdout(src: &str) -> String {
-    format!("python3 -c {} {} -", quote(COPY), quote(src))
+    python(COPY, &[src, "-"])
 }
 
 /// The shared database's maintenance, `python3 -c TOOL OP DB [ARG]`:
@@ -105,33 +115,26 @@ pub const FENCE_MESSAGE: &str =
 
 /// Fences `db`: every write fails from now on, reads go on (see [`TOOL`]).
 pub fn fence(db: &str) -> String {
-    format!("python3 -c {} fence {}", quote(TOOL), quote(db))
+    python(TOOL, &["fence", db])
 }
 
 /// Drops the fence of `db`.
 pub fn unfence(db: &str) -> String {
-    format!("python3 -c {} unfence {}", quote(TOOL), quote(db))
+    python(TOOL, &["unfence", db])
 }
 
 /// A consistent copy of `src` in the new file `dest`, without the fence when `unfenced`.
 pub fn copy_to_new(src: &str, dest: &str, unfenced: bool) -> String {
-    format!(
-        "python3 -c {} copy {} {}{}",
-        quote(TOOL),
-        quote(src),
-        quote(dest),
-        if unfenced { " unfence" } else { "" }
-    )
+    let mut args = vec!["copy", src, dest];
+    if unfenced {
+        args.push("unfence");
+    }
+    python(TOOL, &args)
 }
 
 /// `src`'s content into the existing database `dest`, which keeps its inode (see [`TOOL`]).
 pub fn put(src: &str, dest: &str) -> String {
-    format!(
-        "python3 -c {} put {} {}",
-        quote(TOOL),
-        quote(src),
-        quote(dest)
-    )
+    python(TOOL, &["put", src, dest])
 }
 
 /// `argv[1]`: production's database, `argv[2]`: the package's. Copies `settings.secret_key`
@@ -151,12 +154,7 @@ if n != 1:
 
 /// Copies production's `settings.secret_key` into the staged database.
 pub fn copy_secret_key(live: &str, staged: &str) -> String {
-    format!(
-        "python3 -c {} {} {}",
-        quote(SECRET_KEY),
-        quote(live),
-        quote(staged)
-    )
+    python(SECRET_KEY, &[live, staged])
 }
 
 #[cfg(test)]

@@ -86,18 +86,22 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
     let recorded = ledger.live(backup::TARGET)?;
     // A `contains` probe can only confirm a build it is given: the recorded one, filled from the
     // build_info.json of its package as deployed from here.
-    let recorded_info = recorded
-        .as_ref()
-        .and_then(|r| r.package_sha256.as_deref())
-        .map(|sha| super::deployed_zip(&config.root, sha))
-        .and_then(|zip| super::read_build_info(&zip));
     let live = probe.as_ref().map(|p| {
         let mut look = p.look();
-        if let (None, Some(r), Some(info)) = (&look.build, &recorded, &recorded_info)
+        // Read only when the look could not name a build (a JSON probe names it itself).
+        let recorded_info = || {
+            recorded
+                .as_ref()
+                .and_then(|r| r.package_sha256.as_deref())
+                .map(|sha| super::deployed_zip(&config.root, sha))
+                .and_then(|zip| super::read_build_info(&zip))
+        };
+        if let (None, Some(r)) = (&look.build, &recorded)
             && let Some(b) = r.build_id.as_deref()
+            && let Some(info) = recorded_info()
             && p.shows(super::verify::Expected {
                 build_id: b,
-                info: Some(info),
+                info: Some(&info),
             })
         {
             look.build = Some(b.to_string());

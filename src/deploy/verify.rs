@@ -105,11 +105,6 @@ impl Probe {
         self.until_alive(expected, since, || Ok(()))
     }
 
-    /// What verifying a switch means with this probe, for plans and receipts.
-    pub fn describe(&self, build: &str) -> String {
-        describe(&self.version, build)
-    }
-
     /// [`Self::until`], giving up at once when `alive` says the server is gone (a container
     /// that exited answers nothing, however long one waits).
     pub fn until_alive(
@@ -443,7 +438,7 @@ mod tests {
         p.version = VersionProbe::Off;
         let done = p.until(Expected::id("b1"), Instant::now()).unwrap();
         assert!(done.contains(HEALTH_ALONE), "{done}");
-        assert_eq!(p.describe("b1"), HEALTH_ALONE);
+        assert_eq!(describe(&p.version, "b1"), HEALTH_ALONE);
     }
 
     #[test]

@@ -207,6 +207,11 @@ pub struct BuildFacts<'a> {
     pub now: String,
 }
 
+/// The state file keys every build rewrites (`write_state`: `build`, `last_updated_at`,
+/// `updated_by`) or every deploy (`deployment`): bookkeeping, not what a seed left (the seed
+/// cache compares the rest).
+pub const BOOKKEEPING_KEYS: [&str; 4] = ["build", "last_updated_at", "updated_by", "deployment"];
+
 /// Merges the secrets into `state` (keeping unknown keys) and writes it with mode 0600.
 pub fn write_state(
     path: &Path,

@@ -24,9 +24,6 @@ use crate::error::{Exit, Failure};
 /// How many entries each target keeps.
 pub const KEEP: usize = 3;
 
-/// The state file keys a build or deploy rewrites on every run: not part of what the seed left.
-const BOOKKEEPING: [&str; 4] = ["build", "last_updated_at", "updated_by", "deployment"];
-
 /// Everything a seed reads, gathered by the build.
 pub struct SeedInputs<'a> {
     pub target: &'a str,
@@ -73,7 +70,7 @@ pub fn state_digest(state: Option<&Map<String, Value>>) -> String {
     let kept: Map<String, Value> = state
         .map(|s| {
             s.iter()
-                .filter(|(k, _)| !BOOKKEEPING.contains(&k.as_str()))
+                .filter(|(k, _)| !super::secrets::BOOKKEEPING_KEYS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })

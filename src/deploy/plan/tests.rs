@@ -10,7 +10,6 @@ fn facts() -> Facts {
         zip_sha256: "ff".repeat(32),
         db: Some("app.db".into()),
         live_exists: true,
-        live_db_exists: true,
         db_state: DbState::Shared,
         schema_differs: false,
         paused: false,
@@ -89,7 +88,6 @@ fn a_deploy_over_a_live_release_runs_these_steps_in_order() {
 fn the_first_deploy_has_nothing_to_back_up_or_keep() {
     let mut f = facts();
     f.live_exists = false;
-    f.live_db_exists = false;
     f.db_state = DbState::Absent;
     let steps = plan(&f);
     assert_eq!(
@@ -113,7 +111,7 @@ fn the_first_deploy_has_nothing_to_back_up_or_keep() {
     let live = d.path().join("srv/app");
     let mut f = facts();
     f.live_exists = false;
-    f.live_db_exists = false;
+    f.db_state = DbState::Absent;
     f.layout = Layout::of(live.to_str().unwrap()).unwrap();
     std::fs::create_dir_all(f.layout.staging()).unwrap();
     std::fs::write(format!("{}/new.txt", f.layout.staging()), "new").unwrap();
@@ -581,7 +579,6 @@ fn rollback_facts(with_db: bool) -> RollbackFacts {
         release: "20260102T000000Z-A".into(),
         outgoing: "20260105T000000Z-B".into(),
         db: Some("app.db".into()),
-        live_db_exists: true,
         db_state: DbState::InRelease,
         paused: false,
         version: crate::config::VersionProbe::Off,
@@ -745,10 +742,10 @@ fn the_backup_script_archives_the_live_tree_and_fails_when_tar_fails() {
 #[test]
 fn without_a_production_database_only_with_db_touches_the_database() {
     let mut f = rollback_facts(false);
-    f.live_db_exists = false;
+    f.db_state = DbState::Absent;
     assert_eq!(ids(&rollback_plan(&f)), ["lock", "swap", "verify"]);
     let mut f = rollback_facts(true);
-    f.live_db_exists = false;
+    f.db_state = DbState::Absent;
     assert!(ids(&rollback_plan(&f)).contains(&"restore-db"));
 }
 
