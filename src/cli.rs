@@ -65,7 +65,7 @@ pub enum Command {
     /// Show the runs of this project that are up (their services, state and ports), or with
     /// `webhosting`, the server: live build against the last deploy, kept releases, backups, lock.
     ///
-    /// `harness status webhosting` asks url + version_path which build answers and compares it
+    /// `harness status webhosting` asks url + `[stack] version` which build answers and compares it
     /// with the newest successful deploy or rollback in the ledger ("matches the last deploy" or
     /// "differs from the last deploy"), then lists, from one read-only SSH look, the releases kept
     /// beside remote_dir (rollback targets), the backups with their sha256 and why retention keeps
@@ -146,10 +146,11 @@ pub enum Command {
     ///
     /// Default: the newest kept release of another build (the one before the current release);
     /// --to NAME|BUILD picks any kept release (`harness status webhosting` lists them). Under the
-    /// deploy lock: production's database is copied consistently into the kept release (refused,
-    /// exit 4, when its schema differs from the one that release ran with), the directories are
-    /// swapped in one script, tmp/restart.txt is touched, and health 2xx plus the release's build id
-    /// at version_path are awaited past Passenger's 10 s throttle. If it does not answer, the
+    /// deploy lock (refused, exit 4, when production's schema differs from the one that release
+    /// ran with): the kept release is linked to production's shared database (on a server no
+    /// deploy has moved yet, the database is copied into it), the directories are swapped in one script,
+    /// tmp/restart.txt is touched, and health 2xx plus the release's build as `[stack] version`
+    /// shows it are awaited past Passenger's 10 s throttle. If it does not answer, the
     /// release that was live goes back (exit 5). The live release is kept under releases/, so
     /// `rollback --to` it returns to it. Audit logs and the ledger record it.
     ///
