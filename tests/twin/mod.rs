@@ -244,7 +244,12 @@ impl Twin {
     }
 
     pub fn sql(&self, sql: &str) -> Result<String, String> {
-        self.exec(&format!("sqlite3 {REMOTE_DIR}/app.db {}", shell_quote(sql)))
+        // The app may be writing (a test's writer): wait for its lock as the app's own
+        // connections do, instead of failing at once with "database is locked".
+        self.exec(&format!(
+            "sqlite3 -cmd '.timeout 10000' {REMOTE_DIR}/app.db {}",
+            shell_quote(sql)
+        ))
     }
 
     /// sha256 of every file under the hosting user's home, sorted: "did anything change?"
