@@ -53,6 +53,25 @@ pub enum Command {
     /// secret-looking value may ship). Every key carries a comment saying what was found; what
     /// init cannot decide is a `# TODO key = …` line to replace. Never overwrites without --force.
     Init(InitArgs),
+    /// Print the environment a process of a run gets, and where each variable comes from.
+    ///
+    /// For the app in the stack (default; `[targets.local]`), the app in the deploy's boot check
+    /// (--target webhosting) or the test job (--test). Each line names the variable's origin: an
+    /// env file's line (`.env.defaults:12`), `built-in` (harness's own wiring, such as the mocks'
+    /// addresses with --with-mocks), a compose override, or `inline env`. Precedence, lowest
+    /// first: env files in the order given (a later file overrides an earlier one) < harness's
+    /// built-ins < the inline `env`. Values of secret-looking names (SECRET, TOKEN, PASS, KEY,
+    /// AUTH, ...) and passwords inside URLs are masked. Needs no Docker; values that exist only
+    /// per run show as `<run>`. The seed command gets the target's env files and inline env (no
+    /// built-ins) plus its HARNESS_* variables (docs/config.md, "Env files").
+    ///
+    /// Examples:
+    ///   harness env                       the app of `harness up`
+    ///   harness env --with-mocks          ... of `harness up --with-mocks`
+    ///   harness env --test --with-mocks   the suite's environment
+    ///   harness env --target webhosting   the boot check before a deploy
+    #[command(verbatim_doc_comment)]
+    Env(EnvArgs),
     /// Start the production-like stack and leave it running.
     ///
     /// Builds the local package (unless --skip-build and one exists), extracts it into the run's
@@ -94,7 +113,8 @@ pub enum Command {
     /// writable folder), SCREENSHOT_DIR, MAILPIT_URL, MAILPIT_API_URL, MAILPIT_USERNAME,
     /// MAILPIT_PASSWORD, MOCK_NETCUP_API_URL, MOCK_GEOIP_API_URL, SSL_CERT_FILE,
     /// REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS, PLAYWRIGHT_CHROMIUM, PLAYWRIGHT_SERVER_WS (with
-    /// [test] playwright_server), and [test] env (docs/test.md).
+    /// [test] playwright_server). They win over [test] env_file; [test] env wins over them
+    /// (docs/test.md; `harness env --test` prints the result with each variable's origin).
     ///
     /// Examples:
     ///   harness test --with-mocks
@@ -431,6 +451,22 @@ pub struct InitArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// Whose app: local (the stack) or webhosting (the deploy's boot check).
+    #[arg(long, value_enum, default_value = "local", conflicts_with = "test")]
+    pub target: Target,
+    /// The test job's environment instead of the app's.
+    #[arg(long)]
+    pub test: bool,
+    /// As `harness up/test --with-mocks` (the app is pointed at the mocks).
+    #[arg(long)]
+    pub with_mocks: bool,
+    /// As `harness up --no-tls`.
+    #[arg(long)]
+    pub no_tls: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Which target's package to build [default: webhosting].
     #[arg(long, value_enum, conflicts_with = "local")]
@@ -544,7 +580,10 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     let reporter = TerminalReporter;
     // Every command first removes what crashed runs left behind (DESIGN.md, "Stack"). The mocks
     // are the exception: they run inside the stack's own containers, with no Docker to sweep.
-    if !matches!(cli.command, Command::Mock { .. } | Command::Init(_)) {
+    if !matches!(
+        cli.command,
+        Command::Mock { .. } | Command::Init(_) | Command::Env(_)
+    ) {
         crate::stack::sweep::at_start(&reporter);
         // .harness/ holds secrets (state copies, packages with the app's database, backups of
         // production): only its owner may enter it, whatever an older harness or the umask made.
@@ -583,6 +622,35 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                         println!("    {t}");
                     }
                 }
+            }
+            Ok(Exit::Success)
+        }
+        Command::Env(args) => {
+            let config = Config::load(&cli.project, cli.config.as_deref())?;
+            use crate::env_report::Subject;
+            let subject = match (args.test, args.target) {
+                (true, _) => Subject::TestJob {
+                    with_mocks: args.with_mocks,
+                    no_tls: args.no_tls,
+                },
+                (false, Target::Local) => Subject::StackApp {
+                    with_mocks: args.with_mocks,
+                    no_tls: args.no_tls,
+                },
+                (false, Target::Webhosting) if args.with_mocks || args.no_tls => {
+                    return Err(Failure::new(
+                        Exit::BadInput,
+                        "--with-mocks and --no-tls describe the stack, not the boot check",
+                    )
+                    .hint("drop them, or ask for the stack's app: harness env --with-mocks"));
+                }
+                (false, Target::Webhosting) => Subject::BootCheck,
+            };
+            let report = crate::env_report::report(&config, subject)?;
+            if cli.json {
+                print_json(&report);
+            } else {
+                print!("{}", crate::env_report::text(&report));
             }
             Ok(Exit::Success)
         }

@@ -153,6 +153,9 @@ pub struct ClientConfig {
 pub struct TargetConfig {
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Dotenv files under the inline `env` (docs/config.md, "Env files").
+    #[serde(default)]
+    pub env_file: Option<Spanned<EnvFiles>>,
     /// SQL files applied after `[package.database] sql` for this target only.
     #[serde(default)]
     pub extra_sql: Vec<Spanned<String>>,
@@ -256,6 +259,9 @@ pub struct TestConfig {
     /// More environment for the job. The ledger keeps the names and a digest, never the values.
     #[serde(default)]
     pub env: BTreeMap<String, Spanned<String>>,
+    /// Dotenv files for the job, under the inline `env`.
+    #[serde(default)]
+    pub env_file: Option<Spanned<EnvFiles>>,
     /// Globs (relative to the project) of files the job's copy of the tree gets besides what
     /// git lists: generated or git-ignored test data.
     #[serde(default)]
@@ -273,6 +279,7 @@ impl Default for TestConfig {
             smoke: default_smoke(),
             args: None,
             env: BTreeMap::new(),
+            env_file: None,
             include: Vec::new(),
             playwright_server: None,
         }
@@ -312,6 +319,72 @@ pub const DEFAULT_PLAYWRIGHT_SERVER_ENV: &str = "PLAYWRIGHT_SERVER_WS";
 pub enum PlaywrightServerConfig {
     Enabled(bool),
     Env { env: String },
+}
+
+/// `env_file`: a path, `{ path = ".env", required = false }`, or a list of them, read in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a path, a table { path = \".env\", required = false }, or a list of them"
+)]
+pub enum EnvFiles {
+    One(EnvFile),
+    Many(Vec<EnvFile>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a path, or a table { path = \".env\", required = false }"
+)]
+pub enum EnvFile {
+    Path(String),
+    Table(EnvFileTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFileTable {
+    pub path: String,
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl EnvFiles {
+    /// (path as written, required), in order.
+    pub fn items(&self) -> Vec<(&str, bool)> {
+        fn one(f: &EnvFile) -> (&str, bool) {
+            match f {
+                EnvFile::Path(p) => (p.as_str(), true),
+                EnvFile::Table(t) => (t.path.as_str(), t.required),
+            }
+        }
+        match self {
+            EnvFiles::One(f) => vec![one(f)],
+            EnvFiles::Many(v) => v.iter().map(one).collect(),
+        }
+    }
+}
+
+/// Whose environment: the app of a target (and its seed and boot check), or the test job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvScope<'a> {
+    Target(&'a str),
+    Test,
+}
+
+impl EnvScope<'_> {
+    /// The harness.toml table that configures it.
+    pub fn table(&self) -> String {
+        match self {
+            EnvScope::Target(t) => format!("[targets.{t}]"),
+            EnvScope::Test => "[test]".into(),
+        }
+    }
 }
 
 /// `[gate]`: when a recorded run is enough to ship.
@@ -640,6 +713,86 @@ impl Config {
         self.targets.get(name).cloned().unwrap_or_default()
     }
 
+    /// The env files and inline `env` of `scope`, read now (docs/config.md, "Env files"). A
+    /// missing required file, or a line that is not `KEY=value`, is exit 2 saying where.
+    pub fn env_layers(&self, scope: EnvScope) -> Result<crate::envfile::Layers, Failure> {
+        let (files, inline) = match scope {
+            EnvScope::Target(t) => {
+                let c = self.target(t);
+                (c.env_file, c.env)
+            }
+            EnvScope::Test => (self.test.env_file.clone(), self.test.env()),
+        };
+        let mut layers = crate::envfile::Layers::new(inline);
+        let Some(files) = files else {
+            return Ok(layers);
+        };
+        for (path, required) in files.get_ref().items() {
+            let full = self.root.join(path);
+            let bytes = match std::fs::read(&full) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+                Err(e) => {
+                    let missing = e.kind() == std::io::ErrorKind::NotFound;
+                    let f = self.error_at(
+                        files.span(),
+                        format!(
+                            "{} env_file: cannot read {}: {e}",
+                            scope.table(),
+                            full.display()
+                        ),
+                    );
+                    return Err(if missing {
+                        f.hint(format!(
+                            "create it, or write {{ path = \"{path}\", required = false }} for a \
+                             file only some machines have"
+                        ))
+                    } else {
+                        f
+                    });
+                }
+            };
+            let text = String::from_utf8(bytes).map_err(|_| {
+                Failure::new(
+                    Exit::BadInput,
+                    format!("{}: an env file must be UTF-8 text", full.display()),
+                )
+            })?;
+            layers
+                .add_file(path, &text, &|k| std::env::var(k).ok())
+                .map_err(|e| {
+                    Failure::new(
+                        Exit::BadInput,
+                        format!("{}:{}: {}", full.display(), e.line, e.message),
+                    )
+                    .hint(
+                        "env files are read as python-dotenv reads them: KEY=value, `export `, \
+                         # comments, 'literal' and \"escaped\" quotes, ${VAR} (docs/config.md, \
+                         \"Env files\")",
+                    )
+                })?;
+        }
+        Ok(layers)
+    }
+
+    /// `[targets.<target>]`'s env files and inline env, for its app (the stack's app, the boot
+    /// check). Apache hands the app its environment through `SetEnv`, one line per variable, so
+    /// a value with a line break is refused here, where it can be named.
+    pub fn app_env(&self, target: &str) -> Result<crate::envfile::Layers, Failure> {
+        let layers = self.env_layers(EnvScope::Target(target))?;
+        if let Some((key, origin)) = layers.multi_line() {
+            return Err(Failure::new(
+                Exit::BadInput,
+                format!("{key} ({origin}) holds a line break, which the app cannot be given"),
+            )
+            .hint(
+                "Apache passes each variable to the app with SetEnv, on one line; put the value \
+                 on one line",
+            ));
+        }
+        Ok(layers)
+    }
+
     /// `[targets.webhosting]`'s deploy settings with their defaults.
     pub fn webhosting_deploy(&self) -> WebhostingDeploy {
         let t = self.target("webhosting");
@@ -817,6 +970,24 @@ impl Config {
         {
             if let Err(e) = globset::Glob::new(pat.get_ref()) {
                 return Err(self.error_at(pat.span(), format!("bad glob `{}`: {e}", pat.get_ref())));
+            }
+        }
+        let scopes = self
+            .targets
+            .iter()
+            .map(|(n, t)| (format!("[targets.{n}]"), &t.env_file))
+            .chain([("[test]".to_string(), &self.test.env_file)]);
+        for (table, files) in scopes {
+            let Some(files) = files else { continue };
+            for (path, _) in files.get_ref().items() {
+                if path.trim().is_empty() || path.contains('\0') {
+                    return Err(self
+                        .error_at(
+                            files.span(),
+                            format!("{table} env_file: `{path}` is not a path"),
+                        )
+                        .hint("a path relative to the project, such as \".env.defaults\""));
+                }
             }
         }
         self.validate_test()?;
@@ -1366,6 +1537,94 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
             c.test.requirements.unwrap().get_ref().items(),
             ["a.txt", "b.txt"]
         );
+    }
+
+    #[test]
+    fn env_files_layer_in_order_under_the_inline_env_and_say_where_they_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let load = |extra: &str| {
+            let src = format!("{MINIMAL}{extra}");
+            Config::parse(root.clone(), root.join(FILE_NAME), src)
+        };
+        std::fs::write(
+            root.join(".env.defaults"),
+            "A=defaults\nB=defaults\nC=${A}-x\n",
+        )
+        .unwrap();
+        let c = load(
+            "[targets.local]\nenv_file = [\".env.defaults\", { path = \".env\", required = false }]\n\
+             env = { B = \"inline\" }\n[test]\nenv_file = \".env.defaults\"\n",
+        )
+        .unwrap();
+        let local = c.env_layers(EnvScope::Target("local")).unwrap();
+        assert_eq!(local.files_read(), [".env.defaults"]);
+        let env = local.merged();
+        assert_eq!(
+            (env["A"].as_str(), env["B"].as_str()),
+            ("defaults", "inline")
+        );
+        assert_eq!(env["C"], "defaults-x");
+        std::fs::write(root.join(".env"), "A=private\n").unwrap();
+        let env = c.env_layers(EnvScope::Target("local")).unwrap().merged();
+        assert_eq!(env["A"], "private");
+        assert_eq!(
+            c.env_layers(EnvScope::Test).unwrap().merged()["A"],
+            "defaults"
+        );
+        // No env_file: the inline env alone; webhosting has neither.
+        assert!(
+            c.env_layers(EnvScope::Target("webhosting"))
+                .unwrap()
+                .merged()
+                .is_empty()
+        );
+
+        // A required file that is missing: exit 2 at the env_file line of harness.toml.
+        let c = load("[test]\nenv_file = [\".env.defaults\", \"suite.env\"]\n").unwrap();
+        let e = c.env_layers(EnvScope::Test).unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
+        assert!(
+            e.message
+                .contains("harness.toml:6:12: [test] env_file: cannot read"),
+            "{}",
+            e.message
+        );
+        assert!(e.hint.unwrap().contains("required = false"));
+        // A line that is not KEY=value: exit 2 at the env file's line.
+        std::fs::write(root.join("suite.env"), "OK=1\n\nnot a setting\n").unwrap();
+        let e = c.env_layers(EnvScope::Test).unwrap_err();
+        assert_eq!(e.exit, Exit::BadInput);
+        assert!(
+            e.message
+                .ends_with("suite.env:3: expected KEY=value (no `=` on this line)"),
+            "{}",
+            e.message
+        );
+        // A value with a line break cannot reach an app under Apache.
+        std::fs::write(root.join(".env"), "M=\"two\nlines\"\n").unwrap();
+        let c = load("[targets.local]\nenv_file = \".env\"\n").unwrap();
+        let e = c.app_env("local").unwrap_err();
+        assert!(
+            e.message.starts_with("M (.env:1) holds a line break"),
+            "{}",
+            e.message
+        );
+        assert!(c.env_layers(EnvScope::Target("local")).is_ok());
+
+        // Shapes harness.toml refuses at load.
+        for bad in [
+            "env_file = 3",
+            "env_file = { file = \".env\" }",
+            "env_file = \"\"",
+        ] {
+            let e = load(&format!("[targets.local]\n{bad}\n")).unwrap_err();
+            assert!(
+                e.message.contains("harness.toml:6:"),
+                "{bad}: {}",
+                e.message
+            );
+        }
     }
 
     #[test]

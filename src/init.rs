@@ -54,6 +54,8 @@ pub struct Findings {
     pub pytest_config: Option<String>,
     /// `.env*` files, and whether each holds a secret-looking value.
     pub env_files: Vec<(String, bool)>,
+    /// The keys the top-level env files set (the ones `env_file` proposes).
+    pub env_file_keys: BTreeSet<String>,
     /// Environment variables the app's code reads.
     pub app_env: BTreeSet<String>,
     pub health_path: Option<String>,
@@ -267,8 +269,14 @@ pub fn inspect(root: &Path) -> Findings {
         let n = p.rsplit('/').next().unwrap_or(p);
         n == ".env" || n.starts_with(".env.")
     }) {
-        f.env_files
-            .push((p.clone(), holds_a_secret(&read(root, p))));
+        let text = read(root, p);
+        if RUN_WITH_ENV_FILES.contains(&p.as_str())
+            && let Ok(entries) = crate::envfile::parse(&text)
+        {
+            f.env_file_keys
+                .extend(entries.into_iter().map(|(e, _)| e.key));
+        }
+        f.env_files.push((p.clone(), holds_a_secret(&text)));
     }
 
     // What the app reads from its environment, and its health and version routes.
@@ -338,22 +346,28 @@ fn env_reads(text: &str) -> Vec<String> {
     out
 }
 
-/// A line `KEY=value` whose key looks like a secret (SECRET, TOKEN, PASS, KEY) and whose value
+/// A line `KEY=value` whose key looks like a secret (`envfile::secret_looking`) and whose value
 /// is not empty.
 pub fn holds_a_secret(text: &str) -> bool {
-    text.lines().any(|l| {
-        let l = l.trim().trim_start_matches("export ").trim();
-        let Some((k, v)) = l.split_once('=') else {
-            return false;
-        };
-        let k = k.trim().to_ascii_uppercase();
-        let v = v.trim().trim_matches(|c| c == '"' || c == '\'');
-        !l.starts_with('#')
-            && ["SECRET", "TOKEN", "PASS", "KEY"]
-                .iter()
-                .any(|s| k.contains(s))
-            && !v.is_empty()
-    })
+    crate::envfile::parse(text).map_or_else(
+        // Not a dotenv file harness can read: judged line by line, as a human would.
+        |_| {
+            text.lines().any(|l| {
+                let l = l.trim().trim_start_matches("export ").trim();
+                l.split_once('=').is_some_and(|(k, v)| {
+                    !l.starts_with('#')
+                        && crate::envfile::secret_looking(k.trim())
+                        && !v.trim().trim_matches(|c| c == '"' || c == '\'').is_empty()
+                })
+            })
+        },
+        |entries| {
+            entries.iter().any(|(e, _)| {
+                crate::envfile::secret_looking(&e.key)
+                    && e.value.as_ref().is_some_and(|v| !v.is_empty())
+            })
+        },
+    )
 }
 
 fn q(s: &str) -> String {
@@ -425,7 +439,7 @@ pub fn render(f: &Findings) -> String {
         let _ = writeln!(
             o,
             "# Default settings files inside the sources with no secret-looking value (a key with\n\
-             # SECRET, TOKEN, PASS or KEY and a value): the secret guard may let them ship.\n\
+             # SECRET, TOKEN, PASSWORD, KEY, ... and a value): the secret guard may let them ship.\n\
              allow_secrets = [{}]",
             secret_env
                 .iter()
@@ -516,7 +530,15 @@ pub fn render(f: &Findings) -> String {
         }
     }
 
-    let env_list = f.app_env.iter().cloned().collect::<Vec<_>>().join(", ");
+    let env_file = env_file_value(f);
+    // What the app reads that no proposed env file sets.
+    let env_list = f
+        .app_env
+        .iter()
+        .filter(|k| env_file.is_none() || !f.env_file_keys.contains(*k))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     o.push_str("[targets.local]\n");
     if !f.local_sql.is_empty() && f.database.is_some() {
         let _ = writeln!(
@@ -527,6 +549,14 @@ pub fn render(f: &Findings) -> String {
                 .map(|p| q(p))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    if let Some(v) = &env_file {
+        let _ = writeln!(
+            o,
+            "# The settings files the project keeps, read as python-dotenv reads them (the private .env\n\
+             # only where it exists); the inline env below wins. `harness env` shows the result.\n\
+             env_file = {v}"
         );
     }
     todo(
@@ -617,12 +647,43 @@ pub fn render(f: &Findings) -> String {
             "# pytest runs in this project, so {c} applies as on a laptop."
         );
     }
+    if let Some(v) = &env_file {
+        let _ = writeln!(
+            o,
+            "# The suite gets the same settings files the app does.\nenv_file = {v}"
+        );
+    }
     todo(
         &mut o,
         "env = { }",
         "variables the suite needs (PLAYWRIGHT_HEADLESS = \"1\" if it shows a window by default)",
     );
     o
+}
+
+/// The env files at the project's top that hold values to run with: the catalogues of defaults,
+/// then the private file.
+const RUN_WITH_ENV_FILES: [&str; 3] = [".env.defaults", ".env.default", ".env"];
+
+/// `env_file` for the env files at the project's top: a committed catalogue of defaults
+/// (`.env.defaults`, `.env.default`), then the private `.env` where one exists. Templates
+/// (`.env.example`, `.env.sample`) hold placeholders, never values to run with.
+fn env_file_value(f: &Findings) -> Option<String> {
+    let top: Vec<&str> = f.env_files.iter().map(|(p, _)| p.as_str()).collect();
+    let mut items: Vec<String> = RUN_WITH_ENV_FILES[..2]
+        .iter()
+        .filter(|d| top.contains(d))
+        .map(|d| q(d))
+        .collect();
+    if items.is_empty() && !top.contains(&".env") {
+        return None;
+    }
+    items.push("{ path = \".env\", required = false }".into());
+    Some(if items.len() == 1 {
+        items.remove(0)
+    } else {
+        format!("[{}]", items.join(", "))
+    })
 }
 
 pub struct InitRequest {
@@ -692,6 +753,37 @@ mod tests {
                     z = os.getenv( \"A_1\")\nw = os.environ.get(name)\npath = root / \"shop.db\"\nurl = 'sqlite:///x/y.db'\n";
         assert_eq!(env_reads(code), ["SHOP_ENV", "SHOP_DB", "A_1"]);
         assert_eq!(db_literals(code), ["shop.db"]);
+    }
+
+    #[test]
+    fn top_level_env_files_become_env_file_and_what_they_set_is_not_asked_for_again() {
+        let d = tempfile::tempdir().unwrap();
+        let w = |p: &str, t: &str| std::fs::write(d.path().join(p), t).unwrap();
+        w(
+            "app.py",
+            "import os\nA = os.environ['SHOP_HOST']\nB = os.environ.get('SHOP_OTHER')\n",
+        );
+        w(".env.defaults", "SHOP_HOST=dev-host\n");
+        w(".env.example", "SHOP_OTHER=fill-me\n");
+        let text = render(&inspect(d.path()));
+        let want = "env_file = [\".env.defaults\", { path = \".env\", required = false }]";
+        assert_eq!(text.matches(want).count(), 2, "{text}");
+        let asked = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{TODO}env = {{ }}  # the app reads")))
+            .unwrap();
+        assert!(
+            asked.contains("SHOP_OTHER") && !asked.contains("SHOP_HOST"),
+            "{asked}"
+        );
+        // Only a template: nothing to run with, nothing proposed.
+        std::fs::remove_file(d.path().join(".env.defaults")).unwrap();
+        assert!(!render(&inspect(d.path())).contains("env_file"));
+        // A private .env alone: optional, since a fresh clone has none.
+        w(".env", "SHOP_HOST=mine\n");
+        assert!(
+            render(&inspect(d.path())).contains("env_file = { path = \".env\", required = false }")
+        );
     }
 
     #[test]

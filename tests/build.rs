@@ -690,3 +690,92 @@ fn build_info_copies_are_the_same_bytes_outside_the_code_fingerprint() {
         "{err}"
     );
 }
+
+/// `env_file` reaches the seed command; a changed value there makes the package stale (input
+/// fingerprint) and seeds again (seed cache key), and the package never holds the files.
+#[test]
+fn env_files_reach_the_seed_and_a_changed_value_makes_the_package_stale() {
+    let p = Project::new();
+    p.write(
+        "seed.py",
+        r#"
+import os, sqlite3
+db = sqlite3.connect(os.environ["HARNESS_DB_PATH"])
+db.execute("CREATE TABLE site(name TEXT, mode TEXT)")
+db.execute("INSERT INTO site VALUES (?, ?)", (os.environ["SITE_NAME"], os.environ["SITE_MODE"]))
+db.commit()
+"#,
+    );
+    p.write(
+        "harness.toml",
+        &CONFIG
+            .replace(
+                "sql = [\"db/schema.sql\"]",
+                "seed_command = [\"python3\", \"seed.py\"]",
+            )
+            .replace(
+                "env = { DEPLOYMENT_TARGET = \"local\" }",
+                "env_file = [\".env.defaults\", { path = \".env\", required = false }]\n\
+                 env = { DEPLOYMENT_TARGET = \"local\", SITE_MODE = \"inline\" }",
+            ),
+    );
+    p.write(
+        ".env.defaults",
+        "SITE_NAME=\"from defaults\"\nSITE_MODE=defaults\n",
+    );
+    let site = || -> (String, String) {
+        let out = tempfile::tempdir().unwrap();
+        zip::ZipArchive::new(std::fs::File::open(p.zip("local")).unwrap())
+            .unwrap()
+            .extract(out.path())
+            .unwrap();
+        let db = rusqlite::Connection::open(out.path().join("app.db")).unwrap();
+        db.query_row("SELECT name, mode FROM site", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap()
+    };
+    // The input fingerprint the build recorded beside the zip: what `--skip-build` compares.
+    let input = || -> String {
+        let sidecar = p.path(".harness/dist/local/deploy.zip.build.json");
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sidecar).unwrap()).unwrap();
+        v["fingerprints"]["input"].as_str().unwrap().to_string()
+    };
+    ok(&p.build(&["--local"]));
+    assert_eq!(site(), ("from defaults".into(), "inline".into()));
+    let first = input();
+    ok(&p.build(&["--local"]));
+    assert_eq!(input(), first, "nothing changed");
+
+    p.write(".env", "SITE_NAME=from-private\n");
+    let o = p.build(&["--local"]);
+    assert_ne!(
+        input(),
+        first,
+        "a new private value reaches the seed: stale"
+    );
+    ok(&o);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("seeded (no cached seed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(site(), ("from-private".into(), "inline".into()));
+    let names = zip_names(&p.zip("local"));
+    assert!(!names.iter().any(|n| n.contains(".env")), "{names:?}");
+
+    // A required file that is missing stops the build before anything is written.
+    std::fs::remove_file(p.path(".env.defaults")).unwrap();
+    let o = p.build(&["--local"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for needle in [
+        "harness.toml:",
+        "env_file: cannot read",
+        ".env.defaults",
+        "required = false",
+    ] {
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}

@@ -7,7 +7,9 @@
 //! - tests/fixtures/tls-clients: every TLS client of the job against the run's CA and a foreign one;
 //! - a failing test of a suite that drives its own browser leaves a screenshot and a trace;
 //! - the stack's Playwright server, and a client of another Playwright version;
-//! - examples/config-homes: pyproject.toml, setup.cfg and tox.ini decide what is collected.
+//! - examples/config-homes: pyproject.toml, setup.cfg and tox.ini decide what is collected;
+//! - tests/fixtures/dotenv-app: settings kept in env files reach the app and the job, and their
+//!   secrets reach nothing harness writes.
 //!
 //! Without a Docker daemon the Docker cases are ignored, unless CI is set: then they fail.
 use std::collections::BTreeMap;
@@ -56,6 +58,18 @@ fn main() {
             (
                 "up_stops_when_the_app_does_not_show_the_packages_build",
                 up_stops_when_the_app_does_not_show_the_packages_build,
+            ),
+            (
+                "a_value_only_in_a_committed_env_defaults_is_served_by_the_stacks_app",
+                a_value_only_in_a_committed_env_defaults_is_served_by_the_stacks_app,
+            ),
+            (
+                "a_private_env_file_overrides_env_defaults_in_the_stack",
+                a_private_env_file_overrides_env_defaults_in_the_stack,
+            ),
+            (
+                "the_job_sees_its_env_file_and_no_env_file_secret_reaches_run_ledger_or_export",
+                the_job_sees_its_env_file_and_no_env_file_secret_reaches_run_ledger_or_export,
             ),
         ],
         vec![
@@ -748,4 +762,158 @@ fn up_stops_when_the_app_does_not_show_the_packages_build() -> Outcome {
     ensure(p.left_behind().is_empty(), || {
         format!("left running: {:?}", p.left_behind())
     })
+}
+
+/// GET / of the app of `harness up --no-tls` on `p`, then `down`.
+fn served_page(p: &Project) -> Result<String, Failed> {
+    let o = p.run(&["--json", "up", "--no-tls"]);
+    ensure(o.status.success(), || short(&o))?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let url = v["urls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|u| u["service"] == "app")
+        .and_then(|u| u["url"].as_str())
+        .ok_or_else(|| format!("no app URL: {v}"))?
+        .to_string();
+    let port: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()?;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let down = p.run(&["down", "--all"]);
+    ensure(down.status.success(), || short(&down))?;
+    Ok(answer)
+}
+
+/// A fresh value no file of the repository holds, to look for afterwards.
+fn unique(what: &str) -> String {
+    format!("{what}-{}", hex_id())
+}
+
+fn hex_id() -> String {
+    let mut b = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("urandom");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn a_value_only_in_a_committed_env_defaults_is_served_by_the_stacks_app() -> Outcome {
+    let p = Project::copy_of(&fixture("dotenv-app"));
+    let page = served_page(&p)?;
+    // GREETING exists nowhere but .env.defaults; GREETING_PAGE expands it; APP_MODE is in the
+    // file too, under harness.toml's inline env, which wins.
+    for want in [
+        "greeting=hello from .env.defaults\n",
+        "page=hello from .env.defaults (page)\n",
+        "mode=stack\n",
+        "token_set=no\n",
+    ] {
+        ensure(page.contains(want), || format!("no {want:?} in:\n{page}"))?;
+    }
+    Ok(())
+}
+
+fn a_private_env_file_overrides_env_defaults_in_the_stack() -> Outcome {
+    let p = Project::copy_of(&fixture("dotenv-app"));
+    let token = unique("private-token");
+    p.write(
+        ".env",
+        &format!("GREETING='hello from the private .env'\nexport SECRET_TOKEN=\"{token}\"\n"),
+    );
+    // `harness env` says where each value comes from, and keeps the token to itself.
+    let o = p.run(&["env"]);
+    let listing = text(&o.stdout);
+    ensure(
+        o.status.success()
+            && listing.lines().any(|l| {
+                l.starts_with(".env:1 (over .env.defaults:2) ")
+                    && l.ends_with(" GREETING=hello from the private .env")
+            })
+            && listing.contains("SECRET_TOKEN=******** (")
+            && !listing.contains(&token),
+        || short(&o),
+    )?;
+    let page = served_page(&p)?;
+    for want in [
+        "greeting=hello from the private .env\n",
+        // Expanded in .env.defaults, before .env was read: the catalogue's own value.
+        "page=hello from .env.defaults (page)\n",
+        "token_set=yes\n",
+    ] {
+        ensure(page.contains(want), || format!("no {want:?} in:\n{page}"))?;
+    }
+    Ok(())
+}
+
+fn the_job_sees_its_env_file_and_no_env_file_secret_reaches_run_ledger_or_export() -> Outcome {
+    let p = Project::copy_of(&fixture("dotenv-app"));
+    let app_secret = unique("app-secret");
+    let suite_secret = unique("suite-secret");
+    p.write(".env", &format!("SECRET_TOKEN={app_secret}\n"));
+    let suite_env = std::fs::read_to_string(p.root.join("ui_tests/suite.env"))?;
+    p.write(
+        "ui_tests/suite.env",
+        &suite_env.replace("suite-token-placeholder", &suite_secret),
+    );
+    let o = p.run(&["--json", "test"]);
+    let v = outcome(&o)?;
+    ensure(v["outcome"] == "green", || short(&o))?;
+    ensure(v["passed"] == 2, || short(&o))?;
+    let id = v["ledger_run"]
+        .as_i64()
+        .ok_or_else(|| format!("no ledger run: {v}"))?;
+    let export = p.run(&["runs", "export", &id.to_string()]);
+    ensure(export.status.success(), || short(&export))?;
+    let record: serde_json::Value = serde_json::from_slice(&export.stdout)?;
+    // The ledger names the files it read and digests the values.
+    let env = record.pointer("/run/test_env").cloned().unwrap_or_default();
+    ensure(
+        env["files"] == serde_json::json!(["ui_tests/suite.env"])
+            && env["sha256"].as_str().is_some_and(|s| s.len() == 64),
+        || format!("test_env in the export: {env}\n{record:#}"),
+    )?;
+    // Everything harness wrote for this run: its folder, the ledger, the export, what it printed.
+    let mut places: Vec<(String, Vec<u8>)> = vec![
+        ("stdout".into(), o.stdout.clone()),
+        ("stderr".into(), o.stderr.clone()),
+        ("export".into(), export.stdout.clone()),
+    ];
+    for e in walkdir::WalkDir::new(p.root.join(".harness")) {
+        let e = e?;
+        if e.file_type().is_file() {
+            places.push((e.path().display().to_string(), std::fs::read(e.path())?));
+        }
+    }
+    let run_dir = PathBuf::from(v["run_dir"].as_str().unwrap_or_default());
+    ensure(
+        places
+            .iter()
+            .any(|(n, _)| n.starts_with(&run_dir.display().to_string()))
+            && places.iter().any(|(n, _)| n.ends_with("ledger.db")),
+        || {
+            format!(
+                "the run folder or the ledger is missing from {}",
+                p.root.display()
+            )
+        },
+    )?;
+    for secret in [&app_secret, &suite_secret] {
+        let found: Vec<&str> = places
+            .iter()
+            .filter(|(_, bytes)| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        ensure(found.is_empty(), || format!("{secret} found in {found:?}"))?;
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! src/envfile.rs against python-dotenv itself, on a corpus written for this project
+//! src/envfile/parse.rs against python-dotenv itself, on a corpus written for this project
 //! (tests/fixtures/dotenv/corpus.env): every key reads the same, apart from the differences
 //! docs/config.md lists. python-dotenv comes from the test venv scripts/test.sh makes
 //! (`.venv-test`, tests/python-requirements.txt); without it the test fails under CI and is
@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod support;
 
 fn python() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python");
@@ -108,4 +110,111 @@ fn a_line_python_dotenv_skips_is_an_error_with_its_line_here() {
     assert_eq!(want.len(), 3);
     let e = harness::envfile::parse(&std::fs::read_to_string(&file).unwrap()).unwrap_err();
     assert_eq!(e.line, 3, "{e:?}");
+}
+
+/// `harness env` on tests/fixtures/dotenv-app: each variable's origin, what it hides, masked
+/// secrets, and the refusals, all without Docker.
+#[test]
+fn harness_env_names_each_origin_masks_secrets_and_refuses_with_exit_2() {
+    let copy = support::copy_project(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dotenv-app"),
+    );
+    let root = copy.path();
+    let env = |args: &[&str]| {
+        let o = Command::new(support::harness_bin())
+            .arg("--project")
+            .arg(root)
+            .arg("env")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            support::text(&o.stdout),
+            support::text(&o.stderr),
+        )
+    };
+    let secret = "s3cr3t-only-in-dot-env";
+    std::fs::write(
+        root.join(".env"),
+        format!("SECRET_TOKEN={secret}\nDATABASE_URL=postgres://app:{secret}@db/app\n"),
+    )
+    .unwrap();
+    let (code, out, err) = env(&[]);
+    assert_eq!(code, Some(0), "{err}");
+    let line = |key: &str| {
+        out.lines()
+            .find(|l| l.contains(&format!("  {key}=")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
+            .to_string()
+    };
+    assert!(line("GREETING").starts_with(".env.defaults:2 "), "{out}");
+    assert!(
+        line("APP_MODE").starts_with("inline env (over .env.defaults:3) "),
+        "{out}"
+    );
+    assert!(
+        line("SECRET_TOKEN").starts_with(".env:1 (over .env.defaults:5) "),
+        "{out}"
+    );
+    assert!(
+        line("SECRET_TOKEN").ends_with("SECRET_TOKEN=******** (22 characters)"),
+        "{out}"
+    );
+    assert!(
+        line("DATABASE_URL").ends_with("=postgres://app:********@db/app"),
+        "{out}"
+    );
+    assert!(line("SSL_CERT_FILE").starts_with("built-in "), "{out}");
+    assert!(!out.contains(secret), "{out}");
+    assert!(out.contains("# env files: .env.defaults, .env\n"), "{out}");
+
+    // The job: its own file, under harness's wiring.
+    let (code, out, _) = env(&["--test", "--with-mocks"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("ui_tests/suite.env:2"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("built-in (over ui_tests/suite.env:5)")
+                && l.ends_with("UI_BASE_URL=https://app.localtest.me")),
+        "{out}"
+    );
+    assert!(out.contains("HARNESS_WITH_MOCKS=1"), "{out}");
+    let (_, json, _) = {
+        let o = Command::new(support::harness_bin())
+            .arg("--project")
+            .arg(root)
+            .args(["--json", "env", "--test"])
+            .output()
+            .unwrap();
+        (o.status.code(), support::text(&o.stdout), ())
+    };
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["files"][0]["path"], "ui_tests/suite.env");
+    assert!(
+        v["vars"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["key"] == "SUITE_FLAG" && x["origin"] == "ui_tests/suite.env:2")
+    );
+
+    // Refusals: flags that do not apply, an unreadable line, a missing required file.
+    let (code, _, err) = env(&["--target", "webhosting", "--with-mocks"]);
+    assert_eq!(code, Some(2), "{err}");
+    std::fs::write(root.join(".env"), "OK=1\nnot a setting\n").unwrap();
+    let (code, _, err) = env(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(".env:2: expected KEY=value"), "{err}");
+    std::fs::write(root.join(".env"), "M=\"two\nlines\"\n").unwrap();
+    let (code, _, err) = env(&[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("M (.env:1) holds a line break"), "{err}");
+    std::fs::remove_file(root.join(".env.defaults")).unwrap();
+    let (code, _, err) = env(&[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("harness.toml:10:12: [targets.local] env_file: cannot read"),
+        "{err}"
+    );
 }

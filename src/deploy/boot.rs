@@ -32,6 +32,13 @@ pub async fn app_image() -> Result<String, Failure> {
     Ok(images.resolve("app").await?.reference)
 }
 
+/// What the boot check sets itself; the target's env files lie under it, its inline env over it.
+pub fn builtin_env() -> std::collections::BTreeMap<String, String> {
+    [("PASSENGER_APP_ROOT", "/srv/app")]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into()
+}
+
 pub fn check(config: &Config, zip: &Path, build_id: &str) -> Result<String, Failure> {
     let dir = tempfile::Builder::new()
         .prefix("harness-boot-")
@@ -70,13 +77,12 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
     let run = RunIdentity::new(&config.root, false);
     let mut labels = run.labels();
     labels.insert(crate::stack::LABEL_SERVICE.into(), "boot-check".into());
-    let mut env: Vec<String> = config
-        .target("webhosting")
-        .env
+    let env: Vec<String> = config
+        .app_env("webhosting")?
+        .over(&builtin_env())
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    env.push("PASSENGER_APP_ROOT=/srv/app".into());
     let body = ContainerCreateBody {
         image: Some(image.clone()),
         env: Some(env),

@@ -4,7 +4,7 @@
 //! Gate → boot check → SSH (one master connection) → preflight → the planned remote steps
 //! (`plan.rs`) → verify → rollback or finish → ledger, audit logs, state file.
 pub mod backup;
-mod boot;
+pub(crate) mod boot;
 mod interrupt;
 pub mod plan;
 pub mod remote;

@@ -196,15 +196,33 @@ fn current_schema() -> u8 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvDigest {
+    /// The keys of the inline `[test] env`.
     pub names: Vec<String>,
+    /// Over the merged environment: the env files and the inline env.
     pub sha256: String,
+    /// `[test] env_file` as harness.toml names them, the ones read, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 impl EnvDigest {
     /// `None` for an empty environment.
     pub fn of(env: &BTreeMap<String, String>) -> Option<Self> {
+        Self::new(env, env.keys().cloned().collect(), Vec::new())
+    }
+
+    /// The job's env files and inline env: file names, inline names, one digest of the values.
+    pub fn of_layers(layers: &crate::envfile::Layers) -> Option<Self> {
+        Self::new(
+            &layers.merged(),
+            layers.inline_names(),
+            layers.files_read().to_vec(),
+        )
+    }
+
+    fn new(env: &BTreeMap<String, String>, names: Vec<String>, files: Vec<String>) -> Option<Self> {
         use sha2::{Digest, Sha256};
-        if env.is_empty() {
+        if env.is_empty() && files.is_empty() {
             return None;
         }
         let mut h = Sha256::new();
@@ -216,8 +234,9 @@ impl EnvDigest {
             }
         }
         Some(Self {
-            names: env.keys().cloned().collect(),
+            names,
             sha256: hex::encode(h.finalize()),
+            files,
         })
     }
 }

@@ -70,6 +70,24 @@ pub fn input(
             Err(e) => field("requirements-error", e.message.as_bytes()),
         }
     }
+    if config
+        .package
+        .database
+        .as_ref()
+        .is_some_and(|d| !d.get_ref().seed_command.is_empty())
+    {
+        // The seed command gets the target's env, files included: a changed value there makes
+        // other database bytes. An unreadable file makes the build fail, so any stand-in will do.
+        match config.env_layers(crate::config::EnvScope::Target(target)) {
+            Ok(layers) => {
+                for (k, v) in layers.merged() {
+                    field("seed-env", k.as_bytes());
+                    field("value", v.as_bytes());
+                }
+            }
+            Err(e) => field("seed-env-error", e.message.as_bytes()),
+        }
+    }
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         field("source_date_epoch", epoch.as_bytes());
     }

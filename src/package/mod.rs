@@ -256,6 +256,10 @@ pub fn build(
                 let _state_lock = secrets::lock_state(&config.root, target)?;
                 let state = secrets::load_state(&state_path)?;
                 let secrets = secrets::resolve(config, state.as_ref(), req.rotate_secrets);
+                // The seed command's environment: part of the seed cache's key either way.
+                let seed_env = config
+                    .env_layers(crate::config::EnvScope::Target(target))?
+                    .merged();
                 let db_path = build_path.join(&db_cfg.path);
                 if let Some(parent) = db_path.parent() {
                     std::fs::create_dir_all(parent).map_err(|e| io_fail(parent, e))?;
@@ -280,11 +284,7 @@ pub fn build(
                     packaged: &packaged_files(&staged, vendor.as_ref()),
                     argv: &db_cfg.seed_command,
                     files: seed_files(config, db_cfg, target, req.seed_demo)?,
-                    env: target_cfg
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
+                    env: seed_env.clone().into_iter().collect(),
                     config: &std::fs::read(&config.file).unwrap_or_default(),
                 };
                 let key = inputs.key();
@@ -320,11 +320,7 @@ pub fn build(
                     if let Some(s) = &state {
                         secrets::write_private(&scratch, &archive::pretty_json(s))?;
                     }
-                    let mut env: Vec<(String, String)> = target_cfg
-                        .env
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect();
+                    let mut env: Vec<(String, String)> = seed_env.into_iter().collect();
                     let mut pythonpath = Vec::new();
                     if let Some(v) = &vendor {
                         pythonpath.push(v.tree().display().to_string());

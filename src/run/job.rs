@@ -78,7 +78,7 @@ pub struct JobInput<'a> {
     /// `[test] args`, then `harness test -- ARGS`.
     pub user_args: &'a [String],
     /// `[test] env`.
-    pub env: BTreeMap<String, String>,
+    pub env: &'a crate::envfile::Layers,
     /// `.harness/pytest-cache` of the project.
     pub pytest_cache: PathBuf,
     /// The variable that gets the stack's Playwright server URL, when there is one.
@@ -200,12 +200,9 @@ pub fn prepare(launch: &mut Launch, input: &JobInput) -> Result<Job, Failure> {
         format!("{TREE_MOUNT}/{}", tree.project)
     };
     spec.working_dir = Some(workdir.clone());
-    spec.environment.insert("HARNESS_WORKDIR".into(), workdir);
-    if let Some(name) = &input.playwright_server_env {
-        spec.environment
-            .insert(name.clone(), crate::stack::playwright_server_url());
-    }
-    spec.environment.extend(input.env.clone());
+    spec.environment
+        .extend(builtin_env(workdir, input.playwright_server_env.as_deref()));
+    spec.environment = input.env.over(&spec.environment);
     let (uid, gid) = super::host_ids();
     spec.uploads.push(crate::stack::Upload {
         target: TREE_MOUNT.into(),
@@ -222,6 +219,19 @@ pub fn prepare(launch: &mut Launch, input: &JobInput) -> Result<Job, Failure> {
     launch.stack.volumes.insert(venv, true);
     launch.stack.volumes.insert(TREE_VOLUME.into(), false);
     Ok(Job { args })
+}
+
+/// What the job sets beside its compose service's environment: the folder pytest runs in and,
+/// with `[test] playwright_server`, the server's address under the configured name.
+pub(crate) fn builtin_env(
+    workdir: String,
+    playwright_server_env: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([("HARNESS_WORKDIR".to_string(), workdir)]);
+    if let Some(name) = playwright_server_env {
+        env.insert(name.to_string(), crate::stack::playwright_server_url());
+    }
+    env
 }
 
 /// The run volume that holds the job's copy of the tree; removed with the run.

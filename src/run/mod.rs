@@ -99,7 +99,7 @@ impl Phases {
 }
 
 /// The compose variables the test job's files (test.yml, tls-test.yml, mocks-test.yml) need.
-fn job_vars(config: &Config, no_tls: bool) -> BTreeMap<String, String> {
+pub(crate) fn job_vars(config: &Config, no_tls: bool) -> BTreeMap<String, String> {
     let (uid, gid) = host_ids();
     let scheme = if no_tls { "http" } else { "https" };
     // Per run: Mailpit's API is protected like a real one behind a proxy would be.
@@ -139,7 +139,7 @@ pub(super) struct JobPlan {
     tree: tree::Tree,
     /// `[test] args`, then `harness test -- ARGS`.
     user_args: Vec<String>,
-    env: BTreeMap<String, String>,
+    env: crate::envfile::Layers,
     playwright_server_env: Option<String>,
 }
 
@@ -186,7 +186,7 @@ pub(super) fn plan_job(
         requirements,
         tree,
         user_args,
-        env: config.test.env(),
+        env: config.env_layers(crate::config::EnvScope::Test)?,
         playwright_server_env: config.test.playwright_server_env(),
     })
 }
@@ -198,7 +198,7 @@ impl JobPlan {
             tree: &self.tree,
             requirements: self.requirements.as_ref(),
             user_args: &self.user_args,
-            env: self.env.clone(),
+            env: &self.env,
             // Per project, so `--lf` and `--ff` work across runs.
             pytest_cache: root.join(".harness").join("pytest-cache"),
             playwright_server_env: self.playwright_server_env.clone(),
@@ -286,7 +286,7 @@ pub fn test(
         );
         record.started_at = started_at;
         record.pytest_args = plan_job.user_args.clone();
-        record.test_env = crate::ledger::EnvDigest::of(&plan_job.env);
+        record.test_env = crate::ledger::EnvDigest::of_layers(&plan_job.env);
 
         let t = Instant::now();
         let mut launch = stack::materialize(

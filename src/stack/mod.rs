@@ -19,7 +19,7 @@ pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
 pub(crate) use run::{
     AppSource, Launch, LaunchRequest, connect, guarded, identify, interrupted, materialize,
-    plan_launch, playwright_server_url, project_root, runtime, start_stack, urls_of,
+    plan_launch, playwright_server_url, project_root, runtime, service_env, start_stack, urls_of,
 };
 pub use run::{
     DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,

@@ -277,7 +277,6 @@ pub(crate) async fn plan_launch(
     let root = project_root(config);
     let run = RunIdentity::new(&root, req.keep);
     let run_dir = runs_dir(config).join(&run.id);
-    let compose_dir = run_dir.join("compose");
     let mut needed = vec!["app", "proxy"];
     if req.with_mocks {
         needed.push("mocks");
@@ -286,64 +285,15 @@ pub(crate) async fn plan_launch(
         needed.push("playwright");
     }
     let mut vars = image_vars(engine, &needed, reporter).await?;
-    for (k, v) in [
-        ("HARNESS_RUN_ID", run.id.clone()),
-        ("HARNESS_RUN_DIR", run_dir.display().to_string()),
-        ("HARNESS_APP_DIR", run_dir.join("app").display().to_string()),
-        (
-            "HARNESS_STATE_FILE",
-            run_dir
-                .join(STATE_DIR)
-                .join(STATE_FILE)
-                .display()
-                .to_string(),
-        ),
-        (
-            "HARNESS_STATE_DIR",
-            run_dir.join(STATE_DIR).display().to_string(),
-        ),
-        ("HARNESS_PROJECT_DIR", root.display().to_string()),
-        ("HARNESS_HEALTH_PATH", config.stack.health_path.clone()),
-        ("HARNESS_FQDN", config.stack.fqdn.clone()),
-        ("HARNESS_TLS_DIR", run_dir.join("tls").display().to_string()),
-    ] {
-        vars.insert(k.to_string(), v);
-    }
+    vars.extend(run_vars(config, &run.id, &run_dir));
     vars.extend(req.vars.clone());
-    let mut sources = vec![builtin_source("base.yml", &compose_dir)];
-    if req.with_mocks {
-        sources.push(builtin_source("mocks.yml", &compose_dir));
-    }
-    if !req.no_tls {
-        sources.push(builtin_source("tls.yml", &compose_dir));
-        if req.with_mocks {
-            sources.push(builtin_source("tls-mocks.yml", &compose_dir));
-        }
-    }
-    if req.test_job {
-        sources.push(builtin_source("test.yml", &compose_dir));
-        if !req.no_tls {
-            sources.push(builtin_source("tls-test.yml", &compose_dir));
-        }
-        if req.with_mocks {
-            sources.push(builtin_source("mocks-test.yml", &compose_dir));
-        }
-    }
-    if req.playwright_server {
-        sources.push(builtin_source("playwright-server.yml", &compose_dir));
-        if !req.no_tls {
-            sources.push(builtin_source("tls-playwright-server.yml", &compose_dir));
-        }
-    }
-    for o in &config.stack.compose_overrides {
-        sources.push(Source::from_file(&root.join(o)).map_err(StackError::from)?);
-    }
     let lookup = |k: &str| vars.get(k).cloned().or_else(|| std::env::var(k).ok());
+    let (builtin, overrides) = compose_sources(config, req, &run_dir)?;
+    let sources: Vec<Source> = builtin.into_iter().chain(overrides).collect();
     let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
     apply_aliases(config, &mut stack)?;
     if let Some(app) = stack.services.get_mut("app") {
-        // The target's env from harness.toml is what production gets; it wins over compose.
-        app.environment.extend(config.target("local").env);
+        app.environment = config.app_env("local")?.over(&app.environment);
     }
     Ok(LaunchPlan {
         run,
@@ -351,6 +301,127 @@ pub(crate) async fn plan_launch(
         stack,
         no_tls: req.no_tls,
     })
+}
+
+/// The variables harness gives the compose files for the run `id`.
+fn run_vars(config: &Config, id: &str, run_dir: &Path) -> BTreeMap<String, String> {
+    let root = project_root(config);
+    let path = |p: PathBuf| p.display().to_string();
+    BTreeMap::from([
+        ("HARNESS_RUN_ID".to_string(), id.to_string()),
+        ("HARNESS_RUN_DIR".to_string(), path(run_dir.to_path_buf())),
+        ("HARNESS_APP_DIR".to_string(), path(run_dir.join("app"))),
+        (
+            "HARNESS_STATE_FILE".to_string(),
+            path(run_dir.join(STATE_DIR).join(STATE_FILE)),
+        ),
+        (
+            "HARNESS_STATE_DIR".to_string(),
+            path(run_dir.join(STATE_DIR)),
+        ),
+        ("HARNESS_PROJECT_DIR".to_string(), path(root)),
+        (
+            "HARNESS_HEALTH_PATH".to_string(),
+            config.stack.health_path.clone(),
+        ),
+        ("HARNESS_FQDN".to_string(), config.stack.fqdn.clone()),
+        ("HARNESS_TLS_DIR".to_string(), path(run_dir.join("tls"))),
+    ])
+}
+
+/// The compose files of a run: the built-in ones `req` calls for, then the project's overrides.
+fn compose_sources(
+    config: &Config,
+    req: &LaunchRequest,
+    run_dir: &Path,
+) -> Result<(Vec<Source>, Vec<Source>), Failure> {
+    let compose_dir = run_dir.join("compose");
+    let mut names = vec!["base.yml"];
+    if req.with_mocks {
+        names.push("mocks.yml");
+    }
+    if !req.no_tls {
+        names.push("tls.yml");
+        if req.with_mocks {
+            names.push("tls-mocks.yml");
+        }
+    }
+    if req.test_job {
+        names.push("test.yml");
+        if !req.no_tls {
+            names.push("tls-test.yml");
+        }
+        if req.with_mocks {
+            names.push("mocks-test.yml");
+        }
+    }
+    if req.playwright_server {
+        names.push("playwright-server.yml");
+        if !req.no_tls {
+            names.push("tls-playwright-server.yml");
+        }
+    }
+    let builtin = names
+        .into_iter()
+        .map(|n| builtin_source(n, &compose_dir))
+        .collect();
+    let root = project_root(config);
+    let overrides = config
+        .stack
+        .compose_overrides
+        .iter()
+        .map(|o| Source::from_file(&root.join(o)).map_err(|e| Failure::from(StackError::from(e))))
+        .collect::<Result<_, _>>()?;
+    Ok((builtin, overrides))
+}
+
+/// What `service` of a run planned by `req` would have in its environment, each with where it
+/// came from, without a daemon or a run: `harness env`. Values that exist only per run (ports,
+/// the run's folder) show as `<run>`.
+pub fn service_env(
+    config: &Config,
+    req: &LaunchRequest,
+    service: &str,
+) -> Result<Vec<(String, String, crate::envfile::Origin)>, Failure> {
+    use crate::envfile::Origin;
+    let run_dir = runs_dir(config).join(crate::envfile::PER_RUN);
+    let mut vars = run_vars(config, crate::envfile::PER_RUN, &run_dir);
+    vars.extend(req.vars.clone());
+    let lookup = |k: &str| {
+        vars.get(k)
+            .cloned()
+            .or_else(|| std::env::var(k).ok())
+            .or_else(|| {
+                // Resolved per run (docs/images.md); the name is enough here.
+                k.strip_prefix("HARNESS_IMAGE_")
+                    .map(|name| format!("harness/{}", name.to_ascii_lowercase()))
+            })
+    };
+    let (builtin, overrides) = compose_sources(config, req, &run_dir)?;
+    let env_of = |sources: &[Source]| -> Result<BTreeMap<String, String>, Failure> {
+        let stack = compose::load(sources, &lookup).map_err(StackError::from)?;
+        Ok(stack
+            .services
+            .get(service)
+            .map(|s| s.environment.clone())
+            .unwrap_or_default())
+    };
+    let mut sources = builtin;
+    let mut out: BTreeMap<String, (String, Origin)> = env_of(&sources)?
+        .into_iter()
+        .map(|(k, v)| (k, (v, Origin::Builtin)))
+        .collect();
+    // Each override in turn: a key it adds or changes is its own.
+    for o in overrides {
+        let name = o.name.clone();
+        sources.push(o);
+        for (k, v) in env_of(&sources)? {
+            if out.get(&k).is_none_or(|(old, _)| *old != v) {
+                out.insert(k, (v, Origin::Override(name.clone())));
+            }
+        }
+    }
+    Ok(out.into_iter().map(|(k, (v, o))| (k, v, o)).collect())
 }
 
 /// `[stack] aliases`: more network names for services, the host names an app and its suite
