@@ -415,8 +415,8 @@ fn bad_input_keeps_the_previous_package() {
 #[test]
 fn seed_command_gets_the_documented_environment_and_may_record_state() {
     let p = Project::new();
-    p.write(
-        "seed.py",
+    with_seed_command(
+        &p,
         r#"
 import json, os, sqlite3, sys
 import app  # staged src/ is importable
@@ -434,13 +434,7 @@ state.setdefault("seeded_by_app", 0)
 state["seeded_by_app"] += 1
 json.dump(state, open(path, "w"))
 "#,
-    );
-    p.write(
-        "harness.toml",
-        &CONFIG.replace(
-            "sql = [\"db/schema.sql\"]",
-            "seed_command = [\"python3\", \"seed.py\"]",
-        ),
+        CONFIG,
     );
     ok(&p.build(&["--local", "--seed-demo"]));
     ok(&p.build(&["--local"]));
@@ -696,8 +690,8 @@ fn build_info_copies_are_the_same_bytes_outside_the_code_fingerprint() {
 #[test]
 fn env_files_reach_the_seed_and_a_changed_value_makes_the_package_stale() {
     let p = Project::new();
-    p.write(
-        "seed.py",
+    with_seed_command(
+        &p,
         r#"
 import os, sqlite3
 db = sqlite3.connect(os.environ["HARNESS_DB_PATH"])
@@ -705,19 +699,11 @@ db.execute("CREATE TABLE site(name TEXT, mode TEXT)")
 db.execute("INSERT INTO site VALUES (?, ?)", (os.environ["SITE_NAME"], os.environ["SITE_MODE"]))
 db.commit()
 "#,
-    );
-    p.write(
-        "harness.toml",
-        &CONFIG
-            .replace(
-                "sql = [\"db/schema.sql\"]",
-                "seed_command = [\"python3\", \"seed.py\"]",
-            )
-            .replace(
-                "env = { DEPLOYMENT_TARGET = \"local\" }",
-                "env_file = [\".env.defaults\", { path = \".env\", required = false }]\n\
-                 env = { DEPLOYMENT_TARGET = \"local\", SITE_MODE = \"inline\" }",
-            ),
+        &CONFIG.replace(
+            "env = { DEPLOYMENT_TARGET = \"local\" }",
+            "env_file = [\".env.defaults\", { path = \".env\", required = false }]\n\
+             env = { DEPLOYMENT_TARGET = \"local\", SITE_MODE = \"inline\" }",
+        ),
     );
     p.write(
         ".env.defaults",
@@ -778,4 +764,16 @@ db.commit()
     ] {
         assert!(err.contains(needle), "{needle}: {err}");
     }
+}
+
+/// `script` as seed.py, and `config` with it as the seed command instead of the SQL files.
+fn with_seed_command(p: &Project, script: &str, config: &str) {
+    p.write("seed.py", script);
+    p.write(
+        "harness.toml",
+        &config.replace(
+            "sql = [\"db/schema.sql\"]",
+            "seed_command = [\"python3\", \"seed.py\"]",
+        ),
+    );
 }

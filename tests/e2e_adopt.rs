@@ -812,12 +812,19 @@ fn a_value_only_in_a_committed_env_defaults_is_served_by_the_stacks_app() -> Out
     let page = served_page(&p)?;
     // GREETING exists nowhere but .env.defaults; GREETING_PAGE expands it; APP_MODE is in the
     // file too, under harness.toml's inline env, which wins.
-    for want in [
-        "greeting=hello from .env.defaults\n",
-        "page=hello from .env.defaults (page)\n",
-        "mode=stack\n",
-        "token_set=no\n",
-    ] {
+    shows(
+        &page,
+        &[
+            "greeting=hello from .env.defaults\n",
+            "page=hello from .env.defaults (page)\n",
+            "mode=stack\n",
+            "token_set=no\n",
+        ],
+    )
+}
+
+fn shows(page: &str, lines: &[&str]) -> Outcome {
+    for want in lines {
         ensure(page.contains(want), || format!("no {want:?} in:\n{page}"))?;
     }
     Ok(())
@@ -844,15 +851,15 @@ fn a_private_env_file_overrides_env_defaults_in_the_stack() -> Outcome {
         || short(&o),
     )?;
     let page = served_page(&p)?;
-    for want in [
-        "greeting=hello from the private .env\n",
-        // Expanded in .env.defaults, before .env was read: the catalogue's own value.
-        "page=hello from .env.defaults (page)\n",
-        "token_set=yes\n",
-    ] {
-        ensure(page.contains(want), || format!("no {want:?} in:\n{page}"))?;
-    }
-    Ok(())
+    shows(
+        &page,
+        &[
+            "greeting=hello from the private .env\n",
+            // Expanded in .env.defaults, before .env was read: the catalogue's own value.
+            "page=hello from .env.defaults (page)\n",
+            "token_set=yes\n",
+        ],
+    )
 }
 
 fn the_job_sees_its_env_file_and_no_env_file_secret_reaches_run_ledger_or_export() -> Outcome {

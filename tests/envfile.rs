@@ -148,24 +148,28 @@ fn harness_env_names_each_origin_masks_secrets_and_refuses_with_exit_2() {
             .unwrap_or_else(|| panic!("no {key} in:\n{out}"))
             .to_string()
     };
-    assert!(line("GREETING").starts_with(".env.defaults:2 "), "{out}");
-    assert!(
-        line("APP_MODE").starts_with("inline env (over .env.defaults:3) "),
-        "{out}"
-    );
-    assert!(
-        line("SECRET_TOKEN").starts_with(".env:1 (over .env.defaults:5) "),
-        "{out}"
-    );
-    assert!(
-        line("SECRET_TOKEN").ends_with("SECRET_TOKEN=******** (22 characters)"),
-        "{out}"
-    );
-    assert!(
-        line("DATABASE_URL").ends_with("=postgres://app:********@db/app"),
-        "{out}"
-    );
-    assert!(line("SSL_CERT_FILE").starts_with("built-in "), "{out}");
+    // (key, origin column, value as shown)
+    for (key, origin, shown) in [
+        ("GREETING", ".env.defaults:2 ", "hello from .env.defaults"),
+        ("APP_MODE", "inline env (over .env.defaults:3) ", "stack"),
+        (
+            "SECRET_TOKEN",
+            ".env:1 (over .env.defaults:5) ",
+            "******** (22 characters)",
+        ),
+        ("DATABASE_URL", ".env:2 ", "postgres://app:********@db/app"),
+        (
+            "SSL_CERT_FILE",
+            "built-in ",
+            "/run/harness/tls/ca-bundle.pem",
+        ),
+    ] {
+        let l = line(key);
+        assert!(
+            l.starts_with(origin) && l.ends_with(&format!("  {key}={shown}")),
+            "{l}\n{out}"
+        );
+    }
     assert!(!out.contains(secret), "{out}");
     assert!(out.contains("# env files: .env.defaults, .env\n"), "{out}");
 
