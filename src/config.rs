@@ -821,7 +821,7 @@ impl Config {
     fn gate_config(&self, raw: RawGateConfig) -> Result<GateConfig, Failure> {
         let mut gate = GateConfig::default();
         if let Some(age) = raw.max_age {
-            gate.max_age = crate::gate::parse_duration(age.get_ref()).map_err(|e| {
+            gate.max_age = crate::model::duration::parse(age.get_ref()).map_err(|e| {
                 self.error_at(age.span(), format!("[gate] max_age: {e}"))
                     .hint("write a duration such as \"24h\", \"90m\", \"7d\" or \"1d 12h\"")
             })?;

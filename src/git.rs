@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::gate::{TreeFacts, WorkTree};
+use crate::model::tree::{TreeFacts, WorkTree};
 
 /// What a run records about the tree it ran on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,6 +14,7 @@ pub mod git;
 pub mod images;
 pub mod init;
 pub mod ledger;
+pub mod model;
 pub mod package;
 pub mod parity;
 pub mod requirements;

@@ -12,6 +12,7 @@ use std::path::Path;
 /// Bottom first: a module may import only modules before it.
 const ORDER: &[&str] = &[
     "error",
+    "model",
     "envfile",
     "fsutil",
     "events",
@@ -34,67 +35,18 @@ const ORDER: &[&str] = &[
 ];
 
 /// Upward references that still exist: (from, to, why it is still there).
+#[rustfmt::skip]
 const DEBT: &[(&str, &str, &str)] = &[
-    (
-        "git",
-        "gate",
-        "gate::TreeFacts belongs in a model layer below both",
-    ),
-    (
-        "config",
-        "deploy",
-        "deploy::retention::Policy belongs in a model layer",
-    ),
-    (
-        "config",
-        "gate",
-        "gate::duration parsing belongs in a model layer",
-    ),
-    (
-        "config",
-        "ledger",
-        "ledger::signing::TrustedKey belongs in a model layer",
-    ),
-    (
-        "config",
-        "package",
-        "package::METADATA_FILES belongs in a model layer",
-    ),
-    (
-        "config",
-        "parity",
-        "parity::AllowList belongs in a model layer",
-    ),
-    (
-        "config",
-        "run",
-        "run::args::check (refused pytest arguments) belongs in a model layer",
-    ),
-    (
-        "package",
-        "ledger",
-        "the build records itself in the ledger's builds table",
-    ),
-    (
-        "package",
-        "gatekeeper",
-        "the build opens the ledger through gatekeeper",
-    ),
-    (
-        "ledger",
-        "gate",
-        "records name gate types; both want a model layer",
-    ),
-    (
-        "stack",
-        "deploy",
-        "the restore drill's stack extracts a backup and probes the build with deploy's code; both belong in shared layers",
-    ),
-    (
-        "parity",
-        "deploy",
-        "parity --remote borrows deploy's SSH layer; a remote/ layer below both ends it",
-    ),
+    ("config", "deploy", "deploy::retention::Policy belongs in a model layer"),
+    ("config", "ledger", "ledger::signing::TrustedKey belongs in a model layer"),
+    ("config", "package", "package::METADATA_FILES belongs in a model layer"),
+    ("config", "parity", "parity::AllowList belongs in a model layer"),
+    ("config", "run", "run::args::check (refused pytest arguments) belongs in a model layer"),
+    ("package", "ledger", "the build records itself in the ledger's builds table"),
+    ("package", "gatekeeper", "the build opens the ledger through gatekeeper"),
+    ("ledger", "gate", "records name gate types; both want a model layer"),
+    ("stack", "deploy", "the restore drill's stack extracts a backup and probes the build with deploy's code; both belong in shared layers"),
+    ("parity", "deploy", "parity --remote borrows deploy's SSH layer; a remote/ layer below both ends it"),
 ];
 
 /// Every top-level module named by each file: `(file, line, from, to)` for each reference.

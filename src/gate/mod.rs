@@ -14,7 +14,6 @@
 //! `--force --reason` opens it regardless, and the decision records what the rules said.
 //! The rules are checked in that order per run; the run that gets furthest is the "closest run",
 //! and the rule it fails is the one that decides.
-mod duration;
 #[cfg(test)]
 mod tests;
 
@@ -25,7 +24,8 @@ use serde::Serialize;
 
 use crate::ledger::signing::{Trust, TrustedKey};
 use crate::ledger::{Origin, Outcome, Selection, StoredRun, Timestamp};
-pub use duration::{humane as humane_duration, parse as parse_duration};
+pub use crate::model::duration::{humane as humane_duration, parse as parse_duration};
+pub use crate::model::tree::{TreeFacts, WorkTree};
 
 /// The package about to ship.
 #[derive(Debug, Clone, Copy)]
@@ -41,29 +41,6 @@ pub struct BuildFacts<'a> {
     pub git_commit: Option<&'a str>,
     /// `None`: unknown (no git where it was built).
     pub dirty: Option<bool>,
-}
-
-/// The working tree's state relative to HEAD.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WorkTree {
-    Clean,
-    /// Changed paths, relative to the repository root.
-    Dirty {
-        changed: Vec<String>,
-    },
-    /// No git, or not a repository: treated as dirty.
-    Unknown {
-        reason: String,
-    },
-}
-
-/// What git says about the tree here.
-#[derive(Debug, Clone)]
-pub struct TreeFacts {
-    pub head: Option<String>,
-    pub work_tree: WorkTree,
-    /// commit → tree id, for HEAD and the candidate runs' commits this repository has.
-    pub trees: BTreeMap<String, String>,
 }
 
 /// `--force --reason TEXT`. A reason is required, so it cannot be built without one.
