@@ -200,7 +200,7 @@ pub struct WebhostingDeploy {
     pub migrate_command: Option<String>,
     pub keep_releases: u32,
     /// keep_backups (as `last`), keep_daily and keep_weekly (docs/deploy.md, "Retention").
-    pub retention: crate::deploy::retention::Policy,
+    pub retention: crate::model::retention::RetentionPolicy,
     pub verify_timeout: std::time::Duration,
     pub connect_timeout: std::time::Duration,
     pub step_timeout: std::time::Duration,
@@ -410,12 +410,14 @@ const DEFAULT_KEEP_RELEASES: u32 = 3;
 const DEFAULT_KEEP_BACKUPS: u32 = 5;
 const DEFAULT_KEEP_DAILY: u32 = 7;
 const DEFAULT_KEEP_WEEKLY: u32 = 4;
+/// The default of `[targets.webhosting] step_timeout`.
+pub const DEFAULT_STEP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// `[parity]`: which differences between the local and webhosting packages are expected, and
 /// which files on the server are runtime state (docs/config.md).
 #[derive(Debug, Clone, Default)]
 pub struct ParityConfig {
-    pub allow: crate::parity::AllowList,
+    pub allow: crate::model::allow::AllowList,
     /// Added to the built-in runtime globs that `parity --remote` ignores.
     pub remote_ignore: Vec<String>,
 }
@@ -802,7 +804,7 @@ impl Config {
         WebhostingDeploy {
             migrate_command: t.migrate_command.filter(|c| !c.trim().is_empty()),
             keep_releases: n(&t.keep_releases, DEFAULT_KEEP_RELEASES).max(1),
-            retention: crate::deploy::retention::Policy {
+            retention: crate::model::retention::RetentionPolicy {
                 last: keep_backups,
                 daily: n(&t.keep_daily, DEFAULT_KEEP_DAILY),
                 weekly: n(&t.keep_weekly, DEFAULT_KEEP_WEEKLY),
@@ -812,7 +814,7 @@ impl Config {
             connect_timeout: std::time::Duration::from_secs(t.connect_timeout.unwrap_or(10).max(1)),
             step_timeout: t
                 .step_timeout
-                .map_or(crate::deploy::ssh::DEFAULT_STEP_TIMEOUT, |s| {
+                .map_or(DEFAULT_STEP_TIMEOUT, |s| {
                     std::time::Duration::from_secs(s.max(10))
                 }),
         }
@@ -846,13 +848,13 @@ impl Config {
     }
 
     fn parity_config(&self, raw: RawParityConfig) -> Result<ParityConfig, Failure> {
-        let defaults: Vec<String> = crate::parity::DEFAULT_ALLOW
+        let defaults: Vec<String> = crate::model::allow::DEFAULT_ALLOW
             .iter()
             .map(|s| s.to_string())
             .collect();
         let allow = raw.allow.as_ref().map_or(&defaults, |a| a.get_ref());
         let target_files = raw.target_files.as_ref().map(|t| t.get_ref().as_slice());
-        let parsed = crate::parity::AllowList::parse(
+        let parsed = crate::model::allow::AllowList::parse(
             allow.iter().map(String::as_str),
             target_files.unwrap_or_default().iter().map(String::as_str),
         )
@@ -1484,7 +1486,7 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         assert_eq!(wh.keep_releases, 3);
         assert_eq!(
             wh.retention,
-            crate::deploy::retention::Policy {
+            crate::model::retention::RetentionPolicy {
                 last: 5,
                 daily: 7,
                 weekly: 4
@@ -1496,7 +1498,7 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         .unwrap();
         assert_eq!(
             c.webhosting_deploy().retention,
-            crate::deploy::retention::Policy {
+            crate::model::retention::RetentionPolicy {
                 last: 2,
                 daily: 0,
                 weekly: 12

@@ -15,24 +15,7 @@ use serde::Serialize;
 
 use crate::ledger::Timestamp;
 
-/// How many backups of each kind to keep (`[targets.webhosting] keep_backups`, `keep_daily`,
-/// `keep_weekly`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Policy {
-    pub last: u32,
-    pub daily: u32,
-    pub weekly: u32,
-}
-
-impl std::fmt::Display for Policy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the newest {}, one a day for {} days, one a week for {} weeks",
-            self.last, self.daily, self.weekly
-        )
-    }
-}
+pub use crate::model::retention::RetentionPolicy as Policy;
 
 /// Why a backup is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

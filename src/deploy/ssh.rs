@@ -77,8 +77,7 @@ pub struct SshTarget {
     pub step_timeout: Duration,
 }
 
-/// The default of `[targets.webhosting] step_timeout`.
-pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub use crate::config::DEFAULT_STEP_TIMEOUT;
 
 impl SshTarget {
     /// `destination` as the user's OpenSSH reaches it: ~/.ssh/config, or the file named by

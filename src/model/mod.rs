@@ -1,5 +1,7 @@
 //! Value types that several stages share: the layer at the bottom (docs/ARCHITECTURE.md,
 //! "Layers"). Nothing here names a module above it, so `config`, `git` and `ledger` can use these
 //! types without reaching up into the stages that first made them.
+pub mod allow;
 pub mod duration;
+pub mod retention;
 pub mod tree;

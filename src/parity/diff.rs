@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::allow::AllowList;
+use crate::model::allow::AllowList;
 use super::view::{FileFact, PackageView};
 use crate::package::database::{Schema, Table};
 

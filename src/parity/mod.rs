@@ -5,7 +5,6 @@
 //! MANIFEST.json is checked as a claim, so a file edited inside a zip is caught even when its
 //! manifest was left alone. The comparison (`diff::compare`) is a pure function of two
 //! [`PackageView`]s and the [`AllowList`].
-mod allow;
 mod diff;
 pub mod remote;
 mod view;
@@ -14,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use allow::{AllowList, DEFAULT_ALLOW};
+pub use crate::model::allow::{AllowList, DEFAULT_ALLOW};
 pub use diff::{Difference, Kind, ParityReport, compare};
 pub use view::{FileFact, Layout, PackageView};
 

@@ -78,16 +78,16 @@ impl AllowList {
     }
 
     /// The rule that allows the database's content to differ.
-    pub(super) fn database_content(&self) -> Option<&str> {
+    pub fn database_content(&self) -> Option<&str> {
         self.find(|r| matches!(r, Rule::DatabaseContent))
     }
 
-    pub(super) fn build_info(&self, field: &str) -> Option<&str> {
+    pub fn build_info(&self, field: &str) -> Option<&str> {
         self.find(|r| matches!(r, Rule::BuildInfo(f) if f == field))
     }
 
     /// The rule that allows a file difference at `path`.
-    pub(super) fn file(&self, path: &str) -> Option<&str> {
+    pub fn file(&self, path: &str) -> Option<&str> {
         self.find(|r| match r {
             Rule::TargetFiles => self.target_files.iter().any(|g| g.is_match(path)),
             Rule::File(g) => g.is_match(path),
@@ -95,7 +95,7 @@ impl AllowList {
         })
     }
 
-    pub(super) fn schema(&self, name: &str) -> Option<&str> {
+    pub fn schema(&self, name: &str) -> Option<&str> {
         self.find(|r| matches!(r, Rule::Schema(g) if g.is_match(name)))
     }
 
