@@ -393,7 +393,7 @@ pub struct GateConfig {
     /// The oldest a run may be and still open the gate.
     pub max_age: std::time::Duration,
     /// Keys whose signed run records count when imported.
-    pub trusted_keys: Vec<crate::ledger::signing::TrustedKey>,
+    pub trusted_keys: Vec<crate::model::keys::TrustedKey>,
 }
 
 impl Default for GateConfig {
@@ -833,7 +833,7 @@ impl Config {
                 RawTrustedKey::Bare(k) => (None, k.as_str()),
                 RawTrustedKey::Named { name, key } => (Some(name.clone()), key.as_str()),
             };
-            let key = crate::ledger::signing::PublicKey::parse(key).map_err(|e| {
+            let key = crate::model::keys::PublicKey::parse(key).map_err(|e| {
                 self.error_at(entry.span(), format!("[gate] trusted_keys: {e}"))
                     .hint(
                         "give the public key as printed by `harness runs keygen`, e.g. \
@@ -842,7 +842,7 @@ impl Config {
                     )
             })?;
             gate.trusted_keys
-                .push(crate::ledger::signing::TrustedKey { name, key });
+                .push(crate::model::keys::TrustedKey { name, key });
         }
         Ok(gate)
     }
@@ -1404,7 +1404,11 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
 
     #[test]
     fn gate_section_parses_durations_and_keys() {
-        let key = crate::ledger::signing::SecretKey::generate().public_key();
+        let key = crate::model::keys::PublicKey::from_bytes(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
         let src = format!(
             "{MINIMAL}[gate]\nmax_age = \"90m\"\ntrusted_keys = [\"{key}\", {{ name = \"ci\", key = \"{key}\" }}]\n"
         );

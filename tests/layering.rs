@@ -37,7 +37,6 @@ const ORDER: &[&str] = &[
 /// Upward references that still exist: (from, to, why it is still there).
 #[rustfmt::skip]
 const DEBT: &[(&str, &str, &str)] = &[
-    ("config", "ledger", "ledger::signing::TrustedKey belongs in a model layer"),
     ("config", "package", "package::METADATA_FILES belongs in a model layer"),
     ("config", "run", "run::args::check (refused pytest arguments) belongs in a model layer"),
     ("package", "ledger", "the build records itself in the ledger's builds table"),

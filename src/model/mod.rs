@@ -3,5 +3,6 @@
 //! types without reaching up into the stages that first made them.
 pub mod allow;
 pub mod duration;
+pub mod keys;
 pub mod retention;
 pub mod tree;
