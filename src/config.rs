@@ -1002,7 +1002,7 @@ impl Config {
                 || p.ends_with('/')
                 || p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
                 || p.chars().any(char::is_control)
-                || crate::package::METADATA_FILES.contains(&p.as_str());
+                || crate::model::metadata::METADATA_FILES.contains(&p.as_str());
             if bad {
                 return Err(self
                     .error_at(
@@ -1066,7 +1066,7 @@ impl Config {
     fn validate_test(&self) -> Result<(), Failure> {
         let t = &self.test;
         if let Some(args) = &t.args
-            && let Err(why) = crate::run::args::check(args.get_ref())
+            && let Err(why) = crate::model::pytest_args::check(args.get_ref())
         {
             return Err(self
                 .error_at(args.span(), format!("[test] args: {why}"))

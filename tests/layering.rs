@@ -37,8 +37,6 @@ const ORDER: &[&str] = &[
 /// Upward references that still exist: (from, to, why it is still there).
 #[rustfmt::skip]
 const DEBT: &[(&str, &str, &str)] = &[
-    ("config", "package", "package::METADATA_FILES belongs in a model layer"),
-    ("config", "run", "run::args::check (refused pytest arguments) belongs in a model layer"),
     ("package", "ledger", "the build records itself in the ledger's builds table"),
     ("package", "gatekeeper", "the build opens the ledger through gatekeeper"),
     ("ledger", "gate", "records name gate types; both want a model layer"),

@@ -4,5 +4,7 @@
 pub mod allow;
 pub mod duration;
 pub mod keys;
+pub mod metadata;
+pub mod pytest_args;
 pub mod retention;
 pub mod tree;

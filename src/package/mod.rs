@@ -27,8 +27,7 @@ use crate::events::{Event, Reporter};
 use archive::{DeterministicZip, FileEntry};
 
 pub const ZIP_NAME: &str = "deploy.zip";
-/// Generated files at the package root; they never count towards the code fingerprint.
-pub const METADATA_FILES: [&str; 3] = ["build_info.json", "DEPLOY_README.md", "MANIFEST.json"];
+pub use crate::model::metadata::METADATA_FILES;
 
 pub struct BuildRequest {
     pub target: &'static str,
