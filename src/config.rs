@@ -812,11 +812,9 @@ impl Config {
             // Passenger's 10 s stat throttle has to pass before a probe counts.
             verify_timeout: std::time::Duration::from_secs(t.verify_timeout.unwrap_or(45).max(15)),
             connect_timeout: std::time::Duration::from_secs(t.connect_timeout.unwrap_or(10).max(1)),
-            step_timeout: t
-                .step_timeout
-                .map_or(DEFAULT_STEP_TIMEOUT, |s| {
-                    std::time::Duration::from_secs(s.max(10))
-                }),
+            step_timeout: t.step_timeout.map_or(DEFAULT_STEP_TIMEOUT, |s| {
+                std::time::Duration::from_secs(s.max(10))
+            }),
         }
     }
 

@@ -39,7 +39,6 @@ const ORDER: &[&str] = &[
 const DEBT: &[(&str, &str, &str)] = &[
     ("package", "ledger", "the build records itself in the ledger's builds table"),
     ("package", "gatekeeper", "the build opens the ledger through gatekeeper"),
-    ("ledger", "gate", "records name gate types; both want a model layer"),
     ("stack", "deploy", "the restore drill's stack extracts a backup and probes the build with deploy's code; both belong in shared layers"),
     ("parity", "deploy", "parity --remote borrows deploy's SSH layer; a remote/ layer below both ends it"),
 ];

@@ -679,3 +679,92 @@ fn runs_under_the_old_fingerprint_scheme_are_named_too_old() {
         "fingerprint scheme 1 by an older harness; too old",
     );
 }
+
+/// The ledger's `gate_runs` subset decides as every run does (a property of the two together).
+mod gate_subset {
+    use super::*;
+    use crate::ledger::tests::{fresh, record};
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn arb_run() -> impl Strategy<Value = RunRecord> {
+        (
+            0..4usize,
+            any::<bool>(),
+            0..3usize,
+            0..5u32,
+            0..48 * 60i64,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(outcome, same_code, schema, sel, minutes_ago, dirty, same_commit)| {
+                    let mut r = record(0);
+                    r.uid = format!("{:032x}", rand::random::<u128>());
+                    r.outcome = [
+                        Outcome::Green,
+                        Outcome::Red,
+                        Outcome::Aborted,
+                        Outcome::Infra,
+                    ][outcome];
+                    r.code_fingerprint = if same_code {
+                        "c".repeat(64)
+                    } else {
+                        "f".repeat(64)
+                    };
+                    r.schema_fingerprint =
+                        [Some("d".repeat(64)), None, Some("9".repeat(64))][schema].clone();
+                    r.selection = match sel {
+                        0 | 1 => Selection::Full,
+                        2 => Selection::Filtered { expr: "x".into() },
+                        n => Selection::Shard {
+                            index: n - 2,
+                            total: 2,
+                        },
+                    };
+                    r.finished_at = Timestamp::from_unix_ms(NOW - minutes_ago * 60_000);
+                    r.dirty = Some(dirty && !same_commit);
+                    r.git_commit = Some(if same_commit { "a" } else { "b" }.repeat(40));
+                    r
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        /// Deciding over `gate_runs` gives exactly the decision over every run.
+        #[test]
+        fn gate_runs_decide_like_all_runs(runs in proptest::collection::vec(arb_run(), 0..40), allow_dirty in any::<bool>()) {
+            let (_d, mut l) = fresh();
+            for r in &runs {
+                l.record_run(r).unwrap();
+            }
+            let tree = TreeFacts {
+                head: Some("a".repeat(40)),
+                work_tree: WorkTree::Clean,
+                trees: [("a".repeat(40), "t".repeat(40)), ("b".repeat(40), "u".repeat(40))].into(),
+            };
+            let schema = "d".repeat(64);
+            let code = "c".repeat(64);
+            let decide = |runs: &[StoredRun], census| decide(&GateFacts {
+                package: PackageFacts { sha256: "p", code: &code, schema: Some(&schema) },
+                built: Some(BuildFacts { git_commit: None, dirty: Some(false) }),
+                runs,
+                census,
+                now: Timestamp::from_unix_ms(NOW),
+                max_age: Duration::from_secs(24 * 3600),
+                tree: &tree,
+                trusted_keys: &[],
+                allow_dirty,
+                force: None,
+            });
+            let all = l.runs().unwrap();
+            let (subset, census) = l.gate_runs(&code, Some(&schema)).unwrap();
+            prop_assert_eq!(census, Census::of(&all));
+            prop_assert!(subset.len() <= all.len());
+            let full = decide(&all, Census::of(&all));
+            let fast = decide(&subset, census);
+            prop_assert_eq!(full, fast);
+        }
+    }
+}

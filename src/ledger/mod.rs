@@ -292,7 +292,7 @@ pub struct GateDecisionRecord {
     pub schema_fingerprint: Option<String>,
     pub git_commit: Option<String>,
     pub allow_dirty: bool,
-    pub decision: crate::gate::GateDecision,
+    pub decision: crate::model::gate::GateDecision,
 }
 
 #[derive(Debug, Clone)]
@@ -621,7 +621,7 @@ impl Ledger {
         &self,
         code: &str,
         schema: Option<&str>,
-    ) -> Result<(Vec<StoredRun>, crate::gate::Census), LedgerError> {
+    ) -> Result<(Vec<StoredRun>, crate::model::gate::Census), LedgerError> {
         let latest = "ORDER BY finished_at_ms DESC, id DESC LIMIT 1";
         let sql = format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE code_fingerprint = ?1 AND outcome = 'green' \
@@ -641,7 +641,7 @@ impl Ledger {
             .map_err(|e| self.err(e))?;
         Ok((
             runs,
-            crate::gate::Census {
+            crate::model::gate::Census {
                 runs: total as usize,
                 green: green as usize,
             },
@@ -1055,4 +1055,4 @@ fn read_run(r: &Row<'_>) -> rusqlite::Result<Result<StoredRun, String>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::ledger::signing::SecretKey;
 
-fn record(n: u32) -> RunRecord {
+pub(crate) fn record(n: u32) -> RunRecord {
     RunRecord {
         uid: format!("{n:032x}"),
         started_at: Timestamp::from_unix_ms(1_800_000_000_000 + i64::from(n)),
@@ -47,7 +47,7 @@ fn record(n: u32) -> RunRecord {
     }
 }
 
-fn fresh() -> (tempfile::TempDir, Ledger) {
+pub(crate) fn fresh() -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let l = Ledger::open(&path_in(dir.path())).unwrap();
     (dir, l)
@@ -252,12 +252,12 @@ fn a_signed_copy_replaces_an_unsigned_one_in_place_and_nothing_else_does() {
 fn gate_decisions_and_deploys_are_recorded() {
     let (_d, mut l) = fresh();
     let run_id = l.record_run(&record(1)).unwrap();
-    let decision = crate::gate::GateDecision {
+    let decision = crate::model::gate::GateDecision {
         open: true,
-        deciding_rule: crate::gate::Rule::Forced,
+        deciding_rule: crate::model::gate::Rule::Forced,
         summary: "forced open: hotfix".into(),
         reasons: vec![],
-        closest_run: Some(crate::gate::ClosestRun {
+        closest_run: Some(crate::model::gate::ClosestRun {
             id: run_id,
             counts: false,
             why: "x".into(),
@@ -472,95 +472,6 @@ fn threads_with_their_own_connections_lose_no_writes() {
         h.join().unwrap();
     }
     assert_eq!(Ledger::open(&p).unwrap().runs().unwrap().len(), 200);
-}
-
-mod gate_subset {
-    use super::*;
-    use crate::gate::{Census, GateFacts, PackageFacts, TreeFacts, WorkTree};
-    use proptest::prelude::*;
-
-    const NOW: i64 = 1_800_000_000_000;
-
-    fn arb_run() -> impl Strategy<Value = RunRecord> {
-        (
-            0..4usize,
-            any::<bool>(),
-            0..3usize,
-            0..5u32,
-            0..48 * 60i64,
-            any::<bool>(),
-            any::<bool>(),
-        )
-            .prop_map(
-                |(outcome, same_code, schema, sel, minutes_ago, dirty, same_commit)| {
-                    let mut r = record(0);
-                    r.uid = format!("{:032x}", rand::random::<u128>());
-                    r.outcome = [
-                        Outcome::Green,
-                        Outcome::Red,
-                        Outcome::Aborted,
-                        Outcome::Infra,
-                    ][outcome];
-                    r.code_fingerprint = if same_code {
-                        "c".repeat(64)
-                    } else {
-                        "f".repeat(64)
-                    };
-                    r.schema_fingerprint =
-                        [Some("d".repeat(64)), None, Some("9".repeat(64))][schema].clone();
-                    r.selection = match sel {
-                        0 | 1 => Selection::Full,
-                        2 => Selection::Filtered { expr: "x".into() },
-                        n => Selection::Shard {
-                            index: n - 2,
-                            total: 2,
-                        },
-                    };
-                    r.finished_at = Timestamp::from_unix_ms(NOW - minutes_ago * 60_000);
-                    r.dirty = Some(dirty && !same_commit);
-                    r.git_commit = Some(if same_commit { "a" } else { "b" }.repeat(40));
-                    r
-                },
-            )
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(48))]
-        /// Deciding over `gate_runs` gives exactly the decision over every run.
-        #[test]
-        fn gate_runs_decide_like_all_runs(runs in proptest::collection::vec(arb_run(), 0..40), allow_dirty in any::<bool>()) {
-            let (_d, mut l) = fresh();
-            for r in &runs {
-                l.record_run(r).unwrap();
-            }
-            let tree = TreeFacts {
-                head: Some("a".repeat(40)),
-                work_tree: WorkTree::Clean,
-                trees: [("a".repeat(40), "t".repeat(40)), ("b".repeat(40), "u".repeat(40))].into(),
-            };
-            let schema = "d".repeat(64);
-            let code = "c".repeat(64);
-            let decide = |runs: &[StoredRun], census| crate::gate::decide(&GateFacts {
-                package: PackageFacts { sha256: "p", code: &code, schema: Some(&schema) },
-                built: Some(crate::gate::BuildFacts { git_commit: None, dirty: Some(false) }),
-                runs,
-                census,
-                now: Timestamp::from_unix_ms(NOW),
-                max_age: Duration::from_secs(24 * 3600),
-                tree: &tree,
-                trusted_keys: &[],
-                allow_dirty,
-                force: None,
-            });
-            let all = l.runs().unwrap();
-            let (subset, census) = l.gate_runs(&code, Some(&schema)).unwrap();
-            prop_assert_eq!(census, Census::of(&all));
-            prop_assert!(subset.len() <= all.len());
-            let full = decide(&all, Census::of(&all));
-            let fast = decide(&subset, census);
-            prop_assert_eq!(full, fast);
-        }
-    }
 }
 
 #[test]

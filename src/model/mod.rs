@@ -3,6 +3,7 @@
 //! types without reaching up into the stages that first made them.
 pub mod allow;
 pub mod duration;
+pub mod gate;
 pub mod keys;
 pub mod metadata;
 pub mod pytest_args;

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::allow::AllowList;
 use super::view::{FileFact, PackageView};
+use crate::model::allow::AllowList;
 use crate::package::database::{Schema, Table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
