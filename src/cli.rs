@@ -663,7 +663,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
                 reseed: args.reseed,
                 output: args.output.clone(),
             };
-            let built = crate::package::build(&config, &request, &reporter as &dyn Reporter)?;
+            let built = crate::gatekeeper::build(&config, &request, &reporter as &dyn Reporter)?;
             if cli.json {
                 print_json(&built.summary());
             } else {

@@ -36,6 +36,37 @@ pub fn open_ledger(project_root: &Path) -> Result<Ledger, Failure> {
     Ok(ledger)
 }
 
+/// Builds a package (`package::build`) and records the build in the ledger: the deploy gate lets
+/// only bytes harness built here ship, bound to the tree they came from. Not recording them is no
+/// reason to fail the build; that package just cannot be deployed, and a warning says so.
+pub fn build(
+    config: &Config,
+    request: &crate::package::BuildRequest,
+    reporter: &dyn Reporter,
+) -> Result<crate::package::PackageManifest, Failure> {
+    let m = crate::package::build(config, request, reporter)?;
+    let recorded = open_ledger(&config.root).and_then(|mut l| {
+        l.record_build(&crate::ledger::BuildRecord {
+            sha256: m.sha256.clone(),
+            target: m.target.clone(),
+            build_id: m.build_id.clone(),
+            code_fingerprint: m.fingerprints.code.clone(),
+            schema_fingerprint: m.fingerprints.schema.clone(),
+            git_commit: m.git_commit.clone(),
+            dirty: m.dirty,
+        })
+        .map_err(Failure::from)
+    });
+    if let Err(e) = recorded {
+        reporter.event(&crate::events::Event::Warning {
+            message: format!(
+                "the build was not recorded in the ledger, so `harness deploy` will refuse it: {e}"
+            ),
+        });
+    }
+    Ok(m)
+}
+
 /// Decides for the webhosting package that would ship now: builds it, then evaluates.
 pub fn check(
     config: &Config,
@@ -44,7 +75,7 @@ pub fn check(
 ) -> Result<GateOutcome, Failure> {
     // The ledger first: a damaged one must stop us before the build writes into .harness/.
     let mut ledger = open_ledger(&config.root)?;
-    let manifest = crate::package::build(
+    let manifest = build(
         config,
         &crate::package::BuildRequest::standard("webhosting"),
         reporter,

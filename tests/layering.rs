@@ -37,8 +37,6 @@ const ORDER: &[&str] = &[
 /// Upward references that still exist: (from, to, why it is still there).
 #[rustfmt::skip]
 const DEBT: &[(&str, &str, &str)] = &[
-    ("package", "ledger", "the build records itself in the ledger's builds table"),
-    ("package", "gatekeeper", "the build opens the ledger through gatekeeper"),
     ("stack", "deploy", "the restore drill's stack extracts a backup and probes the build with deploy's code; both belong in shared layers"),
     ("parity", "deploy", "parity --remote borrows deploy's SSH layer; a remote/ layer below both ends it"),
 ];

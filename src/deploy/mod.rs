@@ -171,7 +171,7 @@ fn deploy_timed(
     let shipment = match &req.package {
         Some(file) => read_package(config, file)?,
         None => {
-            let m = crate::package::build(
+            let m = crate::gatekeeper::build(
                 config,
                 &crate::package::BuildRequest {
                     reseed: req.reseed,

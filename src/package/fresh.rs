@@ -75,6 +75,9 @@ pub fn reusable(config: &Config, target: &str) -> Result<Option<PackageManifest>
             input: sidecar.fingerprints.input,
         },
         state_file: super::secrets::state_file_path(&config.root, target),
+        // Part of the input fingerprint that matched: the package was built from this state.
+        git_commit: git.commit,
+        dirty: git.dirty,
         vendor_cold: false,
         timings: Vec::new(),
         zip,

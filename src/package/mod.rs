@@ -71,6 +71,10 @@ pub struct PackageManifest {
     pub unpacked_size: u64,
     pub fingerprints: Fingerprints,
     pub state_file: PathBuf,
+    /// The commit the package was built from, and whether the tree had changes: what the ledger's
+    /// record of the build binds it to (`gatekeeper::build`).
+    pub git_commit: Option<String>,
+    pub dirty: Option<bool>,
     /// True when the wheel cache was cold and pip ran.
     pub vendor_cold: bool,
     pub timings: Vec<(&'static str, Duration)>,
@@ -476,27 +480,6 @@ pub fn build(
         });
     }
     let unpacked_size = manifest_entries.iter().map(|e| e.size).sum::<u64>();
-    // The deploy gate lets only bytes harness built here ship, bound to the tree they came from.
-    // Not recording them is no reason to fail the build; that package just cannot be deployed.
-    let recorded = crate::gatekeeper::open_ledger(&config.root).and_then(|mut l| {
-        l.record_build(&crate::ledger::BuildRecord {
-            sha256: sha256.clone(),
-            target: target.to_string(),
-            build_id: build_id.clone(),
-            code_fingerprint: code_fp.clone(),
-            schema_fingerprint: schema.clone(),
-            git_commit: git.commit.clone(),
-            dirty: git.dirty,
-        })
-        .map_err(Failure::from)
-    });
-    if let Err(e) = recorded {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "the build was not recorded in the ledger, so `harness deploy` will refuse it: {e}"
-            ),
-        });
-    }
     Ok(PackageManifest {
         target: target.to_string(),
         build_id,
@@ -511,6 +494,8 @@ pub fn build(
             input: input_fp,
         },
         state_file: state_path,
+        git_commit: git.commit.clone(),
+        dirty: git.dirty,
         vendor_cold: vendor.as_ref().is_some_and(|v| v.cold),
         timings: t.timings,
     })

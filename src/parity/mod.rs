@@ -71,7 +71,7 @@ pub fn run(config: &Config, reporter: &dyn Reporter) -> Result<ParityOutcome, Fa
                 reporter.event(&Event::Note {
                     message: format!("{target}: {why}; building it"),
                 });
-                package::build(
+                crate::gatekeeper::build(
                     config,
                     &package::BuildRequest {
                         target,

@@ -563,7 +563,7 @@ fn local_package(
             message: "--skip-build: the local package is missing or stale; building it".into(),
         });
     }
-    let built = crate::package::build(
+    let built = crate::gatekeeper::build(
         config,
         &crate::package::BuildRequest {
             reseed,
@@ -584,7 +584,7 @@ fn parity_of(
     let web = match crate::package::fresh::reusable(config, "webhosting") {
         Ok(Some(m)) => m.zip,
         Ok(None) => {
-            crate::package::build(
+            crate::gatekeeper::build(
                 config,
                 &crate::package::BuildRequest::standard("webhosting"),
                 reporter,

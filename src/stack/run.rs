@@ -166,7 +166,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
                 reseed: req.reseed,
                 ..crate::package::BuildRequest::standard("local")
             };
-            let built = crate::package::build(config, &request, reporter)?;
+            let built = crate::gatekeeper::build(config, &request, reporter)?;
             (built.zip, built.state_file)
         };
         let launch = materialize(
