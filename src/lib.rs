@@ -17,6 +17,7 @@ pub mod ledger;
 pub mod model;
 pub mod package;
 pub mod parity;
+pub mod probe;
 pub mod requirements;
 pub mod run;
 pub mod stack;

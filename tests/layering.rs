@@ -21,6 +21,7 @@ const ORDER: &[&str] = &[
     "requirements",
     "tls",
     "images",
+    "probe",
     "package",
     "ledger",
     "gate",
@@ -37,7 +38,6 @@ const ORDER: &[&str] = &[
 /// Upward references that still exist: (from, to, why it is still there).
 #[rustfmt::skip]
 const DEBT: &[(&str, &str, &str)] = &[
-    ("stack", "deploy", "the restore drill's stack extracts a backup and probes the build with deploy's code; both belong in shared layers"),
     ("parity", "deploy", "parity --remote borrows deploy's SSH layer; a remote/ layer below both ends it"),
 ];
 

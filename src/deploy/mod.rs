@@ -14,7 +14,7 @@ pub mod shared;
 pub mod sqlite;
 pub mod ssh;
 pub mod status;
-pub mod verify;
+pub use crate::probe as verify;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -5,6 +5,7 @@
 //! touches the previous deploy.zip until the new one is complete: it is written beside it and
 //! renamed over it, so a failed build loses nothing.
 pub mod archive;
+pub mod backup;
 pub mod database;
 pub mod fingerprint;
 pub mod fresh;

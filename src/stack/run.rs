@@ -531,7 +531,7 @@ pub(crate) async fn identify(
     };
     // Health was the stack's own wait; this asks only the version path (an empty health path
     // is the app's root, which answers whatever the app answers there).
-    let probe = crate::deploy::verify::Probe {
+    let probe = crate::probe::Probe {
         base: format!("http://127.0.0.1:{port}"),
         health_path: launch.health_path.clone(),
         version: launch.version.clone(),
@@ -549,7 +549,7 @@ pub(crate) async fn identify(
         // A template naming a field this build lacks (git_commit_short outside a git checkout,
         // say) cannot tell the build: noted, not failed; the page shows what the app shows then.
         if let crate::config::VersionProbe::Contains { template, .. } = &probe.version
-            && crate::deploy::verify::render(template, &info).is_none()
+            && crate::probe::render(template, &info).is_none()
         {
             return Ok(format!(
                 "build_info.json lacks a field of {template:?} (a tree outside git?), so the app's build was not identified"
@@ -562,7 +562,7 @@ pub(crate) async fn identify(
             ));
         }
         probe.until(
-            crate::deploy::verify::Expected {
+            crate::probe::Expected {
                 build_id: &build,
                 info: Some(&info),
             },
@@ -809,7 +809,7 @@ fn prepare_run_dir(
     match source {
         AppSource::Package(zip) => extract_zip(zip, &app_dir)?,
         AppSource::Backup(tarball) => {
-            crate::deploy::backup::extract(config, tarball, &app_dir)?;
+            crate::package::backup::extract(config, tarball, &app_dir)?;
         }
     }
     let compose_dir = run_dir.join("compose");

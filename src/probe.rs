@@ -1,4 +1,6 @@
-//! Is the new build answering? Probed from this host with curl (production speaks HTTPS).
+//! Is the new build answering, and is it the build we expect? Probed from this host with curl
+//! (production speaks HTTPS). `up` and `test` ask the stack's app, the boot check its container,
+//! deploy, rollback and `status webhosting` the server (`deploy::verify` is this module).
 //!
 //! Passenger notices tmp/restart.txt only when its stat throttle has passed, and until then the old
 //! process answers, possibly with the new build_info.json read from disk. So a probe counts only
