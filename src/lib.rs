@@ -18,6 +18,7 @@ pub mod model;
 pub mod package;
 pub mod parity;
 pub mod probe;
+pub mod remote;
 pub mod requirements;
 pub mod run;
 pub mod stack;

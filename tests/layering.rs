@@ -3,9 +3,10 @@
 //! module may name only modules below it in [`ORDER`] (docs/ARCHITECTURE.md, "Layers"), and the
 //! top-level modules must form no cycle.
 //!
-//! [`DEBT`] lists the upward references that exist today, each with the reason it is still there.
-//! It is a ratchet: a new upward reference fails, and so does a listed one that is gone (take it
-//! off the list, so the list stays true).
+//! [`DEBT`] lists upward references that are allowed for now, each with the reason it is still
+//! there. It is empty: the last ones went with `model/`, `probe`, `remote/` and
+//! `gatekeeper::build`. It stays as a ratchet: a listed reference that is gone fails too, so the
+//! list is always true.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -27,6 +28,7 @@ const ORDER: &[&str] = &[
     "gate",
     "gatekeeper",
     "stack",
+    "remote",
     "parity",
     "run",
     "deploy",
@@ -35,10 +37,9 @@ const ORDER: &[&str] = &[
     "cli",
 ];
 
-/// Upward references that still exist: (from, to, why it is still there).
+/// Upward references allowed for now: (from, to, why it is still there). None are left.
 #[rustfmt::skip]
 const DEBT: &[(&str, &str, &str)] = &[
-    ("parity", "deploy", "parity --remote borrows deploy's SSH layer; a remote/ layer below both ends it"),
 ];
 
 /// Every top-level module named by each file: `(file, line, from, to)` for each reference.

@@ -11,8 +11,8 @@ pub mod remote;
 pub mod retention;
 pub mod rollback;
 pub mod shared;
-pub mod sqlite;
-pub mod ssh;
+pub use crate::remote::ssh::failure as ssh_failure;
+pub use crate::remote::{sqlite, ssh};
 pub mod status;
 pub use crate::probe as verify;
 
@@ -754,15 +754,6 @@ fn unreachable_check() -> Result<String, Failure> {
 
 fn unlock_script(layout: &Layout) -> String {
     plan::unlock(layout, lock_token()).command()
-}
-
-/// An SSH error as a command's failure; `state` says what it left on the server.
-pub(crate) fn ssh_failure(e: SshError, state: &str) -> Failure {
-    match e {
-        SshError::Connect { .. } => Failure::new(Exit::Environment, format!("{e}; {state}"))
-            .hint("check that `ssh HOST true` works from this shell (BatchMode: keys via the agent or ~/.ssh/config, the host in known_hosts)"),
-        other => Failure::new(Exit::Environment, format!("{other}; {state}")),
-    }
 }
 
 fn step_error_text(e: &StepError) -> String {

@@ -9,9 +9,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use super::view::PackageView;
-use crate::deploy::ssh::{Ssh, SshTarget, quote};
-use crate::deploy::ssh_failure;
 use crate::error::{Exit, Failure};
+use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure, quote};
 
 /// What an SSH failure left on the server: parity only reads.
 const READ_ONLY: &str = "nothing was changed on the server";
@@ -51,7 +50,7 @@ pub fn database_command(remote_dir: &str, db: &str) -> String {
     format!(
         "cd -- {} && {}",
         quote(remote_dir),
-        crate::deploy::sqlite::to_stdout(db)
+        crate::remote::sqlite::to_stdout(db)
     )
 }
 

@@ -386,7 +386,7 @@ fn fresh_db_puts_the_package_database_into_the_shared_file_and_can_carry_the_sec
     f.fresh_db = true;
     let s = plan(&f);
     assert!(!ids(&s).contains(&"secret-key"));
-    assert!(script(&s, "database").contains(&crate::deploy::sqlite::put(
+    assert!(script(&s, "database").contains(&crate::remote::sqlite::put(
         "/home/u/.app.harness/staging/app.db",
         "/home/u/.app.harness/shared/app.db"
     )));
@@ -394,7 +394,7 @@ fn fresh_db_puts_the_package_database_into_the_shared_file_and_can_carry_the_sec
     let s = plan(&f);
     assert_eq!(
         script(&s, "secret-key"),
-        crate::deploy::sqlite::copy_secret_key(
+        crate::remote::sqlite::copy_secret_key(
             "/home/u/app/app.db",
             "/home/u/.app.harness/staging/app.db"
         )
@@ -423,14 +423,14 @@ fn a_migration_pauses_writes_runs_on_a_copy_and_puts_it_back_fenced_until_verifi
         ]
     );
     assert!(script(&s, "pause").contains("/home/u/.app.harness/pause"));
-    assert!(script(&s, "pause").ends_with(&crate::deploy::sqlite::fence(
+    assert!(script(&s, "pause").ends_with(&crate::remote::sqlite::fence(
         "/home/u/.app.harness/shared/app.db"
     )));
     assert!(script(&s, "migrate").ends_with(
         "cd /home/u/.app.harness/staging\nHARNESS_DB_PATH=/home/u/.app.harness/shared/app.db.migrating \
          sh -c 'python3 -m app.migrate '\\''x'\\'''"
     ));
-    assert!(script(&s, "database").contains(&crate::deploy::sqlite::put(
+    assert!(script(&s, "database").contains(&crate::remote::sqlite::put(
         "/home/u/.app.harness/shared/app.db.migrating",
         "/home/u/.app.harness/shared/app.db"
     )));
@@ -451,9 +451,9 @@ fn a_database_inside_the_live_release_moves_to_the_shared_layout_fenced() {
     f.db_state = DbState::InRelease;
     let s = plan(&f);
     assert_eq!(ids(&s)[8..], ["pause", "database", "swap", "verify"]);
-    assert!(script(&s, "pause").ends_with(&crate::deploy::sqlite::fence("/home/u/app/app.db")));
+    assert!(script(&s, "pause").ends_with(&crate::remote::sqlite::fence("/home/u/app/app.db")));
     assert!(
-        script(&s, "database").contains(&crate::deploy::sqlite::copy_to_new(
+        script(&s, "database").contains(&crate::remote::sqlite::copy_to_new(
             "/home/u/app/app.db",
             "/home/u/.app.harness/shared/app.db",
             false
@@ -606,7 +606,7 @@ fn a_rollback_copies_production_database_into_the_kept_release_then_swaps() {
         format!(
             "rm -f /home/u/.app.harness/releases/20260102T000000Z-A/app.db-wal /home/u/.app.harness/releases/20260102T000000Z-A/app.db-shm \
              /home/u/.app.harness/releases/20260102T000000Z-A/app.db-journal && {}",
-            crate::deploy::sqlite::copy(
+            crate::remote::sqlite::copy(
                 "/home/u/app/app.db",
                 "/home/u/.app.harness/releases/20260102T000000Z-A/app.db"
             )
@@ -680,7 +680,7 @@ fn the_look_lists_releases_and_backups_read_only() {
     );
     assert_eq!(
         db_snapshot("/home/u/app/app.db"),
-        crate::deploy::sqlite::to_stdout("/home/u/app/app.db")
+        crate::remote::sqlite::to_stdout("/home/u/app/app.db")
     );
 }
 

@@ -364,6 +364,16 @@ fn last_line(s: &str) -> String {
         .to_string()
 }
 
+/// An SSH error as a command's failure; `state` says what it left on the server.
+pub fn failure(e: SshError, state: &str) -> crate::error::Failure {
+    use crate::error::{Exit, Failure};
+    match e {
+        SshError::Connect { .. } => Failure::new(Exit::Environment, format!("{e}; {state}"))
+            .hint("check that `ssh HOST true` works from this shell (BatchMode: keys via the agent or ~/.ssh/config, the host in known_hosts)"),
+        other => Failure::new(Exit::Environment, format!("{other}; {state}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
