@@ -1,0 +1,47 @@
+//! `--help` of harness and of every subcommand, against tests/snapshots/help.txt: a move of code
+//! between modules (issue 18) must not change what users read. A deliberate change of the help
+//! updates the snapshot with `UPDATE_SNAPSHOTS=1 cargo nextest run --test help_snapshot`, and the
+//! diff shows up in review.
+use clap::CommandFactory;
+
+fn render(cmd: &mut clap::Command, path: &str, out: &mut String) {
+    let help = cmd.render_long_help().to_string();
+    out.push_str(&format!("===== {path} --help\n{}\n", help.trim_end()));
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .filter(|n| n != "help")
+        .collect();
+    for name in names {
+        let sub = cmd.find_subcommand_mut(&name).expect("listed subcommand");
+        render(sub, &format!("{path} {name}"), out);
+    }
+}
+
+#[test]
+fn help_of_every_command_matches_the_snapshot() {
+    let mut cmd = harness::cli::Cli::command().term_width(100);
+    cmd.build();
+    let mut got = String::new();
+    render(&mut cmd, "harness", &mut got);
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&file, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&file).unwrap_or_default();
+    if got != want {
+        let first = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.lines().count().min(want.lines().count()));
+        panic!(
+            "--help changed from {} at line {} (UPDATE_SNAPSHOTS=1 rewrites it on purpose):\n got: {:?}\nwant: {:?}",
+            file.display(),
+            first + 1,
+            got.lines().nth(first),
+            want.lines().nth(first)
+        );
+    }
+}
