@@ -363,6 +363,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
         })?;
     }
     unchanged(&before, &twin.checksums()?)?;
+    // The plan as a user reads it, run-specific values masked: what moving the deploy code
+    // (issue 18) must leave as it is.
+    support::snapshot("deploy-dry-run.txt", &support::masked(&out, p.root()))?;
     ensure(
         twin.exec("test ! -e /home/deploy/.app.harness").is_ok(),
         || "dry run created the harness dir".into(),

@@ -276,6 +276,10 @@ fn status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs() -> 
     ensure(text(&o.stdout).contains("nothing was changed"), || {
         describe(&o)
     })?;
+    support::snapshot(
+        "rollback-dry-run.txt",
+        &support::masked(&text(&o.stdout), p.root()),
+    )?;
     let o = p.harness(Some(&twin), &["rollback", "webhosting", "--to", "nope"]);
     expect_exit(&o, 2)?;
     ensure(

@@ -185,3 +185,127 @@ pub fn run_docker_suite(suite: &str, docker: Vec<Case>, offline: Vec<Case>) -> !
     );
     libtest_mimic::run(&args, trials).exit()
 }
+
+/// `text` with what differs between runs and machines masked: `root` (the project's temporary
+/// folder) → `<project>`, other temporary folders (`/tmp/.tmpXXXX`) → `<tmp>`, ISO times →
+/// `<time>`, UTC stamps (`20261205T004541Z`) → `<stamp>`, hex runs of 12 or more characters
+/// (build ids' hashes, sha256s, commits) → `<hex>`, and the values of `user=`, `host=`, `pid=`.
+#[allow(dead_code)]
+pub fn masked(text: &str, root: &Path) -> String {
+    let text = text.replace(&root.display().to_string(), "<project>");
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        out.push_str(&mask_word(&word, &out));
+        word.clear();
+        out.push(c);
+    }
+    out.push_str(&mask_word(&word, &out));
+    mask_iso_times(&out)
+}
+
+/// One word (letters, digits, `_`), knowing what came before it.
+fn mask_word(w: &str, before: &str) -> String {
+    let b = w.as_bytes();
+    for key in ["user=", "host=", "pid="] {
+        if before.ends_with(key) && !w.is_empty() {
+            return "<value>".into();
+        }
+    }
+    if before.ends_with("/tmp/.") && w.starts_with("tmp") {
+        return "<tmp>".into();
+    }
+    if b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
+    {
+        return "<stamp>".into();
+    }
+    if b.len() >= 12 && b.iter().all(u8::is_ascii_hexdigit) && b.iter().any(u8::is_ascii_digit) {
+        return "<hex>".into();
+    }
+    w.to_string()
+}
+
+/// `2026-12-05T00:45:41.123Z` (the fraction optional) → `<time>`.
+fn mask_iso_times(s: &str) -> String {
+    let shape = |t: &[u8]| -> Option<usize> {
+        let d = |i: usize| t.get(i).is_some_and(u8::is_ascii_digit);
+        let is = |i: usize, c: u8| t.get(i) == Some(&c);
+        let ok = (0..4).all(d)
+            && is(4, b'-')
+            && d(5)
+            && d(6)
+            && is(7, b'-')
+            && d(8)
+            && d(9)
+            && is(10, b'T')
+            && d(11)
+            && d(12)
+            && is(13, b':')
+            && d(14)
+            && d(15)
+            && is(16, b':')
+            && d(17)
+            && d(18);
+        if !ok {
+            return None;
+        }
+        let mut end = 19;
+        if is(end, b'.') {
+            end += 1;
+            while d(end) {
+                end += 1;
+            }
+        }
+        is(end, b'Z').then_some(end + 1)
+    };
+    let b = s.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(n) = shape(&b[i..]) {
+            out.push_str("<time>");
+            i += n;
+        } else {
+            let c = s[i..].chars().next().expect("in bounds");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Compares `got` with tests/snapshots/`name`; `UPDATE_SNAPSHOTS=1` writes it instead (a
+/// deliberate change, reviewed as a diff).
+#[allow(dead_code)]
+pub fn snapshot(name: &str, got: &str) -> Result<(), String> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&file, got).map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let want = std::fs::read_to_string(&file).unwrap_or_default();
+    if got == want {
+        return Ok(());
+    }
+    let at = got
+        .lines()
+        .zip(want.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.lines().count().min(want.lines().count()));
+    Err(format!(
+        "{} differs at line {} (UPDATE_SNAPSHOTS=1 rewrites it on purpose)\n got: {:?}\nwant: {:?}\nwhole output:\n{got}",
+        file.display(),
+        at + 1,
+        got.lines().nth(at),
+        want.lines().nth(at)
+    ))
+}
