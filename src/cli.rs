@@ -808,18 +808,31 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
             crate::stack::logs(&config, &request, &mut std::io::stdout().lock())?;
             Ok(Exit::Success)
         }
-        Command::Images(args) => crate::images::run(
-            &crate::images::Request {
-                list: args.list,
-                bake: args.bake,
-                offline: args.offline,
-                order: args.order.clone(),
-                recipes: args.recipes.clone(),
-                names: args.names.clone(),
-                json: cli.json,
-            },
-            &reporter,
-        ),
+        Command::Images(args) => {
+            let report = crate::images::run(
+                &crate::images::Request {
+                    list: args.list,
+                    bake: args.bake,
+                    offline: args.offline,
+                    order: args.order.clone(),
+                    recipes: args.recipes.clone(),
+                    names: args.names.clone(),
+                },
+                &reporter,
+            )?;
+            if cli.json {
+                // One JSON document per part, as before: the baked images, then the listing.
+                if let Some(baked) = &report.baked {
+                    print_json(baked);
+                }
+                if let Some(listed) = &report.listed {
+                    print_json(listed);
+                }
+            } else {
+                print!("{}", crate::images::text(&report));
+            }
+            Ok(Exit::Success)
+        }
     }
 }
 

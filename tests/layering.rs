@@ -260,3 +260,37 @@ fn an_inline_upward_call_fails() {
     );
     assert!(problems(&cycle, &[("stack", "deploy", "x")]).is_empty());
 }
+
+/// Stages emit events and return reports; only `cli` (and the terminal reporter in `events`)
+/// writes to the terminal (docs/ARCHITECTURE.md). Test code, after a file's `#[cfg(test)]`, may.
+#[test]
+fn no_stage_prints() {
+    let mut found = Vec::new();
+    for (path, text) in sources() {
+        if ["src/cli.rs", "src/main.rs", "src/events.rs"].contains(&path.as_str())
+            || path.ends_with("/tests.rs")
+        {
+            continue;
+        }
+        // Up to the inline test module (`#[cfg(test)] mod tests {`); a `mod tests;` line is
+        // only a declaration, and tests.rs files are skipped above.
+        let cut = text
+            .match_indices("#[cfg(test)]")
+            .find(|(i, m)| {
+                let after = text[i + m.len()..].trim_start();
+                after.starts_with("mod ") && after.lines().next().is_some_and(|l| l.ends_with('{'))
+            })
+            .map_or(text.len(), |(i, _)| i);
+        let code = &text[..cut];
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or_default();
+            if ["println!", "eprintln!", "print!(", "eprint!("]
+                .iter()
+                .any(|m| line.contains(m))
+            {
+                found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "stages that print:\n{}", found.join("\n"));
+}

@@ -787,11 +787,18 @@ pub struct Request {
     pub order: Option<String>,
     pub recipes: Option<PathBuf>,
     pub names: Vec<String>,
-    pub json: bool,
+}
+
+/// What `harness images` found or made: the images baked (`--bake`), the rows listed (`--list`,
+/// or no flag). `cli` renders it ([`text`], or JSON); this module prints nothing.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub baked: Option<Vec<Resolved>>,
+    pub listed: Option<Vec<Listed>>,
 }
 
 /// Entry point of `harness images`.
-pub fn run(request: &Request, reporter: &dyn Reporter) -> Result<Exit, Failure> {
+pub fn run(request: &Request, reporter: &dyn Reporter) -> Result<Report, Failure> {
     let mut options = Options::from_env()?;
     if let Some(order) = &request.order {
         options.order = Source::parse_order(order)
@@ -817,70 +824,73 @@ pub fn run(request: &Request, reporter: &dyn Reporter) -> Result<Exit, Failure> 
                 return Err(ImageError::UnknownImage { name: n.clone() }.into());
             }
         }
+        let mut report = Report::default();
         if request.bake {
             let mut out = Vec::new();
             for n in &names {
                 out.push(images.resolve(n).await?);
             }
-            if request.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&out).expect("serialises")
-                );
-            } else {
-                for r in &out {
-                    println!(
-                        "{:<11} {:<7} {:<32} {:>5} MB  {}",
-                        r.name,
-                        r.source,
-                        r.reference,
-                        r.size / 1_000_000,
-                        if r.changed { "built" } else { "unchanged" }
-                    );
-                }
-                if out.iter().all(|r| !r.changed) {
-                    println!("nothing changed: every image is up to date");
-                }
-            }
+            report.baked = Some(out);
         }
         if request.list || !request.bake {
             let rows = images.list().await?;
-            let rows: Vec<Listed> = rows
-                .into_iter()
-                .filter(|r| names.contains(&r.name))
-                .collect();
-            if request.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).expect("serialises")
-                );
-            } else {
-                println!(
-                    "{:<11} {:<7} {:<32} {:<12} {:>8}  AGE",
-                    "IMAGE", "SOURCE", "REFERENCE", "RECIPE", "SIZE"
-                );
-                for r in &rows {
-                    println!(
-                        "{:<11} {:<7} {:<32} {:<12} {:>8}  {}",
-                        r.name,
-                        r.source
-                            .map(|s| s.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        r.reference,
-                        r.recipe_hash.as_deref().map(|h| &h[..12]).unwrap_or("-"),
-                        r.size
-                            .map(|s| format!("{} MB", s / 1_000_000))
-                            .unwrap_or_else(|| "-".into()),
-                        r.created
-                            .as_deref()
-                            .map(age)
-                            .unwrap_or_else(|| r.note.clone()),
-                    );
-                }
-            }
+            report.listed = Some(
+                rows.into_iter()
+                    .filter(|r| names.contains(&r.name))
+                    .collect(),
+            );
         }
-        Ok(Exit::Success)
+        Ok(report)
     })
+}
+
+/// The report as the terminal shows it.
+pub fn text(report: &Report) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    if let Some(out) = &report.baked {
+        for r in out {
+            let _ = writeln!(
+                o,
+                "{:<11} {:<7} {:<32} {:>5} MB  {}",
+                r.name,
+                r.source,
+                r.reference,
+                r.size / 1_000_000,
+                if r.changed { "built" } else { "unchanged" }
+            );
+        }
+        if out.iter().all(|r| !r.changed) {
+            let _ = writeln!(o, "nothing changed: every image is up to date");
+        }
+    }
+    if let Some(rows) = &report.listed {
+        let _ = writeln!(
+            o,
+            "{:<11} {:<7} {:<32} {:<12} {:>8}  AGE",
+            "IMAGE", "SOURCE", "REFERENCE", "RECIPE", "SIZE"
+        );
+        for r in rows {
+            let _ = writeln!(
+                o,
+                "{:<11} {:<7} {:<32} {:<12} {:>8}  {}",
+                r.name,
+                r.source
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.reference,
+                r.recipe_hash.as_deref().map(|h| &h[..12]).unwrap_or("-"),
+                r.size
+                    .map(|s| format!("{} MB", s / 1_000_000))
+                    .unwrap_or_else(|| "-".into()),
+                r.created
+                    .as_deref()
+                    .map(age)
+                    .unwrap_or_else(|| r.note.clone()),
+            );
+        }
+    }
+    o
 }
 
 /// "3m", "2h", "5d" since an RFC 3339 timestamp.

@@ -449,7 +449,7 @@ async fn run_suite(
     reporter: &dyn Reporter,
     phases: &Phases,
 ) -> Result<SuiteRun, Failure> {
-    stack::guarded(engine, &launch.run, &launch.logs_dir, async {
+    stack::guarded(engine, &launch.run, &launch.logs_dir, reporter, async {
         let t = Instant::now();
         let handle = stack::start_stack(engine, launch, reporter).await?;
         stack::identify(&handle, launch, reporter).await?;

@@ -176,7 +176,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             &state_file,
             reporter,
         )?;
-        let handle = guarded(&engine, &launch.run, &launch.logs_dir, async {
+        let handle = guarded(&engine, &launch.run, &launch.logs_dir, reporter, async {
             let handle = start_stack(&engine, &launch, reporter).await?;
             identify(&handle, &launch, reporter).await?;
             Ok(handle)
@@ -723,6 +723,7 @@ pub(crate) async fn guarded<F, T>(
     engine: &Engine,
     run: &RunIdentity,
     logs_dir: &Path,
+    reporter: &dyn Reporter,
     work: F,
 ) -> Result<T, Failure>
 where
@@ -742,7 +743,9 @@ where
         Ok(h) => Ok(h),
         Err(e) => {
             if let Err(cleanup) = engine.remove_run(&run.id, Some(logs_dir)).await {
-                eprintln!("warning: cleanup of run {} failed: {cleanup}", run.id);
+                reporter.event(&Event::Warning {
+                    message: format!("cleanup of run {} failed: {cleanup}", run.id),
+                });
             }
             Err(e.into())
         }
