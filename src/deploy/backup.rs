@@ -5,6 +5,7 @@
 //! `.harness/backups/webhosting-<stamp>-<live build>.tar.gz` here: the database as a consistent
 //! copy at its path (`app.db`) plus the live tree without the live database file. Extracted
 //! ([`extract`]), it looks like an extracted package: app files, build_info.json, the database.
+use crate::deploy::plan::StepId;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -54,7 +55,7 @@ pub(super) fn record(
 ) -> Result<BackupRecord, Failure> {
     let sha256 = crate::package::sha256_file(&b.local)?;
     let file = format!("{}.tar.gz", b.name);
-    let check = plan::sha256_check("check-backup", &layout.backups(), &file, &sha256);
+    let check = plan::sha256_check(StepId::CheckBackup, &layout.backups(), &file, &sha256);
     ssh.run(&check.command()).map_err(|e| {
         Failure::new(
             Exit::Environment,
@@ -240,7 +241,7 @@ pub fn backup(
         &mut |_| super::unreachable_check(),
         &interrupt::requested,
     ) {
-        if id != "lock" {
+        if id != StepId::Lock {
             let _ = ssh.run(&plan::unlock(layout, super::lock_token()).command());
             let _ = std::fs::remove_file(&spec.local);
         }

@@ -16,6 +16,7 @@ pub use crate::remote::{sqlite, ssh};
 pub mod status;
 pub use crate::probe as verify;
 
+use crate::deploy::plan::StepId;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -406,16 +407,16 @@ fn deploy_timed(
         // Up to the swap, a failure leaves production untouched: unlock and report.
         let swap_at = steps
             .iter()
-            .position(|s| s.id == "swap")
+            .position(|s| s.id == StepId::Swap)
             .expect("a plan swaps");
         let upload_at = steps
             .iter()
-            .position(|s| s.id == "upload")
+            .position(|s| s.id == StepId::Upload)
             .expect("a plan uploads");
         let (before, after) = steps.split_at(swap_at);
         let mut receipt_backup = None;
         let mut join_boot = Some(join_boot);
-        let mut run_before = || -> Result<(), (&'static str, StepError)> {
+        let mut run_before = || -> Result<(), (StepId, StepError)> {
             plan::execute(
                 &before[..upload_at],
                 &ssh,
@@ -424,7 +425,7 @@ fn deploy_timed(
                 &interrupt::requested,
             )?;
             if let Some(join) = join_boot.take() {
-                join().map_err(|f| ("boot-check", StepError::Check(f)))?;
+                join().map_err(|f| (StepId::BootCheck, StepError::Check(f)))?;
             }
             plan::execute(
                 &before[upload_at..],
@@ -457,11 +458,11 @@ fn deploy_timed(
         if let Err((id, e)) = run_before() {
             let failure = match e {
                 StepError::Ssh(SshError::Remote { code, stderr, .. })
-                    if id == "lock" && code == plan::LOCK_HELD =>
+                    if id == StepId::Lock && code == plan::LOCK_HELD =>
                 {
                     return Err(lock_held(&stderr, &layout));
                 }
-                StepError::Ssh(e) if id == "migrate" => Failure::new(
+                StepError::Ssh(e) if id == StepId::Migrate => Failure::new(
                     Exit::Refused,
                     format!(
                         "the schema differs and migrate_command failed on a copy of production's database; production is unchanged: {e}"
@@ -693,7 +694,7 @@ fn verify_while_pruning(
     ssh: &ssh::Ssh,
     reporter: &dyn Reporter,
     check: &mut dyn FnMut(Check) -> Result<String, Failure>,
-) -> Result<(), (&'static str, StepError)> {
+) -> Result<(), (StepId, StepError)> {
     std::thread::scope(|inner| {
         let pruning = inner
             .spawn(|| plan::execute(prune, ssh, reporter, &mut |_| unreachable_check(), &never));
@@ -715,7 +716,7 @@ fn swap_back_and_verify(
     reporter: &dyn Reporter,
     check: &mut dyn FnMut(Check) -> Result<String, Failure>,
     swapped_at: &std::cell::Cell<Instant>,
-) -> Result<(), (&'static str, StepError)> {
+) -> Result<(), (StepId, StepError)> {
     let (swap, verify) = steps.split_at(steps.len() - 1);
     plan::execute(swap, ssh, reporter, &mut |_| unreachable_check(), &never)?;
     swapped_at.set(Instant::now());
@@ -1158,10 +1159,10 @@ fn prune_deployed(
 
 /// A failure before anything changed on the server. `id` is the step that failed; the caller
 /// releases the lock unless that step was the lock itself (then it is someone else's).
-fn unchanged_failure(id: &str, e: StepError, layout: &Layout, state: &str) -> Failure {
+fn unchanged_failure(id: StepId, e: StepError, layout: &Layout, state: &str) -> Failure {
     match e {
         StepError::Ssh(SshError::Remote { code, stderr, .. })
-            if id == "lock" && code == plan::LOCK_HELD =>
+            if id == StepId::Lock && code == plan::LOCK_HELD =>
         {
             lock_held(&stderr, layout)
         }

@@ -144,16 +144,110 @@ pub enum Check {
     VerifyRollback,
 }
 
+/// Every remote step, by what it does. Control flow asks for a step by this id (where to resume,
+/// which failure means a held lock); `as_str` is the name plans print and events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StepId {
+    /// Not run on the server: the package started in the app image before anything moves.
+    BootCheck,
+    Audit,
+    Backup,
+    CheckBackup,
+    Checksum,
+    Database,
+    Extract,
+    FetchBackup,
+    FetchDb,
+    FetchMigrated,
+    Lock,
+    Migrate,
+    MigratedSchema,
+    Pause,
+    Prune,
+    PruneBackups,
+    Recover,
+    RestoreDb,
+    RestorePoint,
+    Resume,
+    Revert,
+    Rollback,
+    Schema,
+    SecretKey,
+    Swap,
+    UndoDatabase,
+    Unlock,
+    Upload,
+    Verify,
+    VerifyRevert,
+    VerifyRollback,
+}
+
+impl StepId {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StepId::BootCheck => "boot-check",
+            StepId::Audit => "audit",
+            StepId::Backup => "backup",
+            StepId::CheckBackup => "check-backup",
+            StepId::Checksum => "checksum",
+            StepId::Database => "database",
+            StepId::Extract => "extract",
+            StepId::FetchBackup => "fetch-backup",
+            StepId::FetchDb => "fetch-db",
+            StepId::FetchMigrated => "fetch-migrated",
+            StepId::Lock => "lock",
+            StepId::Migrate => "migrate",
+            StepId::MigratedSchema => "migrated-schema",
+            StepId::Pause => "pause",
+            StepId::Prune => "prune",
+            StepId::PruneBackups => "prune-backups",
+            StepId::Recover => "recover",
+            StepId::RestoreDb => "restore-db",
+            StepId::RestorePoint => "restore-point",
+            StepId::Resume => "resume",
+            StepId::Revert => "revert",
+            StepId::Rollback => "rollback",
+            StepId::Schema => "schema",
+            StepId::SecretKey => "secret-key",
+            StepId::Swap => "swap",
+            StepId::UndoDatabase => "undo-database",
+            StepId::Unlock => "unlock",
+            StepId::Upload => "upload",
+            StepId::Verify => "verify",
+            StepId::VerifyRevert => "verify-revert",
+            StepId::VerifyRollback => "verify-rollback",
+        }
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for StepId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for StepId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteStep {
-    pub id: &'static str,
+    pub id: StepId,
     /// What the step means, for people.
     pub what: String,
     pub action: Action,
 }
 
 impl RemoteStep {
-    pub(super) fn run(id: &'static str, what: impl Into<String>, script: String) -> Self {
+    pub(super) fn run(id: StepId, what: impl Into<String>, script: String) -> Self {
         RemoteStep {
             id,
             what: what.into(),
@@ -274,7 +368,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         if let (Some(_), true) = (&f.db, f.db_state.exists()) {
             let snap = quote(&format!("{}/{name}.db", l.backups()));
             steps.push(RemoteStep {
-                id: "fetch-db",
+                id: StepId::FetchDb,
                 what: "fetch the database snapshot for the schema check".into(),
                 action: Action::Download {
                     script: format!("cat {snap} && rm -f {snap}"),
@@ -282,7 +376,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
                 },
             });
             steps.push(RemoteStep {
-                id: "schema",
+                id: StepId::Schema,
                 what: "compare production's schema fingerprint with the package's".into(),
                 action: Action::Check(Check::Schema),
             });
@@ -290,7 +384,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
     }
 
     steps.push(RemoteStep {
-        id: "upload",
+        id: StepId::Upload,
         what: format!("upload {} ({})", f.zip.display(), f.zip_sha256),
         action: Action::Upload {
             local: f.zip.clone(),
@@ -298,7 +392,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         },
     });
     steps.push(RemoteStep::run(
-        "checksum",
+        StepId::Checksum,
         "verify the upload's sha256 on the server",
         format!(
             "cd {} && printf '%s  %s\\n' {} {} | sha256sum -c --quiet -",
@@ -308,7 +402,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         ),
     ));
     steps.push(RemoteStep::run(
-        "extract",
+        StepId::Extract,
         format!("extract to {}", l.staging()),
         format!(
             "rm -rf {staging} && mkdir {staging} && unzip -q {upload} -d {staging} && mkdir -p {staging}/tmp && rm -f {upload}"
@@ -342,7 +436,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         )
     };
     steps.push(RemoteStep::run(
-        "swap",
+        StepId::Swap,
         format!(
             "swap in one script: {} -> releases/{}, staging -> {}, touch tmp/restart.txt",
             l.live, f.previous_release, l.live
@@ -353,7 +447,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         ),
     ));
     steps.push(RemoteStep {
-        id: "verify",
+        id: StepId::Verify,
         what: format!(
             "{} after Passenger's restart",
             super::verify::describe(&f.version, &f.build_id)
@@ -415,7 +509,7 @@ pub fn lock(l: &Layout, details: &[(String, String)], break_lock: bool) -> Remot
             detail("action")
         ));
         RemoteStep::run(
-            "lock",
+            StepId::Lock,
             format!(
                 "break any existing lock (audited), then take it: {}",
                 l.lock()
@@ -426,7 +520,11 @@ pub fn lock(l: &Layout, details: &[(String, String)], break_lock: bool) -> Remot
             ),
         )
     } else {
-        RemoteStep::run("lock", format!("take the deploy lock {}", l.lock()), take)
+        RemoteStep::run(
+            StepId::Lock,
+            format!("take the deploy lock {}", l.lock()),
+            take,
+        )
     }
 }
 
@@ -501,7 +599,7 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
     script.push_str(&format!("mv {part} {tarball}"));
     vec![
         RemoteStep::run(
-            "backup",
+            StepId::Backup,
             format!(
                 "back up {} ({}) to {}/{name}.tar.gz",
                 l.live,
@@ -515,7 +613,7 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
             script,
         ),
         RemoteStep {
-            id: "fetch-backup",
+            id: StepId::FetchBackup,
             what: format!("copy the backup to {}", b.local.display()),
             action: Action::Download {
                 script: format!("cat {tarball}"),
@@ -538,7 +636,7 @@ fn tar_gz(out: &str, args: &str) -> String {
 }
 
 /// Checks a file on the server against a sha256 (`sha256sum -c`).
-pub fn sha256_check(id: &'static str, dir: &str, file: &str, sha256: &str) -> RemoteStep {
+pub fn sha256_check(id: StepId, dir: &str, file: &str, sha256: &str) -> RemoteStep {
     RemoteStep::run(
         id,
         format!("check {dir}/{file} against sha256 {sha256}"),
@@ -558,7 +656,7 @@ pub fn prune_backups(l: &Layout, names: &[String]) -> RemoteStep {
         .map(|n| quote(&format!("{}/{n}.tar.gz", l.backups())))
         .collect();
     RemoteStep::run(
-        "prune-backups",
+        StepId::PruneBackups,
         format!("delete {} backups retention no longer keeps", names.len()),
         format!("rm -f -- {}", files.join(" ")),
     )
@@ -572,7 +670,7 @@ pub fn prune_releases(l: &Layout, names: &[String]) -> RemoteStep {
         .map(|n| quote(&format!("{}/{n}", l.releases())))
         .collect();
     RemoteStep::run(
-        "prune",
+        StepId::Prune,
         if names.is_empty() {
             "no release to prune".to_string()
         } else {
@@ -596,7 +694,7 @@ pub fn prune_releases(l: &Layout, names: &[String]) -> RemoteStep {
 pub fn keep_production_db(l: &Layout, db: &str, dir: &str) -> RemoteStep {
     let target = format!("{dir}/{db}");
     RemoteStep::run(
-        "database",
+        StepId::Database,
         format!(
             "keep production's database: consistent copy of {}/{db} into {dir}",
             l.live
@@ -665,7 +763,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
         steps.extend(backup_steps(l, &r.safety));
         if let Some(sha) = &r.sha256 {
             steps.push(sha256_check(
-                "check-backup",
+                StepId::CheckBackup,
                 &l.backups(),
                 &format!("{}.tar.gz", r.backup),
                 sha,
@@ -679,7 +777,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
             let db = Db { layout: l, rel };
             let scratch = format!("{}.restoring", db.shared());
             steps.push(RemoteStep::run(
-                "restore-db",
+                StepId::RestoreDb,
                 format!("the database of backup {} into {}", r.backup, db.shared()),
                 format!(
                     "set -e\nrm -f -- {s}\ntar -xzOf {} {} > {s}\n{}\nrm -f -- {s}\n{}",
@@ -692,7 +790,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
             ));
         }
         (None, Some(rel)) if shared_layout => steps.push(RemoteStep::run(
-            "database",
+            StepId::Database,
             format!(
                 "link releases/{} to production's database {} (nothing is copied)",
                 f.release,
@@ -703,7 +801,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
         (Some(r), Some(db)) => {
             let target = format!("{dir}/{db}");
             steps.push(RemoteStep::run(
-                "restore-db",
+                StepId::RestoreDb,
                 format!(
                     "the database of backup {} into releases/{}",
                     r.backup, f.release
@@ -723,7 +821,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
         _ => {}
     }
     steps.push(RemoteStep::run(
-        "swap",
+        StepId::Swap,
         format!(
             "swap in one script: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
             l.live, f.outgoing, f.release, l.live
@@ -731,7 +829,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
         swap_kept(l, &f.release, &f.outgoing),
     ));
     steps.push(RemoteStep {
-        id: "verify",
+        id: StepId::Verify,
         what: super::verify::describe(&f.version, &format!("of release {}", f.release)),
         action: Action::Check(Check::Verify),
     });
@@ -742,7 +840,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
 pub fn revert_rollback(f: &RollbackFacts) -> Vec<RemoteStep> {
     vec![
         RemoteStep::run(
-            "revert",
+            StepId::Revert,
             format!(
                 "swap back: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
                 f.layout.live, f.release, f.outgoing, f.layout.live
@@ -750,7 +848,7 @@ pub fn revert_rollback(f: &RollbackFacts) -> Vec<RemoteStep> {
             swap_kept(&f.layout, &f.outgoing, &f.release),
         ),
         RemoteStep {
-            id: "verify-revert",
+            id: StepId::VerifyRevert,
             what: "the build that was live answers health and version again".into(),
             action: Action::Check(Check::VerifyRollback),
         },
@@ -820,7 +918,7 @@ pub fn rollback(f: &Facts) -> Vec<RemoteStep> {
         _ => None,
     };
     let mut steps = vec![RemoteStep::run(
-        "rollback",
+        StepId::Rollback,
         format!(
             "swap back: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
             l.live, f.failed_release, f.previous_release, l.live
@@ -832,7 +930,7 @@ pub fn rollback(f: &Facts) -> Vec<RemoteStep> {
     )];
     steps.extend(undo);
     steps.push(RemoteStep {
-        id: "verify-rollback",
+        id: StepId::VerifyRollback,
         what: "the previous build answers health and version again".into(),
         action: Action::Check(Check::VerifyRollback),
     });
@@ -866,7 +964,7 @@ fn token_of(details: &[(String, String)]) -> &str {
 pub fn unlock(l: &Layout, token: &str) -> RemoteStep {
     let lock = quote(&l.lock());
     RemoteStep::run(
-        "unlock",
+        StepId::Unlock,
         "release the deploy lock",
         format!(
             "if grep -qxF {} {lock}/details 2>/dev/null; then rm -rf {lock}; \
@@ -878,7 +976,7 @@ pub fn unlock(l: &Layout, token: &str) -> RemoteStep {
 
 pub fn audit(l: &Layout, line: &str) -> RemoteStep {
     RemoteStep::run(
-        "audit",
+        StepId::Audit,
         format!("append to {}", l.audit_log()),
         format!(
             "mkdir -p {} && printf '%s\\n' {} >> {}",
@@ -934,12 +1032,14 @@ pub fn execute(
     reporter: &dyn Reporter,
     check: &mut dyn FnMut(Check) -> Result<String, crate::error::Failure>,
     interrupted: &dyn Fn() -> bool,
-) -> Result<(), (&'static str, StepError)> {
+) -> Result<(), (StepId, StepError)> {
     for step in steps {
         if interrupted() {
             return Err((step.id, StepError::Interrupted));
         }
-        reporter.event(&Event::PhaseStarted { phase: step.id });
+        reporter.event(&Event::PhaseStarted {
+            phase: step.id.as_str(),
+        });
         let start = Instant::now();
         let result = match &step.action {
             Action::Run(script) => ssh
@@ -955,7 +1055,7 @@ pub fn execute(
         };
         match result {
             Ok(detail) => reporter.event(&Event::PhaseFinished {
-                phase: step.id,
+                phase: step.id.as_str(),
                 elapsed: start.elapsed(),
                 detail: if detail.is_empty() {
                     step.what.clone()

@@ -7,6 +7,7 @@
 //! stays. With it, the release's own database backup (the newest backup taken while its build was
 //! live) replaces production's, after a backup of what is live now and after saying what would
 //! be lost.
+use crate::deploy::plan::StepId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -507,7 +508,7 @@ pub fn rollback(
     // Up to the swap nothing has changed: a failure unlocks and says so.
     let swap_at = steps
         .iter()
-        .position(|s| s.id == "swap")
+        .position(|s| s.id == StepId::Swap)
         .expect("a rollback swaps");
     let (before, after) = steps.split_at(swap_at);
     let (swap, verify_step) = after.split_at(1);
@@ -550,11 +551,11 @@ pub fn rollback(
     // The backup of what is live goes into the ledger as soon as it is here.
     let fetched = before
         .iter()
-        .position(|s| s.id == "fetch-backup")
+        .position(|s| s.id == StepId::FetchBackup)
         .map_or(0, |i| i + 1);
     let (backing_up, preparing) = before.split_at(fetched);
-    let unchanged_failure = |(id, e): (&'static str, StepError)| {
-        if id != "lock" {
+    let unchanged_failure = |(id, e): (StepId, StepError)| {
+        if id != StepId::Lock {
             let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
         }
         super::unchanged_failure(id, e, &layout, "production is unchanged")

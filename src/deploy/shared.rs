@@ -22,6 +22,7 @@
 use super::plan::{Layout, RemoteStep};
 use super::sqlite;
 use super::ssh::quote;
+use crate::deploy::plan::StepId;
 
 /// The Retry-After the pause file carries: Passenger's 10 s throttle and a verification.
 pub const RETRY_AFTER_SECS: u32 = 15;
@@ -157,7 +158,7 @@ pub fn prepare(
     let mut steps = Vec::new();
     match change {
         DbChange::Install => steps.push(RemoteStep::run(
-            "database",
+            StepId::Database,
             format!("install the package's database as {shared} and link the release to it"),
             format!(
                 "set -e\n{mkdir}\n{}\nmv -- {} {}\n{link_staging}",
@@ -167,7 +168,7 @@ pub fn prepare(
             ),
         )),
         DbChange::Link => steps.push(RemoteStep::run(
-            "database",
+            StepId::Database,
             format!("link the release to production's database {shared} (nothing is copied)"),
             link_staging,
         )),
@@ -176,13 +177,13 @@ pub fn prepare(
         } => {
             if *preserve_secret_key {
                 steps.push(RemoteStep::run(
-                    "secret-key",
+                    StepId::SecretKey,
                     "copy production's secret_key byte for byte into the package's database",
                     sqlite::copy_secret_key(&db.live(), &staged),
                 ));
             }
             steps.push(RemoteStep::run(
-                "database",
+                StepId::Database,
                 format!("--fresh-db: the package's database replaces {shared}"),
                 format!(
                     "set -e\n{mkdir}\nif [ -e {q} ]; then {}; else mv -- {} {q}; fi\n{link_staging}",
@@ -196,7 +197,7 @@ pub fn prepare(
             steps.push(pause(db, &db.live(), Some(stamp)));
             match migrate {
                 None => steps.push(RemoteStep::run(
-                    "database",
+                    StepId::Database,
                     format!(
                         "move production's database to {shared} (a consistent copy, fenced like the original) and link the release to it"
                     ),
@@ -208,7 +209,7 @@ pub fn prepare(
                 Some(command) => {
                     steps.extend(migrate_steps(db, &db.live(), command, migrated));
                     steps.push(RemoteStep::run(
-                        "database",
+                        StepId::Database,
                         format!(
                             "the migrated database becomes {shared} (fenced until the new release answers); link the release to it"
                         ),
@@ -225,13 +226,13 @@ pub fn prepare(
         DbChange::Migrate { command } => {
             steps.push(pause(db, &shared, None));
             steps.push(RemoteStep::run(
-                "restore-point",
+                StepId::RestorePoint,
                 "copy the fenced database: the restore point if anything fails",
                 sqlite::copy_to_new(&shared, &db.restore_point(), true),
             ));
             steps.extend(migrate_steps(db, &shared, command, migrated));
             steps.push(RemoteStep::run(
-                "database",
+                StepId::Database,
                 format!(
                     "the migrated database goes into {shared} (same file, fenced until the new release answers); link the release to it"
                 ),
@@ -254,7 +255,7 @@ fn pause(db: Db, fenced: &str, aside: Option<&str>) -> RemoteStep {
     let flag = quote(&db.layout.pause());
     let part = quote(&format!("{}.part", db.layout.pause()));
     RemoteStep::run(
-        "pause",
+        StepId::Pause,
         format!(
             "pause writes: {} (503, Retry-After {RETRY_AFTER_SECS}) and fence {fenced} (every write fails, reads go on)",
             db.layout.pause()
@@ -279,7 +280,7 @@ fn migrate_steps(
 ) -> Vec<RemoteStep> {
     vec![
         RemoteStep::run(
-            "migrate",
+            StepId::Migrate,
             format!(
                 "run migrate_command on a copy of the fenced database ({})",
                 db.work()
@@ -294,7 +295,7 @@ fn migrate_steps(
             ),
         ),
         RemoteStep {
-            id: "fetch-migrated",
+            id: StepId::FetchMigrated,
             what: "fetch the migrated database".into(),
             action: super::plan::Action::Download {
                 script: super::sqlite::to_stdout(&db.work()),
@@ -302,7 +303,7 @@ fn migrate_steps(
             },
         },
         RemoteStep {
-            id: "migrated-schema",
+            id: StepId::MigratedSchema,
             what: "the migrated schema must be the package's".into(),
             action: super::plan::Action::Check(super::plan::Check::MigratedSchema),
         },
@@ -312,7 +313,7 @@ fn migrate_steps(
 /// After the new release answers: the fence goes, the pause ends, the copies are removed.
 pub fn resume(db: Db) -> RemoteStep {
     RemoteStep::run(
-        "resume",
+        StepId::Resume,
         format!("lift the fence on {} and end the write pause", db.shared()),
         format!(
             "set -e\n{}\nrm -f -- {} {} {}",
@@ -349,7 +350,7 @@ pub fn undo(db: Db, change: &DbChange) -> Option<RemoteStep> {
         _ => return None,
     };
     Some(RemoteStep::run(
-        "undo-database",
+        StepId::UndoDatabase,
         "put production's database back as the pause found it, unfenced, and end the pause",
         script,
     ))
@@ -360,7 +361,7 @@ pub fn undo(db: Db, change: &DbChange) -> Option<RemoteStep> {
 /// restore point and the migration copy, when there, stay where they are.
 pub fn recover(db: Db) -> RemoteStep {
     RemoteStep::run(
-        "recover",
+        StepId::Recover,
         format!(
             "a write pause was left on by a deploy that did not finish: lift the fence on {} and end it",
             db.live()

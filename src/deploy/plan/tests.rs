@@ -38,7 +38,7 @@ fn facts() -> Facts {
 }
 
 fn ids(steps: &[RemoteStep]) -> Vec<&'static str> {
-    steps.iter().map(|s| s.id).collect()
+    steps.iter().map(|s| s.id.as_str()).collect()
 }
 
 fn script<'a>(steps: &'a [RemoteStep], id: &str) -> &'a str {
