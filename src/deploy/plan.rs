@@ -222,7 +222,8 @@ impl StepId {
 
 impl std::fmt::Display for StepId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so a plan's `{:<14}` column still lines up.
+        f.pad(self.as_str())
     }
 }
 
