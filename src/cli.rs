@@ -1024,13 +1024,8 @@ fn rollback(cli: &Cli, args: &RollbackArgs, reporter: &dyn Reporter) -> Result<E
     };
     let r = crate::deploy::rollback::rollback(&config, &request, reporter, &ask)?;
     if cli.json {
-        let mut v = serde_json::to_value(&r).expect("receipt serialises");
-        v["plan"] = r
-            .plan
-            .iter()
-            .map(|s| serde_json::json!({"id": s.id, "what": s.what, "command": s.command()}))
-            .collect();
-        print_json(&v);
+        // Through a Value, so the keys come out sorted as they always have.
+        print_json(&serde_json::to_value(&r).expect("receipt serialises"));
     } else if r.dry_run {
         println!(
             "dry run: release {} (build {}) can go live on {}:{}; the plan:",
@@ -1155,17 +1150,7 @@ fn deploy(cli: &Cli, args: &DeployArgs, reporter: &dyn Reporter) -> Result<Exit,
     };
     let receipt = crate::deploy::deploy(&config, &request, reporter)?;
     if cli.json {
-        let steps: Vec<serde_json::Value> = receipt
-            .plan
-            .iter()
-            .map(|s| serde_json::json!({"id": s.id, "what": s.what, "command": s.command()}))
-            .collect();
-        let v = serde_json::json!({
-            "build_id": receipt.build_id, "host": receipt.destination, "remote_dir": receipt.remote_dir,
-            "dry_run": receipt.dry_run, "release": receipt.release, "backup": receipt.backup,
-            "elapsed_ms": receipt.elapsed.as_millis() as u64, "plan": steps,
-        });
-        print_json(&v);
+        print_json(&serde_json::to_value(&receipt).expect("receipt serialises"));
     } else if receipt.dry_run {
         println!(
             "dry run: every precondition holds; the plan for build {} on {}:{}",

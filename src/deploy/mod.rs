@@ -54,17 +54,23 @@ pub struct DeployRequest {
     pub force: Option<Force>,
 }
 
-/// What a finished deploy (or dry run) hands back.
-#[derive(Debug, Clone)]
+/// What a finished deploy (or dry run) hands back; `--json` prints it as it serialises.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DeployReceipt {
     pub build_id: String,
+    #[serde(rename = "host")]
     pub destination: String,
     pub remote_dir: String,
     pub release: Option<String>,
     pub backup: Option<PathBuf>,
     pub plan: Vec<RemoteStep>,
     pub dry_run: bool,
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
 }
 
 /// The package that will ship: its bytes and what it says about itself. `zip` is a private copy

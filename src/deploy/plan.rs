@@ -233,6 +233,18 @@ impl serde::Serialize for StepId {
     }
 }
 
+/// `{ "id", "what", "command" }`: a step as `--json` receipts show it.
+impl serde::Serialize for RemoteStep {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("RemoteStep", 3)?;
+        m.serialize_field("id", &self.id)?;
+        m.serialize_field("what", &self.what)?;
+        m.serialize_field("command", &self.command())?;
+        m.end()
+    }
+}
+
 impl PartialEq<&str> for StepId {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
@@ -256,7 +268,7 @@ impl RemoteStep {
         }
     }
 
-    /// The command as `--dry-run` prints it.
+    /// The command as `--dry-run` prints it (and `--json` gives it).
     pub fn command(&self) -> String {
         match &self.action {
             Action::Run(s) => s.clone(),

@@ -106,7 +106,6 @@ pub struct RollbackReceipt {
     /// The backup of what was live, taken before --with-db replaced the database.
     pub safety_backup: Option<PathBuf>,
     pub loss: Option<Loss>,
-    #[serde(skip)]
     pub plan: Vec<RemoteStep>,
     pub dry_run: bool,
     pub elapsed_ms: u64,
