@@ -366,6 +366,38 @@ fn dry_run_prints_the_plan_and_changes_nothing() -> Outcome {
     // The plan as a user reads it, run-specific values masked: what moving the deploy code
     // (issue 18) must leave as it is.
     support::snapshot("deploy-dry-run.txt", &support::masked(&out, p.root()))?;
+    // The receipt as JSON: its keys, and each step as { id, what, command }.
+    let o = p.harness(
+        Some(&twin),
+        &["--json", "deploy", "webhosting", "--dry-run"],
+    );
+    expect_exit(&o, 0)?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let keys: Vec<&str> = v
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    ensure(
+        keys == [
+            "backup",
+            "build_id",
+            "dry_run",
+            "elapsed_ms",
+            "host",
+            "plan",
+            "release",
+            "remote_dir",
+        ] && v["dry_run"] == true
+            && v["host"] == "twin"
+            && v["plan"][0]["id"] == "lock"
+            && v["plan"][0]["command"]
+                .as_str()
+                .is_some_and(|c| c.contains("mkdir"))
+            && v["plan"][0]["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("take the deploy lock")),
+        || format!("{v:#}"),
+    )?;
     ensure(
         twin.exec("test ! -e /home/deploy/.app.harness").is_ok(),
         || "dry run created the harness dir".into(),
