@@ -5,7 +5,7 @@
 use clap::CommandFactory;
 
 fn render(cmd: &mut clap::Command, path: &str, out: &mut String) {
-    let help = cmd.render_long_help().to_string();
+    let help = without_env_values(&cmd.render_long_help().to_string());
     out.push_str(&format!("===== {path} --help\n{}\n", help.trim_end()));
     let names: Vec<String> = cmd
         .get_subcommands()
@@ -16,6 +16,29 @@ fn render(cmd: &mut clap::Command, path: &str, out: &mut String) {
         let sub = cmd.find_subcommand_mut(&name).expect("listed subcommand");
         render(sub, &format!("{path} {name}"), out);
     }
+}
+
+/// clap shows an `env`-backed flag's current value (`[env: NAME=value]`); the snapshot must not
+/// depend on the shell it runs in.
+fn without_env_values(help: &str) -> String {
+    let mut out = String::new();
+    let mut rest = help;
+    while let Some(i) = rest.find("[env: ") {
+        let (head, tail) = rest.split_at(i);
+        out.push_str(head);
+        let end = tail.find(']').map_or(tail.len(), |e| e + 1);
+        let item = &tail[..end];
+        match item.split_once('=') {
+            Some((name, _)) => {
+                out.push_str(name);
+                out.push_str("=]");
+            }
+            None => out.push_str(item),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[test]
