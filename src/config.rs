@@ -733,7 +733,10 @@ impl Config {
             let full = self.root.join(path);
             let bytes = match std::fs::read(&full) {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                    layers.absent(path);
+                    continue;
+                }
                 Err(e) => {
                     let missing = e.kind() == std::io::ErrorKind::NotFound;
                     let f = self.error_at(

@@ -108,23 +108,14 @@ pub fn report(config: &Config, subject: Subject) -> Result<Report, Failure> {
             env
         }
     };
-    let read = layers.files_read();
-    let configured = match scope {
-        EnvScope::Target(t) => config.target(t).env_file,
-        EnvScope::Test => config.test.env_file.clone(),
-    };
-    let files = configured
-        .map(|f| {
-            f.get_ref()
-                .items()
-                .into_iter()
-                .map(|(path, _)| FileStatus {
-                    path: path.to_string(),
-                    read: read.iter().any(|r| r == path),
-                })
-                .collect()
+    let files = layers
+        .files()
+        .iter()
+        .map(|(path, read)| FileStatus {
+            path: path.clone(),
+            read: *read,
         })
-        .unwrap_or_default();
+        .collect();
     Ok(Report {
         subject: subject.describe(),
         precedence: envfile::PRECEDENCE,

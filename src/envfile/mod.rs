@@ -61,8 +61,9 @@ pub struct Var {
 pub struct Layers {
     files: BTreeMap<String, Var>,
     inline: BTreeMap<String, String>,
-    /// The files read, as harness.toml names them (an optional file that is absent is not here).
-    read: Vec<String>,
+    /// Every file harness.toml names, in order, and whether it was read (an optional file that
+    /// is absent was not).
+    listed: Vec<(String, bool)>,
 }
 
 impl Layers {
@@ -101,13 +102,27 @@ impl Layers {
                 },
             );
         }
-        self.read.push(shown.to_string());
+        self.listed.push((shown.to_string(), true));
         Ok(())
     }
 
+    /// Notes an optional file that does not exist, so `harness env` can say it was looked for.
+    pub fn absent(&mut self, shown: &str) {
+        self.listed.push((shown.to_string(), false));
+    }
+
+    /// Every file harness.toml names, in order, with whether it was read.
+    pub fn files(&self) -> &[(String, bool)] {
+        &self.listed
+    }
+
     /// The files read, in order, as harness.toml names them.
-    pub fn files_read(&self) -> &[String] {
-        &self.read
+    pub fn files_read(&self) -> Vec<&str> {
+        self.listed
+            .iter()
+            .filter(|(_, read)| *read)
+            .map(|(f, _)| f.as_str())
+            .collect()
     }
 
     /// The keys of the inline `env` table.
@@ -138,16 +153,17 @@ impl Layers {
         out
     }
 
-    /// The environment a process gets over `builtins` (see the module's precedence).
+    /// The environment a process gets over `builtins`: [`Layers::explain`]'s values, so the
+    /// precedence lives in one place.
     pub fn over(&self, builtins: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let mut out: BTreeMap<String, String> = self
-            .files
+        let builtins: Vec<(String, String, Origin)> = builtins
             .iter()
-            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .map(|(k, v)| (k.clone(), v.clone(), Origin::Builtin))
             .collect();
-        out.extend(builtins.iter().map(|(k, v)| (k.clone(), v.clone())));
-        out.extend(self.inline.iter().map(|(k, v)| (k.clone(), v.clone())));
-        out
+        self.explain(&builtins)
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect()
     }
 
     /// The files and the inline env without built-ins: what the seed command gets besides its

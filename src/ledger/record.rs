@@ -216,7 +216,11 @@ impl EnvDigest {
         Self::new(
             &layers.merged(),
             layers.inline_names(),
-            layers.files_read().to_vec(),
+            layers
+                .files_read()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         )
     }
 
