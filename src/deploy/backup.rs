@@ -15,7 +15,8 @@ use super::plan::{self, Layout};
 use super::remote::{Preflight, Remote};
 use super::retention::{self, Policy};
 use super::ssh::Ssh;
-use super::{interrupt, io_failure, unchanged_failure};
+use super::transaction::{self, unchanged_failure};
+use super::{interrupt, io_failure};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
@@ -238,14 +239,14 @@ pub fn backup(
         &steps,
         &ssh,
         reporter,
-        &mut |_| super::unreachable_check(),
+        &mut |_| transaction::unreachable_check(),
         &interrupt::requested,
     ) {
         if id != StepId::Lock {
             let _ = ssh.run(&plan::unlock(layout, super::lock_token()).command());
             let _ = std::fs::remove_file(&spec.local);
         }
-        return Err(unchanged_failure(id, e, layout, "production is unchanged"));
+        return Err(unchanged_failure(id, e, layout));
     }
     let rec = crate::events::phase(reporter, "check-backup", || {
         let rec = record(
@@ -282,7 +283,7 @@ pub fn backup(
     }
     finish.push(plan::unlock(layout, super::lock_token()));
     finish.push(plan::audit(layout, &line));
-    super::finish_best_effort(&finish, &ssh, reporter, "the backup is taken");
+    transaction::finish_best_effort(&finish, &ssh, reporter, "the backup is taken");
     ssh.close();
     super::append_local_audit(&config.root, &line);
     after_retention(
@@ -305,6 +306,40 @@ pub fn backup(
         policy: wh.retention,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// `backup webhosting --verify [ID]`: the restore drill on a local backup (the newest, or `id`),
+/// its sha256 checked first; the drill's outcome is recorded in the ledger.
+pub fn verify(
+    config: &Config,
+    id: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<crate::run::DrillOutcome, Failure> {
+    let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let backup = find_local(config, &ledger, id)?;
+    backup.check_sha256()?;
+    let started_at = crate::ledger::Timestamp::now();
+    let o = crate::run::drill(
+        config,
+        &crate::run::DrillRequest {
+            tarball: backup.path.clone(),
+            backup_id: backup.record.name.clone(),
+        },
+        reporter,
+    )?;
+    ledger.record_drill(&crate::ledger::DrillRecord {
+        target: "webhosting".into(),
+        backup_name: o.backup_id.clone(),
+        backup_sha256: o.backup_sha256.clone(),
+        started_at,
+        finished_at: crate::ledger::Timestamp::now(),
+        outcome: crate::ledger::Outcome::parse(o.outcome).unwrap_or(crate::ledger::Outcome::Infra),
+        integrity: o.integrity.clone(),
+        passed: o.counts.passed,
+        failed: o.counts.failed + o.counts.errors,
+        report_path: o.report.as_ref().map(|p| p.display().to_string()),
+    })?;
+    Ok(o)
 }
 
 /// A backup's local copy, as the ledger knows it.

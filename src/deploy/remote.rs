@@ -434,6 +434,16 @@ pub fn build_info_of(ssh: &super::ssh::Ssh, dir: &str) -> Option<serde_json::Val
     serde_json::from_slice(&out.stdout).ok()
 }
 
+/// What the version probe needs of the release in `dir` to recognise it: a `contains` probe fills
+/// its template from the release's build_info.json; other probes need nothing, and nothing is
+/// read.
+pub fn probe_info(probe: &verify::Probe, ssh: &Ssh, dir: &str) -> Option<serde_json::Value> {
+    match probe.version {
+        crate::config::VersionProbe::Contains { .. } => build_info_of(ssh, dir),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,9 +15,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 
-use super::plan::{self, Check, RemoteStep, RollbackFacts, StepError};
+use super::plan::{self, Check, Layout, RemoteStep, RollbackFacts};
 use super::remote::{KeptRelease, Remote};
-use super::{backup, interrupt, io_failure, retention, ssh_failure, step_error_text};
+use super::transaction::{self, Change, NotRecorded, Outcome, Stage};
+use super::{backup, io_failure, retention, ssh_failure};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
@@ -274,10 +275,9 @@ pub fn rollback(
     let remote = Remote::of(config)?;
     let wh = config.webhosting_deploy();
     let probe = remote.probe(config, &wh)?;
-    let (destination, layout) = (remote.destination.clone(), remote.layout.clone());
+    let (destination, layout) = (&remote.destination, &remote.layout);
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
     let db = config.database_path();
-    let unchanged = "nothing was changed";
 
     let (ssh, pre) = remote.open(&wh, db.as_deref(), reporter)?;
     let break_lock = pre.break_lock(req.break_lock, reporter);
@@ -293,121 +293,20 @@ pub fn rollback(
     }
     let target = choose(&pre.releases, pre.live_build.as_deref(), req.to.as_deref())?.clone();
     let to_build = target.build_id.clone().expect("choose checks the build id");
-    pre.check(&layout, break_lock, None, &destination, "a rollback")?;
-
+    pre.check(layout, break_lock, None, destination, "a rollback")?;
     let outgoing = backup::new_name(pre.live_build.as_deref());
-    let release_dir = format!("{}/{}", layout.releases(), target.name);
-    let live_db = db.clone().filter(|_| pre.live_db);
 
     // The database: which backup --with-db restores, and what it would cost; without it, whether
     // the kept release's code fits production's schema.
-    let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
-    let names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
-    if req.with_db && db.is_none() {
-        return Err(Failure::new(
-            Exit::BadInput,
-            format!(
-                "--with-db: {} has no [package.database], so there is no database to restore",
-                config.file.display()
-            ),
-        ));
-    }
-    let restore_from = if req.with_db {
-        Some(database_backup_of(&names, &to_build, &destination)?)
-    } else {
-        None
-    };
-    let mut loss_report = None;
-    if let Some(db) = &db {
-        crate::events::phase(reporter, "database", || {
-            let now = scratch.path().join("production.db");
-            if pre.live_db {
-                ssh.run_to_file(&plan::db_snapshot(&format!("{}/{db}", layout.live)), &now)
-                    .map_err(|e| ssh_failure(e, unchanged))?;
-            }
-            match &restore_from {
-                Some(name) => {
-                    let then = scratch.path().join("backup.db");
-                    let script = format!(
-                        "tar -xzOf {} {}",
-                        super::ssh::quote(&format!("{}/{name}.tar.gz", layout.backups())),
-                        super::ssh::quote(db)
-                    );
-                    ssh.run_to_file(&script, &then)
-                        .map_err(|e| ssh_failure(e, unchanged))?;
-                    let l = loss(name, pre.live_db.then_some(now.as_path()), &then)?;
-                    let detail = format!("backup {name} from {} ago", backup::ago(l.taken_at));
-                    loss_report = Some(l);
-                    Ok::<_, Failure>(((), detail))
-                }
-                // What the release's code was tested with: its build_info.json says (a release
-                // in the shared layout only links to production's database); a release from
-                // before the fingerprint was recorded is compared by its own copy.
-                None if pre.live_db => {
-                    let theirs = match &target.schema {
-                        Some(s) => s.clone(),
-                        None => {
-                            let kept = scratch.path().join("release.db");
-                            let script = format!(
-                                "f={}; if [ -f \"$f\" ]; then {}; fi",
-                                super::ssh::quote(&format!("{release_dir}/{db}")),
-                                plan::db_snapshot(&format!("{release_dir}/{db}"))
-                            );
-                            ssh.run_to_file(&script, &kept)
-                                .map_err(|e| ssh_failure(e, unchanged))?;
-                            if std::fs::metadata(&kept).map(|m| m.len()).unwrap_or(0) == 0 {
-                                return Ok((
-                                    (),
-                                    format!("release {} holds no database to compare", target.name),
-                                ));
-                            }
-                            crate::package::database::fingerprint_file(&kept)?.1
-                        }
-                    };
-                    let (_, ours) = crate::package::database::fingerprint_file(&now)?;
-                    if theirs != ours {
-                        return Err(schema_misfit(&ours, &target.name, &theirs));
-                    }
-                    Ok((
-                        (),
-                        format!(
-                            "schema {} fits release {}",
-                            super::short(&ours),
-                            target.name
-                        ),
-                    ))
-                }
-                None => Ok(((), "production has no database".to_string())),
-            }
-        })?;
-    }
-    if let Some(l) = &loss_report {
-        reporter.event(&Event::Note { message: l.text() });
-    }
-
-    let restore = match &restore_from {
-        Some(name) => Some(plan::Restore {
-            backup: name.clone(),
-            sha256: ledger.backup(backup::TARGET, name)?.map(|b| b.sha256),
-            safety: plan::Backup {
-                name: outgoing.clone(),
-                db: live_db.clone(),
-                local: backup::local_path(&config.root, &outgoing),
-                keep_db_snapshot: false,
-            },
-        }),
-        None => None,
-    };
-    if let Some(r) = &restore
-        && r.sha256.is_none()
-    {
-        reporter.event(&Event::Warning {
-            message: format!(
-                "the ledger has no sha256 for backup {}; it is restored unchecked",
-                r.backup
-            ),
-        });
-    }
+    let restore_from = restore_from(config, req, &pre, &to_build, destination)?;
+    let loss_report = database_check(
+        &ssh,
+        &pre,
+        (layout, &target),
+        db.as_deref(),
+        restore_from.as_deref(),
+        reporter,
+    )?;
     let facts = RollbackFacts {
         layout: layout.clone(),
         release: target.name.clone(),
@@ -416,12 +315,19 @@ pub fn rollback(
         db_state: super::shared::DbState::of(pre.live_db, pre.db_shared),
         paused: pre.paused,
         version: config.stack.version_probe(),
-        restore,
+        restore: restore(
+            config,
+            &ledger,
+            restore_from.as_deref(),
+            &outgoing,
+            &pre,
+            reporter,
+        )?,
         lock_details: super::lock_details("rollback", &to_build),
         break_lock,
     };
     let steps = plan::rollback_plan(&facts);
-    let mut receipt = RollbackReceipt {
+    let receipt = |dry_run: bool| RollbackReceipt {
         destination: destination.clone(),
         remote_dir: layout.live.clone(),
         release: target.name.clone(),
@@ -429,329 +335,527 @@ pub fn rollback(
         to_build: to_build.clone(),
         with_db: req.with_db,
         db_backup: restore_from.clone(),
-        safety_backup: None,
+        safety_backup: facts
+            .restore
+            .as_ref()
+            .map(|r| r.safety.local.clone())
+            .filter(|_| !dry_run),
         loss: loss_report.clone(),
         plan: steps.clone(),
-        dry_run: req.dry_run,
-        elapsed_ms: 0,
+        dry_run,
+        elapsed_ms: started.elapsed().as_millis() as u64,
     };
     if req.dry_run {
-        ssh.close();
-        receipt.elapsed_ms = started.elapsed().as_millis() as u64;
-        return Ok(receipt);
+        return Ok(receipt(true));
     }
     if req.with_db && !req.yes {
-        let question = format!(
-            "Replace production's database with backup {}? [y/N] ",
-            restore_from.as_deref().unwrap_or("")
-        );
-        match ask(&question) {
-            Some(true) => {}
-            Some(false) => {
-                return Err(Failure::new(
-                    Exit::Refused,
-                    "not confirmed; nothing was changed",
-                ));
+        confirm(ask, restore_from.as_deref().unwrap_or(""))?;
+    }
+
+    // A `contains` probe fills its template from each release's own build_info.json.
+    let release_dir = format!("{}/{}", layout.releases(), target.name);
+    let infos = (
+        super::remote::probe_info(&probe, &ssh, &release_dir),
+        super::remote::probe_info(&probe, &ssh, &layout.live),
+    );
+    let change = Rollback {
+        config,
+        req,
+        wh: &wh,
+        facts: &facts,
+        pre: &pre,
+        probe: &probe,
+        to_build: &to_build,
+        infos,
+        destination,
+        started_at,
+        reporter,
+    };
+    let session = transaction::Session {
+        ssh,
+        layout,
+        root: &config.root,
+        reporter,
+    };
+    transaction::run(session, &mut ledger, &change, change.transaction(&steps))?;
+    Ok(receipt(false))
+}
+
+/// --with-db: the backup whose database is restored (the newest taken while `to_build` was live).
+fn restore_from(
+    config: &Config,
+    req: &RollbackRequest,
+    pre: &super::remote::Preflight,
+    to_build: &str,
+    destination: &str,
+) -> Result<Option<String>, Failure> {
+    if !req.with_db {
+        return Ok(None);
+    }
+    if config.database_path().is_none() {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "--with-db: {} has no [package.database], so there is no database to restore",
+                config.file.display()
+            ),
+        ));
+    }
+    let names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
+    database_backup_of(&names, to_build, destination).map(Some)
+}
+
+/// The `database` phase: with --with-db, what restoring `restore_from` would lose (also shown as
+/// a note); without it, whether the kept release's code fits production's schema (a misfit
+/// refuses).
+fn database_check(
+    ssh: &super::ssh::Ssh,
+    pre: &super::remote::Preflight,
+    (layout, target): (&Layout, &KeptRelease),
+    db: Option<&str>,
+    restore_from: Option<&str>,
+    reporter: &dyn Reporter,
+) -> Result<Option<Loss>, Failure> {
+    let unchanged = "nothing was changed";
+    let Some(db) = db else { return Ok(None) };
+    let scratch = tempfile::tempdir().map_err(|e| io_failure("a temporary directory", e))?;
+    let release_dir = format!("{}/{}", layout.releases(), target.name);
+    let loss_report = crate::events::phase(reporter, "database", || {
+        let now = scratch.path().join("production.db");
+        if pre.live_db {
+            ssh.run_to_file(&plan::db_snapshot(&format!("{}/{db}", layout.live)), &now)
+                .map_err(|e| ssh_failure(e, unchanged))?;
+        }
+        match restore_from {
+            Some(name) => {
+                let then = scratch.path().join("backup.db");
+                let script = format!(
+                    "tar -xzOf {} {}",
+                    super::ssh::quote(&format!("{}/{name}.tar.gz", layout.backups())),
+                    super::ssh::quote(db)
+                );
+                ssh.run_to_file(&script, &then)
+                    .map_err(|e| ssh_failure(e, unchanged))?;
+                let l = loss(name, pre.live_db.then_some(now.as_path()), &then)?;
+                let detail = format!("backup {name} from {} ago", backup::ago(l.taken_at));
+                Ok::<_, Failure>((Some(l), detail))
             }
-            None => {
-                return Err(Failure::new(
-                    Exit::Refused,
-                    "--with-db replaces production's database and there is no terminal to confirm it; nothing was changed",
-                )
-                .hint("read what would be lost (above), then run again with --yes"));
+            // What the release's code was tested with: its build_info.json says (a release
+            // in the shared layout only links to production's database); a release from
+            // before the fingerprint was recorded is compared by its own copy.
+            None if pre.live_db => {
+                let theirs = match &target.schema {
+                    Some(s) => s.clone(),
+                    None => {
+                        let kept = scratch.path().join("release.db");
+                        let script = format!(
+                            "f={}; if [ -f \"$f\" ]; then {}; fi",
+                            super::ssh::quote(&format!("{release_dir}/{db}")),
+                            plan::db_snapshot(&format!("{release_dir}/{db}"))
+                        );
+                        ssh.run_to_file(&script, &kept)
+                            .map_err(|e| ssh_failure(e, unchanged))?;
+                        if std::fs::metadata(&kept).map(|m| m.len()).unwrap_or(0) == 0 {
+                            return Ok((
+                                None,
+                                format!("release {} holds no database to compare", target.name),
+                            ));
+                        }
+                        crate::package::database::fingerprint_file(&kept)?.1
+                    }
+                };
+                let (_, ours) = crate::package::database::fingerprint_file(&now)?;
+                if theirs != ours {
+                    return Err(schema_misfit(&ours, &target.name, &theirs));
+                }
+                let detail = format!(
+                    "schema {} fits release {}",
+                    super::short(&ours),
+                    target.name
+                );
+                Ok((None, detail))
             }
+            None => Ok((None, "production has no database".to_string())),
+        }
+    })?;
+    if let Some(l) = &loss_report {
+        reporter.event(&Event::Note { message: l.text() });
+    }
+    Ok(loss_report)
+}
+
+/// --with-db: what is restored, checked by the ledger's sha256 when it has one, after a safety
+/// backup of what is live now.
+fn restore(
+    config: &Config,
+    ledger: &Ledger,
+    restore_from: Option<&str>,
+    outgoing: &str,
+    pre: &super::remote::Preflight,
+    reporter: &dyn Reporter,
+) -> Result<Option<plan::Restore>, Failure> {
+    let Some(name) = restore_from else {
+        return Ok(None);
+    };
+    let sha256 = ledger.backup(backup::TARGET, name)?.map(|b| b.sha256);
+    if sha256.is_none() {
+        reporter.event(&Event::Warning {
+            message: format!(
+                "the ledger has no sha256 for backup {name}; it is restored unchecked"
+            ),
+        });
+    }
+    Ok(Some(plan::Restore {
+        backup: name.to_string(),
+        sha256,
+        safety: plan::Backup {
+            name: outgoing.to_string(),
+            db: config.database_path().filter(|_| pre.live_db),
+            local: backup::local_path(&config.root, outgoing),
+            keep_db_snapshot: false,
+        },
+    }))
+}
+
+/// --with-db replaces production's database: asked on a terminal, refused without one.
+fn confirm(ask: Ask<'_>, backup: &str) -> Result<(), Failure> {
+    match ask(&format!(
+        "Replace production's database with backup {backup}? [y/N] "
+    )) {
+        Some(true) => Ok(()),
+        Some(false) => Err(Failure::new(
+            Exit::Refused,
+            "not confirmed; nothing was changed",
+        )),
+        None => Err(Failure::new(
+            Exit::Refused,
+            "--with-db replaces production's database and there is no terminal to confirm it; nothing was changed",
+        )
+        .hint("read what would be lost (above), then run again with --yes")),
+    }
+}
+
+/// One rollback, as the release transaction sees it.
+struct Rollback<'a> {
+    config: &'a Config,
+    req: &'a RollbackRequest,
+    wh: &'a crate::config::WebhostingDeploy,
+    facts: &'a RollbackFacts,
+    pre: &'a super::remote::Preflight,
+    probe: &'a super::verify::Probe,
+    to_build: &'a str,
+    /// build_info.json of the release going live and of the one that was live (a `contains`
+    /// probe fills its template from them).
+    infos: (Option<serde_json::Value>, Option<serde_json::Value>),
+    destination: &'a str,
+    started_at: Timestamp,
+    reporter: &'a dyn Reporter,
+}
+
+impl Rollback<'_> {
+    /// The transaction of `steps`: the safety backup goes into the ledger as soon as it is here
+    /// (--with-db), then the rest up to the swap.
+    fn transaction<'s>(&'s self, steps: &'s [RemoteStep]) -> transaction::Plan<'s> {
+        let at = |id: StepId| steps.iter().position(|s| s.id == id);
+        let swap_at = at(StepId::Swap).expect("a rollback swaps");
+        let fetched = at(StepId::FetchBackup).map_or(0, |i| i + 1);
+        let mut prepare = vec![Stage::Steps(&steps[..fetched])];
+        if let Some(r) = &self.facts.restore {
+            prepare.push(Stage::RecordBackup {
+                phase: "record-backup",
+                spec: &r.safety,
+                kind: BackupKind::Rollback,
+                live_build: self.live_build(),
+            });
+        }
+        prepare.push(Stage::Steps(&steps[fetched..swap_at]));
+        let (f, keep) = (self.facts, self.wh.keep_releases);
+        transaction::Plan {
+            prepare,
+            swap: &steps[swap_at],
+            verify: &steps[swap_at + 1],
+            // The one that was live is the newest under releases/, so it stays for a revert.
+            prune: vec![plan::prune_releases(
+                &f.layout,
+                &self
+                    .pre
+                    .releases_to_prune_after_rollback(&f.release, &f.outgoing, keep),
+            )],
+            revert: Some(plan::revert_rollback(f)),
+            undo_pause: None,
         }
     }
 
-    let record = |ledger: &mut Ledger, outcome: RollbackOutcome, detail: &str| {
-        let package = ledger
-            .package_of_build(backup::TARGET, &to_build)
-            .ok()
-            .flatten();
-        let rec = RollbackRecord {
-            started_at,
-            finished_at: Timestamp::now(),
-            target: backup::TARGET.into(),
-            release: target.name.clone(),
-            from_build: pre.live_build.clone(),
-            to_build: Some(to_build.clone()),
-            package_sha256: package,
-            with_db: req.with_db,
-            db_backup: restore_from.clone(),
-            outcome,
-            detail: detail.into(),
-        };
-        let written = ledger.record_rollback(&rec).map(drop);
-        super::NotRecorded::check(written, &config.root, Unrecorded::Rollback(rec), reporter)
-    };
-    let audit = |outcome: &str, why: &str| {
-        let mut what = format!(
-            "rollback {outcome} release={} build={to_build} from={}",
-            target.name,
-            pre.live_build.as_deref().unwrap_or("unknown")
-        );
-        if let Some(b) = &restore_from {
-            what.push_str(&format!(" with_db={b}"));
-        }
-        what.push_str(&super::audit_flags(
-            None,
-            false,
-            req.break_lock || break_lock,
-        ));
-        if !why.is_empty() {
-            what.push_str(&format!(" why={why}"));
-        }
-        super::audit_text(&what, &destination, &layout)
-    };
+    fn release_dir(&self) -> String {
+        format!("{}/{}", self.facts.layout.releases(), self.facts.release)
+    }
 
-    // Up to the swap nothing has changed: a failure unlocks and says so.
-    let swap_at = steps
-        .iter()
-        .position(|s| s.id == StepId::Swap)
-        .expect("a rollback swaps");
-    let (before, after) = steps.split_at(swap_at);
-    let (swap, verify_step) = after.split_at(1);
-    let swapped_at = std::cell::Cell::new(Instant::now());
-    let from_build = pre.live_build.clone();
-    // A `contains` probe fills its template from each release's own build_info.json.
-    let (to_info, from_info) = match probe.version {
-        crate::config::VersionProbe::Contains { .. } => (
-            super::remote::build_info_of(&ssh, &release_dir),
-            super::remote::build_info_of(&ssh, &layout.live),
-        ),
-        _ => (None, None),
-    };
-    let mut check = |c: Check| -> Result<String, Failure> {
-        match c {
-            Check::Verify => probe.until(
+    fn live_build(&self) -> Option<&str> {
+        self.pre.live_build.as_deref()
+    }
+
+    fn db_backup(&self) -> Option<String> {
+        self.facts.restore.as_ref().map(|r| r.backup.clone())
+    }
+
+    fn package(&self, ledger: &Ledger) -> Option<String> {
+        ledger
+            .package_of_build(backup::TARGET, self.to_build)
+            .ok()
+            .flatten()
+    }
+}
+
+impl Change for Rollback<'_> {
+    fn what(&self) -> &'static str {
+        "rollback"
+    }
+
+    fn build(&self) -> &str {
+        self.to_build
+    }
+
+    fn check(&self, check: Check, swapped_at: Instant) -> Result<String, Failure> {
+        match check {
+            Check::Verify => self.probe.until(
                 super::verify::Expected {
-                    build_id: &to_build,
-                    info: to_info.as_ref(),
+                    build_id: self.to_build,
+                    info: self.infos.0.as_ref(),
                 },
-                swapped_at.get(),
+                swapped_at,
             ),
-            Check::VerifyRollback => match &from_build {
-                Some(b) => probe.until(
+            Check::VerifyRollback => match self.live_build() {
+                Some(b) => self.probe.until(
                     super::verify::Expected {
                         build_id: b,
-                        info: from_info.as_ref(),
+                        info: self.infos.1.as_ref(),
                     },
-                    swapped_at.get(),
+                    swapped_at,
                 ),
                 None => Err(Failure::new(
                     Exit::Unknown,
                     "the release that was live has no build id to verify",
                 )),
             },
-            _ => super::unreachable_check(),
+            _ => transaction::unreachable_check(),
         }
-    };
-    interrupt::install();
-    // The backup of what is live goes into the ledger as soon as it is here.
-    let fetched = before
-        .iter()
-        .position(|s| s.id == StepId::FetchBackup)
-        .map_or(0, |i| i + 1);
-    let (backing_up, preparing) = before.split_at(fetched);
-    let unchanged_failure = |(id, e): (StepId, StepError)| {
-        if id != StepId::Lock {
-            let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
-        }
-        super::unchanged_failure(id, e, &layout, "production is unchanged")
-    };
-    let prepared = plan::execute(
-        backing_up,
-        &ssh,
-        reporter,
-        &mut check,
-        &interrupt::requested,
-    )
-    .map_err(unchanged_failure)
-    .and_then(|()| match &facts.restore {
-        Some(r) => crate::events::phase(reporter, "record-backup", || {
-            let rec = backup::record(
-                &ssh,
-                &mut ledger,
-                &layout,
-                &r.safety,
-                BackupKind::Rollback,
-                from_build.as_deref(),
-            );
-            if rec.is_err() {
-                let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
-            }
-            let rec = rec?;
-            Ok::<_, Failure>(((), format!("sha256 {} on both ends", rec.sha256)))
-        }),
-        None => Ok(()),
-    })
-    .and_then(|()| {
-        plan::execute(preparing, &ssh, reporter, &mut check, &interrupt::requested)
-            .map_err(unchanged_failure)
-    });
-    if let Err(failure) = prepared {
-        let _ = record(&mut ledger, RollbackOutcome::Failed, &failure.message);
-        return Err(failure);
     }
-    receipt.safety_backup = facts.restore.as_ref().map(|r| r.safety.local.clone());
 
-    if let Err((_, e)) = plan::execute(
-        swap,
-        &ssh,
-        reporter,
-        &mut |_| super::unreachable_check(),
-        &super::never,
-    ) {
-        if let StepError::Ssh(err) = &e
-            && err.remote_code() == Some(plan::SWAP_REFUSED)
-        {
-            let _ = ssh.run(&plan::unlock(&layout, super::lock_token()).command());
-            let failure = Failure::new(
-                Exit::Environment,
-                format!(
-                    "the swap on {destination} refused before moving anything: {err}; production is unchanged"
-                ),
-            )
-            .hint("someone changed releases/ meanwhile; `harness status webhosting` shows what is there now");
-            let _ = record(&mut ledger, RollbackOutcome::Failed, &failure.message);
-            return Err(failure);
+    fn record(
+        &self,
+        ledger: &mut Ledger,
+        outcome: Outcome,
+        detail: &str,
+    ) -> Result<(), NotRecorded> {
+        let rec = RollbackRecord {
+            started_at: self.started_at,
+            finished_at: Timestamp::now(),
+            target: backup::TARGET.into(),
+            release: self.facts.release.clone(),
+            from_build: self.pre.live_build.clone(),
+            to_build: Some(self.to_build.to_string()),
+            package_sha256: self.package(ledger),
+            with_db: self.req.with_db,
+            db_backup: self.db_backup(),
+            outcome: match outcome {
+                Outcome::Failed => RollbackOutcome::Failed,
+                Outcome::Unknown => RollbackOutcome::Unknown,
+                Outcome::Reverted => RollbackOutcome::Reverted,
+                Outcome::Done => RollbackOutcome::Done,
+            },
+            detail: detail.into(),
+        };
+        let written = ledger.record_rollback(&rec).map(drop);
+        NotRecorded::check(
+            written,
+            &self.config.root,
+            Unrecorded::Rollback(rec),
+            self.reporter,
+        )
+    }
+
+    fn audit_line(&self, outcome: Outcome, why: &str) -> String {
+        let mut what = format!(
+            "rollback {} release={} build={} from={}",
+            if outcome == Outcome::Done {
+                "done"
+            } else {
+                "reverted"
+            },
+            self.facts.release,
+            self.to_build,
+            self.live_build().unwrap_or("unknown")
+        );
+        if let Some(b) = self.db_backup() {
+            what.push_str(&format!(" with_db={b}"));
         }
-        let failure = Failure::new(
+        what.push_str(&super::audit_flags(
+            None,
+            false,
+            self.req.break_lock || self.facts.break_lock,
+        ));
+        if !why.is_empty() {
+            what.push_str(&format!(" why={why}"));
+        }
+        super::audit_text(&what, self.destination, &self.facts.layout)
+    }
+
+    fn swap_refused(&self, err: &super::ssh::SshError) -> Failure {
+        Failure::new(
+            Exit::Environment,
+            format!(
+                "the swap on {} refused before moving anything: {err}; production is unchanged",
+                self.destination
+            ),
+        )
+        .hint("someone changed releases/ meanwhile; `harness status webhosting` shows what is there now")
+    }
+
+    fn swap_failed(&self, err: &str) -> Failure {
+        let l = &self.facts.layout;
+        Failure::new(
             Exit::Unknown,
-            format!("the rollback's swap on {destination} failed part-way: {}", step_error_text(&e)),
+            format!("the rollback's swap on {} failed part-way: {err}", self.destination),
         )
         .hint(format!(
             "check on the server: does {} exist and hold a release? The release that was live may be in {}/{}, \
-             the one going live in {release_dir}. The lock {} is kept until you have looked (then --break-lock).",
-            layout.live,
-            layout.releases(),
-            outgoing,
-            layout.lock()
-        ));
-        let _ = record(&mut ledger, RollbackOutcome::Unknown, &failure.message);
-        return Err(failure);
-    }
-    swapped_at.set(Instant::now());
-    // Old releases are pruned while Passenger's throttle runs out; the one that was live is the
-    // newest under releases/, so it stays for a revert.
-    let prune = [plan::prune_releases(
-        &layout,
-        &pre.releases_to_prune_after_rollback(&facts.release, &outgoing, wh.keep_releases),
-    )];
-    let verified = super::verify_while_pruning(&prune, verify_step, &ssh, reporter, &mut check);
-    if let Err((_, e)) = verified {
-        let why = step_error_text(&e);
-        reporter.event(&Event::Warning {
-            message: format!(
-                "verification failed: {why}; putting {} back",
-                from_build.as_deref().unwrap_or("the release that was live")
-            ),
-        });
-        let reverted = super::swap_back_and_verify(
-            &plan::revert_rollback(&facts),
-            &ssh,
-            reporter,
-            &mut check,
-            &swapped_at,
-        );
-        return Err(match reverted {
-            Ok(()) => {
-                let line = audit("reverted", &why);
-                super::unlock_and_audit(&ssh, &layout, &config.root, &line);
-                let _ = record(&mut ledger, RollbackOutcome::Reverted, &why);
-                Failure::new(
-                    Exit::RolledBack,
-                    format!(
-                        "release {} (build {to_build}) failed verification ({why}); put back: {} answers again",
-                        target.name,
-                        from_build.as_deref().unwrap_or("the previous build")
-                    ),
-                )
-                .hint(format!("the release is kept as {release_dir} (see its app.log)"))
-            }
-            Err((id, e)) => {
-                let msg = format!(
-                    "release {} failed verification ({why}) and putting the previous one back failed at `{id}`: {}",
-                    target.name,
-                    step_error_text(&e)
-                );
-                let _ = record(&mut ledger, RollbackOutcome::Unknown, &msg);
-                Failure::new(Exit::Unknown, msg).hint(format!(
-                    "check on {destination}: which release is in {} (cat {}/build_info.json); {}/{} and {release_dir}; \
-                     the web server's error log. The lock {} is kept; remove it with --break-lock when done.",
-                    layout.live,
-                    layout.live,
-                    layout.releases(),
-                    outgoing,
-                    layout.lock()
-                ))
-            }
-        });
+             the one going live in {}. The lock {} is kept until you have looked (then --break-lock).",
+            l.live,
+            l.releases(),
+            self.facts.outgoing,
+            self.release_dir(),
+            l.lock()
+        ))
     }
 
-    // Done: retention (when a backup was taken), unlock, audit, ledger, state.
-    let line = audit("done", "");
-    let mut finish = Vec::new();
-    let mut pruned = Vec::new();
-    let mut kept = Vec::new();
-    if facts.restore.is_some() {
-        let mut releases: Vec<KeptRelease> = pre
+    fn verify_failed(&self, why: &str) -> String {
+        format!(
+            "verification failed: {why}; putting {} back",
+            self.live_build().unwrap_or("the release that was live")
+        )
+    }
+
+    fn nothing_to_revert(&self, why: &str) -> Failure {
+        // A rollback always has the release that was live to put back.
+        Failure::new(Exit::Unknown, format!("verification failed ({why})"))
+    }
+
+    fn reverted(&self, why: &str) -> Failure {
+        Failure::new(
+            Exit::RolledBack,
+            format!(
+                "release {} (build {}) failed verification ({why}); put back: {} answers again",
+                self.facts.release,
+                self.to_build,
+                self.live_build().unwrap_or("the previous build")
+            ),
+        )
+        .hint(format!(
+            "the release is kept as {} (see its app.log)",
+            self.release_dir()
+        ))
+    }
+
+    fn revert_failed(&self, why: &str, id: StepId, err: &str) -> Failure {
+        let l = &self.facts.layout;
+        Failure::new(
+            Exit::Unknown,
+            format!(
+                "release {} failed verification ({why}) and putting the previous one back failed at `{id}`: {err}",
+                self.facts.release
+            ),
+        )
+        .hint(format!(
+            "check on {}: which release is in {} (cat {}/build_info.json); {}/{} and {}; \
+             the web server's error log. The lock {} is kept; remove it with --break-lock when done.",
+            self.destination,
+            l.live,
+            l.live,
+            l.releases(),
+            self.facts.outgoing,
+            self.release_dir(),
+            l.lock()
+        ))
+    }
+
+    fn finish_steps(&self, line: &str) -> Vec<RemoteStep> {
+        let l = &self.facts.layout;
+        let mut finish = Vec::new();
+        let pruned = &self.retention().1.prune;
+        if self.facts.restore.is_some() && !pruned.is_empty() {
+            finish.push(plan::prune_backups(l, pruned));
+        }
+        finish.push(plan::unlock(l, super::lock_token()));
+        finish.push(plan::audit(l, line));
+        finish
+    }
+
+    fn done(&self) -> &'static str {
+        "rolled back and verified"
+    }
+
+    fn after_recorded(&self, ledger: &mut Ledger, reporter: &dyn Reporter) {
+        if self.facts.restore.is_none() {
+            return;
+        }
+        let (kept, plan) = self.retention();
+        let root = &self.config.root;
+        backup::after_retention(
+            root,
+            ledger,
+            &plan.prune,
+            &kept,
+            self.wh.retention,
+            reporter,
+        );
+    }
+
+    fn write_state(&self, ledger: &Ledger) -> Result<(), Failure> {
+        let package = self.package(ledger);
+        super::write_state(
+            self.config,
+            json!({
+                "build_id": self.to_build,
+                "package_sha256": package,
+                "deployed_at": Timestamp::now().rfc3339(),
+                "host": self.destination,
+                "remote_dir": self.facts.layout.live,
+                "via": "rollback",
+                "release": self.facts.release,
+                "database_from": self.db_backup(),
+            }),
+        )
+    }
+}
+
+impl Rollback<'_> {
+    /// After a --with-db rollback took a backup: the builds whose releases stay (the one that was
+    /// live joins releases/) and retention's plan for the backups on the server.
+    fn retention(&self) -> (Vec<String>, super::retention::Plan) {
+        let mut releases: Vec<KeptRelease> = self
+            .pre
             .releases
             .iter()
-            .filter(|r| r.name != target.name)
+            .filter(|r| r.name != self.facts.release)
             .cloned()
             .collect();
         releases.push(KeptRelease {
-            name: outgoing.clone(),
-            build_id: from_build.clone(),
+            name: self.facts.outgoing.clone(),
+            build_id: self.pre.live_build.clone(),
             built_at: None,
             schema: None,
         });
         releases.sort_by(|a, b| b.name.cmp(&a.name));
-        releases.truncate(wh.keep_releases as usize);
-        kept = backup::kept_builds(Some(&to_build), &releases);
-        let plan = backup::server_plan(&pre, Some(&outgoing), &kept, wh.retention);
-        if !plan.prune.is_empty() {
-            finish.push(plan::prune_backups(&layout, &plan.prune));
-        }
-        pruned = plan.prune;
-    }
-    finish.push(plan::unlock(&layout, super::lock_token()));
-    finish.push(plan::audit(&layout, &line));
-    super::finish_best_effort(&finish, &ssh, reporter, "rolled back and verified");
-    ssh.close();
-    super::append_local_audit(&config.root, &line);
-    let recorded = record(&mut ledger, RollbackOutcome::Done, "verified");
-    if facts.restore.is_some() && recorded.is_ok() {
-        backup::after_retention(
-            &config.root,
-            &mut ledger,
-            &pruned,
+        releases.truncate(self.wh.keep_releases as usize);
+        let kept = backup::kept_builds(Some(self.to_build), &releases);
+        let plan = backup::server_plan(
+            self.pre,
+            Some(&self.facts.outgoing),
             &kept,
-            wh.retention,
-            reporter,
+            self.wh.retention,
         );
+        (kept, plan)
     }
-    let package = ledger
-        .package_of_build(backup::TARGET, &to_build)
-        .ok()
-        .flatten();
-    super::write_state(
-        config,
-        json!({
-            "build_id": to_build,
-            "package_sha256": package,
-            "deployed_at": Timestamp::now().rfc3339(),
-            "host": destination,
-            "remote_dir": layout.live,
-            "via": "rollback",
-            "release": target.name,
-            "database_from": restore_from,
-        }),
-    )?;
-    recorded.map_err(|lost| lost.live_but_unrecorded("rollback", &to_build))?;
-    receipt.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(receipt)
 }
 
 fn schema_misfit(ours: &str, release: &str, theirs: &str) -> Failure {

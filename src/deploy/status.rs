@@ -8,8 +8,9 @@ use super::remote::{KeptRelease, Remote};
 use super::retention::{self, Policy, Reason};
 use super::verify::Look;
 use crate::config::Config;
-use crate::error::Failure;
+use crate::error::{Exit, Failure};
 use crate::ledger::{LiveRecord, Timestamp};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -298,6 +299,50 @@ pub fn text(s: &Status) -> String {
         );
     }
     out
+}
+
+/// The package production should run, by the ledger (the newest successful deploy or rollback),
+/// from its copy in .harness/deployed/.
+pub fn deployed_package(config: &Config) -> Result<PathBuf, Failure> {
+    let ledger = crate::gatekeeper::open_ledger(&config.root)?;
+    let Some(live) = ledger.live("webhosting")? else {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "{} records no successful deploy to webhosting, so there is no deployed package to compare the server with",
+                ledger.path().display()
+            ),
+        )
+        .hint("parity --remote compares the server with the package of the last `harness deploy webhosting` from this project"));
+    };
+    let Some(sha) = &live.package_sha256 else {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "production runs build {} since {} #{} ({} UTC), and no deploy recorded its package",
+                live.build_id.as_deref().unwrap_or("unknown"),
+                live.via,
+                live.id,
+                live.at.short()
+            ),
+        )
+        .hint("deploy from this project once; parity --remote then compares with that package"));
+    };
+    let zip = super::deployed_zip(&config.root, sha);
+    if !zip.is_file() {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!(
+                "the package of the last deploy ({} #{}, build {}) is not in {}",
+                live.via,
+                live.id,
+                live.build_id.as_deref().unwrap_or("unknown"),
+                zip.display()
+            ),
+        )
+        .hint("deploy keeps every shipped zip there (pruned with keep_releases); deploy again to compare"));
+    }
+    Ok(zip)
 }
 
 #[cfg(test)]
