@@ -5,6 +5,7 @@
 //! `gatekeeper::evaluate`, in a real git repository, including recording the decision.
 //! `cli_runs_json`: `harness runs --json` over the same ledger (target: ≤ 200 ms), and
 //! `cli_runs_limit_20`: the table of the newest 20.
+use harness::model::target::Target;
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
@@ -74,7 +75,7 @@ fn fixture() -> tempfile::TempDir {
         .unwrap();
     for n in 0..RUNS {
         let mut r = RunRecord::start(
-            "local",
+            Target::Local,
             &"ab".repeat(32),
             &fingerprints,
             &git_facts,

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::error::{Exit, Failure};
+pub use crate::model::target::Target;
 
 pub const FILE_NAME: &str = "harness.toml";
 
@@ -372,12 +373,12 @@ impl EnvFiles {
 
 /// Whose environment: the app of a target (and its seed and boot check), or the test job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnvScope<'a> {
-    Target(&'a str),
+pub enum EnvScope {
+    Target(Target),
     Test,
 }
 
-impl EnvScope<'_> {
+impl EnvScope {
     /// The harness.toml table that configures it.
     pub fn table(&self) -> String {
         match self {
@@ -557,8 +558,6 @@ fn default_smoke() -> Vec<String> {
     vec!["-m".into(), "smoke".into()]
 }
 
-pub const TARGETS: [&str; 2] = ["local", "webhosting"];
-
 impl Config {
     /// Loads `harness.toml` from `file`, or from `project/harness.toml` when `file` is `None`.
     pub fn load(project: &Path, file: Option<&Path>) -> Result<Config, Failure> {
@@ -711,8 +710,11 @@ impl Config {
         self.root.join(rel)
     }
 
-    pub fn target(&self, name: &str) -> TargetConfig {
-        self.targets.get(name).cloned().unwrap_or_default()
+    pub fn target(&self, target: Target) -> TargetConfig {
+        self.targets
+            .get(target.as_str())
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The env files and inline `env` of `scope`, read now (docs/config.md, "Env files"). A
@@ -783,7 +785,7 @@ impl Config {
     /// `[targets.<target>]`'s env files and inline env, for its app (the stack's app, the boot
     /// check). Apache hands the app its environment through `SetEnv`, one line per variable, so
     /// a value with a line break is refused here, where it can be named.
-    pub fn app_env(&self, target: &str) -> Result<crate::envfile::Layers, Failure> {
+    pub fn app_env(&self, target: Target) -> Result<crate::envfile::Layers, Failure> {
         let layers = self.env_layers(EnvScope::Target(target))?;
         if let Some((key, origin)) = layers.multi_line() {
             return Err(Failure::new(
@@ -800,7 +802,7 @@ impl Config {
 
     /// `[targets.webhosting]`'s deploy settings with their defaults.
     pub fn webhosting_deploy(&self) -> WebhostingDeploy {
-        let t = self.target("webhosting");
+        let t = self.target(Target::Webhosting);
         let n =
             |v: &Option<Spanned<u32>>, default: u32| v.as_ref().map_or(default, |v| *v.get_ref());
         let keep_backups = n(&t.keep_backups, DEFAULT_KEEP_BACKUPS).max(1);
@@ -892,7 +894,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), Failure> {
         for name in self.targets.keys() {
-            if !TARGETS.contains(&name.as_str()) {
+            if Target::parse(name).is_none() {
                 return Err(Failure::new(
                     Exit::BadInput,
                     format!("{}: unknown target [targets.{name}]", self.file.display()),
@@ -1564,7 +1566,7 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
              env = { B = \"inline\" }\n[test]\nenv_file = \".env.defaults\"\n",
         )
         .unwrap();
-        let local = c.env_layers(EnvScope::Target("local")).unwrap();
+        let local = c.env_layers(EnvScope::Target(Target::Local)).unwrap();
         assert_eq!(local.files_read(), [".env.defaults"]);
         let env = local.merged();
         assert_eq!(
@@ -1573,7 +1575,10 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         );
         assert_eq!(env["C"], "defaults-x");
         std::fs::write(root.join(".env"), "A=private\n").unwrap();
-        let env = c.env_layers(EnvScope::Target("local")).unwrap().merged();
+        let env = c
+            .env_layers(EnvScope::Target(Target::Local))
+            .unwrap()
+            .merged();
         assert_eq!(env["A"], "private");
         assert_eq!(
             c.env_layers(EnvScope::Test).unwrap().merged()["A"],
@@ -1581,7 +1586,7 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         );
         // No env_file: the inline env alone; webhosting has neither.
         assert!(
-            c.env_layers(EnvScope::Target("webhosting"))
+            c.env_layers(EnvScope::Target(Target::Webhosting))
                 .unwrap()
                 .merged()
                 .is_empty()
@@ -1611,13 +1616,13 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         // A value with a line break cannot reach an app under Apache.
         std::fs::write(root.join(".env"), "M=\"two\nlines\"\n").unwrap();
         let c = load("[targets.local]\nenv_file = \".env\"\n").unwrap();
-        let e = c.app_env("local").unwrap_err();
+        let e = c.app_env(Target::Local).unwrap_err();
         assert!(
             e.message.starts_with("M (.env:1) holds a line break"),
             "{}",
             e.message
         );
-        assert!(c.env_layers(EnvScope::Target("local")).is_ok());
+        assert!(c.env_layers(EnvScope::Target(Target::Local)).is_ok());
 
         // Shapes harness.toml refuses at load.
         for bad in [

@@ -1,6 +1,7 @@
 //! `harness env`: the environment a process of a run would get, each key with where it came from
 //! (an env file's line, harness's built-ins, a compose override, the inline `env`), secret-looking
 //! values masked. It reads what the run reads, through the same functions, without Docker.
+use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -20,10 +21,10 @@ pub enum Subject {
 }
 
 impl Subject {
-    fn scope(self) -> EnvScope<'static> {
+    fn scope(self) -> EnvScope {
         match self {
-            Subject::StackApp { .. } => EnvScope::Target("local"),
-            Subject::BootCheck => EnvScope::Target("webhosting"),
+            Subject::StackApp { .. } => EnvScope::Target(Target::Local),
+            Subject::BootCheck => EnvScope::Target(Target::Webhosting),
             Subject::TestJob { .. } => EnvScope::Test,
         }
     }

@@ -1,6 +1,7 @@
 //! The gate's I/O side: gathers the facts (ledger, git, the package that would ship), asks
 //! `gate::decide`, and records the decision. `harness gate` and, later, `harness deploy` call it.
 //! Also the ledger's portable records: export with an optional signature, import with a verdict.
+use crate::model::target::Target;
 use std::path::Path;
 
 use crate::config::Config;
@@ -77,7 +78,7 @@ pub fn check(
     let mut ledger = open_ledger(&config.root)?;
     let manifest = build(
         config,
-        &crate::package::BuildRequest::standard("webhosting"),
+        &crate::package::BuildRequest::standard(Target::Webhosting),
         reporter,
     )?;
     let package = PackageFacts {
@@ -100,7 +101,7 @@ pub fn evaluate(
     // Only a build of these bytes for this target counts.
     let build = ledger
         .build_of(package.sha256)?
-        .filter(|b| b.target == "webhosting");
+        .filter(|b| b.target == Target::Webhosting.as_str());
     let mut commits = gate::candidate_commits(&runs, &package);
     if let Some(c) = build.as_ref().and_then(|b| b.git_commit.as_deref()) {
         commits.insert(c);
@@ -123,7 +124,7 @@ pub fn evaluate(
     });
     let decision_id = ledger.record_gate_decision(&GateDecisionRecord {
         decided_at: now,
-        target: "webhosting".into(),
+        target: Target::Webhosting.as_str().into(),
         package_sha256: package.sha256.into(),
         code_fingerprint: package.code.into(),
         schema_fingerprint: package.schema.map(Into::into),

@@ -9,6 +9,7 @@ mod deploy_project;
 mod support;
 mod twin;
 
+use harness::model::target::Target;
 use std::process::{Command, Output};
 
 use deploy_project::*;
@@ -174,7 +175,7 @@ fn rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database() ->
 
     // What was live (B, with its row) was backed up first, recorded, and can be extracted.
     let l = ledger(&p)?;
-    let backups = l.backups("webhosting").map_err(|e| e.to_string())?;
+    let backups = l.backups(Target::Webhosting).map_err(|e| e.to_string())?;
     let safety = backups
         .iter()
         .find(|x| x.kind == harness::ledger::BackupKind::Rollback)
@@ -207,7 +208,10 @@ fn rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database() ->
         .filter(|(_, r)| r.outcome == harness::ledger::RollbackOutcome::Done)
         .collect();
     ensure(done.len() == 3, || format!("{done:?}"))?;
-    let live = l.live("webhosting").map_err(|e| e.to_string())?.unwrap();
+    let live = l
+        .live(Target::Webhosting)
+        .map_err(|e| e.to_string())?
+        .unwrap();
     ensure(
         live.via == "rollback"
             && live.build_id.as_deref() == Some(a.as_str())
@@ -253,7 +257,7 @@ fn status_shows_releases_backups_lock_and_a_hand_edited_version_as_differs() -> 
     let o = p.harness(Some(&twin), &["--json", "status", "webhosting"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).map_err(|e| e.to_string())?;
     let recorded = ledger(&p)?
-        .backups("webhosting")
+        .backups(Target::Webhosting)
         .map_err(|e| e.to_string())?;
     ensure(
         v["verdict"] == "matches"
@@ -436,7 +440,7 @@ fn backup_after_nine_simulated_days_keeps_exactly_what_the_policy_says() -> Outc
 
     // The sha256 in the ledger is the file's, here and on the server.
     let rec = ledger(&p)?
-        .backup("webhosting", &new)
+        .backup(Target::Webhosting, &new)
         .map_err(|e| e.to_string())?
         .ok_or("the backup is not in the ledger")?;
     let file = local.join(format!("webhosting-{new}.tar.gz"));
@@ -519,7 +523,10 @@ fn a_kept_release_that_does_not_answer_is_put_back_exit_5() -> Outcome {
         r.len() == 1 && r[0].1.outcome == harness::ledger::RollbackOutcome::Reverted,
         || format!("{r:?}"),
     )?;
-    let live = l.live("webhosting").map_err(|e| e.to_string())?.unwrap();
+    let live = l
+        .live(Target::Webhosting)
+        .map_err(|e| e.to_string())?
+        .unwrap();
     ensure(
         live.via == "deploy" && live.build_id.as_deref() == Some(a.as_str()),
         || format!("{live:?}"),
@@ -666,7 +673,7 @@ fn backup_verify_passes_a_good_backup_and_names_a_damaged_database() -> Outcome 
     );
     expect_exit(&again, 0)?;
     let drills = ledger(&p)?
-        .drills("webhosting")
+        .drills(Target::Webhosting)
         .map_err(|e| e.to_string())?;
     let outcomes: Vec<&str> = drills.iter().map(|d| d.outcome.as_str()).collect();
     ensure(outcomes == ["green", "red", "green"], || {

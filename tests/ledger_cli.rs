@@ -2,6 +2,7 @@
 //!
 //! Runs are created through the library API until `harness test` exists (issue 6, "building blocks").
 //! Tests that need a real `harness build` are at the end; see `build`.
+use harness::model::target::Target;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -95,7 +96,7 @@ fn green_run(dir: &Path, code: &str, schema: Option<&str>) -> RunRecord {
         input: "1n".repeat(32),
     };
     let mut r = RunRecord::start(
-        "local",
+        Target::Local,
         &"ab".repeat(32),
         &fingerprints,
         &harness::git::head_facts(dir),

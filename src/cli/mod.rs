@@ -232,10 +232,10 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn name(self) -> &'static str {
+    pub fn model(self) -> crate::model::target::Target {
         match self {
-            Target::Local => "local",
-            Target::Webhosting => "webhosting",
+            Target::Local => crate::model::target::Target::Local,
+            Target::Webhosting => crate::model::target::Target::Webhosting,
         }
     }
 }

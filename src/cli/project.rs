@@ -146,7 +146,7 @@ pub(super) fn env(ctx: &Ctx, args: &EnvArgs) -> Result<Exit, Failure> {
 pub(super) fn build(ctx: &Ctx, args: &BuildArgs) -> Result<Exit, Failure> {
     let config = ctx.config()?;
     let request = crate::package::BuildRequest {
-        target: args.target().name(),
+        target: args.target().model(),
         seed_demo: args.seed_demo,
         rotate_secrets: args.rotate_secrets,
         reseed: args.reseed,

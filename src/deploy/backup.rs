@@ -6,6 +6,7 @@
 //! copy at its path (`app.db`) plus the live tree without the live database file. Extracted
 //! ([`extract`]), it looks like an extracted package: app files, build_info.json, the database.
 use crate::deploy::plan::StepId;
+use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,6 @@ use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::{BackupKind, BackupRecord, Ledger, Timestamp};
 
-/// The ledger's and the file names' target.
-pub const TARGET: &str = "webhosting";
-
 /// Where local copies go: `.harness/backups/`.
 pub fn local_dir(root: &Path) -> PathBuf {
     root.join(".harness").join("backups")
@@ -32,7 +30,7 @@ pub fn local_dir(root: &Path) -> PathBuf {
 
 /// The local copy of backup `name`.
 pub fn local_path(root: &Path, name: &str) -> PathBuf {
-    local_dir(root).join(format!("{TARGET}-{name}.tar.gz"))
+    local_dir(root).join(format!("{}-{name}.tar.gz", Target::Webhosting))
 }
 
 /// A new backup's name: now, and the build that is live (`unknown` without build_info.json).
@@ -75,7 +73,7 @@ pub(super) fn record(
         .map(|(t, _)| t)
         .unwrap_or_else(Timestamp::now);
     let rec = BackupRecord {
-        target: TARGET.into(),
+        target: Target::Webhosting.as_str().into(),
         name: b.name.clone(),
         kind,
         taken_at,
@@ -140,7 +138,7 @@ pub(super) fn after_retention(
     reporter: &dyn Reporter,
 ) {
     let dir = local_dir(root);
-    let prefix = format!("{TARGET}-");
+    let prefix = format!("{}-", Target::Webhosting);
     let local: Vec<String> = std::fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -163,7 +161,8 @@ pub(super) fn after_retention(
             });
         }
     }
-    if let Err(e) = ledger.mark_backups_pruned(TARGET, server_pruned, Timestamp::now()) {
+    if let Err(e) = ledger.mark_backups_pruned(Target::Webhosting, server_pruned, Timestamp::now())
+    {
         reporter.event(&Event::Warning {
             message: format!("the ledger does not know which backups were pruned: {e}"),
         });
@@ -328,7 +327,7 @@ pub fn verify(
         reporter,
     )?;
     ledger.record_drill(&crate::ledger::DrillRecord {
-        target: "webhosting".into(),
+        target: Target::Webhosting.as_str().into(),
         backup_name: o.backup_id.clone(),
         backup_sha256: o.backup_sha256.clone(),
         started_at,
@@ -357,7 +356,7 @@ pub fn find_local(
     name: Option<&str>,
 ) -> Result<LocalBackup, Failure> {
     let mut all: Vec<LocalBackup> = ledger
-        .backups(TARGET)?
+        .backups(Target::Webhosting)?
         .into_iter()
         .map(|record| LocalBackup {
             path: local_path(&config.root, &record.name),

@@ -1,6 +1,7 @@
 //! The boot check: the exact webhosting zip, extracted and started once in the app image, must
 //! answer health 2xx and report its build id before anything goes to the server. It catches what
 //! differs between the targets (wheels for another platform, a missing file, a bad env).
+use crate::model::target::Target;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -78,7 +79,7 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
     let mut labels = run.labels();
     labels.insert(crate::stack::LABEL_SERVICE.into(), "boot-check".into());
     let env: Vec<String> = config
-        .app_env("webhosting")?
+        .app_env(Target::Webhosting)?
         .over(&builtin_env())
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

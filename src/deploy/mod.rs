@@ -23,6 +23,7 @@ pub use crate::remote::{sqlite, ssh};
 pub use boot::app_image;
 pub use ship::{DeployReceipt, DeployRequest, deploy};
 
+use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -129,7 +130,12 @@ pub fn deployed_zip(root: &Path, sha256: &str) -> PathBuf {
 /// Sets `deployment` in deployment_state_webhosting.json (what production now runs), keeping
 /// every other key and mode 0600.
 fn write_state(config: &Config, deployment: Value) -> Result<(), Failure> {
-    crate::package::secrets::set_state_key(&config.root, "webhosting", "deployment", deployment)
+    crate::package::secrets::set_state_key(
+        &config.root,
+        Target::Webhosting,
+        "deployment",
+        deployment,
+    )
 }
 
 fn io_failure(what: impl std::fmt::Debug, e: std::io::Error) -> Failure {

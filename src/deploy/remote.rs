@@ -1,6 +1,7 @@
 //! The server as deploy, rollback, backup and status see it: where it is (from
 //! `[targets.webhosting]`), one SSH connection to it, and what one read-only look finds there
 //! (live release, lock, disk, tools, kept releases, backups).
+use crate::model::target::Target;
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ impl Remote {
     /// Needs `ssh` and an absolute `remote_dir`; `url` is checked by [`Remote::url`] only where
     /// it is used (a backup does not need it).
     pub fn of(config: &Config) -> Result<Remote, Failure> {
-        let target = config.target("webhosting");
+        let target = config.target(Target::Webhosting);
         let where_ = format!("[targets.webhosting] in {}", config.file.display());
         let destination = target
             .ssh

@@ -8,6 +8,7 @@
 //! live) replaces production's, after a backup of what is live now and after saying what would
 //! be lost.
 use crate::deploy::plan::StepId;
+use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -497,7 +498,7 @@ fn restore(
     let Some(name) = restore_from else {
         return Ok(None);
     };
-    let sha256 = ledger.backup(backup::TARGET, name)?.map(|b| b.sha256);
+    let sha256 = ledger.backup(Target::Webhosting, name)?.map(|b| b.sha256);
     if sha256.is_none() {
         reporter.event(&Event::Warning {
             message: format!(
@@ -600,7 +601,7 @@ impl Rollback<'_> {
 
     fn package(&self, ledger: &Ledger) -> Option<String> {
         ledger
-            .package_of_build(backup::TARGET, self.to_build)
+            .package_of_build(Target::Webhosting, self.to_build)
             .ok()
             .flatten()
     }
@@ -650,7 +651,7 @@ impl Change for Rollback<'_> {
         let rec = RollbackRecord {
             started_at: self.started_at,
             finished_at: Timestamp::now(),
-            target: backup::TARGET.into(),
+            target: Target::Webhosting.as_str().into(),
             release: self.facts.release.clone(),
             from_build: self.pre.live_build.clone(),
             to_build: Some(self.to_build.to_string()),

@@ -4,6 +4,7 @@
 //! The bytes (a private copy, fingerprints recomputed) → the gate → the boot check, beside the
 //! SSH preflight and the schema check → the planned remote steps (`plan.rs`), run by the release
 //! transaction (`transaction.rs`) with the checks this file supplies.
+use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -201,7 +202,7 @@ fn shipment(
                 config,
                 &crate::package::BuildRequest {
                     reseed: req.reseed,
-                    ..crate::package::BuildRequest::standard("webhosting")
+                    ..crate::package::BuildRequest::standard(Target::Webhosting)
                 },
                 reporter,
             )?;
@@ -514,7 +515,7 @@ impl Change for Deploy<'_> {
         let rec = DeployRecord {
             started_at: self.started_at,
             finished_at: Timestamp::now(),
-            target: "webhosting".into(),
+            target: Target::Webhosting.as_str().into(),
             package_sha256: self.shipment.sha256.clone(),
             gate_decision_id: Some(self.gate_decision_id),
             outcome: match outcome {
@@ -794,7 +795,7 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
             build_id.chars().take(80).collect::<String>()
         )));
     }
-    if info["target"].as_str() != Some("webhosting") {
+    if info["target"].as_str() != Some(Target::Webhosting.as_str()) {
         return Err(bad(format!(
             "it was built for {}, not webhosting",
             info["target"]
@@ -891,7 +892,7 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
         .map(|t| t.unix_timestamp())
         .ok_or_else(|| bad("build_info.json has no valid built_at".into()))?;
     let expected =
-        crate::package::expected_build_id("webhosting", &code, schema.as_deref(), built_at);
+        crate::package::expected_build_id(Target::Webhosting, &code, schema.as_deref(), built_at);
     if build_id != expected {
         return Err(bad(format!(
             "its build id {build_id} does not belong to its files and build time (they give \
@@ -943,7 +944,7 @@ fn prune_deployed(
     keep_releases: u32,
     reporter: &dyn Reporter,
 ) {
-    let keep = match ledger.recent_packages("webhosting", keep_releases as usize + 1) {
+    let keep = match ledger.recent_packages(Target::Webhosting, keep_releases as usize + 1) {
         Ok(k) => k,
         Err(e) => {
             reporter.event(&Event::Warning {

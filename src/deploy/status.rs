@@ -1,6 +1,7 @@
 //! `harness status webhosting`: what production runs (the build its version path reports)
 //! against what the ledger says was last deployed, the kept releases, the backups and the lock.
 //! Read-only: one SSH look, two HTTP requests, the ledger.
+use crate::model::target::Target;
 use serde::Serialize;
 
 use super::backup;
@@ -84,7 +85,7 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
     let pre = remote.inspect(&ssh, db.as_deref())?;
     ssh.close();
     let probe = remote.probe(config, &wh).ok();
-    let recorded = ledger.live(backup::TARGET)?;
+    let recorded = ledger.live(Target::Webhosting)?;
     // A `contains` probe can only confirm a build it is given: the recorded one, filled from the
     // build_info.json of its package as deployed from here.
     let live = probe.as_ref().map(|p| {
@@ -109,7 +110,7 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
         }
         look
     });
-    let known = ledger.backups(backup::TARGET)?;
+    let known = ledger.backups(Target::Webhosting)?;
     let names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
     let kept = backup::kept_builds(pre.live_build.as_deref(), &pre.releases);
     let builds: Vec<&str> = kept.iter().map(String::as_str).collect();
@@ -305,7 +306,7 @@ pub fn text(s: &Status) -> String {
 /// from its copy in .harness/deployed/.
 pub fn deployed_package(config: &Config) -> Result<PathBuf, Failure> {
     let ledger = crate::gatekeeper::open_ledger(&config.root)?;
-    let Some(live) = ledger.live("webhosting")? else {
+    let Some(live) = ledger.live(Target::Webhosting)? else {
         return Err(Failure::new(
             Exit::BadInput,
             format!(

@@ -1,4 +1,5 @@
 //! What a run record holds, and the canonical bytes a signature covers.
+use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -248,7 +249,7 @@ impl EnvDigest {
 impl RunRecord {
     /// A run that starts now on the given package; `harness test` fills in the rest as it ends.
     pub fn start(
-        target: &str,
+        target: Target,
         package_sha256: &str,
         fingerprints: &crate::package::Fingerprints,
         git: &crate::git::HeadFacts,

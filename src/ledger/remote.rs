@@ -1,5 +1,6 @@
 //! What the ledger keeps about the server besides deploys: backups (with their sha256) and
 //! rollbacks, and from both plus the deploys, what production should be running now.
+use crate::model::target::Target;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
@@ -168,24 +169,24 @@ impl Ledger {
     }
 
     /// The backups recorded for `target`, oldest first (pruned ones included).
-    pub fn backups(&self, target: &str) -> Result<Vec<BackupRecord>, LedgerError> {
+    pub fn backups(&self, target: Target) -> Result<Vec<BackupRecord>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {BACKUP_COLUMNS} FROM backups WHERE target = ?1 ORDER BY taken_at_ms, id"
             ))
             .map_err(|e| self.err(e))?;
-        stmt.query_map([target], read_backup)
+        stmt.query_map([target.as_str()], read_backup)
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))
     }
 
-    pub fn backup(&self, target: &str, name: &str) -> Result<Option<BackupRecord>, LedgerError> {
+    pub fn backup(&self, target: Target, name: &str) -> Result<Option<BackupRecord>, LedgerError> {
         self.conn
             .query_row(
                 &format!("SELECT {BACKUP_COLUMNS} FROM backups WHERE target = ?1 AND name = ?2"),
-                params![target, name],
+                params![target.as_str(), name],
                 read_backup,
             )
             .optional()
@@ -195,7 +196,7 @@ impl Ledger {
     /// Notes that retention deleted these backups; returns how many records it touched.
     pub fn mark_backups_pruned(
         &mut self,
-        target: &str,
+        target: Target,
         names: &[String],
         at: Timestamp,
     ) -> Result<usize, LedgerError> {
@@ -205,7 +206,7 @@ impl Ledger {
                 n += tx.execute(
                     "UPDATE backups SET pruned_at_ms = ?3 WHERE target = ?1 AND name = ?2 \
                      AND pruned_at_ms IS NULL",
-                    params![target, name, at.unix_ms()],
+                    params![target.as_str(), name, at.unix_ms()],
                 )?;
             }
             Ok(n)
@@ -270,7 +271,7 @@ impl Ledger {
     }
 
     /// The newest successful deploy or rollback to `target`: what production should run.
-    pub fn live(&self, target: &str) -> Result<Option<LiveRecord>, LedgerError> {
+    pub fn live(&self, target: Target) -> Result<Option<LiveRecord>, LedgerError> {
         self.conn
             .query_row(
                 "SELECT via, id, at, build, package FROM ( \
@@ -281,7 +282,7 @@ impl Ledger {
                    SELECT 'rollback', id, finished_at_ms, to_build, package_sha256 FROM rollbacks \
                    WHERE target = ?1 AND outcome = 'done') \
                  ORDER BY at DESC, via = 'rollback' DESC, id DESC LIMIT 1",
-                [target],
+                [target.as_str()],
                 |r| {
                     let via: String = r.get(0)?;
                     Ok(LiveRecord {
@@ -304,14 +305,14 @@ impl Ledger {
     /// The package of the newest successful deploy of `build_id` to `target`.
     pub fn package_of_build(
         &self,
-        target: &str,
+        target: Target,
         build_id: &str,
     ) -> Result<Option<String>, LedgerError> {
         self.conn
             .query_row(
                 "SELECT package_sha256 FROM deploys WHERE target = ?1 AND release_id = ?2 \
                  AND outcome = 'deployed' ORDER BY id DESC LIMIT 1",
-                params![target, build_id],
+                params![target.as_str(), build_id],
                 |r| r.get(0),
             )
             .optional()
@@ -320,7 +321,7 @@ impl Ledger {
 
     /// The packages (sha256) of the newest `n` distinct successful deploys to `target`, newest
     /// first: what `.harness/deployed/` keeps.
-    pub fn recent_packages(&self, target: &str, n: usize) -> Result<Vec<String>, LedgerError> {
+    pub fn recent_packages(&self, target: Target, n: usize) -> Result<Vec<String>, LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -328,7 +329,7 @@ impl Ledger {
                  GROUP BY package_sha256 ORDER BY max(id) DESC LIMIT ?2",
             )
             .map_err(|e| self.err(e))?;
-        stmt.query_map(params![target, n as i64], |r| r.get(0))
+        stmt.query_map(params![target.as_str(), n as i64], |r| r.get(0))
             .map_err(|e| self.err(e))?
             .collect::<Result<_, _>>()
             .map_err(|e| self.err(e))
@@ -376,7 +377,7 @@ impl Ledger {
     }
 
     /// The drills of `target`'s backups, oldest first.
-    pub fn drills(&self, target: &str) -> Result<Vec<DrillRecord>, LedgerError> {
+    pub fn drills(&self, target: Target) -> Result<Vec<DrillRecord>, LedgerError> {
         let mut st = self
             .conn
             .prepare(
@@ -384,7 +385,7 @@ impl Ledger {
                  integrity, passed, failed, report_path FROM backup_drills WHERE target = ?1 ORDER BY id",
             )
             .map_err(|e| self.err(e))?;
-        let rows = st.query_map(params![target], |r| {
+        let rows = st.query_map(params![target.as_str()], |r| {
             let outcome: String = r.get(5)?;
             Ok(DrillRecord {
                 target: r.get(0)?,

@@ -1,5 +1,6 @@
 use super::*;
 use crate::ledger::signing::SecretKey;
+use crate::model::target::Target;
 
 pub(crate) fn record(n: u32) -> RunRecord {
     RunRecord {
@@ -319,10 +320,14 @@ fn a_version_1_ledger_is_migrated_and_keeps_its_deploys() {
     assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
     assert_eq!(l.deploys().unwrap().len(), 1);
     assert_eq!(
-        l.live("webhosting").unwrap().unwrap().build_id.as_deref(),
+        l.live(Target::Webhosting)
+            .unwrap()
+            .unwrap()
+            .build_id
+            .as_deref(),
         Some("b1")
     );
-    assert!(l.backups("webhosting").unwrap().is_empty());
+    assert!(l.backups(Target::Webhosting).unwrap().is_empty());
 }
 
 fn deploy(at: i64, sha: &str, build: &str, outcome: DeployOutcome) -> DeployRecord {
@@ -357,7 +362,7 @@ fn rollback(at: i64, to: &str, sha: Option<&str>, outcome: RollbackOutcome) -> R
 #[test]
 fn live_is_the_newest_successful_deploy_or_rollback() {
     let (_d, mut l) = fresh();
-    assert_eq!(l.live("webhosting").unwrap(), None);
+    assert_eq!(l.live(Target::Webhosting).unwrap(), None);
     l.record_deploy(&deploy(10, "pa", "A", DeployOutcome::Deployed))
         .unwrap();
     l.record_deploy(&deploy(20, "pb", "B", DeployOutcome::Deployed))
@@ -365,7 +370,7 @@ fn live_is_the_newest_successful_deploy_or_rollback() {
     // A deploy that was rolled back automatically leaves B live.
     l.record_deploy(&deploy(30, "pc", "C", DeployOutcome::RolledBack))
         .unwrap();
-    let live = l.live("webhosting").unwrap().unwrap();
+    let live = l.live(Target::Webhosting).unwrap().unwrap();
     assert_eq!(
         (
             live.via,
@@ -375,21 +380,27 @@ fn live_is_the_newest_successful_deploy_or_rollback() {
         ("deploy", Some("B"), Some("pb"))
     );
     assert_eq!(
-        l.package_of_build("webhosting", "A").unwrap().as_deref(),
+        l.package_of_build(Target::Webhosting, "A")
+            .unwrap()
+            .as_deref(),
         Some("pa")
     );
-    assert_eq!(l.package_of_build("webhosting", "C").unwrap(), None);
+    assert_eq!(l.package_of_build(Target::Webhosting, "C").unwrap(), None);
     // A rollback that was reverted changes nothing; a done one does.
     l.record_rollback(&rollback(40, "A", Some("pa"), RollbackOutcome::Reverted))
         .unwrap();
     assert_eq!(
-        l.live("webhosting").unwrap().unwrap().build_id.as_deref(),
+        l.live(Target::Webhosting)
+            .unwrap()
+            .unwrap()
+            .build_id
+            .as_deref(),
         Some("B")
     );
     let id = l
         .record_rollback(&rollback(50, "A", Some("pa"), RollbackOutcome::Done))
         .unwrap();
-    let live = l.live("webhosting").unwrap().unwrap();
+    let live = l.live(Target::Webhosting).unwrap().unwrap();
     assert_eq!(
         (
             live.via,
@@ -400,12 +411,18 @@ fn live_is_the_newest_successful_deploy_or_rollback() {
         ("rollback", id, Some("A"), Some("pa"))
     );
     assert_eq!(l.rollbacks().unwrap().len(), 2);
-    assert_eq!(l.live("local").unwrap(), None);
+    assert_eq!(l.live(Target::Local).unwrap(), None);
     // Deploys of the same package count once.
     l.record_deploy(&deploy(60, "pa", "A", DeployOutcome::Deployed))
         .unwrap();
-    assert_eq!(l.recent_packages("webhosting", 2).unwrap(), ["pa", "pb"]);
-    assert_eq!(l.recent_packages("webhosting", 5).unwrap(), ["pa", "pb"]);
+    assert_eq!(
+        l.recent_packages(Target::Webhosting, 2).unwrap(),
+        ["pa", "pb"]
+    );
+    assert_eq!(
+        l.recent_packages(Target::Webhosting, 5).unwrap(),
+        ["pa", "pb"]
+    );
 }
 
 #[test]
@@ -426,7 +443,7 @@ fn backups_are_recorded_replaced_by_name_and_marked_pruned() {
     let first = l.record_backup(&b("n1", 1, "s1")).unwrap();
     l.record_backup(&b("n2", 2, "s2")).unwrap();
     assert_eq!(l.record_backup(&b("n1", 3, "s3")).unwrap(), first);
-    let all = l.backups("webhosting").unwrap();
+    let all = l.backups(Target::Webhosting).unwrap();
     assert_eq!(
         all.iter()
             .map(|b| (b.name.as_str(), b.sha256.as_str()))
@@ -435,7 +452,7 @@ fn backups_are_recorded_replaced_by_name_and_marked_pruned() {
     );
     assert_eq!(
         l.mark_backups_pruned(
-            "webhosting",
+            Target::Webhosting,
             &["n2".into(), "gone".into()],
             Timestamp::from_unix_ms(9)
         )
@@ -443,14 +460,20 @@ fn backups_are_recorded_replaced_by_name_and_marked_pruned() {
         1
     );
     assert_eq!(
-        l.backup("webhosting", "n2").unwrap().unwrap().pruned_at,
+        l.backup(Target::Webhosting, "n2")
+            .unwrap()
+            .unwrap()
+            .pruned_at,
         Some(Timestamp::from_unix_ms(9))
     );
     assert_eq!(
-        l.backup("webhosting", "n1").unwrap().unwrap().pruned_at,
+        l.backup(Target::Webhosting, "n1")
+            .unwrap()
+            .unwrap()
+            .pruned_at,
         None
     );
-    assert_eq!(l.backup("webhosting", "gone").unwrap(), None);
+    assert_eq!(l.backup(Target::Webhosting, "gone").unwrap(), None);
 }
 
 #[test]
@@ -561,7 +584,7 @@ fn outcomes_the_ledger_refused_wait_as_files_and_are_added_in_order_later() {
     assert!(!kept_first.exists() && !kept_second.exists());
     assert_eq!(l.deploys().unwrap()[0].1, first);
     assert_eq!(l.rollbacks().unwrap()[0].1, second);
-    let live = l.live("webhosting").unwrap().unwrap();
+    let live = l.live(Target::Webhosting).unwrap().unwrap();
     assert_eq!(
         live.build_id.as_deref(),
         Some("b0"),

@@ -8,4 +8,5 @@ pub mod keys;
 pub mod metadata;
 pub mod pytest_args;
 pub mod retention;
+pub mod target;
 pub mod tree;

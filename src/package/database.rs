@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::secrets::Secrets;
 use crate::error::{Exit, Failure};
+use crate::model::target::Target;
 
 /// Iterations for `werkzeug` hashes. Werkzeug reads the count from the hash itself, so a lower
 /// count than its own default still verifies; this one keeps a build under a second.
@@ -16,7 +17,12 @@ const WERKZEUG_ITERATIONS: u32 = 100_000;
 
 /// Expands `{{NAME}}`, `{{NAME|sha256}}`, `{{NAME|json}}` and `{{NAME|werkzeug}}` into complete SQL
 /// string literals, so a secret can never break out of its quotes.
-pub fn expand(sql: &str, file: &Path, secrets: &Secrets, target: &str) -> Result<String, Failure> {
+pub fn expand(
+    sql: &str,
+    file: &Path,
+    secrets: &Secrets,
+    target: Target,
+) -> Result<String, Failure> {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while let Some(start) = rest.find("{{") {
@@ -36,7 +42,7 @@ pub fn expand(sql: &str, file: &Path, secrets: &Secrets, target: &str) -> Result
             None => (inner, None),
         };
         let value = if name == "target" {
-            Some(target)
+            Some(target.as_str())
         } else {
             secrets.lookup(name)
         };
@@ -98,7 +104,7 @@ pub fn apply_sql(
     db: &Path,
     files: &[PathBuf],
     secrets: &Secrets,
-    target: &str,
+    target: Target,
 ) -> Result<(), Failure> {
     let conn = open(db)?;
     // A fresh file in a scratch directory: durability buys nothing here, and an fsync per
@@ -340,24 +346,24 @@ mod tests {
         let s = secrets();
         let f = Path::new("seed.sql");
         assert_eq!(
-            expand("VALUES ({{admin_password}})", f, &s, "local").unwrap(),
+            expand("VALUES ({{admin_password}})", f, &s, Target::Local).unwrap(),
             "VALUES ('pa''ss')"
         );
         assert_eq!(
-            expand("{{ admin_password | json }}", f, &s, "local").unwrap(),
+            expand("{{ admin_password | json }}", f, &s, Target::Local).unwrap(),
             "'\"pa''ss\"'"
         );
         assert_eq!(
-            expand("{{target}}", f, &s, "webhosting").unwrap(),
+            expand("{{target}}", f, &s, Target::Webhosting).unwrap(),
             "'webhosting'"
         );
-        let sha = expand("{{client_token.primary|sha256}}", f, &s, "local").unwrap();
+        let sha = expand("{{client_token.primary|sha256}}", f, &s, Target::Local).unwrap();
         assert_eq!(
             sha,
             format!("'{}'", hex::encode(Sha256::digest(b"naf_tok")))
         );
         assert_eq!(
-            expand("{{client_alias.primary}}", f, &s, "local").unwrap(),
+            expand("{{client_alias.primary}}", f, &s, Target::Local).unwrap(),
             format!("'{}'", "A".repeat(16))
         );
     }
@@ -368,7 +374,7 @@ mod tests {
             "SELECT 1;\nSELECT {{nope}};",
             Path::new("db/seed.sql"),
             &secrets(),
-            "local",
+            Target::Local,
         )
         .unwrap_err();
         assert_eq!(e.exit, Exit::BadInput);
@@ -377,7 +383,7 @@ mod tests {
             "{{admin_password|md5}}",
             Path::new("x.sql"),
             &secrets(),
-            "local",
+            Target::Local,
         )
         .unwrap_err();
         assert!(e.message.contains("md5"));

@@ -4,6 +4,7 @@ use sha2::{Digest, Sha256};
 use super::stage::SourceFile;
 use crate::config::Config;
 use crate::git::GitFacts;
+use crate::model::target::Target;
 
 /// Which encoding [`code`] uses; build_info.json says it (`fingerprints.scheme`) and run records
 /// carry it, so a fingerprint of one scheme is never compared with one of another.
@@ -50,7 +51,7 @@ impl Fields {
 /// carry them: after a commit the same sources make other bytes.
 pub fn input(
     config: &Config,
-    target: &str,
+    target: Target,
     seed_demo: bool,
     sources: &[SourceFile],
     git: &GitFacts,
@@ -59,7 +60,7 @@ pub fn input(
     let mut field = |label: &str, bytes: &[u8]| h.field(label, bytes);
     field("harness", env!("CARGO_PKG_VERSION").as_bytes());
     field("write_pause", super::stage::WRITE_PAUSE.as_bytes());
-    field("target", target.as_bytes());
+    field("target", target.as_str().as_bytes());
     field("seed_demo", &[seed_demo as u8]);
     field("config", &std::fs::read(&config.file).unwrap_or_default());
     if let Some(req) = &config.package.requirements {

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::{Fingerprints, PackageManifest, sidecar_path};
 use crate::config::Config;
 use crate::error::Failure;
+use crate::model::target::Target;
 
 /// Why the package at `zip` cannot be used as it is, or `None` when its sidecar records the
 /// input fingerprint `want`.
@@ -44,7 +45,7 @@ fn read_sidecar(zip: &Path) -> Option<Sidecar> {
 
 /// The package of `target` at its default place, when it is fresh for the current sources and
 /// its bytes are the ones its build recorded; `Ok(None)` means "build it".
-pub fn reusable(config: &Config, target: &str) -> Result<Option<PackageManifest>, Failure> {
+pub fn reusable(config: &Config, target: Target) -> Result<Option<PackageManifest>, Failure> {
     let zip = super::default_output(config, target);
     if !zip.is_file() {
         return Ok(None);
@@ -58,7 +59,7 @@ pub fn reusable(config: &Config, target: &str) -> Result<Option<PackageManifest>
     };
     // A zip edited or replaced after its build is not the package the fingerprints describe.
     let sha256 = super::sha256_file(&zip)?;
-    if sha256 != sidecar.sha256 || sidecar.target != target {
+    if sha256 != sidecar.sha256 || sidecar.target != target.as_str() {
         return Ok(None);
     }
     let zip_size = std::fs::metadata(&zip).map(|m| m.len()).unwrap_or(0);

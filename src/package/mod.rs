@@ -25,13 +25,14 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
+use crate::model::target::Target;
 use archive::{DeterministicZip, FileEntry};
 
 pub const ZIP_NAME: &str = "deploy.zip";
 pub use crate::model::metadata::METADATA_FILES;
 
 pub struct BuildRequest {
-    pub target: &'static str,
+    pub target: Target,
     pub seed_demo: bool,
     pub rotate_secrets: bool,
     /// Seed again even when the seed cache has this build's database (`--reseed`).
@@ -42,7 +43,7 @@ pub struct BuildRequest {
 impl BuildRequest {
     /// The build every later stage wants: the target's package at its default place, with the
     /// secrets of its state file, no demo data.
-    pub fn standard(target: &'static str) -> Self {
+    pub fn standard(target: Target) -> Self {
         Self {
             target,
             seed_demo: false,
@@ -106,12 +107,12 @@ impl PackageManifest {
 }
 
 /// `.harness/dist/<target>/deploy.zip`
-pub fn default_output(config: &Config, target: &str) -> PathBuf {
+pub fn default_output(config: &Config, target: Target) -> PathBuf {
     config
         .root
         .join(".harness")
         .join("dist")
-        .join(target)
+        .join(target.as_str())
         .join(ZIP_NAME)
 }
 
@@ -129,7 +130,7 @@ pub fn sha256_path(zip: &Path) -> PathBuf {
 }
 
 /// SQL files a build of `target` applies, in order.
-pub fn database_inputs(config: &Config, target: &str, seed_demo: bool) -> Vec<PathBuf> {
+pub fn database_inputs(config: &Config, target: Target, seed_demo: bool) -> Vec<PathBuf> {
     let Some(db) = &config.package.database else {
         return Vec::new();
     };
@@ -332,7 +333,7 @@ pub fn build(
                     pythonpath.push(build_path.join("src").display().to_string());
                     env.push(("PYTHONPATH".into(), pythonpath.join(":")));
                     env.push(("HARNESS_DB_PATH".into(), db_path.display().to_string()));
-                    env.push(("HARNESS_TARGET".into(), target.into()));
+                    env.push(("HARNESS_TARGET".into(), target.as_str().into()));
                     env.push(("HARNESS_BUILD_DIR".into(), build_path.display().to_string()));
                     env.push(("HARNESS_STATE_FILE".into(), scratch.display().to_string()));
                     env.push((
@@ -596,7 +597,7 @@ fn packaged_files(
 fn seed_files(
     config: &Config,
     db: &crate::config::DatabaseConfig,
-    target: &str,
+    target: Target,
     seed_demo: bool,
 ) -> Result<Vec<(String, Vec<u8>)>, Failure> {
     let root = &config.root;
@@ -700,7 +701,12 @@ pub fn valid_build_id(id: &str) -> bool {
 }
 
 /// The build id a package with these fingerprints, target and build time must carry.
-pub fn expected_build_id(target: &str, code: &str, schema: Option<&str>, built_at: i64) -> String {
+pub fn expected_build_id(
+    target: Target,
+    code: &str,
+    schema: Option<&str>,
+    built_at: i64,
+) -> String {
     build_id(
         target,
         &Fingerprints {
@@ -714,7 +720,7 @@ pub fn expected_build_id(target: &str, code: &str, schema: Option<&str>, built_a
 
 /// Deterministic: the same code, schema, target and time give the same id, and any change to the
 /// code or schema gives a new one (deploy verification relies on that).
-fn build_id(target: &str, fps: &Fingerprints, built_at: i64) -> String {
+fn build_id(target: Target, fps: &Fingerprints, built_at: i64) -> String {
     use sha2::{Digest, Sha256};
     let stamp = time::OffsetDateTime::from_unix_timestamp(built_at)
         .ok()
@@ -738,7 +744,7 @@ fn build_id(target: &str, fps: &Fingerprints, built_at: i64) -> String {
 
 fn deploy_readme(
     config: &Config,
-    target: &str,
+    target: Target,
     build_id: &str,
     built_at: &str,
     git: &crate::git::GitFacts,
@@ -757,7 +763,7 @@ fn deploy_readme(
     };
     let vars = [
         ("build_id", build_id),
-        ("target", target),
+        ("target", target.as_str()),
         ("built_at", built_at),
         ("git_commit", git.commit.as_deref().unwrap_or("unknown")),
         ("dirty_note", dirty_note),

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{Config, SecretKind};
 use crate::error::{Exit, Failure};
+use crate::model::target::Target;
 
 pub const ADMIN_PASSWORD: &str = "admin_password";
 
@@ -52,7 +53,7 @@ impl Secrets {
     }
 }
 
-pub fn state_file_path(root: &Path, target: &str) -> PathBuf {
+pub fn state_file_path(root: &Path, target: Target) -> PathBuf {
     root.join(format!("deployment_state_{target}.json"))
 }
 
@@ -61,7 +62,7 @@ pub fn state_file_path(root: &Path, target: &str) -> PathBuf {
 /// each write their own stale copy, and the last one would drop the other's keys, a generated
 /// password among them. The lock lives under .harness/, never beside the state file, where a
 /// build could package it.
-pub fn lock_state(root: &Path, target: &str) -> Result<crate::fsutil::FileLock, Failure> {
+pub fn lock_state(root: &Path, target: Target) -> Result<crate::fsutil::FileLock, Failure> {
     crate::fsutil::lock_exclusive(
         &root
             .join(".harness")
@@ -72,7 +73,7 @@ pub fn lock_state(root: &Path, target: &str) -> Result<crate::fsutil::FileLock, 
 
 /// Sets one top-level key of a target's state file under [`lock_state`], keeping every other key
 /// and mode 0600.
-pub fn set_state_key(root: &Path, target: &str, key: &str, value: Value) -> Result<(), Failure> {
+pub fn set_state_key(root: &Path, target: Target, key: &str, value: Value) -> Result<(), Failure> {
     let _lock = lock_state(root, target)?;
     let path = state_file_path(root, target);
     let mut state = load_state(&path)?.unwrap_or_default();
@@ -198,8 +199,8 @@ fn random_from(alphabet: &[u8], n: usize) -> String {
 }
 
 /// Facts about the build that the state file records (no secrets).
-pub struct BuildFacts<'a> {
-    pub target: &'a str,
+pub struct BuildFacts {
+    pub target: Target,
     pub deploy_dir: String,
     pub built_at: String,
     pub git_commit: String,
@@ -298,15 +299,20 @@ mod tests {
     fn a_state_write_waits_for_a_read_modify_write_in_progress() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
-        let path = state_file_path(&root, "webhosting");
+        let path = state_file_path(&root, Target::Webhosting);
         std::fs::write(&path, r#"{"admin": {"password": "old"}}"#).unwrap();
 
-        let build = lock_state(&root, "webhosting").unwrap();
+        let build = lock_state(&root, Target::Webhosting).unwrap();
         let mut state = load_state(&path).unwrap().unwrap();
         let deploy = {
             let root = root.clone();
             std::thread::spawn(move || {
-                set_state_key(&root, "webhosting", "deployment", json!({"build_id": "b2"}))
+                set_state_key(
+                    &root,
+                    Target::Webhosting,
+                    "deployment",
+                    json!({"build_id": "b2"}),
+                )
             })
         };
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -358,7 +364,7 @@ is_primary = true
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("deployment_state_local.json");
         let facts = BuildFacts {
-            target: "local",
+            target: Target::Local,
             deploy_dir: "d".into(),
             built_at: "t".into(),
             git_commit: "c".into(),

@@ -20,13 +20,14 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, Failure};
+use crate::model::target::Target;
 
 /// How many entries each target keeps.
 pub const KEEP: usize = 3;
 
 /// Everything a seed reads, gathered by the build.
 pub struct SeedInputs<'a> {
-    pub target: &'a str,
+    pub target: Target,
     pub seed_demo: bool,
     /// `(package path, sha256)` of every packaged file but the database, in path order.
     pub packaged: &'a [(String, String)],
@@ -43,7 +44,7 @@ impl SeedInputs<'_> {
         let mut h = super::fingerprint::Fields::default();
         let mut field = |label: &str, bytes: &[u8]| h.field(label, bytes);
         field("harness", env!("CARGO_PKG_VERSION").as_bytes());
-        field("target", self.target.as_bytes());
+        field("target", self.target.as_str().as_bytes());
         field("seed_demo", &[self.seed_demo as u8]);
         for (p, sha) in self.packaged {
             field("packaged", p.as_bytes());
@@ -107,9 +108,11 @@ pub struct SeedCache {
 }
 
 impl SeedCache {
-    pub fn of(project_root: &Path, target: &str) -> SeedCache {
+    pub fn of(project_root: &Path, target: Target) -> SeedCache {
         SeedCache {
-            dir: project_root.join(".harness/seed-cache").join(target),
+            dir: project_root
+                .join(".harness/seed-cache")
+                .join(target.as_str()),
         }
     }
 
@@ -187,7 +190,7 @@ mod tests {
 
     fn inputs<'a>(packaged: &'a [(String, String)], argv: &'a [String]) -> SeedInputs<'a> {
         SeedInputs {
-            target: "local",
+            target: Target::Local,
             seed_demo: false,
             packaged,
             argv,
@@ -204,7 +207,7 @@ mod tests {
         let base = inputs(&packaged, &argv).key();
         assert_eq!(base, inputs(&packaged, &argv).key());
         let mut i = inputs(&packaged, &argv);
-        i.target = "webhosting";
+        i.target = Target::Webhosting;
         assert_ne!(i.key(), base);
         let mut i = inputs(&packaged, &argv);
         i.seed_demo = true;
@@ -244,7 +247,7 @@ mod tests {
     #[test]
     fn an_entry_is_found_only_with_its_state_and_the_newest_three_stay() {
         let d = tempfile::tempdir().unwrap();
-        let cache = SeedCache::of(d.path(), "local");
+        let cache = SeedCache::of(d.path(), Target::Local);
         let seeded = d.path().join("seeded.db");
         std::fs::write(&seeded, b"db-1").unwrap();
         assert_eq!(cache.lookup("k1", "s1"), Err(Miss::NoEntry));
@@ -256,7 +259,7 @@ mod tests {
         assert_eq!(cache.lookup("k1", "s2"), Err(Miss::StateChanged));
         // Other targets never see it.
         assert_eq!(
-            SeedCache::of(d.path(), "webhosting").lookup("k1", "s1"),
+            SeedCache::of(d.path(), Target::Webhosting).lookup("k1", "s1"),
             Err(Miss::NoEntry)
         );
         use std::os::unix::fs::PermissionsExt;

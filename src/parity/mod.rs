@@ -20,6 +20,7 @@ pub use view::{FileFact, Layout, PackageView};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
+use crate::model::target::Target;
 use crate::package;
 
 /// Reads both zips (in parallel: hashing dominates) and compares them under the config's
@@ -60,7 +61,7 @@ pub fn run(config: &Config, reporter: &dyn Reporter) -> Result<ParityOutcome, Fa
     let git = crate::git::facts(&config.root);
     let mut rebuilt = Vec::new();
     let mut zips = Vec::new();
-    for target in ["local", "webhosting"] {
+    for target in Target::ALL {
         let zip = package::default_output(config, target);
         let want = package::fingerprint::input(config, target, false, &sources, &git);
         match package::fresh::staleness(&zip, &want) {
@@ -181,7 +182,7 @@ fn cell(v: Option<&str>) -> String {
 }
 
 /// The error for an unreadable package (used by callers that have a path but no zip).
-pub fn missing_package(target: &str, zip: &Path) -> Failure {
+pub fn missing_package(target: Target, zip: &Path) -> Failure {
     Failure::new(
         Exit::BadInput,
         format!("no {target} package at {}", zip.display()),

@@ -3,6 +3,7 @@
 //! One remote command lists `sha256  path` for every file (no round trip per file); the
 //! comparison is a pure function of that text and the package's view. The SSH transport is the
 //! caller's.
+use crate::model::target::Target;
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -341,7 +342,7 @@ pub struct RemoteOutcome {
 
 /// `[targets.webhosting]` `ssh` and `remote_dir`, which parity --remote needs.
 pub fn server(config: &crate::config::Config) -> Result<(String, String), Failure> {
-    let target = config.target("webhosting");
+    let target = config.target(Target::Webhosting);
     match (target.ssh, target.remote_dir) {
         (Some(host), Some(dir)) => Ok((host.into_inner(), dir)),
         _ => Err(Failure::new(
@@ -365,7 +366,7 @@ pub fn run(
 ) -> Result<RemoteOutcome, Failure> {
     let (host, dir) = server(config)?;
     if !package.is_file() {
-        return Err(super::missing_package("webhosting", package));
+        return Err(super::missing_package(Target::Webhosting, package));
     }
     let layout = super::Layout::from_config(config);
     let view = PackageView::read(package, &layout)?;

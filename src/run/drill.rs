@@ -3,6 +3,7 @@
 //! with `PRAGMA integrity_check`, and the project's smoke selection (`[test] smoke`, default
 //! `-m smoke`) runs against it in the playwright job. A backup counts as good only when all of
 //! that passes; the report is written like a test run's.
+use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -94,7 +95,7 @@ pub fn drill(
         extra: config.test.smoke.clone(),
     };
     let db_rel = config.database_path();
-    let state_file = crate::package::secrets::state_file_path(&config.root, "webhosting");
+    let state_file = crate::package::secrets::state_file_path(&config.root, Target::Webhosting);
 
     let rt = stack::runtime()?;
     rt.block_on(async {

@@ -15,6 +15,7 @@ mod report;
 pub mod select;
 pub mod tree;
 
+use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -278,7 +279,7 @@ pub fn test(
         let (package, _) = package;
         let git = crate::git::head_facts(&root);
         let mut record = RunRecord::start(
-            "local",
+            Target::Local,
             &package.sha256,
             &package.fingerprints,
             &git,
@@ -556,7 +557,7 @@ fn local_package(
     reporter: &dyn Reporter,
 ) -> Result<(PackageManifest, bool), Failure> {
     if skip_build {
-        if let Some(m) = crate::package::fresh::reusable(config, "local")? {
+        if let Some(m) = crate::package::fresh::reusable(config, Target::Local)? {
             return Ok((m, true));
         }
         reporter.event(&Event::Note {
@@ -567,7 +568,7 @@ fn local_package(
         config,
         &crate::package::BuildRequest {
             reseed,
-            ..crate::package::BuildRequest::standard("local")
+            ..crate::package::BuildRequest::standard(Target::Local)
         },
         reporter,
     )?;
@@ -581,12 +582,12 @@ fn parity_of(
     local: &PackageManifest,
     reporter: &dyn Reporter,
 ) -> Result<crate::parity::ParityReport, String> {
-    let web = match crate::package::fresh::reusable(config, "webhosting") {
+    let web = match crate::package::fresh::reusable(config, Target::Webhosting) {
         Ok(Some(m)) => m.zip,
         Ok(None) => {
             crate::gatekeeper::build(
                 config,
-                &crate::package::BuildRequest::standard("webhosting"),
+                &crate::package::BuildRequest::standard(Target::Webhosting),
                 reporter,
             )
             .map_err(|e| format!("the webhosting package could not be built: {e}"))?

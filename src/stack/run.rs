@@ -1,5 +1,6 @@
 //! The stack commands: `up`, `down`, `status`, `logs`. Each is a function of the config and a
 //! request; `cli` only turns their outcome into text.
+use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -164,7 +165,7 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
         } else {
             let request = crate::package::BuildRequest {
                 reseed: req.reseed,
-                ..crate::package::BuildRequest::standard("local")
+                ..crate::package::BuildRequest::standard(Target::Local)
             };
             let built = crate::gatekeeper::build(config, &request, reporter)?;
             (built.zip, built.state_file)
@@ -293,7 +294,7 @@ pub(crate) async fn plan_launch(
     let mut stack = compose::load(&sources, &lookup).map_err(StackError::from)?;
     apply_aliases(config, &mut stack)?;
     if let Some(app) = stack.services.get_mut("app") {
-        app.environment = config.app_env("local")?.over(&app.environment);
+        app.environment = config.app_env(Target::Local)?.over(&app.environment);
     }
     Ok(LaunchPlan {
         run,

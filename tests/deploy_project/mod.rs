@@ -2,6 +2,7 @@
 //! rollback and backup suites share. Green runs are recorded through the library, as `harness
 //! test` would.
 #![allow(dead_code)]
+use harness::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -139,7 +140,7 @@ impl Project {
             input: v["fingerprints"]["input"].as_str().unwrap().into(),
         };
         let mut run = harness::ledger::RunRecord::start(
-            "webhosting",
+            Target::Webhosting,
             v["sha256"].as_str().unwrap(),
             &fps,
             &harness::git::head_facts(self.root()),
