@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use harness::config::Config;
-use harness::gate::{self, GateFacts, PackageFacts, TreeFacts, WorkTree};
+use harness::gate::{self, GateFacts, PackageFacts};
 use harness::gatekeeper::{self, GateRequest};
 use harness::ledger::signing::SecretKey;
 use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+use harness::model::tree::{TreeFacts, WorkTree};
 
 const RUNS: usize = 10_000;
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";

@@ -185,7 +185,7 @@ fn rollback_goes_back_to_a_with_b_rows_then_to_b_then_with_db_to_a_database() ->
     })?;
     let config = harness::config::Config::load(p.root(), None).map_err(|e| e.to_string())?;
     let out = tempfile::tempdir().unwrap();
-    let x = harness::deploy::backup::extract(
+    let x = harness::package::backup::extract(
         &config,
         std::path::Path::new(&safety.local_path),
         out.path(),
@@ -461,7 +461,7 @@ fn backup_after_nine_simulated_days_keeps_exactly_what_the_policy_says() -> Outc
     let config = harness::config::Config::load(p.root(), None).map_err(|e| e.to_string())?;
     let out = tempfile::tempdir().unwrap();
     let x =
-        harness::deploy::backup::extract(&config, &file, out.path()).map_err(|e| e.to_string())?;
+        harness::package::backup::extract(&config, &file, out.path()).map_err(|e| e.to_string())?;
     ensure(
         x.build_id.as_deref() == Some(old.as_str())
             && out.path().join("passenger_wsgi.py").is_file(),

@@ -14,14 +14,15 @@ use serde::Serialize;
 
 use super::plan::{self, Layout};
 use super::remote::{Preflight, Remote};
-use super::retention::{self, Policy};
-use super::ssh::Ssh;
+use super::retention;
 use super::transaction::{self, unchanged_failure};
 use super::{interrupt, io_failure};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::{BackupKind, BackupRecord, Ledger, Timestamp};
+use crate::model::retention::RetentionPolicy;
+use crate::remote::ssh::Ssh;
 
 /// Where local copies go: `.harness/backups/`.
 pub fn local_dir(root: &Path) -> PathBuf {
@@ -94,7 +95,7 @@ pub(super) fn server_plan(
     pre: &Preflight,
     new: Option<&str>,
     kept_builds: &[String],
-    policy: Policy,
+    policy: RetentionPolicy,
 ) -> retention::Plan {
     let mut names: Vec<String> = pre.backups.iter().map(|b| b.name.clone()).collect();
     if let Some(n) = new
@@ -105,7 +106,7 @@ pub(super) fn server_plan(
     plan_for(&names, kept_builds, policy)
 }
 
-fn plan_for(names: &[String], kept_builds: &[String], policy: Policy) -> retention::Plan {
+fn plan_for(names: &[String], kept_builds: &[String], policy: RetentionPolicy) -> retention::Plan {
     let builds: Vec<&str> = kept_builds.iter().map(String::as_str).collect();
     let pinned: Vec<String> = retention::newest_per_build(names, &builds)
         .into_iter()
@@ -134,7 +135,7 @@ pub(super) fn after_retention(
     ledger: &mut Ledger,
     server_pruned: &[String],
     kept_builds: &[String],
-    policy: Policy,
+    policy: RetentionPolicy,
     reporter: &dyn Reporter,
 ) {
     let dir = local_dir(root);
@@ -186,7 +187,7 @@ pub struct BackupReceipt {
     /// The server's backups after retention, newest first, with why each is kept.
     pub kept: Vec<(String, Vec<retention::Reason>)>,
     pub pruned: Vec<String>,
-    pub policy: Policy,
+    pub policy: RetentionPolicy,
     pub elapsed_ms: u64,
 }
 
@@ -426,8 +427,6 @@ impl LocalBackup {
         )))
     }
 }
-
-pub use crate::package::backup::{Extracted, extract};
 
 /// How long ago `t` was, for people: "3 h 12 min", "2 d 4 h".
 pub fn ago(t: Timestamp) -> String {

@@ -135,7 +135,7 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
             .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
             .and_then(|p| p.parse::<u16>().ok())
             .ok_or_else(|| docker_fail(&"the app container published no port"))?;
-        let probe = super::verify::Probe {
+        let probe = crate::probe::Probe {
             base: format!("http://127.0.0.1:{port}"),
             health_path: config.stack.health_path.clone(),
             version: config.stack.version_probe(),
@@ -151,7 +151,7 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         tokio::task::spawn_blocking(move || {
-            let expected = super::verify::Expected {
+            let expected = crate::probe::Expected {
                 build_id: &build_id,
                 info: build_info.as_ref(),
             };

@@ -17,9 +17,6 @@ mod ship;
 pub mod status;
 mod transaction;
 
-pub use crate::probe as verify;
-pub use crate::remote::ssh::failure as ssh_failure;
-pub use crate::remote::{sqlite, ssh};
 pub use boot::app_image;
 pub use ship::{DeployReceipt, DeployRequest, deploy};
 

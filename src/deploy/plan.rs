@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::shared::{self, Db, DbChange, DbState};
-use super::ssh::{Ssh, SshError, quote};
 use crate::events::{Event, Reporter};
+use crate::remote::ssh::{Ssh, SshError, quote};
 
 /// Where things live on the server: all beside `remote_dir`, on the same filesystem, so a swap
 /// is a rename and nothing of ours is inside the tree that is swapped.
@@ -463,7 +463,7 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         id: StepId::Verify,
         what: format!(
             "{} after Passenger's restart",
-            super::verify::describe(&f.version, &f.build_id)
+            crate::probe::describe(&f.version, &f.build_id)
         ),
         action: Action::Check(Check::Verify),
     });
@@ -585,7 +585,7 @@ pub fn backup_steps(l: &Layout, b: &Backup) -> Vec<RemoteStep> {
                 ));
             }
             // The SQLite backup API gives a consistent copy while the app writes.
-            script.push_str(&super::sqlite::copy(
+            script.push_str(&crate::remote::sqlite::copy(
                 &format!("{}/{db}", l.live),
                 &format!("{snap_dir_raw}/{db}"),
             ));
@@ -715,7 +715,7 @@ pub fn keep_production_db(l: &Layout, db: &str, dir: &str) -> RemoteStep {
         format!(
             "rm -f {} && {}",
             journals(&target),
-            super::sqlite::copy(&format!("{}/{db}", l.live), &target)
+            crate::remote::sqlite::copy(&format!("{}/{db}", l.live), &target)
         ),
     )
 }
@@ -796,7 +796,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
                     "set -e\nrm -f -- {s}\ntar -xzOf {} {} > {s}\n{}\nrm -f -- {s}\n{}",
                     quote(&format!("{}/{}.tar.gz", l.backups(), r.backup)),
                     quote(rel),
-                    super::sqlite::put(&scratch, &db.shared()),
+                    crate::remote::sqlite::put(&scratch, &db.shared()),
                     shared::link(db, &dir),
                     s = quote(&scratch),
                 ),
@@ -843,7 +843,7 @@ pub fn rollback_plan(f: &RollbackFacts) -> Vec<RemoteStep> {
     ));
     steps.push(RemoteStep {
         id: StepId::Verify,
-        what: super::verify::describe(&f.version, &format!("of release {}", f.release)),
+        what: crate::probe::describe(&f.version, &format!("of release {}", f.release)),
         action: Action::Check(Check::Verify),
     });
     steps
@@ -889,7 +889,7 @@ fn swap_kept(l: &Layout, incoming: &str, outgoing: &str) -> String {
 /// A consistent copy of the SQLite file `db` on stdout (read-only for the server: the copy is a
 /// temporary file, removed again).
 pub fn db_snapshot(db: &str) -> String {
-    super::sqlite::to_stdout(db)
+    crate::remote::sqlite::to_stdout(db)
 }
 
 /// Touches tmp/restart.txt in the live release: Passenger restarts the app after its throttle.

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::lock_held;
 use super::plan::{self, Layout};
-use super::ssh::{Ssh, SshTarget};
-use super::{lock_held, ssh_failure, verify};
 use crate::config::{Config, WebhostingDeploy};
 use crate::error::{Exit, Failure};
 use crate::events::Reporter;
+use crate::probe as verify;
+use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure};
 
 /// `[targets.webhosting]`'s address of the app.
 #[derive(Debug, Clone)]
@@ -425,11 +426,11 @@ impl Preflight {
 }
 
 /// The build_info.json of the release in `dir` on the server, when it has a readable one.
-pub fn build_info_of(ssh: &super::ssh::Ssh, dir: &str) -> Option<serde_json::Value> {
+pub fn build_info_of(ssh: &crate::remote::ssh::Ssh, dir: &str) -> Option<serde_json::Value> {
     let out = ssh
         .run(&format!(
             "cat {}",
-            super::ssh::quote(&format!("{dir}/build_info.json"))
+            crate::remote::ssh::quote(&format!("{dir}/build_info.json"))
         ))
         .ok()?;
     serde_json::from_slice(&out.stdout).ok()

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::ledger::Timestamp;
 
-pub use crate::model::retention::RetentionPolicy as Policy;
+use crate::model::retention::RetentionPolicy;
 
 /// Why a backup is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -53,7 +53,7 @@ fn week(t: Timestamp) -> i64 {
 }
 
 /// For each backup, in input order, why it is kept; an empty list means it is pruned.
-pub fn decide(backups: &[Stamped], now: Timestamp, policy: Policy) -> Vec<Vec<Reason>> {
+pub fn decide(backups: &[Stamped], now: Timestamp, policy: RetentionPolicy) -> Vec<Vec<Reason>> {
     let mut reasons: Vec<Vec<Reason>> = vec![Vec::new(); backups.len()];
     // Newest first; equal times by input position, so the result never depends on sort luck.
     let mut order: Vec<usize> = (0..backups.len()).collect();
@@ -159,7 +159,7 @@ pub fn plan_names(
     names: &[String],
     pinned: &dyn Fn(&str) -> bool,
     now: Timestamp,
-    policy: Policy,
+    policy: RetentionPolicy,
 ) -> Plan {
     let mut dated = Vec::new();
     let mut plan = Plan::default();
@@ -214,7 +214,7 @@ mod tests {
         Timestamp::parse(s).unwrap()
     }
 
-    const DEFAULT: Policy = Policy {
+    const DEFAULT: RetentionPolicy = RetentionPolicy {
         last: 5,
         daily: 7,
         weekly: 4,
@@ -297,7 +297,7 @@ mod tests {
             &names,
             &|_| false,
             at("2026-03-04T20:00:00Z"),
-            Policy {
+            RetentionPolicy {
                 last: 2,
                 daily: 3,
                 weekly: 0,
@@ -330,7 +330,7 @@ mod tests {
             &names,
             &|n| n.ends_with("old-release"),
             at("2026-03-01T00:00:00Z"),
-            Policy {
+            RetentionPolicy {
                 last: 0,
                 daily: 7,
                 weekly: 4,
@@ -379,7 +379,7 @@ mod tests {
         );
     }
 
-    fn arb_backups() -> impl Strategy<Value = (Vec<Stamped>, Timestamp, Policy)> {
+    fn arb_backups() -> impl Strategy<Value = (Vec<Stamped>, Timestamp, RetentionPolicy)> {
         let now = 1_770_000_000_000i64;
         (
             proptest::collection::vec(
@@ -405,7 +405,7 @@ mod tests {
                 (
                     backups,
                     Timestamp::from_unix_ms(now),
-                    Policy {
+                    RetentionPolicy {
                         last,
                         daily,
                         weekly,

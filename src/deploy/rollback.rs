@@ -19,12 +19,13 @@ use serde_json::json;
 use super::plan::{self, Check, Layout, RemoteStep, RollbackFacts};
 use super::remote::{KeptRelease, Remote};
 use super::transaction::{self, Change, NotRecorded, Outcome, Stage};
-use super::{backup, io_failure, retention, ssh_failure};
+use super::{backup, io_failure, retention};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord, Timestamp};
+use crate::remote::ssh::failure as ssh_failure;
 
 #[derive(Debug, Clone, Default)]
 pub struct RollbackRequest {
@@ -410,7 +411,7 @@ fn restore_from(
 /// a note); without it, whether the kept release's code fits production's schema (a misfit
 /// refuses).
 fn database_check(
-    ssh: &super::ssh::Ssh,
+    ssh: &crate::remote::ssh::Ssh,
     pre: &super::remote::Preflight,
     (layout, target): (&Layout, &KeptRelease),
     db: Option<&str>,
@@ -432,8 +433,8 @@ fn database_check(
                 let then = scratch.path().join("backup.db");
                 let script = format!(
                     "tar -xzOf {} {}",
-                    super::ssh::quote(&format!("{}/{name}.tar.gz", layout.backups())),
-                    super::ssh::quote(db)
+                    crate::remote::ssh::quote(&format!("{}/{name}.tar.gz", layout.backups())),
+                    crate::remote::ssh::quote(db)
                 );
                 ssh.run_to_file(&script, &then)
                     .map_err(|e| ssh_failure(e, unchanged))?;
@@ -451,7 +452,7 @@ fn database_check(
                         let kept = scratch.path().join("release.db");
                         let script = format!(
                             "f={}; if [ -f \"$f\" ]; then {}; fi",
-                            super::ssh::quote(&format!("{release_dir}/{db}")),
+                            crate::remote::ssh::quote(&format!("{release_dir}/{db}")),
                             plan::db_snapshot(&format!("{release_dir}/{db}"))
                         );
                         ssh.run_to_file(&script, &kept)
@@ -543,7 +544,7 @@ struct Rollback<'a> {
     wh: &'a crate::config::WebhostingDeploy,
     facts: &'a RollbackFacts,
     pre: &'a super::remote::Preflight,
-    probe: &'a super::verify::Probe,
+    probe: &'a crate::probe::Probe,
     to_build: &'a str,
     /// build_info.json of the release going live and of the one that was live (a `contains`
     /// probe fills its template from them).
@@ -619,7 +620,7 @@ impl Change for Rollback<'_> {
     fn check(&self, check: Check, swapped_at: Instant) -> Result<String, Failure> {
         match check {
             Check::Verify => self.probe.until(
-                super::verify::Expected {
+                crate::probe::Expected {
                     build_id: self.to_build,
                     info: self.infos.0.as_ref(),
                 },
@@ -627,7 +628,7 @@ impl Change for Rollback<'_> {
             ),
             Check::VerifyRollback => match self.live_build() {
                 Some(b) => self.probe.until(
-                    super::verify::Expected {
+                    crate::probe::Expected {
                         build_id: b,
                         info: self.infos.1.as_ref(),
                     },
@@ -701,7 +702,7 @@ impl Change for Rollback<'_> {
         super::audit_text(&what, self.destination, &self.facts.layout)
     }
 
-    fn swap_refused(&self, err: &super::ssh::SshError) -> Failure {
+    fn swap_refused(&self, err: &crate::remote::ssh::SshError) -> Failure {
         Failure::new(
             Exit::Environment,
             format!(

@@ -20,9 +20,9 @@
 //!   in the previous release, so a process that still has it open cannot write anything there
 //!   that would be lost.
 use super::plan::{Layout, RemoteStep};
-use super::sqlite;
-use super::ssh::quote;
 use crate::deploy::plan::StepId;
+use crate::remote::sqlite;
+use crate::remote::ssh::quote;
 
 /// The Retry-After the pause file carries: Passenger's 10 s throttle and a verification.
 pub const RETRY_AFTER_SECS: u32 = 15;
@@ -298,7 +298,7 @@ fn migrate_steps(
             id: StepId::FetchMigrated,
             what: "fetch the migrated database".into(),
             action: super::plan::Action::Download {
-                script: super::sqlite::to_stdout(&db.work()),
+                script: crate::remote::sqlite::to_stdout(&db.work()),
                 local: migrated.to_path_buf(),
             },
         },

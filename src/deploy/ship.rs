@@ -13,13 +13,15 @@ use serde_json::{Value, json};
 use super::plan::{self, Check, Facts, RemoteStep, StepId};
 use super::remote::{Preflight, Remote};
 use super::transaction::{self, Change, NotRecorded, Outcome, Stage};
-use super::{backup, boot, io_failure, shared, short, ssh_failure, verify};
+use super::{backup, boot, io_failure, shared, short};
 use crate::config::{Config, WebhostingDeploy};
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::gate::{Force, PackageFacts};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, DeployOutcome, DeployRecord, Ledger, Timestamp};
+use crate::probe as verify;
+use crate::remote::ssh::failure as ssh_failure;
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployRequest {
@@ -276,7 +278,7 @@ fn boot_check(
 /// nothing at all; the plan depends on it (a migration pauses writes), and the same check under
 /// the lock, on the backup's copy, refuses if it no longer agrees. Whether the schemas differ.
 fn preflight_schema(
-    ssh: &super::ssh::Ssh,
+    ssh: &crate::remote::ssh::Ssh,
     pre: &Preflight,
     live: &str,
     change: (&Config, &DeployRequest, &Shipment),
@@ -567,7 +569,7 @@ impl Change for Deploy<'_> {
         super::audit_text(&what, self.destination, self.layout())
     }
 
-    fn swap_refused(&self, err: &super::ssh::SshError) -> Failure {
+    fn swap_refused(&self, err: &crate::remote::ssh::SshError) -> Failure {
         Failure::new(
             Exit::Environment,
             format!(

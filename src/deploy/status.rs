@@ -6,11 +6,12 @@ use serde::Serialize;
 
 use super::backup;
 use super::remote::{KeptRelease, Remote};
-use super::retention::{self, Policy, Reason};
-use super::verify::Look;
+use super::retention::{self, Reason};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::ledger::{LiveRecord, Timestamp};
+use crate::model::retention::RetentionPolicy;
+use crate::probe::Look;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Serialize)]
@@ -28,7 +29,7 @@ pub struct Status {
     pub verdict: &'static str,
     pub releases: Vec<KeptRelease>,
     pub backups: Vec<BackupLine>,
-    pub policy: Policy,
+    pub policy: RetentionPolicy,
     pub lock: Lock,
     /// Where production's database is: `shared`, `in the release` (moved by the next deploy),
     /// `none`; and whether a write pause is on.
@@ -101,7 +102,7 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
         if let (None, Some(r)) = (&look.build, &recorded)
             && let Some(b) = r.build_id.as_deref()
             && let Some(info) = recorded_info()
-            && p.shows(super::verify::Expected {
+            && p.shows(crate::probe::Expected {
                 build_id: b,
                 info: Some(&info),
             })

@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use super::interrupt;
 use super::plan::{self, Check, Layout, RemoteStep, StepError, StepId};
-use super::ssh::{Ssh, SshError, failure as ssh_failure};
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger};
+use crate::remote::ssh::{Ssh, SshError, failure as ssh_failure};
 
 /// How a transaction ended, as the ledger is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,11 +20,12 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use crate::ledger::signing::{Trust, TrustedKey};
+use crate::ledger::signing::Trust;
 use crate::ledger::{Origin, Outcome, Selection, StoredRun, Timestamp};
 pub use crate::model::duration::{humane as humane_duration, parse as parse_duration};
 pub use crate::model::gate::{Census, ClosestRun, GateDecision, Rule};
-pub use crate::model::tree::{TreeFacts, WorkTree};
+use crate::model::keys::TrustedKey;
+use crate::model::tree::{TreeFacts, WorkTree};
 
 /// The package about to ship.
 #[derive(Debug, Clone, Copy)]

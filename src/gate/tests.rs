@@ -5,8 +5,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::ledger::signing::{SecretKey, TrustedKey};
+use crate::ledger::signing::SecretKey;
 use crate::ledger::{Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+use crate::model::keys::TrustedKey;
 
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";
 const SCHEMA: &str = "5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e";

@@ -452,7 +452,7 @@ impl<'a> Images<'a> {
         {
             return Ok(sha.to_string());
         }
-        let sha = recipe::sha256_file(exe).map_err(|e| ImageError::io(exe, e))?;
+        let sha = crate::fsutil::sha256_file(exe).map_err(|e| ImageError::io(exe, e))?;
         if std::fs::create_dir_all(&self.options.cache).is_ok() {
             let tmp = memo.with_extension(format!("tmp{}", std::process::id()));
             if std::fs::write(&tmp, format!("{stamp}\t{sha}\n")).is_ok() {

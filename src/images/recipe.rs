@@ -352,8 +352,6 @@ pub fn missing_package(apt_output: &str) -> Option<String> {
     None
 }
 
-pub use crate::fsutil::sha256_file;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::ImageError;
-use super::recipe::sha256_file;
+use crate::fsutil::sha256_file;
 
 pub const SUITE: &str = "bookworm";
 const FORMAT: &str = "harness-rootfs-v1";

@@ -21,7 +21,7 @@ const FORMAT_PREFIX: &str = "harness-run-record/";
 fn format_of(schema: u8) -> String {
     format!("{FORMAT_PREFIX}{schema}")
 }
-pub use crate::model::keys::{PublicKey, SPKI_PREFIX, TrustedKey};
+use crate::model::keys::{PublicKey, TrustedKey};
 
 /// A signature over a run record, with the key that made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +306,7 @@ mod tests {
         let k = SecretKey::generate().public_key();
         let raw = *k.bytes();
         let b64 = B64.encode(raw);
-        let mut spki = SPKI_PREFIX.to_vec();
+        let mut spki = crate::model::keys::SPKI_PREFIX.to_vec();
         spki.extend_from_slice(&raw);
         for form in [
             k.to_string(),

@@ -29,7 +29,7 @@ use crate::model::target::Target;
 use archive::{DeterministicZip, FileEntry};
 
 pub const ZIP_NAME: &str = "deploy.zip";
-pub use crate::model::metadata::METADATA_FILES;
+use crate::model::metadata::METADATA_FILES;
 
 pub struct BuildRequest {
     pub target: Target,
@@ -323,7 +323,7 @@ pub fn build(
                     // after the seed succeeded.
                     let scratch = build_path.join(".harness-state.json");
                     if let Some(s) = &state {
-                        secrets::write_private(&scratch, &archive::pretty_json(s))?;
+                        crate::fsutil::write_private(&scratch, &archive::pretty_json(s))?;
                     }
                     let mut env: Vec<(String, String)> = seed_env.into_iter().collect();
                     let mut pythonpath = Vec::new();

@@ -287,7 +287,7 @@ pub fn write_state(
     write_private(path, &super::archive::pretty_json(&Value::Object(s)))
 }
 
-pub use crate::fsutil::write_private;
+use crate::fsutil::write_private;
 
 #[cfg(test)]
 mod tests {

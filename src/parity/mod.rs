@@ -4,7 +4,7 @@
 //! Everything is read from the zips' bytes: the file list and every sha256 are computed, and
 //! MANIFEST.json is checked as a claim, so a file edited inside a zip is caught even when its
 //! manifest was left alone. The comparison (`diff::compare`) is a pure function of two
-//! [`PackageView`]s and the [`AllowList`].
+//! [`PackageView`]s and the [`AllowList`](crate::model::allow::AllowList).
 mod diff;
 pub mod remote;
 mod view;
@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use crate::model::allow::{AllowList, DEFAULT_ALLOW};
 pub use diff::{Difference, Kind, ParityReport, compare};
 pub use view::{FileFact, Layout, PackageView};
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::model::allow::AllowList;
 use crate::package::archive::{DeterministicZip, FileEntry, pretty_json};
 
 struct Pkg {

@@ -5,7 +5,7 @@
 //! proxy log, image ids) → single-file HTML report → teardown → ledger. Every step is a timed
 //! phase; an error, SIGINT or SIGTERM at any point removes the run's containers, network and
 //! volumes, and the ledger records how the run ended.
-pub use crate::model::pytest_args as args;
+use crate::model::pytest_args as args;
 mod drill;
 pub(crate) mod job;
 mod junit;

@@ -850,13 +850,10 @@ fn without_a_version_probe_the_plan_says_the_switch_is_verified_by_health_alone(
     f.version = crate::config::VersionProbe::Off;
     assert_eq!(
         what(plan(&f)),
-        format!(
-            "{} after Passenger's restart",
-            crate::deploy::verify::HEALTH_ALONE
-        )
+        format!("{} after Passenger's restart", crate::probe::HEALTH_ALONE)
     );
     assert_eq!(
         what(rollback_plan(&rollback_facts(false))),
-        crate::deploy::verify::HEALTH_ALONE
+        crate::probe::HEALTH_ALONE
     );
 }
