@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod docker;
 pub mod env_report;
 pub mod envfile;
 pub mod error;

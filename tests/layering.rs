@@ -17,6 +17,7 @@ const ORDER: &[&str] = &[
     "envfile",
     "fsutil",
     "events",
+    "docker",
     "git",
     "config",
     "requirements",

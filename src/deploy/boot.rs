@@ -61,12 +61,7 @@ pub fn check(config: &Config, zip: &Path, build_id: &str) -> Result<String, Fail
                 format!("cannot extract {}: {e}", zip.display()),
             )
         })?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(Exit::Environment, format!("cannot start a runtime: {e}")))?;
-    rt.block_on(boot(config, &app, build_id))
+    crate::docker::runtime()?.block_on(boot(config, &app, build_id))
 }
 
 async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Failure> {

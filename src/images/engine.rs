@@ -42,15 +42,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects through DOCKER_HOST (or the local socket) and negotiates the API version, so the
-    /// daemon here (20.10, API 1.41) and newer ones both work.
+    /// Connects as every part of harness does (`crate::docker::connect`).
     pub async fn connect() -> Result<Engine, ImageError> {
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| ImageError::docker("connect to the Docker engine", e))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| ImageError::docker("reach the Docker engine", e))?;
+        let docker = crate::docker::connect(crate::docker::CONNECT_LIMIT).await?;
         Ok(Engine { docker })
     }
 

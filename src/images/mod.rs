@@ -155,6 +155,8 @@ pub enum ImageError {
     },
     #[error("Docker: cannot {action}: {message}")]
     Engine { action: String, message: String },
+    #[error("{0}")]
+    Unreachable(#[from] crate::docker::Unreachable),
     #[error("{what}")]
     Host { what: String, hint: String },
     #[error("`{command}` failed ({status}); last lines:\n{tail}")]
@@ -200,6 +202,9 @@ impl ImageError {
 
 impl From<ImageError> for Failure {
     fn from(e: ImageError) -> Failure {
+        if let ImageError::Unreachable(u) = e {
+            return u.into();
+        }
         let hint = match &e {
             ImageError::UnknownImage { .. } => Some(format!("known images: {}", NAMES.join(", "))),
             ImageError::MissingPackage { package, .. } => Some(format!(
@@ -808,11 +813,7 @@ pub fn run(request: &Request, reporter: &dyn Reporter) -> Result<Report, Failure
     if let Some(dir) = &request.recipes {
         options.recipes = RecipeSource::Dir(dir.clone());
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::new(Exit::Environment, format!("cannot start tokio: {e}")))?;
-    runtime.block_on(async {
+    crate::docker::runtime()?.block_on(async {
         let images = Images::connect(options, reporter).await?;
         let names = if request.names.is_empty() {
             images.names()

@@ -26,7 +26,6 @@ use super::{
 };
 use crate::events::{Event, Reporter};
 
-const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 /// Marks a run that came up completely and was kept on purpose (`up`, `test --keep`).
 pub(crate) const LABEL_MARKER: &str = "harness.marker";
 
@@ -161,35 +160,11 @@ impl Engine {
     /// Connects through `DOCKER_HOST` (or the default socket) and negotiates the API version, so
     /// older daemons such as Debian's 20.10 (API 1.41) work.
     pub async fn connect() -> Result<Engine, StackError> {
-        Self::connect_within(Duration::from_secs(10)).await
+        Self::connect_within(crate::docker::CONNECT_LIMIT).await
     }
 
     pub async fn connect_within(limit: Duration) -> Result<Engine, StackError> {
-        let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
-        let endpoint = docker_host
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
-        let unreachable = |reason: String| StackError::Unreachable {
-            endpoint: endpoint.clone(),
-            docker_host: match &docker_host {
-                Some(h) => format!("DOCKER_HOST={h}"),
-                None => "DOCKER_HOST is not set, so the default socket was tried".into(),
-            },
-            reason,
-        };
-        // An empty DOCKER_HOST means unset, as for the docker CLI (bollard would reject it).
-        let docker =
-            Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
-        let docker = match tokio::time::timeout(limit, docker.negotiate_version()).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {} s",
-                    limit.as_secs()
-                )));
-            }
-        };
+        let docker = crate::docker::connect(limit).await?;
         Ok(Engine { docker })
     }
 

@@ -90,12 +90,8 @@ fn new_run_id() -> String {
 pub enum StackError {
     #[error("{0}")]
     Compose(#[from] compose::ComposeError),
-    #[error("cannot reach the Docker daemon at {endpoint} ({docker_host}): {reason}")]
-    Unreachable {
-        endpoint: String,
-        docker_host: String,
-        reason: String,
-    },
+    #[error("{0}")]
+    Unreachable(#[from] crate::docker::Unreachable),
     #[error("Docker: {action}: {reason}")]
     Docker { action: String, reason: String },
     #[error("image `{image}` for service `{service}` is not in the Docker daemon")]
@@ -121,10 +117,7 @@ impl From<StackError> for Failure {
             StackError::Plan(_) => Failure::new(Exit::BadInput, message),
             StackError::Version(_) => Failure::new(Exit::Environment, message)
                 .hint("check [stack] version in harness.toml (docs/config.md); the app's log is under .harness/runs/<id>/logs/"),
-            StackError::Unreachable { .. } => Failure::new(Exit::Environment, message).hint(
-                "start the Docker daemon, or point DOCKER_HOST at a running one \
-                 (e.g. unix:///var/run/docker.sock); the user needs access to its socket",
-            ),
+            StackError::Unreachable(e) => e.into(),
             StackError::Docker { .. } => Failure::new(Exit::Environment, message),
             StackError::MissingImage { .. } => Failure::new(Exit::Environment, message).hint(
                 "bake the images with `harness images --bake`, or set HARNESS_IMAGE_<SERVICE> \

@@ -105,18 +105,7 @@ pub struct LogsRequest {
     pub follow: bool,
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Failure::new(
-                Exit::Environment,
-                format!("cannot start the async runtime: {e}"),
-            )
-        })
-}
+pub(crate) use crate::docker::runtime;
 
 /// The project root as labels record it: canonical, so runs are found from any spelling.
 fn root_label(config: &Config) -> String {

@@ -55,10 +55,7 @@ pub async fn sweep(engine: &Engine) -> Result<Vec<String>, StackError> {
 /// The sweep at the start of a command: silent when there is no daemon (commands that do not
 /// need Docker must still work), a warning when it fails otherwise.
 pub fn at_start(reporter: &dyn Reporter) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(rt) = crate::docker::runtime() else {
         return;
     };
     rt.block_on(async {

@@ -1,0 +1,80 @@
+//! The one way harness reaches the Docker engine, and the one async runtime it does so on.
+//!
+//! `DOCKER_HOST` is read here only, as the docker CLI reads it: unset or empty means the local
+//! socket. The API version is negotiated, so older daemons such as Debian's 20.10 (API 1.41) work,
+//! and a daemon that does not answer fails within a bound instead of hanging the command. The
+//! images, the stack and the deploy's boot check all connect through [`connect`].
+//!
+//! A client is tied to the runtime it first ran on (its connection pool lives there), so each
+//! runtime connects once rather than sharing one client across runtimes.
+use std::time::Duration;
+
+use bollard::Docker;
+
+use crate::error::{Exit, Failure};
+
+/// Where the engine is when `DOCKER_HOST` is unset or empty.
+pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
+/// How long a command waits for the engine's first answer.
+pub const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+
+/// The engine did not answer: where harness looked, why there, and what went wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot reach the Docker daemon at {endpoint} ({docker_host}): {reason}")]
+pub struct Unreachable {
+    pub endpoint: String,
+    /// `DOCKER_HOST=…`, or that it is unset.
+    pub docker_host: String,
+    pub reason: String,
+}
+
+impl From<Unreachable> for Failure {
+    fn from(e: Unreachable) -> Failure {
+        Failure::new(Exit::Environment, e.to_string()).hint(
+            "start the Docker daemon, or point DOCKER_HOST at a running one \
+             (e.g. unix:///var/run/docker.sock); the user needs access to its socket",
+        )
+    }
+}
+
+/// The engine `DOCKER_HOST` names (or the local socket), version-negotiated, within `limit`.
+pub async fn connect(limit: Duration) -> Result<Docker, Unreachable> {
+    let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+    let endpoint = docker_host
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SOCKET.to_string());
+    let unreachable = |reason: String| Unreachable {
+        endpoint: endpoint.clone(),
+        docker_host: match &docker_host {
+            Some(h) => format!("DOCKER_HOST={h}"),
+            None => "DOCKER_HOST is not set, so the default socket was tried".into(),
+        },
+        reason,
+    };
+    // An empty DOCKER_HOST means unset, as for the docker CLI (bollard would reject it).
+    let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
+    match tokio::time::timeout(limit, docker.negotiate_version()).await {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            limit.as_secs()
+        ))),
+    }
+}
+
+/// The runtime a command's Docker work runs on: two workers (the engine does the heavy lifting;
+/// blocking work goes to tokio's blocking pool).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                Exit::Environment,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })
+}
