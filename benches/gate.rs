@@ -16,7 +16,8 @@ use harness::config::Config;
 use harness::gate::{self, GateFacts, PackageFacts};
 use harness::gatekeeper::{self, GateRequest};
 use harness::ledger::signing::SecretKey;
-use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection, StoredRun};
+use harness::model::timestamp::Timestamp;
 use harness::model::tree::{TreeFacts, WorkTree};
 
 const RUNS: usize = 10_000;

@@ -9,7 +9,8 @@ use crate::error::{Exit, Failure};
 use crate::events::Reporter;
 use crate::gate::{self, Force, GateDecision, GateFacts, PackageFacts};
 use crate::ledger::signing::{Export, SecretKey, Trust};
-use crate::ledger::{self, GateDecisionRecord, Imported, Ledger, Timestamp};
+use crate::ledger::{self, GateDecisionRecord, Imported, Ledger};
+use crate::model::timestamp::Timestamp;
 
 /// What the caller asks of the gate besides the rules.
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,8 @@ use harness::config::Config;
 use harness::gate::{PackageFacts, Rule};
 use harness::gatekeeper::{self, GateRequest};
 use harness::ledger::signing::{Export, SecretKey};
-use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection, Timestamp};
+use harness::ledger::{self, Ledger, Outcome, RunRecord, Selection};
+use harness::model::timestamp::Timestamp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_harness");
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";

@@ -20,8 +20,9 @@ use super::{interrupt, io_failure};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
-use crate::ledger::{BackupKind, BackupRecord, Ledger, Timestamp};
+use crate::ledger::{BackupKind, BackupRecord, Ledger};
 use crate::model::retention::RetentionPolicy;
+use crate::model::timestamp::Timestamp;
 use crate::remote::ssh::Ssh;
 
 /// Where local copies go: `.harness/backups/`.
@@ -36,11 +37,7 @@ pub fn local_path(root: &Path, name: &str) -> PathBuf {
 
 /// A new backup's name: now, and the build that is live (`unknown` without build_info.json).
 pub fn new_name(live_build: Option<&str>) -> String {
-    format!(
-        "{}-{}",
-        retention::stamp_of(Timestamp::now()),
-        live_build.unwrap_or("unknown")
-    )
+    crate::model::release_name::new(Timestamp::now(), live_build)
 }
 
 /// After the fetch: the local copy's sha256 must be the server's file's (`sha256sum -c` there),
@@ -70,7 +67,7 @@ pub(super) fn record(
     let size = std::fs::metadata(&b.local)
         .map_err(|e| io_failure(&b.local, e))?
         .len();
-    let taken_at = retention::parse_name(&b.name)
+    let taken_at = crate::model::release_name::parse(&b.name)
         .map(|(t, _)| t)
         .unwrap_or_else(Timestamp::now);
     let rec = BackupRecord {
@@ -318,7 +315,7 @@ pub fn verify(
     let mut ledger = crate::gatekeeper::open_ledger(&config.root)?;
     let backup = find_local(config, &ledger, id)?;
     backup.check_sha256()?;
-    let started_at = crate::ledger::Timestamp::now();
+    let started_at = crate::model::timestamp::Timestamp::now();
     let o = crate::run::drill(
         config,
         &crate::run::DrillRequest {
@@ -332,7 +329,7 @@ pub fn verify(
         backup_name: o.backup_id.clone(),
         backup_sha256: o.backup_sha256.clone(),
         started_at,
-        finished_at: crate::ledger::Timestamp::now(),
+        finished_at: crate::model::timestamp::Timestamp::now(),
         outcome: crate::ledger::Outcome::parse(o.outcome).unwrap_or(crate::ledger::Outcome::Infra),
         integrity: o.integrity.clone(),
         passed: o.counts.passed,

@@ -29,7 +29,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::gate::Force;
-use crate::ledger::Timestamp;
+use crate::model::timestamp::Timestamp;
 use plan::Layout;
 use transaction::lock_held;
 

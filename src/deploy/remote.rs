@@ -166,7 +166,7 @@ pub fn stale_lock(details: &[String], this_host: &str) -> Option<String> {
 
 /// Whether harness wrote this release name: `<stamp>-<build id, or failed-<build id>>`.
 fn harness_release(name: &str) -> bool {
-    super::retention::parse_name(name).is_some_and(|(_, rest)| {
+    crate::model::release_name::parse(name).is_some_and(|(_, rest)| {
         !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     })
 }
@@ -401,7 +401,8 @@ impl Preflight {
             .cloned()
             .collect();
         ours.sort_by(|a, b| {
-            let stamp = |r: &KeptRelease| super::retention::parse_name(&r.name).map(|(t, _)| t);
+            let stamp =
+                |r: &KeptRelease| crate::model::release_name::parse(&r.name).map(|(t, _)| t);
             stamp(b).cmp(&stamp(a)).then_with(|| b.name.cmp(&a.name))
         });
         let mut kept = Vec::new();

@@ -13,8 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::ledger::Timestamp;
+use crate::model::timestamp::Timestamp;
 
+use crate::model::release_name;
 use crate::model::retention::RetentionPolicy;
 
 /// Why a backup is kept.
@@ -93,57 +94,6 @@ pub fn decide(backups: &[Stamped], now: Timestamp, policy: RetentionPolicy) -> V
     reasons
 }
 
-/// `20260301T030000Z-<build>` → the time and the build id (`unknown` when the live release had
-/// none). `None` for names harness did not write.
-pub fn parse_name(name: &str) -> Option<(Timestamp, &str)> {
-    let (stamp, build) = name.split_once('-')?;
-    if build.is_empty() {
-        return None;
-    }
-    Some((parse_stamp(stamp)?, build))
-}
-
-/// `20260301T030000Z` → a timestamp.
-pub fn parse_stamp(stamp: &str) -> Option<Timestamp> {
-    let b = stamp.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
-    }
-    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
-        let s = stamp.get(r)?;
-        if !s.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok()
-    };
-    let date = time::Date::from_calendar_date(
-        digits(0..4)? as i32,
-        time::Month::try_from(digits(4..6)? as u8).ok()?,
-        digits(6..8)? as u8,
-    )
-    .ok()?;
-    let t = time::Time::from_hms(
-        digits(9..11)? as u8,
-        digits(11..13)? as u8,
-        digits(13..15)? as u8,
-    )
-    .ok()?;
-    let at = time::PrimitiveDateTime::new(date, t).assume_utc();
-    Some(Timestamp::from_unix_ms(
-        (at.unix_timestamp_nanos() / 1_000_000) as i64,
-    ))
-}
-
-/// The stamp that names a backup or a release taken at `t`.
-pub fn stamp_of(t: Timestamp) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.unix_ms()) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    at.format(time::macros::format_description!(
-        "[year][month][day]T[hour][minute][second]Z"
-    ))
-    .expect("a date formats")
-}
-
 /// What the policy does to a set of named backups: the names kept (with their reasons) and the
 /// names to delete. Names that do not parse are kept and reported: harness deletes only what it
 /// can date.
@@ -164,7 +114,7 @@ pub fn plan_names(
     let mut dated = Vec::new();
     let mut plan = Plan::default();
     for n in names {
-        match parse_name(n) {
+        match release_name::parse(n) {
             Some((at, _)) => dated.push((
                 n.clone(),
                 Stamped {
@@ -193,7 +143,7 @@ pub fn plan_names(
 pub fn newest_per_build<'a>(names: &'a [String], builds: &[&str]) -> Vec<&'a str> {
     let mut out: BTreeMap<&str, &str> = BTreeMap::new();
     for n in names {
-        if let Some((_, build)) = parse_name(n)
+        if let Some((_, build)) = release_name::parse(n)
             && builds.contains(&build)
         {
             let e = out.entry(build).or_insert(n);
@@ -222,10 +172,10 @@ mod tests {
 
     #[test]
     fn names_carry_their_time_and_build() {
-        let (t, b) = parse_name("20260301T030000Z-20260228T120000Z-abcdef").unwrap();
+        let (t, b) = release_name::parse("20260301T030000Z-20260228T120000Z-abcdef").unwrap();
         assert_eq!(t, at("2026-03-01T03:00:00Z"));
         assert_eq!(b, "20260228T120000Z-abcdef");
-        assert_eq!(stamp_of(t), "20260301T030000Z");
+        assert_eq!(release_name::stamp_of(t), "20260301T030000Z");
         for bad in [
             "",
             "x",
@@ -236,7 +186,7 @@ mod tests {
             "20260301 030000Z-b",
             "20260301T250000Z-b",
         ] {
-            assert_eq!(parse_name(bad), None, "{bad}");
+            assert_eq!(release_name::parse(bad), None, "{bad}");
         }
     }
 

@@ -24,7 +24,8 @@ use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::unrecorded::Unrecorded;
-use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord, Timestamp};
+use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord};
+use crate::model::timestamp::Timestamp;
 use crate::remote::ssh::failure as ssh_failure;
 
 #[derive(Debug, Clone, Default)]
@@ -233,7 +234,7 @@ fn loss(backup: &str, now: Option<&Path>, then: &Path) -> Result<Loss, Failure> 
     let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     Ok(Loss {
         backup: backup.to_string(),
-        taken_at: retention::parse_name(backup)
+        taken_at: crate::model::release_name::parse(backup)
             .map(|(t, _)| t)
             .unwrap_or(Timestamp::from_unix_ms(0)),
         tables: names

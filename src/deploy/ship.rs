@@ -19,7 +19,9 @@ use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::gate::{Force, PackageFacts};
 use crate::ledger::unrecorded::Unrecorded;
-use crate::ledger::{BackupKind, DeployOutcome, DeployRecord, Ledger, Timestamp};
+use crate::ledger::{BackupKind, DeployOutcome, DeployRecord, Ledger};
+use crate::model::release_name;
+use crate::model::timestamp::Timestamp;
 use crate::probe as verify;
 use crate::remote::ssh::failure as ssh_failure;
 
@@ -320,7 +322,6 @@ fn planned(
 ) -> Planned {
     let wh = config.webhosting_deploy();
     let backup_name = backup::new_name(pre.live_build.as_deref());
-    let stamp = backup_name[..16].to_string();
     // What stays on the server once this deploy is through: the releases after pruning (the
     // live one joins them) and, by retention, the backups; the newest backup of each kept
     // release is its database, which rollback --with-db restores, so it stays.
@@ -350,7 +351,8 @@ fn planned(
         paused: pre.paused,
         version: config.stack.version_probe(),
         previous_release: backup_name.clone(),
-        failed_release: format!("{stamp}-failed-{}", shipment.build_id),
+        failed_release: release_name::failed(&backup_name, &shipment.build_id)
+            .expect("a new name has a stamp"),
         backup_name: backup_name.clone(),
         local_backup: backup::local_path(&config.root, &backup_name),
         local_db_snapshot: scratch.join("production.db"),

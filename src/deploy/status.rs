@@ -9,8 +9,9 @@ use super::remote::{KeptRelease, Remote};
 use super::retention::{self, Reason};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
-use crate::ledger::{LiveRecord, Timestamp};
+use crate::ledger::LiveRecord;
 use crate::model::retention::RetentionPolicy;
+use crate::model::timestamp::Timestamp;
 use crate::probe::Look;
 use std::path::PathBuf;
 
@@ -127,7 +128,7 @@ pub fn status(config: &Config) -> Result<Status, Failure> {
         .iter()
         .map(|b| {
             let rec = known.iter().find(|k| k.name == b.name);
-            let parsed = retention::parse_name(&b.name);
+            let parsed = crate::model::release_name::parse(&b.name);
             BackupLine {
                 name: b.name.clone(),
                 size: b.size,
@@ -257,7 +258,8 @@ pub fn text(s: &Status) -> String {
         s.releases.len()
     );
     for r in &s.releases {
-        let retired = retention::parse_stamp(r.name.get(..16).unwrap_or(""))
+        let retired = crate::model::release_name::stamp(&r.name)
+            .and_then(crate::model::release_name::parse_stamp)
             .map(|t| format!("replaced {} UTC", t.short()))
             .unwrap_or_default();
         let _ = writeln!(

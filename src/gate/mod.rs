@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::ledger::signing::Trust;
-use crate::ledger::{Origin, Outcome, Selection, StoredRun, Timestamp};
+use crate::ledger::{Origin, Outcome, Selection, StoredRun};
 pub use crate::model::duration::{humane as humane_duration, parse as parse_duration};
 pub use crate::model::gate::{Census, ClosestRun, GateDecision, Rule};
 use crate::model::keys::TrustedKey;
+use crate::model::timestamp::Timestamp;
 use crate::model::tree::{TreeFacts, WorkTree};
 
 /// The package about to ship.

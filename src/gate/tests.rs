@@ -6,8 +6,9 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::ledger::signing::SecretKey;
-use crate::ledger::{Origin, Outcome, RunRecord, Selection, StoredRun, Timestamp};
+use crate::ledger::{Origin, Outcome, RunRecord, Selection, StoredRun};
 use crate::model::keys::TrustedKey;
+use crate::model::timestamp::Timestamp;
 
 const CODE: &str = "c0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0dec0de";
 const SCHEMA: &str = "5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e5c4e";

@@ -16,7 +16,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use crate::error::{Exit, Failure};
-pub use record::{EnvDigest, Origin, Outcome, RunRecord, SCHEMA, Selection, StoredRun, Timestamp};
+use crate::model::timestamp::Timestamp;
+pub use record::{EnvDigest, Origin, Outcome, RunRecord, SCHEMA, Selection, StoredRun};
 pub use remote::{
     BackupKind, BackupRecord, DrillRecord, LiveRecord, RollbackOutcome, RollbackRecord,
 };

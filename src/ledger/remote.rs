@@ -4,7 +4,8 @@ use crate::model::target::Target;
 use rusqlite::{OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Ledger, LedgerError, Timestamp};
+use super::{Ledger, LedgerError};
+use crate::model::timestamp::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

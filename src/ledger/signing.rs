@@ -271,7 +271,8 @@ impl Export {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::record::{Outcome, Selection, Timestamp};
+    use crate::ledger::record::{Outcome, Selection};
+    use crate::model::timestamp::Timestamp;
 
     fn record() -> RunRecord {
         RunRecord {

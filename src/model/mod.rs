@@ -7,6 +7,8 @@ pub mod gate;
 pub mod keys;
 pub mod metadata;
 pub mod pytest_args;
+pub mod release_name;
 pub mod retention;
 pub mod target;
+pub mod timestamp;
 pub mod tree;

@@ -11,7 +11,8 @@ use super::{Finished, Phases, job, judge, report, select};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
-use crate::ledger::{Outcome, Selection, Timestamp};
+use crate::ledger::{Outcome, Selection};
+use crate::model::timestamp::Timestamp;
 use crate::stack;
 
 pub struct DrillRequest {

@@ -27,7 +27,8 @@ pub use select::{SelectionRequest, Shard};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
-use crate::ledger::{Outcome, RunRecord, Selection, Timestamp};
+use crate::ledger::{Outcome, RunRecord, Selection};
+use crate::model::timestamp::Timestamp;
 use crate::package::PackageManifest;
 use crate::stack::{self, ServiceUrl, StackHandle};
 

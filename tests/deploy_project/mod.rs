@@ -148,7 +148,7 @@ impl Project {
         );
         run.passed = 12;
         run.outcome = harness::ledger::Outcome::Green;
-        run.finished_at = harness::ledger::Timestamp::now();
+        run.finished_at = harness::model::timestamp::Timestamp::now();
         let mut ledger = harness::ledger::Ledger::open(&harness::ledger::path_in(self.root()))
             .map_err(|e| e.to_string())?;
         ledger.record_run(&run).map_err(|e| e.to_string())?;
