@@ -5,6 +5,7 @@
 //! Passenger notices tmp/restart.txt only when its stat throttle has passed, and until then the old
 //! process answers, possibly with the new build_info.json read from disk. So a probe counts only
 //! once `settle` has passed since the swap.
+use crate::model::build::BuildInfo;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -50,7 +51,7 @@ pub struct Probe {
 #[derive(Debug, Clone, Copy)]
 pub struct Expected<'a> {
     pub build_id: &'a str,
-    pub info: Option<&'a serde_json::Value>,
+    pub info: Option<&'a BuildInfo>,
 }
 
 impl<'a> Expected<'a> {
@@ -64,13 +65,13 @@ impl<'a> Expected<'a> {
 
 /// `template` with every `{{field}}` replaced by that build_info.json field; `None` when one is
 /// missing (then the page cannot be checked for it).
-pub fn render(template: &str, info: &serde_json::Value) -> Option<String> {
+pub fn render(template: &str, info: &BuildInfo) -> Option<String> {
     let mut out = String::new();
     let mut rest = template;
     while let Some((before, after)) = rest.split_once("{{") {
         let (name, tail) = after.split_once("}}")?;
         out.push_str(before);
-        out.push_str(info[name.trim()].as_str()?);
+        out.push_str(info.field(name.trim())?);
         rest = tail;
     }
     out.push_str(rest);
@@ -386,7 +387,11 @@ mod tests {
 
     #[test]
     fn a_contains_probe_finds_the_build_in_a_page_and_a_json_probe_follows_its_pointer() {
-        let info = serde_json::json!({"build_id": "b1", "git_commit_short": "abc1234"});
+        let info = BuildInfo {
+            build_id: "b1".into(),
+            git_commit_short: Some("abc1234".into()),
+            ..Default::default()
+        };
         assert_eq!(
             render("build {{git_commit_short}} ({{ build_id }})", &info).as_deref(),
             Some("build abc1234 (b1)")
@@ -409,7 +414,11 @@ mod tests {
             .unwrap();
         assert!(done.contains("contains \"build abc1234\""), "{done}");
         // Another commit's page does not count, and without build_info nothing can be checked.
-        let other = serde_json::json!({"build_id": "b2", "git_commit_short": "def5678"});
+        let other = BuildInfo {
+            build_id: "b2".into(),
+            git_commit_short: Some("def5678".into()),
+            ..Default::default()
+        };
         p.timeout = Duration::from_secs(1);
         let err = p
             .until(

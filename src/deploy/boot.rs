@@ -142,9 +142,9 @@ async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Fai
         // the timeout.
         let handle = tokio::runtime::Handle::current();
         let (docker, id, build_id) = (docker.clone(), created.id.clone(), build_id.to_string());
-        let build_info: Option<serde_json::Value> = std::fs::read(app.join("build_info.json"))
+        let build_info = std::fs::read(app.join("build_info.json"))
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .and_then(|b| crate::model::build::BuildInfo::parse(&b).ok());
         tokio::task::spawn_blocking(move || {
             let expected = crate::probe::Expected {
                 build_id: &build_id,

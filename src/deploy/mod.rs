@@ -111,11 +111,12 @@ fn append_local_audit(root: &Path, line: &str) {
 /// `[package.database] path`, when the package has a database.
 /// Where a shipped package is kept: `.harness/deployed/<sha256>.zip`.
 /// build_info.json of the package `zip`, when it has a readable one.
-pub(crate) fn read_build_info(zip: &Path) -> Option<Value> {
+pub(crate) fn read_build_info(zip: &Path) -> Option<crate::model::build::BuildInfo> {
     let f = std::fs::File::open(zip).ok()?;
     let mut z = zip::ZipArchive::new(f).ok()?;
-    let entry = z.by_name("build_info.json").ok()?;
-    serde_json::from_reader(entry).ok()
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut z.by_name("build_info.json").ok()?, &mut bytes).ok()?;
+    crate::model::build::BuildInfo::parse(&bytes).ok()
 }
 
 pub fn deployed_zip(root: &Path, sha256: &str) -> PathBuf {

@@ -12,6 +12,7 @@ use super::plan::{self, Layout};
 use crate::config::{Config, WebhostingDeploy};
 use crate::error::{Exit, Failure};
 use crate::events::Reporter;
+use crate::model::build::{BuildId, BuildInfo};
 use crate::probe as verify;
 use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure};
 
@@ -236,9 +237,7 @@ impl Preflight {
                 // The server's build_info.json is not trusted: an id that harness could not have
                 // written (a hand-edited file, shell code, a path) counts as unknown, so it never
                 // reaches a backup name, a lock or a local file name.
-                "live_build" => {
-                    p.live_build = some(v).filter(|b| crate::package::valid_build_id(b))
-                }
+                "live_build" => p.live_build = some(v).filter(|b| BuildId::parse(b).is_some()),
                 "release" => {
                     let mut f = v.split('\t');
                     if let Some(name) = f.next().and_then(some) {
@@ -247,7 +246,7 @@ impl Preflight {
                             build_id: f
                                 .next()
                                 .and_then(some)
-                                .filter(|b| crate::package::valid_build_id(b)),
+                                .filter(|b| BuildId::parse(b).is_some()),
                             built_at: f.next().and_then(some),
                             schema: f.next().and_then(some).filter(|s| {
                                 s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
@@ -427,20 +426,20 @@ impl Preflight {
 }
 
 /// The build_info.json of the release in `dir` on the server, when it has a readable one.
-pub fn build_info_of(ssh: &crate::remote::ssh::Ssh, dir: &str) -> Option<serde_json::Value> {
+pub fn build_info_of(ssh: &crate::remote::ssh::Ssh, dir: &str) -> Option<BuildInfo> {
     let out = ssh
         .run(&format!(
             "cat {}",
             crate::remote::ssh::quote(&format!("{dir}/build_info.json"))
         ))
         .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
+    BuildInfo::parse(&out.stdout).ok()
 }
 
 /// What the version probe needs of the release in `dir` to recognise it: a `contains` probe fills
 /// its template from the release's build_info.json; other probes need nothing, and nothing is
 /// read.
-pub fn probe_info(probe: &verify::Probe, ssh: &Ssh, dir: &str) -> Option<serde_json::Value> {
+pub fn probe_info(probe: &verify::Probe, ssh: &Ssh, dir: &str) -> Option<BuildInfo> {
     match probe.version {
         crate::config::VersionProbe::Contains { .. } => build_info_of(ssh, dir),
         _ => None,

@@ -25,6 +25,7 @@ use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord};
+use crate::model::build::BuildInfo;
 use crate::model::timestamp::Timestamp;
 use crate::remote::ssh::failure as ssh_failure;
 
@@ -549,7 +550,7 @@ struct Rollback<'a> {
     to_build: &'a str,
     /// build_info.json of the release going live and of the one that was live (a `contains`
     /// probe fills its template from them).
-    infos: (Option<serde_json::Value>, Option<serde_json::Value>),
+    infos: (Option<BuildInfo>, Option<BuildInfo>),
     destination: &'a str,
     started_at: Timestamp,
     reporter: &'a dyn Reporter,

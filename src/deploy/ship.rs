@@ -8,7 +8,7 @@ use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::plan::{self, Check, Facts, RemoteStep, StepId};
 use super::remote::{Preflight, Remote};
@@ -20,6 +20,7 @@ use crate::events::{Event, Reporter};
 use crate::gate::{Force, PackageFacts};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, DeployOutcome, DeployRecord, Ledger};
+use crate::model::build::{BuildId, BuildInfo};
 use crate::model::release_name;
 use crate::model::timestamp::Timestamp;
 use crate::probe as verify;
@@ -67,7 +68,7 @@ struct Shipment {
     code: String,
     schema: Option<String>,
     /// Its build_info.json (a `contains` version probe fills its template from it).
-    info: Value,
+    info: BuildInfo,
     _private: tempfile::TempDir,
 }
 
@@ -390,7 +391,7 @@ struct Deploy<'a> {
     pre: &'a Preflight,
     probe: &'a verify::Probe,
     /// The live release's build_info.json, for a `contains` probe of a swap back.
-    live_info: Option<Value>,
+    live_info: Option<BuildInfo>,
     destination: &'a str,
     break_lock: bool,
     started_at: Timestamp,
@@ -784,25 +785,28 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     let (private, copy, sha256) = private_copy(file)?;
     let f = std::fs::File::open(&copy).map_err(|e| bad(e.to_string()))?;
     let mut zip = zip::ZipArchive::new(f).map_err(|e| bad(format!("not a zip: {e}")))?;
-    let info: Value = {
-        let entry = zip
+    let info = {
+        let mut entry = zip
             .by_name("build_info.json")
             .map_err(|_| bad("has no build_info.json".into()))?;
-        serde_json::from_reader(entry).map_err(|e| bad(format!("build_info.json: {e}")))?
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes)
+            .map_err(|e| bad(format!("build_info.json: {e}")))?;
+        BuildInfo::parse(&bytes).map_err(|e| bad(format!("build_info.json: {e}")))?
     };
-    let s = |v: &Value| v.as_str().map(str::to_string);
-    let build_id =
-        s(&info["build_id"]).ok_or_else(|| bad("build_info.json has no build_id".into()))?;
-    if !crate::package::valid_build_id(&build_id) {
+    if info.build_id.is_empty() {
+        return Err(bad("build_info.json has no build_id".into()));
+    }
+    let Some(build_id) = BuildId::parse(&info.build_id) else {
         return Err(bad(format!(
             "its build id {:?} is not one harness makes (<YYYYMMDD>T<HHMMSS>Z-<12 hex>); refused",
-            build_id.chars().take(80).collect::<String>()
+            info.build_id.chars().take(80).collect::<String>()
         )));
-    }
-    if info["target"].as_str() != Some(Target::Webhosting.as_str()) {
+    };
+    if info.target != Target::Webhosting.as_str() {
         return Err(bad(format!(
-            "it was built for {}, not webhosting",
-            info["target"]
+            "it was built for {:?}, not webhosting",
+            info.target
         )));
     }
     const GENERATED: [&str; 3] = ["build_info.json", "MANIFEST.json", "DEPLOY_README.md"];
@@ -872,15 +876,15 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
         Some(p) => Some(crate::package::database::fingerprint_file(p)?.1),
         None => None,
     };
-    if info["fingerprints"]["scheme"].as_u64() != Some(crate::package::fingerprint::SCHEME.into()) {
+    let claimed = &info.fingerprints;
+    if claimed.scheme != u64::from(crate::package::fingerprint::SCHEME) {
         return Err(bad(format!(
             "it was built by an older harness (fingerprint scheme {}); build it again",
-            info["fingerprints"]["scheme"].as_u64().unwrap_or(1)
+            claimed.scheme
         )));
     }
-    let claimed_code = s(&info["fingerprints"]["code"]);
-    let claimed_schema = s(&info["fingerprints"]["schema"]);
-    if claimed_code.as_deref() != Some(code.as_str()) || claimed_schema != schema {
+    let (claimed_code, claimed_schema) = (&claimed.code, &claimed.schema);
+    if claimed_code.as_deref() != Some(code.as_str()) || *claimed_schema != schema {
         return Err(bad(format!(
             "its files do not match its build_info.json (code {} vs {}, schema {} vs {}); it was changed after the build",
             short(&code),
@@ -889,15 +893,16 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
             claimed_schema.as_deref().map(short).unwrap_or("none"),
         )));
     }
-    let built_at = s(&info["built_at"])
-        .and_then(|t| {
-            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
-        })
-        .map(|t| t.unix_timestamp())
-        .ok_or_else(|| bad("build_info.json has no valid built_at".into()))?;
+    let built_at = time::OffsetDateTime::parse(
+        &info.built_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .ok()
+    .map(|t| t.unix_timestamp())
+    .ok_or_else(|| bad("build_info.json has no valid built_at".into()))?;
     let expected =
         crate::package::expected_build_id(Target::Webhosting, &code, schema.as_deref(), built_at);
-    if build_id != expected {
+    if build_id.as_str() != expected {
         return Err(bad(format!(
             "its build id {build_id} does not belong to its files and build time (they give \
              {expected}); refused"
@@ -906,7 +911,7 @@ fn read_package(config: &Config, file: &Path) -> Result<Shipment, Failure> {
     Ok(Shipment {
         zip: copy,
         sha256,
-        build_id,
+        build_id: build_id.as_str().to_string(),
         code,
         schema,
         info,

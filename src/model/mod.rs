@@ -2,6 +2,7 @@
 //! "Layers"). Nothing here names a module above it, so `config`, `git` and `ledger` can use these
 //! types without reaching up into the stages that first made them.
 pub mod allow;
+pub mod build;
 pub mod duration;
 pub mod gate;
 pub mod keys;

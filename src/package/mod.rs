@@ -25,6 +25,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
+use crate::model::build::{BuildInfo, PackagedFingerprints};
 use crate::model::target::Target;
 use archive::{DeterministicZip, FileEntry};
 
@@ -426,24 +427,24 @@ pub fn build(
         let build_id = build_id(target, &fps, built_at_epoch);
         // The input fingerprint hashes mtimes, so it differs between two clones of one commit;
         // inside the zip it would break reproducibility. It lives in the sidecar instead.
-        let packaged_fps = json!({
-            "code": fps.code,
-            "schema": fps.schema,
-            "scheme": fingerprint::SCHEME,
-        });
-        let build_info = archive::pretty_json(&json!({
-            "build_id": build_id,
-            "built_at": built_at,
-            "git_commit": git.commit,
-            "git_commit_short": git.short_commit(),
-            "git_branch": git.branch,
-            "git_dirty": git.dirty,
-            "target": target,
-            "pythons": config.package.pythons.get_ref(),
-            "platforms": config.package.platforms,
-            "fingerprints": packaged_fps,
-            "harness_version": env!("CARGO_PKG_VERSION"),
-        }));
+        let build_info = BuildInfo {
+            build_id: build_id.clone(),
+            built_at: built_at.clone(),
+            git_commit: git.commit.clone(),
+            git_commit_short: git.short_commit().map(str::to_string),
+            git_branch: git.branch.clone(),
+            git_dirty: git.dirty,
+            target: target.as_str().to_string(),
+            pythons: config.package.pythons.get_ref().clone(),
+            platforms: config.package.platforms.clone(),
+            fingerprints: PackagedFingerprints {
+                code: Some(fps.code.clone()),
+                schema: fps.schema.clone(),
+                scheme: fingerprint::SCHEME.into(),
+            },
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+        .to_bytes();
         let readme = deploy_readme(config, target, &build_id, &built_at, &git, &fps)?;
         // The copies an app reads from its own folder: the same bytes, outside the code
         // fingerprint (computed above) like the original, listed in MANIFEST.json.
@@ -683,21 +684,6 @@ pub fn rfc3339(epoch: i64) -> String {
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// What a build id looks like: `<UTC stamp>-<12 hex>`. Nothing else is ever a build id, so one
-/// from a package can be put into a release or backup name without more thought.
-pub fn valid_build_id(id: &str) -> bool {
-    let b = id.as_bytes();
-    b.len() == 29
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
-        && b[16] == b'-'
-        && b[17..]
-            .iter()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 /// The build id a package with these fingerprints, target and build time must carry.

@@ -505,9 +505,9 @@ pub(crate) async fn identify(
     launch: &Launch,
     reporter: &dyn Reporter,
 ) -> Result<(), StackError> {
-    let info: Option<serde_json::Value> = std::fs::read(launch.run_dir.join("app/build_info.json"))
+    let info = std::fs::read(launch.run_dir.join("app/build_info.json"))
         .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        .and_then(|b| crate::model::build::BuildInfo::parse(&b).ok());
     let (Some(info), Some(port)) = (
         info,
         handle
@@ -516,9 +516,10 @@ pub(crate) async fn identify(
     ) else {
         return Ok(());
     };
-    let Some(build) = info["build_id"].as_str().map(str::to_string) else {
+    let build = info.build_id.clone();
+    if build.is_empty() {
         return Ok(());
-    };
+    }
     // Health was the stack's own wait; this asks only the version path (an empty health path
     // is the app's root, which answers whatever the app answers there).
     let probe = crate::probe::Probe {
