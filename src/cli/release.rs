@@ -294,7 +294,7 @@ fn verify_backup(ctx: &Ctx, id: Option<&str>) -> Result<Exit, Failure> {
 }
 
 /// A `--dry-run` plan: each remote step with what it means and its exact shell.
-fn print_plan(steps: &[crate::deploy::plan::RemoteStep]) {
+fn print_plan(steps: &[crate::remote::step::RemoteStep]) {
     for (i, s) in steps.iter().enumerate() {
         println!("{:>2}. {:<14} {}", i + 1, s.id, s.what);
         for line in s.command().lines() {

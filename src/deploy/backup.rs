@@ -5,14 +5,13 @@
 //! `.harness/backups/webhosting-<stamp>-<live build>.tar.gz` here: the database as a consistent
 //! copy at its path (`app.db`) plus the live tree without the live database file. Extracted
 //! ([`extract`]), it looks like an extracted package: app files, build_info.json, the database.
-use crate::deploy::plan::StepId;
 use crate::model::target::Target;
+use crate::remote::step::StepId;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::plan::{self, Layout};
 use super::remote::{Preflight, Remote};
 use super::retention;
 use super::transaction::{self, unchanged_failure};
@@ -23,6 +22,7 @@ use crate::events::{Event, Reporter};
 use crate::ledger::{BackupKind, BackupRecord, Ledger};
 use crate::model::retention::RetentionPolicy;
 use crate::model::timestamp::Timestamp;
+use crate::remote::layout::Layout;
 use crate::remote::ssh::Ssh;
 
 /// Where local copies go: `.harness/backups/`.
@@ -46,13 +46,14 @@ pub(super) fn record(
     ssh: &Ssh,
     ledger: &mut Ledger,
     layout: &Layout,
-    b: &plan::Backup,
+    b: &crate::remote::backup::Backup,
     kind: BackupKind,
     build_id: Option<&str>,
 ) -> Result<BackupRecord, Failure> {
     let sha256 = crate::package::sha256_file(&b.local)?;
     let file = format!("{}.tar.gz", b.name);
-    let check = plan::sha256_check(StepId::CheckBackup, &layout.backups(), &file, &sha256);
+    let check =
+        crate::remote::backup::sha256_check(StepId::CheckBackup, &layout.backups(), &file, &sha256);
     ssh.run(&check.command()).map_err(|e| {
         Failure::new(
             Exit::Environment,
@@ -217,7 +218,7 @@ pub fn backup(
     pre.check(layout, break_lock, None, &remote.destination, "a backup")?;
 
     let name = new_name(pre.live_build.as_deref());
-    let spec = plan::Backup {
+    let spec = crate::remote::backup::Backup {
         name: name.clone(),
         db: db.clone().filter(|_| pre.live_db),
         local: local_path(&config.root, &name),
@@ -225,14 +226,14 @@ pub fn backup(
     };
     std::fs::create_dir_all(local_dir(&config.root))
         .map_err(|e| io_failure(local_dir(&config.root), e))?;
-    let mut steps = vec![plan::lock(
+    let mut steps = vec![crate::remote::lock::lock(
         layout,
         &super::lock_details("backup", pre.live_build.as_deref().unwrap_or("unknown")),
         break_lock,
     )];
-    steps.extend(plan::backup_steps(layout, &spec));
+    steps.extend(crate::remote::backup::backup_steps(layout, &spec));
     interrupt::install();
-    if let Err((id, e)) = plan::execute(
+    if let Err((id, e)) = crate::remote::step::execute(
         &steps,
         &ssh,
         reporter,
@@ -240,7 +241,7 @@ pub fn backup(
         &interrupt::requested,
     ) {
         if id != StepId::Lock {
-            let _ = ssh.run(&plan::unlock(layout, super::lock_token()).command());
+            let _ = ssh.run(&crate::remote::lock::unlock(layout, super::lock_token()).command());
             let _ = std::fs::remove_file(&spec.local);
         }
         return Err(unchanged_failure(id, e, layout));
@@ -255,7 +256,7 @@ pub fn backup(
             pre.live_build.as_deref(),
         );
         if rec.is_err() {
-            let _ = ssh.run(&plan::unlock(layout, super::lock_token()).command());
+            let _ = ssh.run(&crate::remote::lock::unlock(layout, super::lock_token()).command());
         }
         let rec = rec?;
         let detail = format!("sha256 {} on both ends, {} bytes", rec.sha256, rec.size);
@@ -276,10 +277,10 @@ pub fn backup(
     );
     let mut finish = Vec::new();
     if !plan.prune.is_empty() {
-        finish.push(plan::prune_backups(layout, &plan.prune));
+        finish.push(crate::remote::backup::prune_backups(layout, &plan.prune));
     }
-    finish.push(plan::unlock(layout, super::lock_token()));
-    finish.push(plan::audit(layout, &line));
+    finish.push(crate::remote::lock::unlock(layout, super::lock_token()));
+    finish.push(crate::remote::audit::audit(layout, &line));
     transaction::finish_best_effort(&finish, &ssh, reporter, "the backup is taken");
     ssh.close();
     super::append_local_audit(&config.root, &line);

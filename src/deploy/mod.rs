@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::gate::Force;
 use crate::model::timestamp::Timestamp;
-use plan::Layout;
+use crate::remote::layout::Layout;
 use transaction::lock_held;
 
 /// Overrides `[targets.webhosting] url` for verification (tests point it at the twin's port).

@@ -8,12 +8,12 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::lock_held;
-use super::plan::{self, Layout};
 use crate::config::{Config, WebhostingDeploy};
 use crate::error::{Exit, Failure};
 use crate::events::Reporter;
 use crate::model::build::{BuildId, BuildInfo};
 use crate::probe as verify;
+use crate::remote::layout::Layout;
 use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure};
 
 /// `[targets.webhosting]`'s address of the app.
@@ -84,7 +84,7 @@ impl Remote {
     /// One read-only look at the server.
     pub fn inspect(&self, ssh: &Ssh, db: Option<&str>) -> Result<Preflight, Failure> {
         let out = ssh
-            .run(&plan::preflight_script(&self.layout, db))
+            .run(&crate::remote::listing::preflight_script(&self.layout, db))
             .map_err(|e| ssh_failure(e, UNCHANGED))?;
         Ok(Preflight::parse(&out.text()))
     }
@@ -593,7 +593,10 @@ mod tests {
         let layout = Layout::of(live.to_str().unwrap()).unwrap();
         let out = std::process::Command::new("sh")
             .arg("-c")
-            .arg(plan::preflight_script(&layout, Some("app.db")))
+            .arg(crate::remote::listing::preflight_script(
+                &layout,
+                Some("app.db"),
+            ))
             .output()
             .unwrap();
         assert!(

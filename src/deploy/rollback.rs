@@ -7,8 +7,8 @@
 //! stays. With it, the release's own database backup (the newest backup taken while its build was
 //! live) replaces production's, after a backup of what is live now and after saying what would
 //! be lost.
-use crate::deploy::plan::StepId;
 use crate::model::target::Target;
+use crate::remote::step::StepId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::json;
 
-use super::plan::{self, Check, Layout, RemoteStep, RollbackFacts};
+use super::plan::{self, RollbackFacts};
 use super::remote::{KeptRelease, Remote};
 use super::transaction::{self, Change, NotRecorded, Outcome, Stage};
 use super::{backup, io_failure, retention};
@@ -27,7 +27,10 @@ use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord};
 use crate::model::build::BuildInfo;
 use crate::model::timestamp::Timestamp;
+use crate::remote::layout::Layout;
 use crate::remote::ssh::failure as ssh_failure;
+use crate::remote::step::Check;
+use crate::remote::step::RemoteStep;
 
 #[derive(Debug, Clone, Default)]
 pub struct RollbackRequest {
@@ -427,8 +430,11 @@ fn database_check(
     let loss_report = crate::events::phase(reporter, "database", || {
         let now = scratch.path().join("production.db");
         if pre.live_db {
-            ssh.run_to_file(&plan::db_snapshot(&format!("{}/{db}", layout.live)), &now)
-                .map_err(|e| ssh_failure(e, unchanged))?;
+            ssh.run_to_file(
+                &crate::remote::sqlite::to_stdout(&format!("{}/{db}", layout.live)),
+                &now,
+            )
+            .map_err(|e| ssh_failure(e, unchanged))?;
         }
         match restore_from {
             Some(name) => {
@@ -455,7 +461,7 @@ fn database_check(
                         let script = format!(
                             "f={}; if [ -f \"$f\" ]; then {}; fi",
                             crate::remote::ssh::quote(&format!("{release_dir}/{db}")),
-                            plan::db_snapshot(&format!("{release_dir}/{db}"))
+                            crate::remote::sqlite::to_stdout(&format!("{release_dir}/{db}"))
                         );
                         ssh.run_to_file(&script, &kept)
                             .map_err(|e| ssh_failure(e, unchanged))?;
@@ -512,7 +518,7 @@ fn restore(
     Ok(Some(plan::Restore {
         backup: name.to_string(),
         sha256,
-        safety: plan::Backup {
+        safety: crate::remote::backup::Backup {
             name: outgoing.to_string(),
             db: config.database_path().filter(|_| pre.live_db),
             local: backup::local_path(&config.root, outgoing),
@@ -579,7 +585,7 @@ impl Rollback<'_> {
             swap: &steps[swap_at],
             verify: &steps[swap_at + 1],
             // The one that was live is the newest under releases/, so it stays for a revert.
-            prune: vec![plan::prune_releases(
+            prune: vec![crate::remote::release::prune_releases(
                 &f.layout,
                 &self
                     .pre
@@ -787,10 +793,10 @@ impl Change for Rollback<'_> {
         let mut finish = Vec::new();
         let pruned = &self.retention().1.prune;
         if self.facts.restore.is_some() && !pruned.is_empty() {
-            finish.push(plan::prune_backups(l, pruned));
+            finish.push(crate::remote::backup::prune_backups(l, pruned));
         }
-        finish.push(plan::unlock(l, super::lock_token()));
-        finish.push(plan::audit(l, line));
+        finish.push(crate::remote::lock::unlock(l, super::lock_token()));
+        finish.push(crate::remote::audit::audit(l, line));
         finish
     }
 

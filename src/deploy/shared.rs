@@ -19,10 +19,11 @@
 //!   release to it, and lift the fence once the new release answers. The old file stays fenced
 //!   in the previous release, so a process that still has it open cannot write anything there
 //!   that would be lost.
-use super::plan::{Layout, RemoteStep};
-use crate::deploy::plan::StepId;
+use crate::remote::layout::Layout;
 use crate::remote::sqlite;
 use crate::remote::ssh::quote;
+use crate::remote::step::RemoteStep;
+use crate::remote::step::StepId;
 
 /// The Retry-After the pause file carries: Passenger's 10 s throttle and a verification.
 pub const RETRY_AFTER_SECS: u32 = 15;
@@ -112,7 +113,7 @@ impl Db<'_> {
 
 /// `FILE FILE-wal FILE-shm FILE-journal`, quoted.
 fn with_journals(file: &str) -> String {
-    format!("{} {}", quote(file), super::plan::journals(file))
+    format!("{} {}", quote(file), crate::remote::sqlite::journals(file))
 }
 
 /// `<dir>/<db>` becomes the link to the shared database (whatever was there, a package's
@@ -297,7 +298,7 @@ fn migrate_steps(
         RemoteStep {
             id: StepId::FetchMigrated,
             what: "fetch the migrated database".into(),
-            action: super::plan::Action::Download {
+            action: crate::remote::step::Action::Download {
                 script: crate::remote::sqlite::to_stdout(&db.work()),
                 local: migrated.to_path_buf(),
             },
@@ -305,7 +306,7 @@ fn migrate_steps(
         RemoteStep {
             id: StepId::MigratedSchema,
             what: "the migrated schema must be the package's".into(),
-            action: super::plan::Action::Check(super::plan::Check::MigratedSchema),
+            action: crate::remote::step::Action::Check(crate::remote::step::Check::MigratedSchema),
         },
     ]
 }

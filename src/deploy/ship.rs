@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::plan::{self, Check, Facts, RemoteStep, StepId};
+use super::plan::{self, Facts};
 use super::remote::{Preflight, Remote};
 use super::transaction::{self, Change, NotRecorded, Outcome, Stage};
 use super::{backup, boot, io_failure, shared, short};
@@ -25,6 +25,9 @@ use crate::model::release_name;
 use crate::model::timestamp::Timestamp;
 use crate::probe as verify;
 use crate::remote::ssh::failure as ssh_failure;
+use crate::remote::step::Check;
+use crate::remote::step::RemoteStep;
+use crate::remote::step::StepId;
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployRequest {
@@ -294,8 +297,11 @@ fn preflight_schema(
     };
     crate::events::phase(reporter, "schema", || {
         let snap = scratch.join("preflight.db");
-        ssh.run_to_file(&plan::db_snapshot(&format!("{live}/{db}")), &snap)
-            .map_err(|e| ssh_failure(e, "nothing was changed"))?;
+        ssh.run_to_file(
+            &crate::remote::sqlite::to_stdout(&format!("{live}/{db}")),
+            &snap,
+        )
+        .map_err(|e| ssh_failure(e, "nothing was changed"))?;
         let (detail, differs) =
             schema_check(&snap, shipment, &config.webhosting_deploy(), req.fresh_db)?;
         Ok::<_, Failure>((differs, detail))
@@ -309,7 +315,7 @@ struct Planned {
     kept: Vec<String>,
     retention: super::retention::Plan,
     /// The backup of the live release, when there is one.
-    backup: Option<plan::Backup>,
+    backup: Option<crate::remote::backup::Backup>,
 }
 
 fn planned(
@@ -319,7 +325,7 @@ fn planned(
     pre: &Preflight,
     (break_lock, schema_differs): (bool, bool),
     scratch: &Path,
-    layout: &plan::Layout,
+    layout: &crate::remote::layout::Layout,
 ) -> Planned {
     let wh = config.webhosting_deploy();
     let backup_name = backup::new_name(pre.live_build.as_deref());
@@ -367,7 +373,7 @@ fn planned(
         lock_details: super::lock_details("deploy", &shipment.build_id),
         audit_line: String::new(),
     };
-    let backup = pre.live.then(|| plan::Backup {
+    let backup = pre.live.then(|| crate::remote::backup::Backup {
         name: facts.backup_name.clone(),
         db: facts.db.clone().filter(|_| pre.live_db),
         local: facts.local_backup.clone(),
@@ -427,13 +433,16 @@ impl<'a> Deploy<'a> {
             swap: &steps[swap_at],
             verify: &steps[swap_at + 1],
             // The previous release is the newest under releases/, so it stays for a rollback.
-            prune: vec![plan::prune_releases(&facts.layout, &facts.prune_releases)],
+            prune: vec![crate::remote::release::prune_releases(
+                &facts.layout,
+                &facts.prune_releases,
+            )],
             revert: self.pre.live.then(|| plan::rollback(facts)),
             undo_pause: plan::undo_before_swap(facts),
         }
     }
 
-    fn layout(&self) -> &plan::Layout {
+    fn layout(&self) -> &crate::remote::layout::Layout {
         &self.plan.facts.layout
     }
 

