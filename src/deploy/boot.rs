@@ -1,46 +1,60 @@
 //! The boot check: the exact webhosting zip, extracted and started once in the app image, must
 //! answer health 2xx and report its build id before anything goes to the server. It catches what
 //! differs between the targets (wheels for another platform, a missing file, a bad env).
-use crate::model::target::Target;
-use std::collections::HashMap;
+//!
+//! It is a one-service stack: the stack engine creates it (run labels, its own network, its log
+//! streamed to a file), `guarded` removes it on an error or a signal, and a crash leaves it to the
+//! next command's sweep, like any other run. Its HTTP wait is the version probe, the same one the
+//! server's verification uses, so both give up on a streak of 500s rather than at the timeout.
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding};
-use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions, StartContainerOptions,
-};
+use bollard::query_parameters::InspectContainerOptions;
 
 use crate::config::Config;
 use crate::error::{Exit, Failure};
-use crate::stack::{Engine, RunIdentity};
+use crate::events::Reporter;
+use crate::model::build::BuildInfo;
+use crate::model::target::Target;
+use crate::stack::compose::{MountSpec, PortSpec, Stack, WaitSpec};
+use crate::stack::{Engine, RunIdentity, ServiceSpec, StackHandle};
 
 /// Environment variable naming the app image to use instead of the newest local harness/app tag.
 pub const IMAGE_ENV: &str = "HARNESS_IMAGE_APP";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The service's name: its container is `<project>-boot-check`.
+const SERVICE: &str = "boot-check";
+/// Where the app image's Apache serves the app from.
+const APP_ROOT: &str = "/srv/app";
 
 /// The app image: `HARNESS_IMAGE_APP`, else what the images module resolves (present locally,
 /// pulled, or baked from the offline recipe), exactly as the stack's app service gets it.
-pub async fn app_image() -> Result<String, Failure> {
+async fn app_image(reporter: &dyn Reporter) -> Result<String, Failure> {
     if let Ok(image) = std::env::var(IMAGE_ENV)
         && !image.is_empty()
     {
         return Ok(image);
     }
-    let reporter = crate::events::TerminalReporter;
     let options = crate::images::Options::from_env()?;
-    let images = crate::images::Images::connect(options, &reporter).await?;
+    let images = crate::images::Images::connect(options, reporter).await?;
     Ok(images.resolve("app").await?.reference)
 }
 
 /// What the boot check sets itself; the target's env files lie under it, its inline env over it.
-pub fn builtin_env() -> std::collections::BTreeMap<String, String> {
-    [("PASSENGER_APP_ROOT", "/srv/app")]
+pub fn builtin_env() -> BTreeMap<String, String> {
+    [("PASSENGER_APP_ROOT", APP_ROOT)]
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .into()
 }
 
-pub fn check(config: &Config, zip: &Path, build_id: &str) -> Result<String, Failure> {
+/// Boots `zip` and checks that it answers as `build_id`; the detail line on success.
+pub fn check(
+    config: &Config,
+    zip: &Path,
+    build_id: &str,
+    reporter: &dyn Reporter,
+) -> Result<String, Failure> {
     let dir = tempfile::Builder::new()
         .prefix("harness-boot-")
         .tempdir()
@@ -61,136 +75,145 @@ pub fn check(config: &Config, zip: &Path, build_id: &str) -> Result<String, Fail
                 format!("cannot extract {}: {e}", zip.display()),
             )
         })?;
-    crate::docker::runtime()?.block_on(boot(config, &app, build_id))
+    let logs = dir.path().join("logs");
+    crate::docker::runtime()?.block_on(boot(config, &app, &logs, build_id, reporter))
 }
 
-async fn boot(config: &Config, app: &Path, build_id: &str) -> Result<String, Failure> {
-    let docker_fail = |e: &dyn std::fmt::Display| {
-        Failure::new(Exit::Environment, format!("boot check: Docker: {e}"))
-    };
-    let engine = Engine::connect().await.map_err(|e| docker_fail(&e))?;
-    let image = app_image().await?;
+/// The one service: the app image serving the extracted zip on port 80, with the webhosting env.
+fn service(config: &Config, image: &str, app: &Path) -> Result<ServiceSpec, Failure> {
+    Ok(ServiceSpec {
+        name: SERVICE.into(),
+        image: image.into(),
+        command: None,
+        entrypoint: None,
+        environment: config.app_env(Target::Webhosting)?.over(&builtin_env()),
+        ports: vec![PortSpec {
+            port: 80,
+            udp: false,
+        }],
+        mounts: vec![MountSpec::Bind {
+            source: app.to_path_buf(),
+            target: APP_ROOT.into(),
+            read_only: false,
+        }],
+        healthcheck: None,
+        depends_on: BTreeMap::new(),
+        aliases: Vec::new(),
+        labels: BTreeMap::new(),
+        user: None,
+        working_dir: None,
+        shm_size: None,
+        tmpfs: Vec::new(),
+        // Started is all the engine waits for; the HTTP wait is the probe below, which also
+        // checks the build id.
+        wait: WaitSpec::Started,
+        timeout: BOOT_TIMEOUT,
+        uploads: Vec::new(),
+    })
+}
+
+async fn boot(
+    config: &Config,
+    app: &Path,
+    logs: &Path,
+    build_id: &str,
+    reporter: &dyn Reporter,
+) -> Result<String, Failure> {
+    let engine = Engine::connect()
+        .await
+        .map_err(|e| Failure::new(Exit::Environment, format!("boot check: Docker: {e}")))?;
+    let image = app_image(reporter).await?;
     let run = RunIdentity::new(&config.root, false);
-    let mut labels = run.labels();
-    labels.insert(crate::stack::LABEL_SERVICE.into(), "boot-check".into());
-    let env: Vec<String> = config
-        .app_env(Target::Webhosting)?
-        .over(&builtin_env())
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let body = ContainerCreateBody {
-        image: Some(image.clone()),
-        env: Some(env),
-        labels: Some(labels),
-        exposed_ports: Some(vec!["80/tcp".to_string()]),
-        host_config: Some(HostConfig {
-            port_bindings: Some(HashMap::from([(
-                "80/tcp".to_string(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(String::new()),
-                }]),
-            )])),
-            mounts: Some(vec![Mount {
-                target: Some("/srv/app".into()),
-                source: Some(app.display().to_string()),
-                typ: Some(MountType::BIND),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
+    let stack = Stack {
+        services: BTreeMap::from([(SERVICE.to_string(), service(config, &image, app)?)]),
+        volumes: BTreeMap::new(),
     };
-    let docker = engine.docker();
-    let name = format!("{}-boot-check", run.project);
-    let created = docker
-        .create_container(
-            Some(CreateContainerOptions {
-                name: Some(name.clone()),
-                ..Default::default()
-            }),
-            body,
-        )
-        .await
-        .map_err(|e| docker_fail(&e))?;
-    let result = async {
-        docker
-            .start_container(&created.id, None::<StartContainerOptions>)
-            .await
-            .map_err(|e| docker_fail(&e))?;
-        let info = docker
-            .inspect_container(&created.id, None::<InspectContainerOptions>)
-            .await
-            .map_err(|e| docker_fail(&e))?;
-        let port = info
-            .network_settings
-            .and_then(|n| n.ports)
-            .and_then(|p| p.get("80/tcp").cloned().flatten())
-            .and_then(|b| b.first().and_then(|b| b.host_port.clone()))
-            .and_then(|p| p.parse::<u16>().ok())
-            .ok_or_else(|| docker_fail(&"the app container published no port"))?;
-        let probe = crate::probe::Probe {
-            base: format!("http://127.0.0.1:{port}"),
-            health_path: config.stack.health_path.clone(),
-            version: config.stack.version_probe(),
-            settle: Duration::ZERO,
-            timeout: BOOT_TIMEOUT,
-        };
-        // curl and sleeps block, so the probe runs on the blocking pool; between probes it asks
-        // the daemon whether the container still runs, so a dead one fails at once, not after
-        // the timeout.
-        let handle = tokio::runtime::Handle::current();
-        let (docker, id, build_id) = (docker.clone(), created.id.clone(), build_id.to_string());
-        let build_info = std::fs::read(app.join("build_info.json"))
-            .ok()
-            .and_then(|b| crate::model::build::BuildInfo::parse(&b).ok());
-        tokio::task::spawn_blocking(move || {
-            let expected = crate::probe::Expected {
-                build_id: &build_id,
-                info: build_info.as_ref(),
-            };
-            probe.until_alive(expected, Instant::now(), || {
-                let info =
-                    handle.block_on(docker.inspect_container(&id, None::<InspectContainerOptions>));
-                match info.ok().and_then(|i| i.state) {
-                    Some(s) if s.running == Some(false) => Err(format!(
-                        "the app container stopped (exit code {})",
-                        s.exit_code.unwrap_or(-1)
-                    )),
-                    _ => Ok(()),
-                }
-            })
-        })
-        .await
-        .map_err(|e| docker_fail(&e))?
-    }
+    let build_info = std::fs::read(app.join("build_info.json"))
+        .ok()
+        .and_then(|b| BuildInfo::parse(&b).ok());
+    let probe = crate::probe::Probe {
+        base: String::new(),
+        health_path: config.stack.health_path.clone(),
+        version: config.stack.version_probe(),
+        settle: Duration::ZERO,
+        timeout: BOOT_TIMEOUT,
+    };
+    // Starting and probing both run under `guarded`, so an error or a signal in either removes
+    // the run; on success the handle takes it down.
+    let answered = crate::stack::guarded(&engine, &run, logs, reporter, async {
+        let handle = engine.start(&run, &stack, logs, reporter).await?;
+        Ok(until_answers(handle, engine.docker(), probe, build_id, build_info).await)
+    })
     .await;
-    let logs = match &result {
-        Err(_) => crate::stack::wait::last_stderr_lines(docker, &created.id, 20).await,
-        Ok(_) => Vec::new(),
-    };
-    let _ = docker
-        .remove_container(
-            &created.id,
-            Some(RemoveContainerOptions {
-                force: true,
-                v: true,
-                ..Default::default()
-            }),
+    let refused = |why: String, logs: Vec<String>| {
+        let tail = if logs.is_empty() {
+            String::new()
+        } else {
+            format!("\n  last log lines:\n    {}", logs.join("\n    "))
+        };
+        Failure::new(
+            Exit::Refused,
+            format!(
+                "boot check: the webhosting package does not answer in {image}: {why}; nothing was changed{tail}"
+            ),
         )
-        .await;
+        .hint("run the package locally (`harness up`) and look at the app's log")
+    };
+    match answered {
+        Ok(Ok(detail)) => Ok(format!("{image}: {detail}")),
+        Ok(Err((why, logs))) => Err(refused(why, logs)),
+        Err(f) => Err(refused(f.message, Vec::new())),
+    }
+}
+
+/// The HTTP wait: health 2xx and the build id, probed on the blocking pool (curl and its sleeps
+/// block), asking the daemon between probes whether the container still runs, so a dead one
+/// fails at once. A failure carries the app's stderr (Apache's error log, where Passenger puts
+/// the traceback). The run is removed either way.
+async fn until_answers(
+    handle: StackHandle,
+    docker: &bollard::Docker,
+    mut probe: crate::probe::Probe,
+    build_id: &str,
+    build_info: Option<BuildInfo>,
+) -> Result<String, (String, Vec<String>)> {
+    let svc = &handle.services[SERVICE];
+    let id = svc.container_id.clone();
+    let result = match svc.ports.get(&80) {
+        None => Err("the app container published no port".to_string()),
+        Some(port) => {
+            probe.base = format!("http://127.0.0.1:{port}");
+            let rt = tokio::runtime::Handle::current();
+            let (docker, id, build_id) = (docker.clone(), id.clone(), build_id.to_string());
+            tokio::task::spawn_blocking(move || {
+                let expected = crate::probe::Expected {
+                    build_id: &build_id,
+                    info: build_info.as_ref(),
+                };
+                probe.until_alive(expected, Instant::now(), || {
+                    let info =
+                        rt.block_on(docker.inspect_container(&id, None::<InspectContainerOptions>));
+                    match info.ok().and_then(|i| i.state) {
+                        Some(s) if s.running == Some(false) => Err(format!(
+                            "the app container stopped (exit code {})",
+                            s.exit_code.unwrap_or(-1)
+                        )),
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .await
+            .map_err(|e| format!("the probe stopped: {e}"))
+            .and_then(|r| r.map_err(|f| f.message))
+        }
+    };
+    let result = match result {
+        Ok(d) => Ok(d),
+        Err(why) => Err((
+            why,
+            crate::stack::wait::last_stderr_lines(docker, &id, 20).await,
+        )),
+    };
+    let _ = handle.down().await;
     result
-        .map(|d| format!("{image}: {d}"))
-        .map_err(|f| {
-            Failure::new(
-                Exit::Refused,
-                format!(
-                    "boot check: the webhosting package does not answer in {image}: {}; nothing was changed{}",
-                    f.message,
-                    if logs.is_empty() { String::new() } else { format!("\n  last log lines:\n    {}", logs.join("\n    ")) }
-                ),
-            )
-            .hint("run the package locally (`harness up`) and look at the app's log")
-        })
 }

@@ -17,7 +17,6 @@ mod ship;
 pub mod status;
 mod transaction;
 
-pub use boot::app_image;
 pub use ship::{DeployReceipt, DeployRequest, deploy};
 
 use crate::model::target::Target;

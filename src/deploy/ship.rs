@@ -267,7 +267,7 @@ fn boot_check(
     reporter: &dyn Reporter,
 ) -> Result<(), Failure> {
     crate::events::phase(reporter, "boot-check", || {
-        match boot::check(config, &shipment.zip, &shipment.build_id) {
+        match boot::check(config, &shipment.zip, &shipment.build_id, reporter) {
             Ok(d) => Ok(((), d)),
             Err(f) if req.force.is_some() => {
                 reporter.event(&Event::Warning {
