@@ -777,3 +777,48 @@ fn with_seed_command(p: &Project, script: &str, config: &str) {
         ),
     );
 }
+
+/// HARNESS_EVENTS=json: every progress line on stderr is one JSON object, the phases a build
+/// reports are the ones its summary times, and stdout still holds only the result.
+#[test]
+fn json_events_report_the_phases_the_summary_times() {
+    let p = Project::new();
+    let out = p
+        .harness(&["--json", "build"])
+        .env("HARNESS_EVENTS", "json")
+        .output()
+        .unwrap();
+    let summary = json_summary(&out);
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l:?}")))
+        .collect();
+    let finished: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "phase_finished")
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    let started: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "phase_started")
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
+    let mut timed: Vec<&str> = summary["timings_ms"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut reported = finished.clone();
+    timed.sort_unstable();
+    reported.sort_unstable();
+    assert_eq!(reported, timed, "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        started, finished,
+        "every phase starts before it finishes, in order"
+    );
+    assert!(finished.contains(&"zip"), "{finished:?}");
+    for e in events.iter().filter(|e| e["event"] == "phase_finished") {
+        assert!(e["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{e}");
+    }
+}

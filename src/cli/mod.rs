@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 use crate::error::{Exit, Failure};
-use crate::events::{Reporter, TerminalReporter};
+use crate::events::Reporter;
 pub use ledger::*;
 pub use project::*;
 pub use release::*;
@@ -286,10 +286,11 @@ impl Ctx<'_> {
 }
 
 fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
-    let reporter = TerminalReporter;
+    // HARNESS_EVENTS=json turns the progress lines into JSON lines (events::JsonReporter).
+    let reporter = crate::events::from_env();
     let ctx = Ctx {
         cli,
-        reporter: &reporter,
+        reporter: &*reporter,
         config: OnceCell::new(),
     };
     // Every command first removes what crashed runs left behind (DESIGN.md, "Stack"). The mocks
@@ -298,7 +299,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
         cli.command,
         Command::Mock { .. } | Command::Init(_) | Command::Env(_)
     ) {
-        crate::stack::sweep::at_start(&reporter);
+        crate::stack::sweep::at_start(&*reporter);
         // .harness/ holds secrets (state copies, packages with the app's database, backups of
         // production): only its owner may enter it, whatever an older harness or the umask made.
         let root = ctx.root();

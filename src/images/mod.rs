@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Exit, Failure};
-use crate::events::{Event, Reporter};
+use crate::events::{Event, Phase, Reporter};
 
 pub use engine::{BAKE_PREFIX, Engine, LABEL_HASH, LABEL_IMAGE};
 pub use recipe::{NAMES, RecipeSource};
@@ -291,8 +291,7 @@ impl<'a> Images<'a> {
                         continue;
                     }
                     tried.push(format!("pull {online}"));
-                    let started = Instant::now();
-                    self.reporter.event(&Event::PhaseStarted { phase: "pull" });
+                    let started = Phase::start(self.reporter, "pull");
                     match self.engine.pull(online).await {
                         Ok(()) => {
                             self.record_pulled(online);
@@ -302,7 +301,7 @@ impl<'a> Images<'a> {
                                     message: "pull finished but the image is not there".into(),
                                 }
                             })?;
-                            self.finished("pull", started.elapsed(), format!("{name} {online}"));
+                            started.finish(format!("{name} {online}"));
                             return Ok(Resolved {
                                 name: name.into(),
                                 reference: online.clone(),
@@ -389,12 +388,9 @@ impl<'a> Images<'a> {
         Ok(rows)
     }
 
+    /// A phase timed where it ran (inside a bake container, or split out of one blocking call).
     fn finished(&self, phase: &'static str, elapsed: Duration, detail: String) {
-        self.reporter.event(&Event::PhaseFinished {
-            phase,
-            elapsed,
-            detail,
-        });
+        Phase::measured(self.reporter, phase, elapsed, detail);
     }
 
     fn pulled_file(&self) -> PathBuf {
@@ -503,18 +499,11 @@ impl<'a> Images<'a> {
                 let rootfs = match rootfs::cached(&self.options.cache, &key) {
                     Some(r) => r,
                     None => {
-                        self.reporter.event(&Event::PhaseStarted {
-                            phase: "install-debootstrap",
-                        });
-                        let started = Instant::now();
+                        let started = Phase::start(self.reporter, "install-debootstrap");
                         let installed = tokio::task::spawn_blocking(rootfs::ensure_debootstrap)
                             .await
                             .expect("debootstrap install thread")?;
-                        self.finished(
-                            "install-debootstrap",
-                            started.elapsed(),
-                            installed.unwrap_or_else(|| "already installed".into()),
-                        );
+                        started.finish(installed.unwrap_or_else(|| "already installed".into()));
                         self.reporter.event(&Event::PhaseStarted {
                             phase: "debootstrap",
                         });
@@ -541,11 +530,9 @@ impl<'a> Images<'a> {
                 };
                 let reference = format!("harness/base:{}", &rootfs.sha256[..12]);
                 if self.engine.inspect(&reference).await?.is_none() {
-                    self.reporter
-                        .event(&Event::PhaseStarted { phase: "import" });
-                    let started = Instant::now();
+                    let started = Phase::start(self.reporter, "import");
                     self.engine.import_rootfs(&rootfs, &key, &reference).await?;
-                    self.finished("import", started.elapsed(), reference.clone());
+                    started.finish(reference.clone());
                 }
                 Ok((reference, rootfs.sha256))
             })
@@ -643,25 +630,17 @@ impl<'a> Images<'a> {
                     );
                     return Ok(BakePath::Container);
                 }
-                self.reporter.event(&Event::PhaseStarted { phase: "probe" });
-                let started = Instant::now();
+                let started = Phase::start(self.reporter, "probe");
                 let path = match self.engine.probe_mirror(base).await? {
                     Ok(()) => {
-                        self.finished(
-                            "probe",
-                            started.elapsed(),
-                            "containers reach Debian's mirror: packages install in bake containers"
-                                .into(),
+                        started.finish(
+                            "containers reach Debian's mirror: packages install in bake containers",
                         );
                         let _ = std::fs::write(&memo, "");
                         BakePath::Container
                     }
                     Err(why) => {
-                        self.finished(
-                            "probe",
-                            started.elapsed(),
-                            "containers cannot reach Debian's mirror: chroot fallback".into(),
-                        );
+                        started.finish("containers cannot reach Debian's mirror: chroot fallback");
                         self.reporter.event(&Event::Warning {
                             message: format!(
                                 "apt-get update in a container failed ({why}); baking in a chroot \

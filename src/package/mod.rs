@@ -17,7 +17,7 @@ pub mod vendor;
 use std::collections::BTreeMap;
 use std::io::Seek;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
@@ -150,31 +150,6 @@ pub fn database_inputs(config: &Config, target: Target, seed_demo: bool) -> Vec<
     files
 }
 
-struct Timer<'a> {
-    reporter: &'a dyn Reporter,
-    timings: Vec<(&'static str, Duration)>,
-}
-
-impl Timer<'_> {
-    fn run<T>(
-        &mut self,
-        phase: &'static str,
-        work: impl FnOnce() -> Result<(T, String), Failure>,
-    ) -> Result<T, Failure> {
-        self.reporter.event(&Event::PhaseStarted { phase });
-        let start = Instant::now();
-        let (value, detail) = work()?;
-        let elapsed = start.elapsed();
-        self.timings.push((phase, elapsed));
-        self.reporter.event(&Event::PhaseFinished {
-            phase,
-            elapsed,
-            detail,
-        });
-        Ok(value)
-    }
-}
-
 /// One file going into the zip, by where its bytes come from.
 enum Source {
     Disk(PathBuf),
@@ -188,10 +163,7 @@ pub fn build(
     req: &BuildRequest,
     reporter: &dyn Reporter,
 ) -> Result<PackageManifest, Failure> {
-    let mut t = Timer {
-        reporter,
-        timings: Vec::new(),
-    };
+    let t = crate::events::Timings::default();
     let target = req.target;
     let target_cfg = config.target(target);
     let out_zip = match &req.output {
@@ -213,7 +185,7 @@ pub fn build(
     let build_path = build_dir.path().to_path_buf();
 
     // Stage.
-    let sources = t.run("stage", || {
+    let sources = t.phase::<_, Failure>(reporter, "stage", || {
         let files = stage::walk(config)?;
         let staged = stage::stage(config, &files, &build_path)?;
         let n = files.len();
@@ -227,7 +199,7 @@ pub fn build(
     // Vendor.
     let vendor = match &requirements {
         None => None,
-        Some(set) => Some(t.run("vendor", || {
+        Some(set) => Some(t.phase::<_, Failure>(reporter, "vendor", || {
             let v = vendor::ensure(&vendor::VendorRequest {
                 project_root: &config.root,
                 requirements: set,
@@ -257,7 +229,7 @@ pub fn build(
         None => None,
         Some(db_cfg) => {
             let db_cfg = db_cfg.get_ref();
-            Some(t.run("database", || {
+            Some(t.phase::<_, Failure>(reporter, "database", || {
                 // Held from the read to the write, the seed included (see lock_state).
                 let _state_lock = secrets::lock_state(&config.root, target)?;
                 let state = secrets::load_state(&state_path)?;
@@ -364,7 +336,7 @@ pub fn build(
     };
 
     // Metadata and zip.
-    let (manifest_entries, code_fp, build_id, sha256, zip_size) = t.run("zip", || {
+    let (manifest_entries, code_fp, build_id, sha256, zip_size) = t.phase::<_, Failure>(reporter, "zip", || {
         let mut entries: BTreeMap<String, (Source, u32)> = BTreeMap::new();
         let mut known: BTreeMap<String, FileEntry> = BTreeMap::new();
         for s in staged {
@@ -500,7 +472,7 @@ pub fn build(
         git_commit: git.commit.clone(),
         dirty: git.dirty,
         vendor_cold: vendor.as_ref().is_some_and(|v| v.cold),
-        timings: t.timings,
+        timings: t.list(),
     })
 }
 

@@ -3,10 +3,9 @@
 //! `--dry-run`); [`execute`] runs them in order over one SSH connection, with a timing event per
 //! step, and stops at the first failure naming the step.
 use std::path::PathBuf;
-use std::time::Instant;
 
 use super::ssh::{Ssh, SshError};
-use crate::events::{Event, Reporter};
+use crate::events::{Phase, Reporter};
 
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,10 +217,7 @@ pub fn execute(
         if interrupted() {
             return Err((step.id, StepError::Interrupted));
         }
-        reporter.event(&Event::PhaseStarted {
-            phase: step.id.as_str(),
-        });
-        let start = Instant::now();
+        let phase = Phase::start(reporter, step.id.as_str());
         let result = match &step.action {
             Action::Run(script) => ssh
                 .run(script)
@@ -235,15 +231,13 @@ pub fn execute(
             Action::Check(c) => check(*c).map_err(StepError::Check),
         };
         match result {
-            Ok(detail) => reporter.event(&Event::PhaseFinished {
-                phase: step.id.as_str(),
-                elapsed: start.elapsed(),
-                detail: if detail.is_empty() {
+            Ok(detail) => {
+                phase.finish(if detail.is_empty() {
                     step.what.clone()
                 } else {
                     detail
-                },
-            }),
+                });
+            }
             Err(e) => return Err((step.id, e)),
         }
     }

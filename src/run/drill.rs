@@ -7,10 +7,11 @@ use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::{Finished, Phases, job, judge, report, select};
+use super::{Finished, job, judge, report, select};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
+use crate::events::{Phase, Timings};
 use crate::ledger::{Outcome, Selection};
 use crate::model::timestamp::Timestamp;
 use crate::stack;
@@ -82,7 +83,7 @@ pub fn drill(
 ) -> Result<DrillOutcome, Failure> {
     let start = Instant::now();
     let started_at = Timestamp::now();
-    let phases = Phases::default();
+    let phases = Timings::default();
     let plan_job = super::plan_job(config, &[], reporter)?;
     let root = stack::project_root(config);
     let backup_sha256 = crate::package::sha256_file(&req.tarball)?;
@@ -115,7 +116,7 @@ pub fn drill(
             reporter,
         )
         .await?;
-        let t = Instant::now();
+        let t = Phase::start(reporter, "restore");
         let mut launch = stack::materialize(
             config,
             plan,
@@ -123,20 +124,18 @@ pub fn drill(
             &state_file,
             reporter,
         )?;
-        phases.record(reporter, "restore", t, format!("backup {}", req.backup_id));
+        t.finish_into(&phases, format!("backup {}", req.backup_id));
         let run_id = launch.run.id.clone();
         let run_dir = launch.run_dir.clone();
         let app_dir = run_dir.join("app");
 
-        let t = Instant::now();
+        let t = Phase::start(reporter, "integrity");
         let integrity = match &db_rel {
             Some(rel) => integrity_check(&app_dir.join(rel)),
             None => Ok(()),
         };
-        phases.record(
-            reporter,
-            "integrity",
-            t,
+        t.finish_into(
+            &phases,
             match &integrity {
                 Ok(()) => "ok".to_string(),
                 Err(e) => e.clone(),

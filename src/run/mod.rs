@@ -26,7 +26,7 @@ pub use select::{SelectionRequest, Shard};
 
 use crate::config::Config;
 use crate::error::{Exit, Failure};
-use crate::events::{Event, Reporter};
+use crate::events::{Event, Phase, Reporter, Timings};
 use crate::ledger::{Outcome, RunRecord, Selection};
 use crate::model::timestamp::Timestamp;
 use crate::package::PackageManifest;
@@ -75,29 +75,6 @@ pub struct TestOutcome {
 struct SuiteRun {
     exit_code: i64,
     handle: StackHandle,
-}
-
-/// Phase timings, reported as they end and kept for the report.
-#[derive(Default)]
-struct Phases(std::sync::Mutex<Vec<(String, Duration)>>);
-
-impl Phases {
-    fn record(&self, reporter: &dyn Reporter, phase: &'static str, t: Instant, detail: String) {
-        let elapsed = t.elapsed();
-        reporter.event(&Event::PhaseFinished {
-            phase,
-            elapsed,
-            detail,
-        });
-        self.0
-            .lock()
-            .expect("phases")
-            .push((phase.to_string(), elapsed));
-    }
-
-    fn list(&self) -> Vec<(String, Duration)> {
-        self.0.lock().expect("phases").clone()
-    }
 }
 
 /// The compose variables the test job's files (test.yml, tls-test.yml, mocks-test.yml) need.
@@ -218,7 +195,7 @@ pub fn test(
 ) -> Result<TestOutcome, Failure> {
     let start = Instant::now();
     let started_at = Timestamp::now();
-    let phases = Phases::default();
+    let phases = Timings::default();
 
     // Cheap checks first: the test folder, the selection, the arguments and the requirements
     // are bad input before anything is built or started.
@@ -265,12 +242,10 @@ pub fn test(
 
         // The package. Interrupting this step needs no cleanup: nothing exists in Docker yet,
         // and the build writes its zip by rename.
-        let t = Instant::now();
+        let t = Phase::start(reporter, "package");
         let package = local_package(config, req.skip_build, req.reseed, reporter)?;
-        phases.record(
-            reporter,
-            "package",
-            t,
+        t.finish_into(
+            &phases,
             format!(
                 "{} {}",
                 if package.1 { "reused" } else { "built" },
@@ -290,7 +265,7 @@ pub fn test(
         record.pytest_args = plan_job.user_args.clone();
         record.test_env = crate::ledger::EnvDigest::of_layers(&plan_job.env);
 
-        let t = Instant::now();
+        let t = Phase::start(reporter, "run dir");
         let mut launch = stack::materialize(
             config,
             plan,
@@ -299,7 +274,7 @@ pub fn test(
             reporter,
         )?;
         let job = job::prepare(&mut launch, &plan_job.input(&selected, &root))?;
-        phases.record(reporter, "run dir", t, launch.run_dir.display().to_string());
+        t.finish_into(&phases, launch.run_dir.display().to_string());
         let run_id = launch.run.id.clone();
         let run_dir = launch.run_dir.clone();
 
@@ -436,7 +411,7 @@ pub fn test(
             phases: phases
                 .list()
                 .into_iter()
-                .map(|(p, d)| (p, d.as_secs_f64()))
+                .map(|(p, d)| (p.to_string(), d.as_secs_f64()))
                 .collect(),
         })
     })
@@ -449,19 +424,16 @@ async fn run_suite(
     launch: &stack::Launch,
     job: &job::Job,
     reporter: &dyn Reporter,
-    phases: &Phases,
+    phases: &Timings,
 ) -> Result<SuiteRun, Failure> {
     stack::guarded(engine, &launch.run, &launch.logs_dir, reporter, async {
         let t = Instant::now();
         let handle = stack::start_stack(engine, launch, reporter).await?;
         stack::identify(&handle, launch, reporter).await?;
-        phases
-            .0
-            .lock()
-            .expect("phases")
-            .push(("stack".into(), t.elapsed()));
-        let t = Instant::now();
-        reporter.event(&Event::PhaseStarted { phase: "suite" });
+        // start_stack reported the stack's own phase; the run's list counts the identity
+        // check too.
+        phases.keep("stack", t.elapsed());
+        let t = Phase::start(reporter, "suite");
         reporter.event(&Event::Note {
             message: format!("pytest {}", job.args_display()),
         });
@@ -480,7 +452,7 @@ async fn run_suite(
         })?;
         let exit_code = engine.follow_job(svc, suite_timeout(), &forward).await?;
         let _ = std::fs::remove_file(&go);
-        phases.record(reporter, "suite", t, format!("pytest exited {exit_code}"));
+        t.finish_into(phases, format!("pytest exited {exit_code}"));
         Ok(SuiteRun { exit_code, handle })
     })
     .await
@@ -501,28 +473,26 @@ async fn finish<T>(
     handle: StackHandle,
     keep: bool,
     reporter: &dyn Reporter,
-    phases: &Phases,
+    phases: &Timings,
     also: impl FnOnce() -> T,
 ) -> Result<(Finished, T), Failure> {
     let run_id = launch.run.id.clone();
     let images = engine.image_ids(&run_id).await.unwrap_or_default();
-    let t_down = Instant::now();
+    let t_down = Phase::start(reporter, "teardown");
     let kept = keep.then(|| stack::urls_of(&handle, !launch.no_tls));
     let teardown = (!keep).then(|| tokio::spawn(handle.down()));
-    let t = Instant::now();
+    let t = Phase::start(reporter, "collect");
     let collected = tokio::task::block_in_place(|| job::collect(&launch.run_dir))?;
     let extra = tokio::task::block_in_place(also);
-    phases.record(
-        reporter,
-        "collect",
-        t,
+    t.finish_into(
+        phases,
         format!(
             "{} cases",
             collected.suite.as_ref().map_or(0, |s| s.cases.len())
         ),
     );
     match teardown {
-        None => phases.record(reporter, "teardown", t_down, "kept (--keep)".into()),
+        None => t_down.finish_into(phases, "kept (--keep)"),
         Some(task) => {
             let removed = tokio::select! {
                 r = task => match r {
@@ -536,7 +506,7 @@ async fn finish<T>(
                 }
             };
             removed?;
-            phases.record(reporter, "teardown", t_down, "run removed".into());
+            t_down.finish_into(phases, "run removed");
         }
     }
     Ok((

@@ -54,7 +54,7 @@ pub struct ReportData<'a> {
     pub parity: Result<&'a ParityReport, String>,
     pub images: &'a BTreeMap<String, String>,
     pub browser: Option<&'a str>,
-    pub phases: &'a [(String, Duration)],
+    pub phases: &'a [(&'static str, Duration)],
     /// Where relative attachment paths start (the run directory), to embed screenshots.
     pub run_dir: &'a Path,
 }
@@ -549,7 +549,7 @@ mod tests {
             parity: Err("no webhosting package".into()),
             images: &images,
             browser: Some("Chromium 131"),
-            phases: &[("suite".into(), Duration::from_secs(4))],
+            phases: &[("suite", Duration::from_secs(4))],
             run_dir: dir.path(),
         });
         assert!(html.contains("<header class=\"red\">"));

@@ -13,7 +13,7 @@ use super::engine::RunSummary;
 use super::{Engine, RunIdentity, StackError, StackHandle};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
-use crate::events::{Event, Reporter};
+use crate::events::{Event, Phase, Reporter};
 
 /// The built-in stack. Written into each run's directory so the files a run used can be read
 /// afterwards, and so relative bind mounts (the proxy config) resolve inside the run.
@@ -184,14 +184,9 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
 
 /// Connects to the daemon as a timed phase, so a missing one fails first and fast (exit 3).
 pub(crate) async fn connect(reporter: &dyn Reporter) -> Result<Engine, Failure> {
-    let t = Instant::now();
-    reporter.event(&Event::PhaseStarted { phase: "docker" });
+    let t = Phase::start(reporter, "docker");
     let engine = Engine::connect().await?;
-    reporter.event(&Event::PhaseFinished {
-        phase: "docker",
-        elapsed: t.elapsed(),
-        detail: "connected".into(),
-    });
+    t.finish("connected");
     Ok(engine)
 }
 
@@ -529,8 +524,7 @@ pub(crate) async fn identify(
         settle: std::time::Duration::ZERO,
         timeout: std::time::Duration::from_secs(20),
     };
-    reporter.event(&Event::PhaseStarted { phase: "version" });
-    let t = Instant::now();
+    let t = Phase::start(reporter, "version");
     // The default probe on an app that reports no build at /version (no such route, or a page
     // that is not the JSON harness reads): the run goes on, and says how to make it identify its
     // build. A build id that is not the package's fails; a probe harness.toml names is held to.
@@ -563,11 +557,7 @@ pub(crate) async fn identify(
     .await
     .map_err(|e| StackError::Version(e.to_string()))?
     .map_err(|f| StackError::Version(f.message))?;
-    reporter.event(&Event::PhaseFinished {
-        phase: "version",
-        elapsed: t.elapsed(),
-        detail: seen,
-    });
+    t.finish(seen);
     Ok(())
 }
 
@@ -577,16 +567,11 @@ pub(crate) async fn start_stack(
     launch: &Launch,
     reporter: &dyn Reporter,
 ) -> Result<StackHandle, StackError> {
-    let t = Instant::now();
-    reporter.event(&Event::PhaseStarted { phase: "stack" });
+    let t = Phase::start(reporter, "stack");
     let h = engine
         .start(&launch.run, &launch.stack, &launch.logs_dir, reporter)
         .await?;
-    reporter.event(&Event::PhaseFinished {
-        phase: "stack",
-        elapsed: t.elapsed(),
-        detail: format!("{} services ready", h.services.len()),
-    });
+    t.finish(format!("{} services ready", h.services.len()));
     Ok(h)
 }
 
@@ -962,8 +947,7 @@ pub fn down(
         } else {
             pick(&runs, req.run.as_deref())?.into_iter().collect()
         };
-        let t = Instant::now();
-        reporter.event(&Event::PhaseStarted { phase: "down" });
+        let t = Phase::start(reporter, "down");
         let removals = chosen.iter().map(|r| {
             let logs = runs_dir(config).join(&r.id).join("logs");
             let engine = engine.clone();
@@ -974,11 +958,10 @@ pub fn down(
             resources += r?;
         }
         let ids: Vec<String> = chosen.iter().map(|r| r.id.clone()).collect();
-        reporter.event(&Event::PhaseFinished {
-            phase: "down",
-            elapsed: t.elapsed(),
-            detail: format!("{} run(s), {resources} resources removed", ids.len()),
-        });
+        t.finish(format!(
+            "{} run(s), {resources} resources removed",
+            ids.len()
+        ));
         Ok(ids)
     })
 }
