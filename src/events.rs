@@ -205,9 +205,23 @@ pub fn phase<T, E>(
     name: &'static str,
     work: impl FnOnce() -> Result<(T, String), E>,
 ) -> Result<T, E> {
+    timed(reporter, name, None, work)
+}
+
+fn timed<T, E>(
+    reporter: &dyn Reporter,
+    name: &'static str,
+    keep: Option<&Timings>,
+    work: impl FnOnce() -> Result<(T, String), E>,
+) -> Result<T, E> {
     let p = Phase::start(reporter, name);
     let (value, detail) = work()?;
-    p.finish(detail);
+    match keep {
+        Some(timings) => p.finish_into(timings, detail),
+        None => {
+            p.finish(detail);
+        }
+    }
     Ok(value)
 }
 
@@ -224,10 +238,7 @@ impl Timings {
         name: &'static str,
         work: impl FnOnce() -> Result<(T, String), E>,
     ) -> Result<T, E> {
-        let p = Phase::start(reporter, name);
-        let (value, detail) = work()?;
-        p.finish_into(self, detail);
-        Ok(value)
+        timed(reporter, name, Some(self), work)
     }
 
     /// Keeps a time another stage reported (or that spans several of its phases) without
