@@ -7,7 +7,7 @@ use crate::remote::audit::audit;
 use crate::remote::backup::{Backup, backup_steps, prune_backups, sha256_check};
 use crate::remote::layout::Layout;
 use crate::remote::lock::{lock, token_of, unlock};
-use crate::remote::release::{SWAP_REFUSED, prune_releases, restart, swap_kept};
+use crate::remote::release::{prune_releases, swap_back, swap_in_staging, swap_kept};
 use crate::remote::sqlite::journals;
 use crate::remote::ssh::quote;
 use crate::remote::step::{Action, Check, RemoteStep, StepId};
@@ -57,7 +57,6 @@ pub struct Facts {
 /// The remote steps of a deploy, up to and including verification.
 pub fn plan(f: &Facts) -> Vec<RemoteStep> {
     let l = &f.layout;
-    let live = quote(&l.live);
     let staging = quote(&l.staging());
     let upload = quote(&format!("{}/{}.zip", l.uploads(), f.zip_sha256));
     let mut steps = Vec::new();
@@ -125,37 +124,18 @@ pub fn plan(f: &Facts) -> Vec<RemoteStep> {
         steps.extend(shared::prepare(
             db,
             &change,
-            &f.previous_release[..16.min(f.previous_release.len())],
+            crate::model::release_name::stamp(&f.previous_release).unwrap_or(&f.previous_release),
             &migrated_snapshot(f),
         ));
     }
 
-    let releases = quote(&l.releases());
-    let prev = quote(&format!("{}/{}", l.releases(), f.previous_release));
-    // The preflight looked before the lock; the swap checks again, under it, and refuses (exit
-    // SWAP_REFUSED) before anything moves when the server is not as planned: a first deploy must
-    // not move staging into (or over) a live tree that appeared meanwhile.
-    let move_old = if f.live_exists {
-        format!(
-            "[ -d {live} ] || {{ echo 'the live release is gone: '{live} >&2; exit {SWAP_REFUSED}; }}\n\
-             [ ! -e {prev} ] || {{ echo 'already exists: '{prev} >&2; exit {SWAP_REFUSED}; }}\n\
-             mv {live} {prev}\n"
-        )
-    } else {
-        format!(
-            "[ ! -e {live} ] || {{ echo 'a live release appeared since the preflight: '{live} >&2; exit {SWAP_REFUSED}; }}\n"
-        )
-    };
     steps.push(RemoteStep::run(
         StepId::Swap,
         format!(
             "swap in one script: {} -> releases/{}, staging -> {}, touch tmp/restart.txt",
             l.live, f.previous_release, l.live
         ),
-        format!(
-            "set -e\nmkdir -p {releases}\n{move_old}mv {staging} {live}\n{}",
-            restart(&live)
-        ),
+        swap_in_staging(l, &f.previous_release, f.live_exists),
     ));
     steps.push(RemoteStep {
         id: StepId::Verify,
@@ -371,9 +351,6 @@ pub fn finish(f: &Facts) -> Vec<RemoteStep> {
 /// Swaps the previous release back in; only possible when there was one.
 pub fn rollback(f: &Facts) -> Vec<RemoteStep> {
     let l = &f.layout;
-    let live = quote(&l.live);
-    let prev = quote(&format!("{}/{}", l.releases(), f.previous_release));
-    let failed = quote(&format!("{}/{}", l.releases(), f.failed_release));
     // A paused change goes back with the code: the database as the pause found it.
     let undo = match (&f.db, db_change(f)) {
         (Some(rel), Some(change)) => shared::undo(Db { layout: l, rel }, &change),
@@ -385,10 +362,7 @@ pub fn rollback(f: &Facts) -> Vec<RemoteStep> {
             "swap back: {} -> releases/{}, releases/{} -> {}, touch tmp/restart.txt",
             l.live, f.failed_release, f.previous_release, l.live
         ),
-        format!(
-            "set -e\n[ -d {prev} ]\nif [ -d {live} ]; then mv {live} {failed}; fi\nmv {prev} {live}\n{}",
-            restart(&live)
-        ),
+        swap_back(l, &f.previous_release, &f.failed_release),
     )];
     steps.extend(undo);
     steps.push(RemoteStep {

@@ -1,5 +1,6 @@
-//! Releases on the server: the one-script swap of a kept release, Passenger's restart file, and
-//! the pruning of old releases.
+//! Releases on the server: the three one-script swaps (staging in, a kept release in, the previous
+//! release back), Passenger's restart file, and the pruning of old releases. Each swap checks
+//! the server under the lock and moves nothing when it is not as planned.
 use super::layout::Layout;
 use super::ssh::quote;
 use super::step::{RemoteStep, StepId};
@@ -18,6 +19,44 @@ pub fn swap_kept(l: &Layout, incoming: &str, outgoing: &str) -> String {
         "set -e\n[ -d {incoming} ] || {{ echo 'no release '{incoming} >&2; exit {SWAP_REFUSED}; }}\n\
          [ ! -e {outgoing} ] || {{ echo 'already exists: '{outgoing} >&2; exit {SWAP_REFUSED}; }}\n\
          if [ -d {live} ]; then mv {live} {outgoing}; fi\nmv {incoming} {live}\n{}",
+        restart(&live)
+    )
+}
+
+/// ONE script: the deploy's swap. The live release (when `live_exists`) moves to
+/// releases/<previous>, staging goes live. The preflight looked before the lock; this checks again,
+/// under it, and exits [`SWAP_REFUSED`] before anything moves when the server is not as planned: a
+/// first deploy must not move staging into (or over) a live tree that appeared meanwhile.
+pub fn swap_in_staging(l: &Layout, previous: &str, live_exists: bool) -> String {
+    let live = quote(&l.live);
+    let staging = quote(&l.staging());
+    let releases = quote(&l.releases());
+    let prev = quote(&format!("{}/{previous}", l.releases()));
+    let move_old = if live_exists {
+        format!(
+            "[ -d {live} ] || {{ echo 'the live release is gone: '{live} >&2; exit {SWAP_REFUSED}; }}\n\
+             [ ! -e {prev} ] || {{ echo 'already exists: '{prev} >&2; exit {SWAP_REFUSED}; }}\n\
+             mv {live} {prev}\n"
+        )
+    } else {
+        format!(
+            "[ ! -e {live} ] || {{ echo 'a live release appeared since the preflight: '{live} >&2; exit {SWAP_REFUSED}; }}\n"
+        )
+    };
+    format!(
+        "set -e\nmkdir -p {releases}\n{move_old}mv {staging} {live}\n{}",
+        restart(&live)
+    )
+}
+
+/// ONE script: a failed deploy's release retires to releases/<failed>, releases/<previous> goes
+/// live again.
+pub fn swap_back(l: &Layout, previous: &str, failed: &str) -> String {
+    let live = quote(&l.live);
+    let prev = quote(&format!("{}/{previous}", l.releases()));
+    let failed = quote(&format!("{}/{failed}", l.releases()));
+    format!(
+        "set -e\n[ -d {prev} ]\nif [ -d {live} ]; then mv {live} {failed}; fi\nmv {prev} {live}\n{}",
         restart(&live)
     )
 }

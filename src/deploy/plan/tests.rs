@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::remote::listing::preflight_script;
 use crate::remote::lock::LOCK_HELD;
+use crate::remote::release::SWAP_REFUSED;
 
 fn facts() -> Facts {
     Facts {
