@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::view::PackageView;
 use crate::error::{Exit, Failure};
-use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure, quote};
+use crate::remote::listing::{PYCACHE_MARK, SYMLINKS_MARK, database_command, listing_command};
+use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure};
 
 /// What an SSH failure left on the server: parity only reads.
 const READ_ONLY: &str = "nothing was changed on the server";
@@ -20,40 +21,6 @@ const READ_ONLY: &str = "nothing was changed on the server";
 /// the listing itself, so large logs cost no hashing on the server. Bytecode is runtime state only
 /// where Python writes it: `__pycache__/X.*.pyc` beside an `X.py` (see [`compare`]).
 pub const RUNTIME_IGNORES: [&str; 2] = ["**/*.log", "tmp/**"];
-
-/// Separates the listing's sections; NUL never occurs in sha256sum's text or in a file name.
-const PYCACHE_MARK: &str = "\0#pycache\0";
-const SYMLINKS_MARK: &str = "#symlinks";
-
-/// The one command that describes everything under `remote_dir`, in three sections:
-/// - `sha256  ./path` lines for every regular file outside `__pycache__/` and `tmp/` (not logs),
-///   with sha256sum's own escaping for names holding a backslash or newline;
-/// - after a NUL, `#pycache` and the NUL-terminated names of the files in `__pycache__/` folders
-///   (named, not hashed: only whether their source exists matters);
-/// - `#symlinks` and the NUL-terminated names of every symbolic link.
-///
-/// See [`parse_listing`].
-pub fn listing_command(remote_dir: &str) -> String {
-    format!(
-        "cd -- {} && find . \\( -name __pycache__ -o -path ./tmp \\) -prune -o -type f \
-         ! -name '*.log' -print0 | LC_ALL=C xargs -0 -r sha256sum -- \
-         && printf '\\000#pycache\\000' \
-         && find . -path ./tmp -prune -o -path '*/__pycache__/*' -type f -print0 \
-         && printf '{SYMLINKS_MARK}\\000' \
-         && find . -path ./tmp -prune -o -type l -print0",
-        quote(remote_dir)
-    )
-}
-
-/// The command that writes a consistent copy of the server's database to stdout (SQLite's
-/// backup API, so a WAL that is not checkpointed yet is included): deploy's one script.
-pub fn database_command(remote_dir: &str, db: &str) -> String {
-    format!(
-        "cd -- {} && {}",
-        quote(remote_dir),
-        crate::remote::sqlite::to_stdout(db)
-    )
-}
 
 /// Which server files are runtime state rather than deployed code.
 #[derive(Debug, Clone)]
@@ -155,7 +122,7 @@ impl RemoteReport {
     }
 }
 
-/// What [`listing_command`] found on the server.
+/// What `listing_command` found on the server.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Listing {
     /// Regular files outside `__pycache__/` and `tmp/`: path → sha256.
@@ -166,7 +133,7 @@ pub struct Listing {
     pub symlinks: Vec<String>,
 }
 
-/// Parses [`listing_command`]'s output. The file section is `<64 hex>  <path>` lines (or
+/// Parses `remote::listing::listing_command`'s output. The file section is `<64 hex>  <path>` lines (or
 /// ` *<path>` in binary mode), where a line starting with `\` has `\\` and `\n` escaped in its
 /// name; the other two sections are NUL-terminated names. Paths lose their leading `./`.
 pub fn parse_listing(listing: &str) -> Result<Listing, String> {

@@ -1,6 +1,7 @@
 //! The one read-only look at the server: what is live, the lock, free space, the tools, the kept
 //! releases with their builds, and the backups, as `key=value` lines (parsed by
-//! `deploy::remote::Preflight`).
+//! `deploy::remote::Preflight`); and `parity --remote`'s two: every file's sha256, and a
+//! consistent copy of the database.
 use super::layout::Layout;
 use super::ssh::quote;
 
@@ -76,4 +77,38 @@ pub fn preflight_script(layout: &Layout, db: Option<&str>) -> String {
 /// the server needs no Python for it.
 fn json_field(key: &str, file: &str) -> String {
     format!("sed -n 's/^ *\"{key}\": *\"\\([^\"]*\\)\".*/\\1/p' {file} 2>/dev/null | head -n 1")
+}
+
+/// Separates the listing's sections; NUL never occurs in sha256sum's text or in a file name.
+pub const PYCACHE_MARK: &str = "\0#pycache\0";
+pub const SYMLINKS_MARK: &str = "#symlinks";
+
+/// The one command that describes everything under `remote_dir`, in three sections:
+/// - `sha256  ./path` lines for every regular file outside `__pycache__/` and `tmp/` (not logs),
+///   with sha256sum's own escaping for names holding a backslash or newline;
+/// - after a NUL, `#pycache` and the NUL-terminated names of the files in `__pycache__/` folders
+///   (named, not hashed: only whether their source exists matters);
+/// - `#symlinks` and the NUL-terminated names of every symbolic link.
+///
+/// `parity::remote::parse_listing` reads it.
+pub fn listing_command(remote_dir: &str) -> String {
+    format!(
+        "cd -- {} && find . \\( -name __pycache__ -o -path ./tmp \\) -prune -o -type f \
+         ! -name '*.log' -print0 | LC_ALL=C xargs -0 -r sha256sum -- \
+         && printf '\\000#pycache\\000' \
+         && find . -path ./tmp -prune -o -path '*/__pycache__/*' -type f -print0 \
+         && printf '{SYMLINKS_MARK}\\000' \
+         && find . -path ./tmp -prune -o -type l -print0",
+        quote(remote_dir)
+    )
+}
+
+/// The command that writes a consistent copy of the server's database to stdout (SQLite's
+/// backup API, so a WAL that is not checkpointed yet is included): deploy's one script.
+pub fn database_command(remote_dir: &str, db: &str) -> String {
+    format!(
+        "cd -- {} && {}",
+        quote(remote_dir),
+        super::sqlite::to_stdout(db)
+    )
 }
