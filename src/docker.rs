@@ -3,10 +3,12 @@
 //! `DOCKER_HOST` is read here only, as the docker CLI reads it: unset or empty means the local
 //! socket. The API version is negotiated, so older daemons such as Debian's 20.10 (API 1.41) work,
 //! and a daemon that does not answer fails within a bound instead of hanging the command. The
-//! images, the stack and the deploy's boot check all connect through [`connect`].
+//! images, the stack, the sweep and the deploy's boot check all connect through [`connect`].
 //!
-//! A client is tied to the runtime it first ran on (its connection pool lives there), so each
-//! runtime connects once rather than sharing one client across runtimes.
+//! A process has one runtime ([`runtime`]) and one client, made on first use and shared after
+//! that: a client's connection pool lives on the runtime it first ran on, so one runtime is what
+//! lets the start-up sweep, the images and the stack use the same connection.
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -38,8 +40,15 @@ impl From<Unreachable> for Failure {
     }
 }
 
-/// The engine `DOCKER_HOST` names (or the local socket), version-negotiated, within `limit`.
+/// The process's client: made on the first call (the engine `DOCKER_HOST` names, or the local
+/// socket, version-negotiated within `limit`), the same one after that. A failed attempt is not
+/// kept, so a later call with a longer `limit` tries again.
 pub async fn connect(limit: Duration) -> Result<Docker, Unreachable> {
+    static CLIENT: tokio::sync::OnceCell<Docker> = tokio::sync::OnceCell::const_new();
+    CLIENT.get_or_try_init(|| negotiated(limit)).await.cloned()
+}
+
+async fn negotiated(limit: Duration) -> Result<Docker, Unreachable> {
     let docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
     let endpoint = docker_host
         .clone()
@@ -64,10 +73,15 @@ pub async fn connect(limit: Duration) -> Result<Docker, Unreachable> {
     }
 }
 
-/// The runtime a command's Docker work runs on: two workers (the engine does the heavy lifting;
-/// blocking work goes to tokio's blocking pool).
-pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+/// The process's runtime for Docker work, built on first use: two workers (the engine does the
+/// heavy lifting; blocking work goes to tokio's blocking pool). Every `block_on` of harness runs
+/// on it, from whichever thread, so the one client in [`connect`] serves them all.
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime, Failure> {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
@@ -76,5 +90,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
                 Exit::Environment,
                 format!("cannot start the async runtime: {e}"),
             )
-        })
+        })?;
+    // Two threads racing here: the loser's runtime is dropped unused.
+    Ok(RUNTIME.get_or_init(|| rt))
 }

@@ -3,8 +3,8 @@
 //! differs between the targets (wheels for another platform, a missing file, a bad env).
 //!
 //! It is a one-service stack: the stack engine creates it (run labels, its own network, its log
-//! streamed to a file), `guarded` removes it on an error or a signal, and a crash leaves it to the
-//! next command's sweep, like any other run. Its HTTP wait is the version probe, the same one the
+//! streamed to a file) and removes it by label; a crash leaves it to the next command's sweep, like
+//! any other run. Its HTTP wait is the version probe, the same one the
 //! server's verification uses, so both give up on a streak of 500s rather than at the timeout.
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,13 +48,30 @@ pub fn builtin_env() -> BTreeMap<String, String> {
         .into()
 }
 
-/// Boots `zip` and checks that it answers as `build_id`; the detail line on success.
+/// A boot check that passed: what it saw, and its container, being removed in the background so
+/// the deploy goes on at once. Dropping it waits for the removal (and then deletes the extracted
+/// package the container ran), so nothing outlives the command.
+pub struct Booted {
+    pub detail: String,
+    teardown: Option<tokio::task::JoinHandle<()>>,
+    _extracted: tempfile::TempDir,
+}
+
+impl Drop for Booted {
+    fn drop(&mut self) {
+        if let (Some(task), Ok(rt)) = (self.teardown.take(), crate::docker::runtime()) {
+            let _ = rt.block_on(task);
+        }
+    }
+}
+
+/// Boots `zip` and checks that it answers as `build_id`.
 pub fn check(
     config: &Config,
     zip: &Path,
     build_id: &str,
     reporter: &dyn Reporter,
-) -> Result<String, Failure> {
+) -> Result<Booted, Failure> {
     let dir = tempfile::Builder::new()
         .prefix("harness-boot-")
         .tempdir()
@@ -76,7 +93,13 @@ pub fn check(
             )
         })?;
     let logs = dir.path().join("logs");
-    crate::docker::runtime()?.block_on(boot(config, &app, &logs, build_id, reporter))
+    let (detail, teardown) =
+        crate::docker::runtime()?.block_on(boot(config, &app, &logs, build_id, reporter))?;
+    Ok(Booted {
+        detail,
+        teardown: Some(teardown),
+        _extracted: dir,
+    })
 }
 
 /// The one service: the app image serving the extracted zip on port 80, with the webhosting env.
@@ -118,7 +141,7 @@ async fn boot(
     logs: &Path,
     build_id: &str,
     reporter: &dyn Reporter,
-) -> Result<String, Failure> {
+) -> Result<(String, tokio::task::JoinHandle<()>), Failure> {
     let engine = Engine::connect()
         .await
         .map_err(|e| Failure::new(Exit::Environment, format!("boot check: Docker: {e}")))?;
@@ -138,13 +161,27 @@ async fn boot(
         settle: Duration::ZERO,
         timeout: BOOT_TIMEOUT,
     };
-    // Starting and probing both run under `guarded`, so an error or a signal in either removes
-    // the run; on success the handle takes it down.
-    let answered = crate::stack::guarded(&engine, &run, logs, reporter, async {
-        let handle = engine.start(&run, &stack, logs, reporter).await?;
-        Ok(until_answers(handle, engine.docker(), probe, build_id, build_info).await)
-    })
-    .await;
+    // Not `stack::guarded`: during a deploy, SIGINT, SIGTERM and SIGHUP belong to
+    // deploy::interrupt, which lets this check finish (and remove its container) and stops the
+    // deploy before its next step. A start that fails removes what it made here.
+    let answered = match engine.start(&run, &stack, logs, reporter).await {
+        Ok(handle) => {
+            let verdict =
+                until_answers(&handle, engine.docker(), probe, build_id, build_info).await;
+            Ok((handle, verdict))
+        }
+        Err(e) => {
+            if let Err(cleanup) = engine.remove_run(&run.id, Some(logs)).await {
+                reporter.event(&crate::events::Event::Warning {
+                    message: format!(
+                        "cleanup of the boot check's run {} failed: {cleanup}",
+                        run.id
+                    ),
+                });
+            }
+            Err(Failure::from(e))
+        }
+    };
     let refused = |why: String, logs: Vec<String>| {
         let tail = if logs.is_empty() {
             String::new()
@@ -160,8 +197,16 @@ async fn boot(
         .hint("run the package locally (`harness up`) and look at the app's log")
     };
     match answered {
-        Ok(Ok(detail)) => Ok(format!("{image}: {detail}")),
-        Ok(Err((why, logs))) => Err(refused(why, logs)),
+        Ok((handle, Ok(detail))) => {
+            let teardown = tokio::spawn(async move {
+                let _ = handle.down().await;
+            });
+            Ok((format!("{image}: {detail}"), teardown))
+        }
+        Ok((handle, Err((why, logs)))) => {
+            let _ = handle.down().await;
+            Err(refused(why, logs))
+        }
         Err(f) => Err(refused(f.message, Vec::new())),
     }
 }
@@ -169,9 +214,9 @@ async fn boot(
 /// The HTTP wait: health 2xx and the build id, probed on the blocking pool (curl and its sleeps
 /// block), asking the daemon between probes whether the container still runs, so a dead one
 /// fails at once. A failure carries the app's stderr (Apache's error log, where Passenger puts
-/// the traceback). The run is removed either way.
+/// the traceback).
 async fn until_answers(
-    handle: StackHandle,
+    handle: &StackHandle,
     docker: &bollard::Docker,
     mut probe: crate::probe::Probe,
     build_id: &str,
@@ -207,13 +252,11 @@ async fn until_answers(
             .and_then(|r| r.map_err(|f| f.message))
         }
     };
-    let result = match result {
+    match result {
         Ok(d) => Ok(d),
         Err(why) => Err((
             why,
             crate::stack::wait::last_stderr_lines(docker, &id, 20).await,
         )),
-    };
-    let _ = handle.down().await;
-    result
+    }
 }

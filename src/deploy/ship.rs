@@ -94,11 +94,18 @@ pub fn deploy(
 
     // 2. The exact zip boots in the app image, in parallel with the read-only SSH work; it must
     // have passed before the upload.
+    // The boot container's removal overlaps the upload; `booted` waits for it when dropped, at
+    // the end of the deploy.
+    let booted = std::sync::Mutex::new(None);
     std::thread::scope(|scope| {
         let boot = scope.spawn(|| boot_check(config, &shipment, req, reporter));
+        let booted = &booted;
         let join_boot = move || -> Result<(), Failure> {
-            boot.join()
-                .unwrap_or_else(|_| Err(Failure::new(Exit::Environment, "the boot check panicked")))
+            let passed = boot.join().unwrap_or_else(|_| {
+                Err(Failure::new(Exit::Environment, "the boot check panicked"))
+            })?;
+            *booted.lock().expect("boot check") = passed;
+            Ok(())
         };
 
         // 3. One SSH connection for everything else: preflight, schema, the plan.
@@ -265,15 +272,18 @@ fn boot_check(
     shipment: &Shipment,
     req: &DeployRequest,
     reporter: &dyn Reporter,
-) -> Result<(), Failure> {
+) -> Result<Option<boot::Booted>, Failure> {
     crate::events::phase(reporter, "boot-check", || {
         match boot::check(config, &shipment.zip, &shipment.build_id, reporter) {
-            Ok(d) => Ok(((), d)),
+            Ok(b) => {
+                let detail = b.detail.clone();
+                Ok((Some(b), detail))
+            }
             Err(f) if req.force.is_some() => {
                 reporter.event(&Event::Warning {
                     message: format!("--force: deploying although {}", f.message),
                 });
-                Ok(((), "failed, forced past it".to_string()))
+                Ok((None, "failed, forced past it".to_string()))
             }
             Err(f) => Err(f),
         }

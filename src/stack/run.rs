@@ -754,13 +754,9 @@ impl Drop for PanicGuard {
             return;
         }
         let run = self.run.clone();
-        // A runtime cannot be started inside the one that is unwinding; a plain thread can.
+        // block_on cannot run on a thread of the runtime that is unwinding; a plain thread can.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
+            crate::docker::runtime().ok()?.block_on(async {
                 let engine = Engine::connect().await.ok()?;
                 engine.remove_run(&run, None).await.ok()
             })
