@@ -4,8 +4,8 @@
 //!
 //! It is a one-service stack: the stack engine creates it (run labels, its own network, its log
 //! streamed to a file) and removes it by label; a crash leaves it to the next command's sweep, like
-//! any other run. Its HTTP wait is the version probe, the same one the
-//! server's verification uses, so both give up on a streak of 500s rather than at the timeout.
+//! any other run. Its HTTP wait is the version probe, the same one the server's verification
+//! uses, so both give up on a streak of 500s rather than at the timeout.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
