@@ -1,13 +1,13 @@
 //! `harness env`: the environment a process of a run would get, each key with where it came from
 //! (an env file's line, harness's built-ins, a compose override, the inline `env`), secret-looking
 //! values masked. It reads what the run reads, through the same functions, without Docker.
-use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::config::{Config, EnvScope};
 use crate::envfile::{self, Origin, Var};
 use crate::error::Failure;
+use crate::model::target::Target;
 
 /// Which process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! The gate's I/O side: gathers the facts (ledger, git, the package that would ship), asks
 //! `gate::decide`, and records the decision. `harness gate` and, later, `harness deploy` call it.
 //! Also the ledger's portable records: export with an optional signature, import with a verdict.
-use crate::model::target::Target;
 use std::path::Path;
 
 use crate::config::Config;
@@ -10,6 +9,7 @@ use crate::events::Reporter;
 use crate::gate::{self, Force, GateDecision, GateFacts, PackageFacts};
 use crate::ledger::signing::{Export, SecretKey, Trust};
 use crate::ledger::{self, GateDecisionRecord, Imported, Ledger};
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 
 /// What the caller asks of the gate besides the rules.

@@ -5,12 +5,12 @@
 //! Passenger notices tmp/restart.txt only when its stat throttle has passed, and until then the old
 //! process answers, possibly with the new build_info.json read from disk. So a probe counts only
 //! once `settle` has passed since the swap.
-use crate::model::build::BuildInfo;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::config::VersionProbe;
 use crate::error::{Exit, Failure};
+use crate::model::build::BuildInfo;
 
 /// How long an app may answer nothing but 500 before a wait gives up early. Passenger holds
 /// requests while it spawns an app, so an app that is still starting is slow, not failing; a

@@ -5,8 +5,6 @@
 //! `.harness/backups/webhosting-<stamp>-<live build>.tar.gz` here: the database as a consistent
 //! copy at its path (`app.db`) plus the live tree without the live database file. Extracted
 //! ([`extract`]), it looks like an extracted package: app files, build_info.json, the database.
-use crate::model::target::Target;
-use crate::remote::step::StepId;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -21,9 +19,11 @@ use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::ledger::{BackupKind, BackupRecord, Ledger};
 use crate::model::retention::RetentionPolicy;
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 use crate::remote::layout::Layout;
 use crate::remote::ssh::Ssh;
+use crate::remote::step::StepId;
 
 /// Where local copies go: `.harness/backups/`.
 pub fn local_dir(root: &Path) -> PathBuf {

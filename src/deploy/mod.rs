@@ -19,7 +19,6 @@ mod transaction;
 
 pub use ship::{DeployReceipt, DeployRequest, deploy};
 
-use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::gate::Force;
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 use crate::remote::layout::Layout;
 use transaction::lock_held;

@@ -1,7 +1,6 @@
 //! The server as deploy, rollback, backup and status see it: where it is (from
 //! `[targets.webhosting]`), one SSH connection to it, and what one read-only look finds there
 //! (live release, lock, disk, tools, kept releases, backups).
-use crate::model::target::Target;
 use std::path::Path;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use crate::config::{Config, WebhostingDeploy};
 use crate::error::{Exit, Failure};
 use crate::events::Reporter;
 use crate::model::build::{BuildId, BuildInfo};
+use crate::model::target::Target;
 use crate::probe as verify;
 use crate::remote::layout::Layout;
 use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure};

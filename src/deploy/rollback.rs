@@ -7,8 +7,6 @@
 //! stays. With it, the release's own database backup (the newest backup taken while its build was
 //! live) replaces production's, after a backup of what is live now and after saying what would
 //! be lost.
-use crate::model::target::Target;
-use crate::remote::step::StepId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,11 +24,11 @@ use crate::events::{Event, Reporter};
 use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger, RollbackOutcome, RollbackRecord};
 use crate::model::build::BuildInfo;
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 use crate::remote::layout::Layout;
 use crate::remote::ssh::failure as ssh_failure;
-use crate::remote::step::Check;
-use crate::remote::step::RemoteStep;
+use crate::remote::step::{Check, RemoteStep, StepId};
 
 #[derive(Debug, Clone, Default)]
 pub struct RollbackRequest {

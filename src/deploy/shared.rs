@@ -22,8 +22,7 @@
 use crate::remote::layout::Layout;
 use crate::remote::sqlite;
 use crate::remote::ssh::quote;
-use crate::remote::step::RemoteStep;
-use crate::remote::step::StepId;
+use crate::remote::step::{RemoteStep, StepId};
 
 /// The Retry-After the pause file carries: Passenger's 10 s throttle and a verification.
 pub const RETRY_AFTER_SECS: u32 = 15;

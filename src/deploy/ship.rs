@@ -4,7 +4,6 @@
 //! The bytes (a private copy, fingerprints recomputed) → the gate → the boot check, beside the
 //! SSH preflight and the schema check → the planned remote steps (`plan.rs`), run by the release
 //! transaction (`transaction.rs`) with the checks this file supplies.
-use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,12 +21,11 @@ use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, DeployOutcome, DeployRecord, Ledger};
 use crate::model::build::{BuildId, BuildInfo};
 use crate::model::release_name;
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 use crate::probe as verify;
 use crate::remote::ssh::failure as ssh_failure;
-use crate::remote::step::Check;
-use crate::remote::step::RemoteStep;
-use crate::remote::step::StepId;
+use crate::remote::step::{Check, RemoteStep, StepId};
 
 #[derive(Debug, Clone, Default)]
 pub struct DeployRequest {

@@ -19,10 +19,7 @@ use crate::ledger::unrecorded::Unrecorded;
 use crate::ledger::{BackupKind, Ledger};
 use crate::remote::layout::Layout;
 use crate::remote::ssh::{Ssh, SshError, failure as ssh_failure};
-use crate::remote::step::Check;
-use crate::remote::step::RemoteStep;
-use crate::remote::step::StepError;
-use crate::remote::step::StepId;
+use crate::remote::step::{Check, RemoteStep, StepError, StepId};
 
 /// How a transaction ended, as the ledger is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

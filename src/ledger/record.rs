@@ -1,11 +1,11 @@
 //! What a run record holds, and the canonical bytes a signature covers.
-use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::signing::Signature;
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 
 /// Which tests a run ran. Only `Full` runs, or a complete set of shards, can open the gate.

@@ -3,7 +3,6 @@
 //! One remote command lists `sha256  path` for every file (no round trip per file); the
 //! comparison is a pure function of that text and the package's view. The SSH transport is the
 //! caller's.
-use crate::model::target::Target;
 use std::collections::BTreeMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -11,6 +10,7 @@ use serde::Serialize;
 
 use super::view::PackageView;
 use crate::error::{Exit, Failure};
+use crate::model::target::Target;
 use crate::remote::listing::{PYCACHE_MARK, SYMLINKS_MARK, database_command, listing_command};
 use crate::remote::ssh::{Ssh, SshTarget, failure as ssh_failure};
 

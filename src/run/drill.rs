@@ -3,7 +3,6 @@
 //! with `PRAGMA integrity_check`, and the project's smoke selection (`[test] smoke`, default
 //! `-m smoke`) runs against it in the playwright job. A backup counts as good only when all of
 //! that passes; the report is written like a test run's.
-use crate::model::target::Target;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::events::{Phase, Timings};
 use crate::ledger::{Outcome, Selection};
+use crate::model::target::Target;
 use crate::model::timestamp::Timestamp;
 use crate::stack;
 

@@ -1,6 +1,5 @@
 //! The stack commands: `up`, `down`, `status`, `logs`. Each is a function of the config and a
 //! request; `cli` only turns their outcome into text.
-use crate::model::target::Target;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use super::{Engine, RunIdentity, StackError, StackHandle};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Phase, Reporter};
+use crate::model::target::Target;
 
 /// The built-in stack. Written into each run's directory so the files a run used can be read
 /// afterwards, and so relative bind mounts (the proxy config) resolve inside the run.
