@@ -1,5 +1,6 @@
-//! The deploy as data: each remote step says what it means and the exact shell it runs. `plan` is
-//! pure (unit-tested by its commands, printed by `--dry-run`); `execute` does the I/O.
+//! The deploy and the rollback as data: each remote step says what it means and the exact shell it
+//! runs, built from `remote`'s per-concern builders. `plan` is pure (unit-tested by its commands,
+//! printed by `--dry-run`); `remote::step::execute` does the I/O.
 use std::path::PathBuf;
 
 use super::shared::{self, Db, DbChange, DbState};

@@ -388,11 +388,6 @@ impl<'a> Images<'a> {
         Ok(rows)
     }
 
-    /// A phase timed where it ran (inside a bake container, or split out of one blocking call).
-    fn finished(&self, phase: &'static str, elapsed: Duration, detail: String) {
-        Phase::measured(self.reporter, phase, elapsed, detail);
-    }
-
     fn pulled_file(&self) -> PathBuf {
         self.options.cache.join("pulled.txt")
     }
@@ -515,12 +510,14 @@ impl<'a> Images<'a> {
                         })
                         .await
                         .expect("rootfs build thread")?;
-                        self.finished(
+                        Phase::measured(
+                            self.reporter,
                             "debootstrap",
                             boot,
                             format!("{} minbase + security updates", rootfs::SUITE),
                         );
-                        self.finished(
+                        Phase::measured(
+                            self.reporter,
                             "pack",
                             started.elapsed().saturating_sub(boot),
                             format!("{} ({} MB)", r.tar.display(), file_mb(&r.tar)),
@@ -592,12 +589,13 @@ impl<'a> Images<'a> {
                 action: format!("commit {reference}"),
                 message: "the commit returned but the image is not there".into(),
             })?;
-        self.finished(
+        Phase::measured(
+            self.reporter,
             "bake",
             install,
             format!("{} packages, {} MB", recipe.name, info.size / 1_000_000),
         );
-        self.finished("commit", commit, reference.clone());
+        Phase::measured(self.reporter, "commit", commit, reference.clone());
         Ok(self.baked(recipe, &reference, &hash, info, true))
     }
 
@@ -620,7 +618,8 @@ impl<'a> Images<'a> {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age < Duration::from_secs(86_400));
                 if fresh {
-                    self.finished(
+                    Phase::measured(
+                        self.reporter,
                         "probe",
                         Duration::ZERO,
                         format!(
