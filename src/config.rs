@@ -27,6 +27,7 @@ pub struct Config {
     pub test: TestConfig,
     pub gate: GateConfig,
     pub parity: ParityConfig,
+    pub ci: CiConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +44,8 @@ struct RawConfig {
     gate: RawGateConfig,
     #[serde(default)]
     parity: RawParityConfig,
+    #[serde(default)]
+    ci: RawCiConfig,
 }
 
 /// A file or folder copied into the package: `from` is relative to the project, `to` to the zip root.
@@ -434,6 +437,64 @@ struct RawParityConfig {
     remote_ignore: Option<Spanned<Vec<String>>>,
 }
 
+/// `[ci]`: what `harness ci github` generates (docs/scale.md).
+#[derive(Debug, Clone)]
+pub struct CiConfig {
+    /// Where the runners install harness from; required to generate.
+    pub harness: Option<HarnessSource>,
+    /// The matrix size when `--shards` is not given.
+    pub shards: u32,
+    /// The branch whose pushes sign records, ask the gate and (opt-in) deploy.
+    pub branch: String,
+    pub runs_on: String,
+    /// Adds the deploy job (behind the `webhosting` GitHub environment).
+    pub deploy: bool,
+}
+
+impl Default for CiConfig {
+    fn default() -> Self {
+        Self {
+            harness: None,
+            shards: 1,
+            branch: "main".into(),
+            runs_on: "ubuntu-24.04".into(),
+            deploy: false,
+        }
+    }
+}
+
+/// `[ci] harness = { git = "https://…", rev = "<40 hex>" }`: `cargo install --locked --git --rev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarnessSource {
+    pub git: String,
+    pub rev: String,
+}
+
+/// The most jobs one GitHub Actions matrix may have.
+pub const MAX_SHARDS: u32 = 256;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCiConfig {
+    #[serde(default)]
+    harness: Option<Spanned<RawHarnessSource>>,
+    #[serde(default)]
+    shards: Option<Spanned<u32>>,
+    #[serde(default)]
+    branch: Option<Spanned<String>>,
+    #[serde(default)]
+    runs_on: Option<Spanned<String>>,
+    #[serde(default)]
+    deploy: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHarnessSource {
+    git: String,
+    rev: String,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGateConfig {
@@ -622,13 +683,16 @@ impl Config {
             test: raw.test,
             gate: GateConfig::default(),
             parity: ParityConfig::default(),
+            ci: CiConfig::default(),
         };
         config.validate()?;
         let gate = config.gate_config(raw.gate)?;
         let parity = config.parity_config(raw.parity)?;
+        let ci = config.ci_config(raw.ci)?;
         Ok(Config {
             gate,
             parity,
+            ci,
             ..config
         })
     }
@@ -848,6 +912,81 @@ impl Config {
                 .push(crate::model::keys::TrustedKey { name, key });
         }
         Ok(gate)
+    }
+
+    /// `[ci]`. Every value ends up in a workflow file (some inside shell lines), so each is held
+    /// to a shape that needs no quoting there.
+    fn ci_config(&self, raw: RawCiConfig) -> Result<CiConfig, Failure> {
+        let mut ci = CiConfig {
+            deploy: raw.deploy,
+            ..CiConfig::default()
+        };
+        if let Some(h) = raw.harness {
+            let RawHarnessSource { git, rev } = h.get_ref().clone();
+            let url_ok = git.starts_with("https://")
+                && git.len() > "https://".len()
+                && git
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._~:/@%+".contains(c));
+            if !url_ok {
+                return Err(self
+                    .error_at(h.span(), format!("[ci] harness: git `{git}` is not an https:// URL"))
+                    .hint("give the repository harness is installed from, e.g. git = \"https://github.com/you/harness\" (the runners have no key for ssh://)"));
+            }
+            if rev.len() != 40 || !rev.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(self
+                    .error_at(h.span(), format!("[ci] harness: rev `{rev}` is not a 40-digit commit"))
+                    .hint("pin the commit the runners build, as `git rev-parse HEAD` prints it in harness's checkout; a branch or tag can move"));
+            }
+            ci.harness = Some(HarnessSource {
+                git,
+                rev: rev.to_ascii_lowercase(),
+            });
+        }
+        if let Some(n) = raw.shards {
+            let v = *n.get_ref();
+            if !(1..=MAX_SHARDS).contains(&v) {
+                return Err(self
+                    .error_at(n.span(), format!("[ci] shards = {v} is out of range"))
+                    .hint(format!(
+                        "use 1 to {MAX_SHARDS} (GitHub's most jobs per matrix)"
+                    )));
+            }
+            ci.shards = v;
+        }
+        if let Some(b) = raw.branch {
+            let ok = !b.get_ref().is_empty()
+                && !b.get_ref().starts_with(['-', '/'])
+                && !b.get_ref().contains("..")
+                && b.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c));
+            if !ok {
+                return Err(self
+                    .error_at(
+                        b.span(),
+                        format!("[ci] branch `{}` is not a plain branch name", b.get_ref()),
+                    )
+                    .hint("use letters, digits, `-`, `_`, `.` and `/`, e.g. branch = \"main\""));
+            }
+            ci.branch = b.into_inner();
+        }
+        if let Some(r) = raw.runs_on {
+            let ok = !r.get_ref().is_empty()
+                && r.get_ref()
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            if !ok {
+                return Err(self
+                    .error_at(
+                        r.span(),
+                        format!("[ci] runs_on `{}` is not a runner label", r.get_ref()),
+                    )
+                    .hint("use one label such as \"ubuntu-24.04\" (a Linux runner with Docker)"));
+            }
+            ci.runs_on = r.into_inner();
+        }
+        Ok(ci)
     }
 
     fn parity_config(&self, raw: RawParityConfig) -> Result<ParityConfig, Failure> {

@@ -43,12 +43,18 @@ fn git(root: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The top folder of the work tree that `dir` lies in; `None` outside a repository or without
+/// git.
+pub fn top_level(dir: &Path) -> Option<std::path::PathBuf> {
+    let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
+    Some(std::path::PathBuf::from(top.trim_end_matches('\n')))
+}
+
 /// The work tree that `dir` lies in, and the files git would hand a fresh clone plus those it
 /// does not ignore (`ls-files -co --exclude-standard`), relative to the top level. `None`
 /// outside a repository or without git.
 pub fn work_tree_files(dir: &Path) -> Option<(std::path::PathBuf, Vec<String>)> {
-    let top = git(dir, &["rev-parse", "--show-toplevel"]).ok()?;
-    let top = std::path::PathBuf::from(top.trim_end_matches('\n'));
+    let top = top_level(dir)?;
     let listed = git(&top, &["ls-files", "-z", "-co", "--exclude-standard"]).ok()?;
     let mut files: Vec<String> = listed
         .split('\0')

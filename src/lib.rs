@@ -1,5 +1,6 @@
 //! `harness`: production-parity packaging, test runs and gated deploys for Python web apps headed
 //! for Passenger shared webhosting. See DESIGN.md in the shared folder and docs/ARCHITECTURE.md.
+pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod deploy;

@@ -47,8 +47,8 @@ fn main() {
                 a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted,
             ),
             (
-                "a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens",
-                a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens,
+                "the_generated_workflow_runs_here_and_a_clean_clone_opens_the_gate_only_with_all_shards",
+                the_generated_workflow_runs_here_and_a_clean_clone_opens_the_gate_only_with_all_shards,
             ),
         ],
         // Refused before Docker is asked for anything, so these always run.
@@ -537,9 +537,15 @@ fn bad_selection_is_refused_with_exit_2_before_anything_starts() -> Outcome {
 
 /// "CI proves green, a laptop deploys", in the order a deployer meets it: the pull request's
 /// unsigned record first, the signed one later.
-fn a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens() -> Outcome {
+/// The generated workflow's own shell lines, run here: each shard job's test and record steps
+/// (unsigned as on a pull request, then signed as on a push), then the gate job's import and
+/// gate steps in a second, clean clone that ran nothing itself. The gate stays shut on unsigned
+/// records and on N-1 signed ones, and opens with all N.
+fn the_generated_workflow_runs_here_and_a_clean_clone_opens_the_gate_only_with_all_shards()
+-> Outcome {
+    const N: usize = 2;
     let ci = Example::new();
-    ci.keep_only_tests(&["test_tls_proxy.py"]);
+    ci.keep_only_tests(&["test_tls_proxy.py", "test_geoip.py"]);
     let keys = tempfile::tempdir()?;
     let key = keys.path().join("ci.pem");
     let o = Command::new(support::harness_bin())
@@ -554,64 +560,140 @@ fn a_laptop_imports_ci_runs_unsigned_then_signed_and_the_gate_opens() -> Outcome
     let toml = ci.dir.path().join("harness.toml");
     let mut config = std::fs::read_to_string(&toml)?;
     config.push_str(&format!(
-        "\n[gate]\ntrusted_keys = [{{ name = \"ci\", key = \"{public}\" }}]\n"
+        "\n[gate]\ntrusted_keys = [{{ name = \"ci\", key = \"{public}\" }}]\n\
+         [ci]\nharness = {{ git = \"https://github.com/example/harness\", rev = \"{}\" }}\nshards = {N}\n",
+        "0123456789abcdef0123456789abcdef01234567"
     ));
     std::fs::write(&toml, config)?;
     let root = ci.root();
     support::git(&root, &["init", "-q"]);
+    let o = ci.run(&["ci", "github"]);
+    ensure(o.status.success(), || describe(&o))?;
+    let o = ci.run(&["ci", "github", "--check"]);
+    ensure(o.status.success(), || describe(&o))?;
     support::git(&root, &["add", "."]);
     support::git(&root, &["commit", "-q", "-m", "app"]);
 
-    let o = ci.run(&["--json", "test", "--with-mocks"]);
-    ensure(o.status.code() == Some(0), || describe(&o))?;
-    let id = outcome(&o)?["ledger_run"].to_string();
-    let records = tempfile::tempdir()?;
-    let unsigned = records.path().join("unsigned.json");
-    let signed = records.path().join("signed.json");
-    for (file, sign) in [(&unsigned, false), (&signed, true)] {
-        let mut args = vec![
-            "runs",
-            "export",
-            id.as_str(),
-            "--output",
-            file.to_str().unwrap(),
-        ];
-        if sign {
-            args.extend(["--sign", key.to_str().unwrap()]);
+    let yaml = std::fs::read_to_string(root.join(".github/workflows/harness.yml"))?;
+    let workflow: serde_norway::Value = serde_norway::from_str(&yaml)?;
+    let script = |job: &str, id: &str| -> Result<String, Failed> {
+        workflow["jobs"][job]["steps"]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|s| s["id"].as_str() == Some(id)))
+            .and_then(|s| s["run"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("no step {job}.{id} in\n{yaml}").into())
+    };
+    let bin_dir = support::harness_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // A step as the runner runs it: bash -e in the project, RUNNER_TEMP its own.
+    let step = |dir: &Path, runner_temp: &Path, run: &str, env: &[(&str, &str)]| {
+        let mut c = Command::new("bash");
+        c.args(["-e", "-c", run])
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env("RUNNER_TEMP", runner_temp)
+            .env("HARNESS_OFFLINE", "1");
+        for (k, v) in env {
+            c.env(k, v);
         }
-        let o = ci.run(&args);
+        c.output().expect("run bash")
+    };
+    let pem = std::fs::read_to_string(&key)?;
+    let unsigned = tempfile::tempdir()?;
+    let signed = tempfile::tempdir()?;
+    for shard in 1..=N {
+        let i = shard.to_string();
+        let o = step(
+            &root,
+            unsigned.path(),
+            &script("test", "shard")?,
+            &[("SHARD", &i)],
+        );
+        ensure(o.status.code() == Some(0), || describe(&o))?;
+        let o = step(
+            &root,
+            unsigned.path(),
+            &script("test", "record")?,
+            &[("SHARD", &i)],
+        );
+        ensure(o.status.success(), || describe(&o))?;
+        let o = step(
+            &root,
+            signed.path(),
+            &script("test", "signed-record")?,
+            &[("SHARD", &i), ("HARNESS_SIGNING_KEY", &pem)],
+        );
         ensure(o.status.success(), || describe(&o))?;
     }
+    ensure(!signed.path().join("signing.pem").exists(), || {
+        "the signing key was left on disk".into()
+    })?;
+    let o = step(
+        &root,
+        signed.path(),
+        &script("test", "signed-record")?,
+        &[("SHARD", "1")],
+    );
+    ensure(
+        !o.status.success() && text(&o.stdout).contains("HARNESS_SIGNING_KEY secret is not set"),
+        || describe(&o),
+    )?;
 
     let laptop = tempfile::tempdir()?;
     support::git(laptop.path(), &["clone", "-q", root.to_str().unwrap(), "."]);
-    let on_laptop = |args: &[&str]| {
-        let mut c = Command::new(support::harness_bin());
-        c.arg("--project")
-            .arg(laptop.path())
-            .env("HARNESS_OFFLINE", "1");
-        c.args(args).output().expect("run harness")
+    let gate_temp = tempfile::tempdir()?;
+    let records = gate_temp.path().join("records");
+    std::fs::create_dir(&records)?;
+    let gate = |expect: i32, say: &str| -> Outcome {
+        let o = step(
+            laptop.path(),
+            gate_temp.path(),
+            &script("gate", "import")?,
+            &[],
+        );
+        ensure(o.status.success(), || describe(&o))?;
+        let o = step(
+            laptop.path(),
+            gate_temp.path(),
+            &script("gate", "gate")?,
+            &[],
+        );
+        ensure(o.status.code() == Some(expect), || describe(&o))?;
+        ensure(text(&o.stdout).contains(say), || describe(&o))?;
+        for said in [text(&o.stdout), text(&o.stderr)] {
+            let lower = said.to_lowercase();
+            ensure(
+                !lower.contains("constraint")
+                    && !said.contains("SQLITE")
+                    && !lower.contains("rusqlite"),
+                || said.clone(),
+            )?;
+        }
+        Ok(())
     };
-    let o = on_laptop(&["runs", "import", unsigned.to_str().unwrap()]);
-    ensure(o.status.success(), || describe(&o))?;
-    let o = on_laptop(&["gate", "webhosting"]);
-    ensure(o.status.code() == Some(4), || describe(&o))?;
-    ensure(text(&o.stdout).contains("unsigned"), || describe(&o))?;
-    let o = on_laptop(&["runs", "import", signed.to_str().unwrap()]);
-    ensure(o.status.success(), || describe(&o))?;
-    ensure(text(&o.stdout).contains("its signature was added"), || {
-        describe(&o)
-    })?;
-    let o = on_laptop(&["gate", "webhosting"]);
-    ensure(o.status.code() == Some(0), || describe(&o))?;
-    for said in [text(&o.stdout), text(&o.stderr)] {
-        let lower = said.to_lowercase();
-        ensure(
-            !lower.contains("constraint")
-                && !said.contains("SQLITE")
-                && !lower.contains("rusqlite"),
-            || said.clone(),
+    let shard_file = |i: usize| format!("records/shard-{i}.json");
+    for i in 1..=N {
+        std::fs::copy(
+            unsigned.path().join(shard_file(i)),
+            records.join(format!("shard-{i}.json")),
         )?;
     }
-    Ok(())
+    gate(4, "unsigned")?;
+    for i in 1..N {
+        std::fs::copy(
+            signed.path().join(shard_file(i)),
+            records.join(format!("shard-{i}.json")),
+        )?;
+    }
+    gate(4, "CLOSED")?;
+    std::fs::copy(
+        signed.path().join(shard_file(N)),
+        records.join(format!("shard-{N}.json")),
+    )?;
+    gate(0, "OPEN")
 }

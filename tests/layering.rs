@@ -34,6 +34,7 @@ const ORDER: &[&str] = &[
     "run",
     "deploy",
     "env_report",
+    "ci",
     "init",
     "cli",
 ];

@@ -22,8 +22,10 @@ pub enum RunsAction {
     /// The signature is ed25519 over "harness-run-record/2\n" followed by the record's canonical
     /// JSON (RFC 8785: sorted keys, no whitespace). Records imported as /1 keep /1.
     Export {
-        /// The run's id, as `harness runs` lists it.
-        id: i64,
+        /// The run's id, as `harness runs` lists it, or `last` for the newest run (what a CI job
+        /// that ran one suite exports).
+        #[arg(value_parser = parse_run_ref)]
+        id: RunRef,
         /// An ed25519 private key, PKCS#8 PEM (`harness runs keygen FILE`, or
         /// `openssl genpkey -algorithm ed25519 -out FILE`).
         #[arg(long, value_name = "KEY")]
@@ -48,6 +50,23 @@ pub enum RunsAction {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+/// A run named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunRef {
+    Id(i64),
+    Last,
+}
+
+fn parse_run_ref(text: &str) -> Result<RunRef, String> {
+    match text {
+        "last" => Ok(RunRef::Last),
+        _ => text
+            .parse()
+            .map(RunRef::Id)
+            .map_err(|_| format!("`{text}` is neither a run id nor `last`")),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -91,7 +110,21 @@ pub(super) fn runs(ctx: &Ctx, args: &RunsArgs) -> Result<Exit, Failure> {
         }
         Some(RunsAction::Export { id, sign, output }) => {
             let ledger = gk::open_ledger(&ctx.root())?;
-            let text = gk::export(&ledger, *id, sign.as_deref())?;
+            let id = match id {
+                RunRef::Id(n) => *n,
+                RunRef::Last => ledger
+                    .newest_runs(1)?
+                    .first()
+                    .map(|r| r.id)
+                    .ok_or_else(|| {
+                        Failure::new(
+                            Exit::BadInput,
+                            format!("no run recorded in {}", ledger.path().display()),
+                        )
+                        .hint("run `harness test` first; `harness runs` lists what is recorded")
+                    })?,
+            };
+            let text = gk::export(&ledger, id, sign.as_deref())?;
             match output {
                 Some(path) => std::fs::write(path, text).map_err(|e| {
                     Failure::new(
@@ -152,6 +185,12 @@ pub(super) fn runs(ctx: &Ctx, args: &RunsArgs) -> Result<Exit, Failure> {
             println!(
                 "trust it in harness.toml:\n  [gate]\n  trusted_keys = [{{ name = \"ci\", key = \"{}\" }}]",
                 key.public_key()
+            );
+            println!(
+                "store the private key as the CI secret {secret} (never in the repository), e.g.\n  \
+                 gh secret set {secret} < {file}\nthe workflow `harness ci github` writes signs with it (docs/scale.md)",
+                secret = crate::ci::github::SIGNING_SECRET,
+                file = file.display()
             );
         }
     }

@@ -2,6 +2,7 @@
 //! place where failures become text and an exit code. Each command parses its arguments, calls
 //! one library entry point and renders what it returns; the config is loaded once, when a
 //! command first needs it.
+mod ci;
 mod ledger;
 mod project;
 mod release;
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::Reporter;
+pub use ci::*;
 pub use ledger::*;
 pub use project::*;
 pub use release::*;
@@ -214,6 +216,23 @@ pub enum Command {
     /// .harness/certs/. --rotate replaces the CA: everything that trusted the old one must be
     /// given the new ca.pem.
     Certs(CertsArgs),
+    /// Generate the CI pipeline: the suite in N shards, signed run records, the gate (docs/scale.md).
+    ///
+    /// `harness ci github` writes .github/workflows/harness.yml (and .github/zizmor.yml, the
+    /// policy that lets zizmor accept tag pins for GitHub's own actions) from [ci] in
+    /// harness.toml: a matrix of N jobs, each running `harness test --with-mocks --shard i/N`
+    /// and uploading report.html, junit.xml and its run record; on pushes to [ci] branch each
+    /// record is signed with the HARNESS_SIGNING_KEY secret and a gate job imports all N and runs
+    /// `harness gate webhosting`. `[ci] deploy = true` adds a deploy job behind the `webhosting`
+    /// environment. Pull requests run unsigned, with no secret reachable.
+    ///
+    /// Examples:
+    ///   harness ci github --shards 4     write the workflow for 4 shards
+    ///   harness ci github --check        exit 1 with a diff when the committed file is stale
+    ///
+    /// Exit 0 written (or, with --check, current), 1 stale, 2 bad configuration.
+    #[command(verbatim_doc_comment)]
+    Ci(CiArgs),
     /// Run one of the stand-in services the stack uses: netcup, geoip or mailpit.
     ///
     /// Serves until SIGINT/SIGTERM. It prints the bound addresses as one JSON line on stdout,
@@ -297,7 +316,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
     // are the exception: they run inside the stack's own containers, with no Docker to sweep.
     if !matches!(
         cli.command,
-        Command::Mock { .. } | Command::Init(_) | Command::Env(_)
+        Command::Mock { .. } | Command::Init(_) | Command::Env(_) | Command::Ci(_)
     ) {
         crate::stack::sweep::at_start(&*reporter);
         // .harness/ holds secrets (state copies, packages with the app's database, backups of
@@ -313,6 +332,7 @@ fn dispatch(cli: &Cli) -> Result<Exit, Failure> {
         Command::Build(args) => project::build(&ctx, args),
         Command::Certs(args) => project::certs(&ctx, args),
         Command::Mock { mock } => run_mock(mock),
+        Command::Ci(args) => ci::ci(&ctx, args),
         Command::Runs(args) => ledger::runs(&ctx, args),
         Command::Gate(args) => ledger::gate(&ctx, args),
         Command::Deploy(args) => release::deploy(&ctx, args),

@@ -162,7 +162,9 @@ impl SecretKey {
     pub fn read_pem(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the signing key {}: {e}", path.display()))?;
-        SigningKey::from_pkcs8_pem(&text)
+        // A key pasted into a CI secret often gains blank lines or spaces around it, which the
+        // strict PEM reader refuses.
+        SigningKey::from_pkcs8_pem(&format!("{}\n", text.trim()))
             .map(SecretKey)
             .map_err(|e| {
                 format!(
@@ -333,6 +335,12 @@ mod tests {
         let p = dir.path().join("k.pem");
         std::fs::write(&p, k.to_pem()).unwrap();
         assert!(k.to_pem().starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(
+            SecretKey::read_pem(&p).unwrap().public_key(),
+            k.public_key()
+        );
+        // As a CI secret often gives it back: blank lines and spaces around it.
+        std::fs::write(&p, format!("\n  {}\n\n", k.to_pem())).unwrap();
         assert_eq!(
             SecretKey::read_pem(&p).unwrap().public_key(),
             k.public_key()
