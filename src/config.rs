@@ -923,11 +923,9 @@ impl Config {
         };
         if let Some(h) = raw.harness {
             let RawHarnessSource { git, rev } = h.get_ref().clone();
-            let url_ok = git.starts_with("https://")
-                && git.len() > "https://".len()
-                && git
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._~:/@%+".contains(c));
+            let url_ok = git.len() > "https://".len()
+                && git.starts_with("https://")
+                && plain(&git, "-._~:/@%+");
             if !url_ok {
                 return Err(self
                     .error_at(h.span(), format!("[ci] harness: git `{git}` is not an https:// URL"))
@@ -955,12 +953,9 @@ impl Config {
             ci.shards = v;
         }
         if let Some(b) = raw.branch {
-            let ok = !b.get_ref().is_empty()
+            let ok = plain(b.get_ref(), "-._/")
                 && !b.get_ref().starts_with(['-', '/'])
-                && !b.get_ref().contains("..")
-                && b.get_ref()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c));
+                && !b.get_ref().contains("..");
             if !ok {
                 return Err(self
                     .error_at(
@@ -972,10 +967,7 @@ impl Config {
             ci.branch = b.into_inner();
         }
         if let Some(r) = raw.runs_on {
-            let ok = !r.get_ref().is_empty()
-                && r.get_ref()
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            let ok = plain(r.get_ref(), "-._");
             if !ok {
                 return Err(self
                     .error_at(
@@ -1299,6 +1291,15 @@ pub const BUILTIN_SERVICES: [&str; 7] = [
     "playwright",
     "playwright-server",
 ];
+
+/// Non-empty, and only ASCII letters, digits and the `extra` characters: a value that can go
+/// into a workflow file or a shell line without quoting.
+fn plain(text: &str, extra: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+}
 
 fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
