@@ -35,6 +35,14 @@ fn main() {
                 sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted,
             ),
             (
+                "sigint_with_workers_exits_130_and_removes_every_workers_stack",
+                sigint_with_workers_exits_130_and_removes_every_workers_stack,
+            ),
+            (
+                "workers_run_one_merged_suite_green_then_red_and_leave_nothing",
+                workers_run_one_merged_suite_green_then_red_and_leave_nothing,
+            ),
+            (
                 "shards_run_disjoint_parts_whose_union_is_the_whole_suite",
                 shards_run_disjoint_parts_whose_union_is_the_whole_suite,
             ),
@@ -314,12 +322,26 @@ def test_sleeps_until_interrupted():
 "#;
 
 fn sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted() -> Outcome {
+    sigint_during_the_suite(1)
+}
+
+fn sigint_with_workers_exits_130_and_removes_every_workers_stack() -> Outcome {
+    sigint_during_the_suite(2)
+}
+
+/// SIGINT once every worker's suite is running (each test file marks that it started).
+fn sigint_during_the_suite(workers: usize) -> Outcome {
     let ex = Example::new();
     ex.keep_only_tests(&[]);
-    ex.write_tests(&[("test_sleep.py", SLEEPING)]);
+    let files: Vec<String> = (1..=workers)
+        .map(|i| format!("test_sleep_{i}.py"))
+        .collect();
+    for f in &files {
+        ex.write_tests(&[(f.as_str(), SLEEPING)]);
+    }
     let mut child = ex
         .harness()
-        .args(["test"])
+        .args(["test", "--workers", &workers.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
@@ -336,31 +358,40 @@ fn sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted() -> 
     });
     let runs_dir = ex.root().join(".harness/runs");
     let deadline = Instant::now() + Duration::from_secs(300);
-    let marker = loop {
-        let found = std::fs::read_dir(&runs_dir).ok().and_then(|d| {
-            d.flatten()
-                .map(|e| e.path().join("report/screenshots/sleeping"))
-                .find(|p| p.exists())
-        });
-        if let Some(m) = found {
-            break m;
+    let markers = loop {
+        let found: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path().join("report/screenshots/sleeping"))
+                    .filter(|p| p.exists())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if found.len() == workers {
+            break found;
         }
         if Instant::now() > deadline || child.try_wait()?.is_some() {
             let _ = child.kill();
-            return Err(format!("the suite never started:\n{}", said.lock().unwrap()).into());
+            return Err(format!("the suites never started:\n{}", said.lock().unwrap()).into());
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let run_id = marker
-        .ancestors()
-        .nth(3)
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap();
-    ensure(
-        !resources_with(&format!("harness.run={run_id}")).is_empty(),
-        || "the run has no containers while its suite runs".into(),
-    )?;
+    let run_ids: Vec<String> = markers
+        .iter()
+        .map(|m| {
+            m.ancestors()
+                .nth(3)
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap()
+        })
+        .collect();
+    for id in &run_ids {
+        ensure(
+            !resources_with(&format!("harness.run={id}")).is_empty(),
+            || format!("run {id} has no containers while its suite runs"),
+        )?;
+    }
 
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -381,11 +412,93 @@ fn sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted() -> 
     })?;
     // Generous: this is behaviour, not a speed goal.
     ensure(took < Duration::from_secs(30), || format!("took {took:?}"))?;
-    let left = resources_with(&format!("harness.run={run_id}"));
+    for id in &run_ids {
+        let left = resources_with(&format!("harness.run={id}"));
+        ensure(left.is_empty(), || format!("left behind: {left:?}"))?;
+    }
+    let left = ex.left_behind();
     ensure(left.is_empty(), || format!("left behind: {left:?}"))?;
     let runs = ex.runs();
-    ensure(runs.iter().any(|r| r["outcome"] == "aborted"), || {
-        format!("no aborted run in the ledger: {runs:?}")
+    ensure(
+        runs.iter().filter(|r| r["outcome"] == "aborted").count() == 1,
+        || format!("not one aborted run in the ledger: {runs:?}"),
+    )
+}
+
+/// Two stacks, one run: green with every file's tests in one junit.xml and one full ledger
+/// record; then red when a file in the second worker's share fails, with that worker's
+/// screenshot and trace in the one report. Nothing is left after either.
+fn workers_run_one_merged_suite_green_then_red_and_leave_nothing() -> Outcome {
+    let ex = Example::new();
+    ex.keep_only_tests(&["test_tls_proxy.py"]);
+    let names = ["alpha", "bravo", "charlie"];
+    for n in names {
+        ex.write_tests(&[(format!("test_{n}.py").as_str(), tiny_test(n).as_str())]);
+    }
+    let o = ex.run(&["--json", "test", "--workers", "2"]);
+    ensure(o.status.code() == Some(0), || describe(&o))?;
+    let v = outcome(&o)?;
+    let ids: Vec<String> = v["workers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    ensure(ids.len() == 2 && ids[0] == v["run_id"], || describe(&o))?;
+    for w in ["[w1] ", "[w2] "] {
+        ensure(text(&o.stderr).contains(w), || describe(&o))?;
+    }
+    let junit = std::fs::read_to_string(
+        PathBuf::from(v["run_dir"].as_str().unwrap()).join("report/junit.xml"),
+    )?;
+    for class in ["test_alpha", "test_bravo", "test_charlie", "test_tls_proxy"] {
+        ensure(junit.contains(&format!("classname=\"{class}\"")), || {
+            format!("merged junit lacks {class}: {junit}")
+        })?;
+    }
+    let runs = ex.runs();
+    ensure(
+        runs.len() == 1 && runs[0]["outcome"] == "green" && runs[0]["selection"]["kind"] == "full",
+        || format!("ledger: {runs:?}"),
+    )?;
+    let left = ex.left_behind();
+    ensure(left.is_empty(), || {
+        format!("left behind after green: {left:?}")
+    })?;
+
+    // Files sorted: alpha, bravo, tls_proxy, zz_failing; the fourth goes to the second worker.
+    std::fs::remove_file(ex.dir.path().join("ui_tests/test_charlie.py"))?;
+    ex.write_tests(&[("test_zz_failing.py", FAILING)]);
+    let o = ex.run(&["--json", "test", "--with-mocks", "--workers", "2"]);
+    ensure(o.status.code() == Some(1), || {
+        format!("red run's exit: {}", describe(&o))
+    })?;
+    let v = outcome(&o)?;
+    ensure(
+        v["outcome"] == "red" && v["failed"] == 1 && v["passed"].as_u64() >= Some(3),
+        || format!("red run's counts: {}", describe(&o)),
+    )?;
+    let second = v["workers"][1].as_str().unwrap_or_default().to_string();
+    let html =
+        std::fs::read_to_string(PathBuf::from(v["run_dir"].as_str().unwrap()).join("report.html"))?;
+    ensure(html.contains("data:image/png;base64,"), || {
+        "report has no embedded screenshot of the second worker's failure".into()
+    })?;
+    ensure(
+        html.contains(&format!("../{second}/report/artifacts/")),
+        || "report does not link the second worker's trace".into(),
+    )?;
+    let runs = ex.runs();
+    ensure(
+        runs.iter()
+            .any(|r| r["outcome"] == "red" && r["failed"] == 1),
+        || format!("no red run in the ledger: {runs:?}"),
+    )?;
+    let left = ex.left_behind();
+    ensure(left.is_empty(), || {
+        format!("left behind after red: {left:?}")
     })
 }
 
@@ -513,6 +626,12 @@ fn bad_selection_is_refused_with_exit_2_before_anything_starts() -> Outcome {
         (vec!["test", "--shard", "9/9"], "has no test files"),
         (vec!["test", "harness.toml"], "outside the test folder"),
         (vec!["test", "ui_tests/nope.py"], "does not exist"),
+        (vec!["test", "--workers", "0"], "not a worker count"),
+        (vec!["test", "--workers", "many"], "not a worker count"),
+        (
+            vec!["test", "--workers", "2", "--keep"],
+            "cannot be used with",
+        ),
     ] {
         let o = ex.run(&args);
         ensure(o.status.code() == Some(2), || {
@@ -535,8 +654,6 @@ fn bad_selection_is_refused_with_exit_2_before_anything_starts() -> Outcome {
     })
 }
 
-/// "CI proves green, a laptop deploys", in the order a deployer meets it: the pull request's
-/// unsigned record first, the signed one later.
 /// The generated workflow's own shell lines, run here: each shard job's test and record steps
 /// (unsigned as on a pull request, then signed as on a push), then the gate job's import and
 /// gate steps in a second, clean clone that ran nothing itself. The gate stays shut on unsigned

@@ -44,6 +44,12 @@ pub struct TestArgs {
     /// together run the whole suite, each file once. The ledger records the shard.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<crate::run::Shard>,
+    /// Run the selection on N stacks at once on this engine, each with its own app copy,
+    /// database and mocks; the files are dealt over them as shards are. `auto` is half the
+    /// cores (at least 1). One merged junit.xml, report and ledger record; output lines carry
+    /// the worker (`[w2]`). A share's run may be sharded too (`--shard 1/2 --workers 2`).
+    #[arg(long, value_name = "N|auto", default_value = "1", value_parser = parse_workers, conflicts_with = "keep")]
+    pub workers: u32,
     /// Only tests matching this pytest keyword expression.
     #[arg(short = 'k', value_name = "EXPR")]
     pub keyword: Option<String>,
@@ -143,6 +149,21 @@ pub(super) fn up(ctx: &Ctx, args: &UpArgs) -> Result<Exit, Failure> {
     Ok(Exit::Success)
 }
 
+/// `--workers N|auto`: auto is half the cores, at least one.
+fn parse_workers(text: &str) -> Result<u32, String> {
+    if text == "auto" {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        return Ok((cores / 2).max(1));
+    }
+    match text.parse::<u32>() {
+        Ok(n) if (1..=crate::run::MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a worker count: give 1 to {} or `auto`",
+            crate::run::MAX_WORKERS
+        )),
+    }
+}
+
 pub(super) fn test(ctx: &Ctx, args: &TestArgs) -> Result<Exit, Failure> {
     let config = ctx.config()?;
     let request = crate::run::TestRequest {
@@ -157,6 +178,7 @@ pub(super) fn test(ctx: &Ctx, args: &TestArgs) -> Result<Exit, Failure> {
             shard: args.shard,
         },
         pytest_args: args.pytest_args.clone(),
+        workers: args.workers,
     };
     let o = crate::run::test(config, &request, ctx.reporter)?;
     if ctx.json() {

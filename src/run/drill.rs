@@ -164,7 +164,16 @@ pub fn drill(
         }
 
         let job = job::prepare(&mut launch, &plan_job.input(&selected, &root))?;
-        let suite = super::run_suite(&engine, &launch, &job, reporter, &phases).await?;
+        let suite = super::run_suite(
+            &engine,
+            &launch,
+            &job,
+            reporter,
+            &phases,
+            None,
+            std::future::pending(),
+        )
+        .await?;
         let (finished, ()) = super::finish(
             &engine,
             &launch,

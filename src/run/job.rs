@@ -252,6 +252,10 @@ pub struct WrittenFile {
     /// Why it was not copied (too large).
     #[serde(default)]
     pub skipped: Option<String>,
+    /// Where the run folder holding the copy is, relative to the report's ("" for its own;
+    /// `../<id>/` for another worker's).
+    #[serde(skip)]
+    pub dir: String,
 }
 
 /// What the job left, read from the run directory.

@@ -14,6 +14,7 @@ pub mod pytestcfg;
 mod report;
 pub mod select;
 pub mod tree;
+mod workers;
 
 use crate::model::target::Target;
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 pub use drill::{DrillOutcome, DrillRequest, drill};
 pub use junit::{CaseStatus, Counts, SuiteResult};
 pub use select::{SelectionRequest, Shard};
+pub use workers::MAX_WORKERS;
 
 use crate::config::Config;
 use crate::error::{Exit, Failure};
@@ -44,6 +46,8 @@ pub struct TestRequest {
     pub selection: SelectionRequest,
     /// `harness test -- ARGS`: handed to pytest after `[test] args`.
     pub pytest_args: Vec<String>,
+    /// Stacks run side by side, the selection dealt over them (`--workers`).
+    pub workers: u32,
 }
 
 /// How a run ended, for the CLI and scripts (`--json`).
@@ -69,6 +73,10 @@ pub struct TestOutcome {
     pub pytest_seconds: f64,
     pub elapsed_seconds: f64,
     pub phases: Vec<(String, f64)>,
+    /// With `--workers`: every worker's run id, the first being `run_id` (whose folder holds
+    /// the merged junit.xml and the report).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<String>,
 }
 
 /// What the suite step produced, before it is judged.
@@ -221,24 +229,44 @@ pub fn test(
         ),
     });
 
+    let shares = select::split(&selected, req.workers);
+    if shares.len() > 1 {
+        reporter.event(&Event::Note {
+            message: format!(
+                "workers: {} stacks side by side ({})",
+                shares.len(),
+                shares
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| format!("w{}: {} file(s)", i + 1, s.files.len()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+
     let rt = stack::runtime()?;
     rt.block_on(async {
         let engine = stack::connect(reporter).await?;
-        let vars = job_vars(config, req.no_tls);
-        let plan = stack::plan_launch(
-            &engine,
-            config,
-            &stack::LaunchRequest {
-                with_mocks: req.with_mocks,
-                no_tls: req.no_tls,
-                keep: req.keep,
-                test_job: true,
-                playwright_server: config.test.playwright_server_env().is_some(),
-                vars,
-            },
-            reporter,
-        )
-        .await?;
+        let mut plans = Vec::new();
+        for _ in &shares {
+            plans.push(
+                stack::plan_launch(
+                    &engine,
+                    config,
+                    &stack::LaunchRequest {
+                        with_mocks: req.with_mocks,
+                        no_tls: req.no_tls,
+                        keep: req.keep,
+                        test_job: true,
+                        playwright_server: config.test.playwright_server_env().is_some(),
+                        vars: job_vars(config, req.no_tls),
+                    },
+                    reporter,
+                )
+                .await?,
+            );
+        }
 
         // The package. Interrupting this step needs no cleanup: nothing exists in Docker yet,
         // and the build writes its zip by rename.
@@ -265,25 +293,34 @@ pub fn test(
         record.pytest_args = plan_job.user_args.clone();
         record.test_env = crate::ledger::EnvDigest::of_layers(&plan_job.env);
 
+        // Each worker gets its own copy of the app and its database, from the same zip.
         let t = Phase::start(reporter, "run dir");
-        let mut launch = stack::materialize(
-            config,
-            plan,
-            stack::AppSource::Package(&package.zip),
-            &package.state_file,
-            reporter,
-        )?;
-        let job = job::prepare(&mut launch, &plan_job.input(&selected, &root))?;
-        t.finish_into(&phases, launch.run_dir.display().to_string());
-        let run_id = launch.run.id.clone();
-        let run_dir = launch.run_dir.clone();
+        let mut launches = Vec::new();
+        let mut jobs = Vec::new();
+        for (plan, share) in plans.into_iter().zip(&shares) {
+            let mut launch = stack::materialize(
+                config,
+                plan,
+                stack::AppSource::Package(&package.zip),
+                &package.state_file,
+                reporter,
+            )?;
+            jobs.push(job::prepare(&mut launch, &plan_job.input(share, &root))?);
+            launches.push(launch);
+        }
+        t.finish_into(&phases, launches[0].run_dir.display().to_string());
+        let run_id = launches[0].run.id.clone();
+        let run_dir = launches[0].run_dir.clone();
+        let worker_ids: Vec<String> = if launches.len() > 1 {
+            launches.iter().map(|l| l.run.id.clone()).collect()
+        } else {
+            Vec::new()
+        };
 
-        let suite = run_suite(&engine, &launch, &job, reporter, &phases).await;
-
-        let suite = match suite {
+        let suites = match run_suites(&engine, &launches, &jobs, reporter, &phases).await {
             Ok(s) => s,
             Err(failure) => {
-                // The run is gone already (guarded removed it). Record how it ended.
+                // The runs are gone already (guarded removed them). Record how it ended.
                 record.outcome = if failure.exit == Exit::Interrupted {
                     Outcome::Aborted
                 } else {
@@ -295,17 +332,21 @@ pub fn test(
                     message: format!(
                         "run {run_id} recorded as {}{ledger_note}; logs in {}",
                         record.outcome.as_str(),
-                        run_dir.join("logs").display()
+                        launches
+                            .iter()
+                            .map(|l| l.logs_dir.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 });
                 return Err(failure);
             }
         };
 
-        let (finished, parity) = finish(
+        let (finished, parity) = finish_all(
             &engine,
-            &launch,
-            suite.handle,
+            &launches,
+            suites,
             req.keep,
             reporter,
             &phases,
@@ -316,9 +357,10 @@ pub fn test(
             images,
             kept,
             collected,
+            exit_code,
         } = finished;
         let judged = judge(
-            suite.exit_code,
+            exit_code,
             collected.suite.as_ref(),
             &collected.session,
             &record.selection,
@@ -413,20 +455,107 @@ pub fn test(
                 .into_iter()
                 .map(|(p, d)| (p.to_string(), d.as_secs_f64()))
                 .collect(),
+            workers: worker_ids,
         })
     })
 }
 
+/// Runs every worker's suite side by side (one, without `--workers`). When one fails, the others
+/// are stopped and removed, and its error is the run's; a signal stops them all.
+async fn run_suites(
+    engine: &stack::Engine,
+    launches: &[stack::Launch],
+    jobs: &[job::Job],
+    reporter: &dyn Reporter,
+    phases: &Timings,
+) -> Result<Vec<SuiteRun>, Failure> {
+    if launches.len() == 1 {
+        let one = run_suite(
+            engine,
+            &launches[0],
+            &jobs[0],
+            reporter,
+            phases,
+            None,
+            std::future::pending(),
+        )
+        .await?;
+        return Ok(vec![one]);
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let timings: Vec<Timings> = launches.iter().map(|_| Timings::default()).collect();
+    let runs =
+        launches
+            .iter()
+            .zip(jobs)
+            .zip(&timings)
+            .enumerate()
+            .map(|(i, ((launch, job), t))| {
+                let mut stopped = stopped.clone();
+                let stop = &stop;
+                async move {
+                    let label = format!("w{}", i + 1);
+                    let r = run_suite(engine, launch, job, reporter, t, Some(&label), async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await;
+                    if r.is_err() {
+                        stop.send_replace(true);
+                    }
+                    r
+                }
+            });
+    let results = futures_util::future::join_all(runs).await;
+    for (name, d) in workers::slowest_phases(&timings) {
+        phases.keep(name, d);
+    }
+    if results.iter().all(Result::is_ok) {
+        return Ok(results.into_iter().flatten().collect());
+    }
+    // A worker that finished before another failed still has its stack: remove it too.
+    let mut first_error: Option<Failure> = None;
+    for r in results {
+        match r {
+            Ok(done) => {
+                if let Err(e) = done.handle.down().await {
+                    reporter.event(&Event::Warning {
+                        message: format!("cleanup of a finished worker failed: {e}"),
+                    });
+                }
+            }
+            Err(e) => {
+                let stopped = stack::StackError::Stopped.to_string();
+                let better = match &first_error {
+                    None => true,
+                    // The cause, not the workers stopped because of it; an interrupt wins.
+                    Some(f) => {
+                        e.exit == Exit::Interrupted && f.exit != Exit::Interrupted
+                            || f.message == stopped && e.message != stopped
+                    }
+                };
+                if better {
+                    first_error = Some(e);
+                }
+            }
+        }
+    }
+    Err(first_error.expect("a worker failed"))
+}
+
 /// Starts the stack with the job, lets pytest go once every service is ready, and follows it
-/// to its end. Guarded: an error or a signal removes the run before this returns.
+/// to its end. Guarded: an error, a signal or `stop` removes the run before this returns.
+/// With a `label`, the suite's output lines carry it.
 async fn run_suite(
     engine: &stack::Engine,
     launch: &stack::Launch,
     job: &job::Job,
     reporter: &dyn Reporter,
     phases: &Timings,
+    label: Option<&str>,
+    stop: impl std::future::Future<Output = ()>,
 ) -> Result<SuiteRun, Failure> {
-    stack::guarded(engine, &launch.run, &launch.logs_dir, reporter, async {
+    let prefixer = label.map(workers::Prefixer::new);
+    let work = async {
         let t = Instant::now();
         let handle = stack::start_stack(engine, launch, reporter).await?;
         stack::identify(&handle, launch, reporter).await?;
@@ -435,12 +564,20 @@ async fn run_suite(
         phases.keep("stack", t.elapsed());
         let t = Phase::start(reporter, "suite");
         reporter.event(&Event::Note {
-            message: format!("pytest {}", job.args_display()),
+            message: format!(
+                "{}pytest {}",
+                label.map(|l| format!("[{l}] ")).unwrap_or_default(),
+                job.args_display()
+            ),
         });
         let forward = |bytes: &[u8]| {
-            reporter.event(&Event::SuiteOutput {
-                bytes: bytes.to_vec(),
-            })
+            let bytes = match &prefixer {
+                Some(p) => p.feed(bytes),
+                None => bytes.to_vec(),
+            };
+            if !bytes.is_empty() {
+                reporter.event(&Event::SuiteOutput { bytes })
+            }
         };
         let svc = handle
             .service(job::SERVICE)
@@ -451,9 +588,20 @@ async fn run_suite(
             reason: e.to_string(),
         })?;
         let exit_code = engine.follow_job(svc, suite_timeout(), &forward).await?;
+        if let Some(rest) = prefixer.as_ref().map(workers::Prefixer::flush)
+            && !rest.is_empty()
+        {
+            reporter.event(&Event::SuiteOutput { bytes: rest });
+        }
         let _ = std::fs::remove_file(&go);
         t.finish_into(phases, format!("pytest exited {exit_code}"));
         Ok(SuiteRun { exit_code, handle })
+    };
+    stack::guarded(engine, &launch.run, &launch.logs_dir, reporter, async {
+        tokio::select! {
+            r = work => r,
+            _ = stop => Err(stack::StackError::Stopped),
+        }
     })
     .await
 }
@@ -463,6 +611,78 @@ struct Finished {
     images: BTreeMap<String, String>,
     kept: Option<Vec<ServiceUrl>>,
     collected: job::Collected,
+    /// pytest's exit code (the workers' as one).
+    exit_code: i64,
+}
+
+/// Finishes every worker's run side by side (`finish`), `also` once, and merges the workers'
+/// results into the first one's folder.
+async fn finish_all<T>(
+    engine: &stack::Engine,
+    launches: &[stack::Launch],
+    suites: Vec<SuiteRun>,
+    keep: bool,
+    reporter: &dyn Reporter,
+    phases: &Timings,
+    also: impl FnOnce() -> T,
+) -> Result<(Finished, T), Failure> {
+    let mut suites = suites.into_iter();
+    let first = suites.next().expect("one suite per launch");
+    let first_code = first.exit_code;
+    // The other workers' phases are the same steps at the same time: not counted again.
+    let scratch = Timings::default();
+    let rest = futures_util::future::join_all(launches[1..].iter().zip(suites).map(|(l, s)| {
+        let code = s.exit_code;
+        let scratch = &scratch;
+        async move {
+            finish(engine, l, s.handle, keep, reporter, scratch, || ())
+                .await
+                .map(|(f, ())| (l, f, code))
+        }
+    }));
+    let (first, rest) = tokio::join!(
+        finish(
+            engine,
+            &launches[0],
+            first.handle,
+            keep,
+            reporter,
+            phases,
+            also
+        ),
+        rest
+    );
+    let (mut finished, extra) = first?;
+    finished.exit_code = first_code;
+    if launches.len() == 1 {
+        return Ok((finished, extra));
+    }
+    let mut parts = vec![workers::Part {
+        run_id: launches[0].run.id.clone(),
+        run_dir: launches[0].run_dir.clone(),
+        collected: finished.collected,
+        exit_code: first_code,
+    }];
+    for r in rest {
+        let (l, f, code) = r?;
+        parts.push(workers::Part {
+            run_id: l.run.id.clone(),
+            run_dir: l.run_dir.clone(),
+            collected: f.collected,
+            exit_code: code,
+        });
+    }
+    let codes: Vec<i64> = parts.iter().map(|p| p.exit_code).collect();
+    let collected = tokio::task::block_in_place(|| workers::merge(parts))?;
+    Ok((
+        Finished {
+            images: finished.images,
+            kept: finished.kept,
+            collected,
+            exit_code: workers::exit_code(&codes),
+        },
+        extra,
+    ))
 }
 
 /// Reads the image ids while the containers exist, then tears the run down (unless `keep`) in
@@ -514,6 +734,7 @@ async fn finish<T>(
             images,
             kept,
             collected,
+            exit_code: 0,
         },
         extra,
     ))

@@ -291,7 +291,7 @@ pub fn render(d: &ReportData) -> String {
             d.written.len()
         );
         for f in d.written {
-            let link = format!("report/tree/{}", f.path);
+            let link = format!("{}report/tree/{}", f.dir, f.path);
             let cell = match &f.skipped {
                 Some(why) => format!("{} <small>(not copied: {})</small>", esc(&f.path), esc(why)),
                 None => format!("<a href=\"{}\">{}</a>", href(&link), esc(&f.path)),
@@ -538,11 +538,13 @@ mod tests {
                     path: "apps/shop/coverage.xml".into(),
                     size: 120,
                     skipped: None,
+                    dir: String::new(),
                 },
                 crate::run::job::WrittenFile {
                     path: "big.bin".into(),
                     size: 1 << 30,
                     skipped: Some("too large".into()),
+                    dir: String::new(),
                 },
             ],
             routes: &[],

@@ -210,6 +210,46 @@ pub fn shard_files(files: &[String], shard: Shard) -> Vec<String> {
         .collect()
 }
 
+/// What pytest is given for a share of the files: a file named by node ids (`file.py::test`)
+/// gets only those; any other file of the share is given whole.
+fn share_targets(targets: &[String], share: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in share {
+        let nodes: Vec<&String> = targets
+            .iter()
+            .filter(|t| t.starts_with(&format!("{f}::")))
+            .collect();
+        if nodes.is_empty() {
+            out.push(f.clone());
+        } else {
+            out.extend(nodes.into_iter().cloned());
+        }
+    }
+    out
+}
+
+/// The selection dealt over `workers` stacks with the shard function: worker w runs the files
+/// of shard w/N (a node id stays with its file). Each share keeps the selection's name, so the
+/// run is recorded as one. Fewer shares than `workers` when there are fewer files.
+pub fn split(selected: &Selected, workers: u32) -> Vec<Selected> {
+    let total = workers.clamp(1, selected.files.len().max(1) as u32);
+    if total == 1 {
+        return vec![selected.clone()];
+    }
+    (1..=total)
+        .map(|index| {
+            let files = shard_files(&selected.files, Shard { index, total });
+            let targets = share_targets(&selected.targets, &files);
+            Selected {
+                targets,
+                files,
+                ..selected.clone()
+            }
+        })
+        .filter(|s| !s.targets.is_empty())
+        .collect()
+}
+
 /// Resolves the request against the suite's files. A relative PATH may be meant from the
 /// shell's folder (`cwd`), the project or the test folder, in that order.
 pub fn select(suite: &Suite, req: &SelectionRequest, cwd: &Path) -> Result<Selected, Failure> {
@@ -285,17 +325,7 @@ pub fn select(suite: &Suite, req: &SelectionRequest, cwd: &Path) -> Result<Selec
             )
             .hint("use fewer shards than test files"));
         }
-        // A node id inside a file (`file.py::test`) narrows that file; keep it when sharding.
-        let node_targets: Vec<&String> = targets.iter().filter(|t| t.contains("::")).collect();
-        let targets = if node_targets.is_empty() {
-            mine.clone()
-        } else {
-            node_targets
-                .into_iter()
-                .filter(|t| mine.iter().any(|f| t.starts_with(&format!("{f}::"))))
-                .cloned()
-                .collect()
-        };
+        let targets = share_targets(&targets, &mine);
         let selection = if filtered {
             Selection::Filtered {
                 expr: describe(req, Some(shard)),
@@ -476,6 +506,30 @@ mod tests {
             seen.sort();
             proptest::prop_assert_eq!(seen, files);
         }
+    }
+
+    #[test]
+    fn workers_share_the_files_keep_node_ids_with_their_file_and_the_selection_name() {
+        let d = tree(&["ui/test_a.py", "ui/test_b.py", "ui/sub/test_c.py"]);
+        let s = suite(&d, "ui");
+        let all = select(&s, &SelectionRequest::default(), d.path()).unwrap();
+        let shares = split(&all, 2);
+        assert_eq!(shares.len(), 2);
+        let mut seen: Vec<String> = shares.iter().flat_map(|w| w.targets.clone()).collect();
+        seen.sort();
+        assert_eq!(seen, all.files);
+        assert!(shares.iter().all(|w| w.selection == Selection::Full));
+        // More workers than files: one per file.
+        assert_eq!(split(&all, 8).len(), 3);
+        assert_eq!(split(&all, 1), vec![all.clone()]);
+        let nodes = SelectionRequest {
+            paths: vec!["ui/test_a.py::test_x".into(), "ui/test_b.py".into()],
+            ..Default::default()
+        };
+        let sel = select(&s, &nodes, d.path()).unwrap();
+        let shares = split(&sel, 2);
+        let targets: Vec<Vec<String>> = shares.iter().map(|w| w.targets.clone()).collect();
+        assert_eq!(targets, [["ui/test_a.py::test_x"], ["ui/test_b.py"]]);
     }
 
     #[test]

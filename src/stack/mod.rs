@@ -100,6 +100,11 @@ pub enum StackError {
     Wait(#[from] wait::WaitError),
     #[error("interrupted; the run's containers, network and volumes were removed")]
     Interrupted,
+    /// Another worker of the same `harness test --workers` failed; this one was removed too.
+    #[error(
+        "stopped because another worker failed; its containers, network and volumes were removed"
+    )]
+    Stopped,
     #[error("{0}")]
     Plan(String),
     /// The ready app does not show the package's build (`[stack] version`).
@@ -127,6 +132,7 @@ impl From<StackError> for Failure {
                 "the service's own log lines are above; all logs are under .harness/runs/<id>/logs/",
             ),
             StackError::Interrupted => Failure::new(Exit::Interrupted, message),
+            StackError::Stopped => Failure::new(Exit::Environment, message),
         }
     }
 }
