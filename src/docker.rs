@@ -18,6 +18,65 @@ use crate::error::{Exit, Failure};
 /// Where the engine is when `DOCKER_HOST` is unset or empty.
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
+/// Where the engine's published ports are reached, and what they are published on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ports {
+    /// The address to connect to: the engine's host for a tcp:// engine, else loopback.
+    pub host: String,
+    /// The host IP a port binding names: loopback for a local engine (never the LAN), the
+    /// engine's own address when DOCKER_HOST gives it as an IP, else "" (the engine's default).
+    pub bind: String,
+}
+
+impl Ports {
+    /// `host:port`, an IPv6 host in brackets (for URLs).
+    pub fn at(&self, port: u16) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{port}", self.host)
+        } else {
+            format!("{}:{port}", self.host)
+        }
+    }
+}
+
+/// How the stack's published ports are reached, from `DOCKER_HOST` as the docker CLI reads
+/// it.
+pub fn ports() -> &'static Ports {
+    static PORTS: OnceLock<Ports> = OnceLock::new();
+    PORTS.get_or_init(|| ports_for(std::env::var("DOCKER_HOST").ok().as_deref()))
+}
+
+fn ports_for(docker_host: Option<&str>) -> Ports {
+    let local = Ports {
+        host: "127.0.0.1".into(),
+        bind: "127.0.0.1".into(),
+    };
+    let Some(rest) = docker_host.and_then(|h| {
+        ["tcp://", "http://", "https://"]
+            .iter()
+            .find_map(|scheme| h.strip_prefix(scheme))
+    }) else {
+        return local;
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() {
+        return local;
+    }
+    let bind = if host.parse::<std::net::IpAddr>().is_ok() {
+        host.to_string()
+    } else {
+        String::new()
+    };
+    Ports {
+        host: host.to_string(),
+        bind,
+    }
+}
+
 /// How long a command waits for the engine's first answer.
 pub const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
@@ -61,7 +120,17 @@ async fn negotiated(limit: Duration) -> Result<Docker, Unreachable> {
         },
         reason,
     };
+    if endpoint.starts_with("ssh://") {
+        return Err(unreachable(
+            "ssh:// engines are not supported: harness would need the docker CLI on both ends; \
+             expose the engine on tcp:// with TLS and set DOCKER_HOST=tcp://HOST:2376, \
+             DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (docs/scale.md)"
+                .into(),
+        ));
+    }
     // An empty DOCKER_HOST means unset, as for the docker CLI (bollard would reject it).
+    // tcp:// with DOCKER_TLS_VERIFY set connects with DOCKER_CERT_PATH's ca.pem, cert.pem and
+    // key.pem, as the docker CLI does.
     let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(e.to_string()))?;
     match tokio::time::timeout(limit, docker.negotiate_version()).await {
         Ok(Ok(d)) => Ok(d),
@@ -93,4 +162,40 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime, Failure> {
         })?;
     // Two threads racing here: the loser's runtime is dropped unused.
     Ok(RUNTIME.get_or_init(|| rt))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_are_reached_at_the_engines_address() {
+        let local = Ports {
+            host: "127.0.0.1".into(),
+            bind: "127.0.0.1".into(),
+        };
+        assert_eq!(ports_for(None), local);
+        assert_eq!(ports_for(Some("unix:///var/run/docker.sock")), local);
+        assert_eq!(
+            ports_for(Some("tcp://127.0.0.2:23750")),
+            Ports {
+                host: "127.0.0.2".into(),
+                bind: "127.0.0.2".into()
+            }
+        );
+        assert_eq!(
+            ports_for(Some("tcp://docker.internal:2376")),
+            Ports {
+                host: "docker.internal".into(),
+                bind: String::new()
+            }
+        );
+        assert_eq!(
+            ports_for(Some("tcp://[::1]:2376")),
+            Ports {
+                host: "::1".into(),
+                bind: "::1".into()
+            }
+        );
+    }
 }

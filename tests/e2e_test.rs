@@ -313,11 +313,10 @@ fn a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1() -> Out
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
 }
 
-const SLEEPING: &str = r#"import os, pathlib, time
+const SLEEPING: &str = r#"import time
 
 def test_sleeps_until_interrupted():
-    # Tells the harness-side test that the suite is running, then outlasts its patience.
-    pathlib.Path(os.environ["SCREENSHOT_DIR"], "sleeping").write_text("yes")
+    # Outlasts the harness-side test's patience.
     time.sleep(300)
 "#;
 
@@ -356,36 +355,31 @@ fn sigint_during_the_suite(workers: usize) -> Outcome {
             s.push('\n');
         }
     });
-    let runs_dir = ex.root().join(".harness/runs");
+    // The suite's start, as harness says it: one `pytest …` line per worker, just before it
+    // lets pytest go. (The job's /report is the container's own, so the test's marker file is
+    // not on this machine.)
     let deadline = Instant::now() + Duration::from_secs(300);
-    let markers = loop {
-        let found: Vec<PathBuf> = std::fs::read_dir(&runs_dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path().join("report/screenshots/sleeping"))
-                    .filter(|p| p.exists())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if found.len() == workers {
-            break found;
+    loop {
+        let started = said
+            .lock()
+            .unwrap()
+            .matches("pytest -p harness_pytest")
+            .count();
+        if started == workers {
+            break;
         }
         if Instant::now() > deadline || child.try_wait()?.is_some() {
             let _ = child.kill();
             return Err(format!("the suites never started:\n{}", said.lock().unwrap()).into());
         }
         std::thread::sleep(Duration::from_millis(200));
-    };
-    let run_ids: Vec<String> = markers
-        .iter()
-        .map(|m| {
-            m.ancestors()
-                .nth(3)
-                .and_then(|p| p.file_name())
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap()
-        })
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let run_ids: Vec<String> = std::fs::read_dir(ex.root().join(".harness/runs"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
+    ensure(run_ids.len() == workers, || format!("runs: {run_ids:?}"))?;
     for id in &run_ids {
         ensure(
             !resources_with(&format!("harness.run={id}")).is_empty(),

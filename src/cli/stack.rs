@@ -265,7 +265,7 @@ pub(super) fn status(ctx: &Ctx, args: &StatusArgs) -> Result<Exit, Failure> {
                 let ports: Vec<String> = s
                     .ports
                     .iter()
-                    .map(|(c, h)| format!("127.0.0.1:{h}->{c}"))
+                    .map(|(c, h)| format!("{}->{c}", crate::docker::ports().at(*h)))
                     .collect();
                 println!(
                     "  {:<10} {:<8}{health:<10} {}",

@@ -227,7 +227,7 @@ async fn until_answers(
     let result = match svc.ports.get(&80) {
         None => Err("the app container published no port".to_string()),
         Some(port) => {
-            probe.base = format!("http://127.0.0.1:{port}");
+            probe.base = format!("http://{}", crate::docker::ports().at(*port));
             let rt = tokio::runtime::Handle::current();
             let (docker, id, build_id) = (docker.clone(), id.clone(), build_id.to_string());
             tokio::task::spawn_blocking(move || {

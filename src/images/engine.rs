@@ -593,3 +593,36 @@ pub fn import_changes(base_labels: &[(String, String)], hash: &str) -> Vec<Strin
     }
     out
 }
+
+impl Engine {
+    /// The engine's CPU architecture as its `/info` names it (`x86_64`, `aarch64`), in Rust's
+    /// spelling.
+    pub async fn architecture(&self) -> Result<String, ImageError> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| ImageError::docker("read the engine's /info", e))?;
+        Ok(normal_arch(info.architecture.as_deref().unwrap_or("")))
+    }
+}
+
+/// Docker's and Go's names for an architecture, as Rust's `std::env::consts::ARCH` has them.
+pub fn normal_arch(name: &str) -> String {
+    match name {
+        "amd64" => "x86_64".into(),
+        "arm64" => "aarch64".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn docker_architecture_names_read_as_rusts() {
+        assert_eq!(super::normal_arch("amd64"), "x86_64");
+        assert_eq!(super::normal_arch("x86_64"), "x86_64");
+        assert_eq!(super::normal_arch("arm64"), "aarch64");
+        assert_eq!(super::normal_arch("aarch64"), "aarch64");
+    }
+}

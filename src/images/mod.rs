@@ -548,6 +548,24 @@ impl<'a> Images<'a> {
         if let Some(info) = present(self.engine.inspect(&reference).await?) {
             return Ok(self.baked(recipe, &reference, &hash, info, false));
         }
+        // The base is debootstrapped here, for this machine's architecture: an engine on
+        // another one (DOCKER_HOST elsewhere) could not run what the bake makes.
+        let arch = self.engine.architecture().await?;
+        if !arch.is_empty() && arch != std::env::consts::ARCH {
+            return Err(ImageError::Host {
+                what: format!(
+                    "image `{}`: the engine runs on {arch}, this machine on {}; the offline bake \
+                     makes images for this machine's architecture only",
+                    recipe.name,
+                    std::env::consts::ARCH
+                ),
+                hint: format!(
+                    "bake on an {arch} machine and move the images with `docker save | docker load`, \
+                     or point DOCKER_HOST at an {} engine",
+                    std::env::consts::ARCH
+                ),
+            });
+        }
         // One bake per tag at a time, across processes: the second waits, then finds the image.
         let _lock = lock(
             &self.options.cache,

@@ -209,6 +209,7 @@ pub fn prepare(launch: &mut Launch, input: &JobInput) -> Result<Job, Failure> {
         root: tree.root.clone(),
         files: std::sync::Arc::new(tree.files.clone()),
         owner: (uid, gid),
+        rename: None,
     });
     let args = pytest_args(
         input.selected,

@@ -582,18 +582,16 @@ async fn run_suite(
         let svc = handle
             .service(job::SERVICE)
             .ok_or_else(|| stack::StackError::Plan("the playwright job did not start".into()))?;
-        let go = launch.run_dir.join("report").join(job::GO_FILE);
-        std::fs::write(&go, b"").map_err(|e| stack::StackError::Docker {
-            action: format!("write {}", go.display()),
-            reason: e.to_string(),
-        })?;
+        // Through the Engine API, as the job's /report is no host folder.
+        engine
+            .put_file(svc, &format!("/report/{}", job::GO_FILE), b"")
+            .await?;
         let exit_code = engine.follow_job(svc, suite_timeout(), &forward).await?;
         if let Some(rest) = prefixer.as_ref().map(workers::Prefixer::flush)
             && !rest.is_empty()
         {
             reporter.event(&Event::SuiteOutput { bytes: rest });
         }
-        let _ = std::fs::remove_file(&go);
         t.finish_into(phases, format!("pytest exited {exit_code}"));
         Ok(SuiteRun { exit_code, handle })
     };
@@ -698,10 +696,13 @@ async fn finish<T>(
 ) -> Result<(Finished, T), Failure> {
     let run_id = launch.run.id.clone();
     let images = engine.image_ids(&run_id).await.unwrap_or_default();
+    // What the job and the proxy wrote comes back before the containers go; a failure still
+    // lets the teardown run first.
+    let t = Phase::start(reporter, "collect");
+    let read_back = engine.read_back(&handle).await;
     let t_down = Phase::start(reporter, "teardown");
     let kept = keep.then(|| stack::urls_of(&handle, !launch.no_tls));
     let teardown = (!keep).then(|| tokio::spawn(handle.down()));
-    let t = Phase::start(reporter, "collect");
     let collected = tokio::task::block_in_place(|| job::collect(&launch.run_dir))?;
     let extra = tokio::task::block_in_place(also);
     t.finish_into(
@@ -729,6 +730,7 @@ async fn finish<T>(
             t_down.finish_into(phases, "run removed");
         }
     }
+    read_back?;
     Ok((
         Finished {
             images,

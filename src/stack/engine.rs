@@ -41,16 +41,20 @@ pub struct RunningService {
     pub name: String,
     pub container_id: String,
     pub container_name: String,
-    /// Container port → host port on 127.0.0.1.
+    /// Container port → host port on the engine's address (`docker::ports`).
     pub ports: BTreeMap<u16, u16>,
+    /// Writable bind mounts that went in as uploads: (container folder, host folder), read
+    /// back by [`Engine::read_back`] before the run is removed.
+    pub outputs: Vec<(String, PathBuf)>,
 }
 
 impl RunningService {
-    /// `http://127.0.0.1:PORT` for a published container port.
+    /// `http://HOST:PORT` for a published container port, HOST being where the engine's ports
+    /// are reached.
     pub fn url(&self, container_port: u16) -> Option<String> {
         self.ports
             .get(&container_port)
-            .map(|p| format!("http://127.0.0.1:{p}"))
+            .map(|p| format!("http://{}", crate::docker::ports().at(*p)))
     }
 }
 
@@ -342,18 +346,42 @@ impl Engine {
             .map(|p| {
                 (
                     port_key(p),
-                    // Host port "" asks Docker for an ephemeral port; 127.0.0.1 keeps it off the LAN.
+                    // Host port "" asks Docker for an ephemeral port; a local engine binds
+                    // 127.0.0.1, which keeps it off the LAN (docker::ports).
                     Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
+                        host_ip: Some(crate::docker::ports().bind.clone()),
                         host_port: Some(String::new()),
                     }]),
                 )
             })
             .collect();
-        let mounts = spec
-            .mounts
-            .iter()
-            .map(|m| match m {
+        // Bind mounts go in through the Engine API (an upload before the start, a download
+        // before removal), so a remote engine, which sees none of this machine's paths, runs
+        // the same stack.
+        let binds = bind_mounts();
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let owner = unsafe { (libc::getuid(), libc::getgid()) };
+        let mut uploads = Vec::new();
+        let mut outputs = Vec::new();
+        let mut mounts = Vec::new();
+        for m in &spec.mounts {
+            mounts.push(match m {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    read_only,
+                } if !binds => {
+                    uploads.push(super::Upload::of_bind(source, target, owner).map_err(|e| {
+                        StackError::Docker {
+                            action: format!("read {} for {}:{target}", source.display(), spec.name),
+                            reason: e.to_string(),
+                        }
+                    })?);
+                    if !read_only && !source.is_file() {
+                        outputs.push((target.clone(), source.clone()));
+                    }
+                    continue;
+                }
                 MountSpec::Bind {
                     source,
                     target,
@@ -385,8 +413,9 @@ impl Engine {
                     target: Some(target.clone()),
                     ..Default::default()
                 },
-            })
-            .collect();
+            });
+        }
+        uploads.extend(spec.uploads.iter().cloned());
         let nanos = |d: Option<Duration>| d.map(|d| d.as_nanos() as i64);
         let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
@@ -449,7 +478,7 @@ impl Engine {
             )
             .await
             .map_err(docker_err(format!("create container {name}")))?;
-        for up in &spec.uploads {
+        for up in &uploads {
             let t = Instant::now();
             let bytes = self.upload(&created.id, &name, up).await?;
             reporter.event(&Event::Note {
@@ -494,7 +523,78 @@ impl Engine {
             container_id: created.id,
             container_name: name,
             ports,
+            outputs,
         })
+    }
+
+    /// Brings back what the run's containers wrote into folders that were bind mounts (the
+    /// report, the proxy's log, the app and its database, the state): the Engine API's archive
+    /// download of each, unpacked over the host folder. Call it before the run is removed.
+    pub async fn read_back(&self, handle: &StackHandle) -> Result<(), StackError> {
+        let downloads = handle.services.values().flat_map(|svc| {
+            svc.outputs.iter().map(move |(target, source)| async move {
+                let action = || format!("copy {}:{target} back", svc.name);
+                let mut stream = self.docker.download_from_container(
+                    &svc.container_id,
+                    Some(bollard::query_parameters::DownloadFromContainerOptions {
+                        path: target.clone(),
+                    }),
+                );
+                let mut bytes = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    bytes.extend_from_slice(&chunk.map_err(docker_err(action()))?);
+                }
+                let dest = source.clone();
+                tokio::task::spawn_blocking(move || super::upload::unpack_download(&bytes, &dest))
+                    .await
+                    .map_err(|e| StackError::Docker {
+                        action: action(),
+                        reason: e.to_string(),
+                    })?
+                    .map_err(|e| StackError::Docker {
+                        action: action(),
+                        reason: e.to_string(),
+                    })?;
+                Ok::<(), StackError>(())
+            })
+        });
+        try_join_all(downloads).await.map(|_| ())
+    }
+
+    /// Writes one file into a running container (its folder must exist).
+    pub async fn put_file(
+        &self,
+        svc: &RunningService,
+        path: &str,
+        contents: &[u8],
+    ) -> Result<(), StackError> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(contents.len() as u64);
+        h.set_mtime(0);
+        let action = || format!("write {}:{path}", svc.name);
+        tar.append_data(&mut h, path.trim_start_matches('/'), contents)
+            .and_then(|()| tar.into_inner())
+            .map_err(|e| StackError::Docker {
+                action: action(),
+                reason: e.to_string(),
+            })
+            .map(bytes::Bytes::from)
+            .map(|archive| async move {
+                self.docker
+                    .upload_to_container(
+                        &svc.container_id,
+                        Some(bollard::query_parameters::UploadToContainerOptions {
+                            path: "/".into(),
+                            ..Default::default()
+                        }),
+                        bollard::body_full(archive),
+                    )
+                    .await
+                    .map_err(docker_err(action()))
+            })?
+            .await
     }
 
     /// Copies `up`'s files into the created (not yet started) container `id`; returns the bytes
@@ -894,6 +994,13 @@ async fn save_logs(docker: &Docker, container: &str, file: &Path) {
         bytes.extend_from_slice(&chunk.into_bytes());
     }
     let _ = tokio::fs::write(file, bytes).await;
+}
+
+/// `HARNESS_BIND_MOUNTS=1`: bind-mount host paths, as harness did before it sent them through
+/// the Engine API. Only a local engine can serve that; the remote-engine test sets it to show
+/// that bind mounts are what breaks there.
+fn bind_mounts() -> bool {
+    std::env::var("HARNESS_BIND_MOUNTS").is_ok_and(|v| v == "1")
 }
 
 fn run_volume(run: &RunIdentity, name: &str) -> String {

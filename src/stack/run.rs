@@ -82,7 +82,7 @@ pub struct UpOutcome {
     pub elapsed_ms: u128,
 }
 
-/// One address a run publishes on 127.0.0.1.
+/// One address a run publishes (on 127.0.0.1 for a local engine; `docker::ports`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ServiceUrl {
     pub service: String,
@@ -518,7 +518,7 @@ pub(crate) async fn identify(
     // Health was the stack's own wait; this asks only the version path (an empty health path
     // is the app's root, which answers whatever the app answers there).
     let probe = crate::probe::Probe {
-        base: format!("http://127.0.0.1:{port}"),
+        base: format!("http://{}", crate::docker::ports().at(port)),
         health_path: launch.health_path.clone(),
         version: launch.version.clone(),
         settle: std::time::Duration::ZERO,
@@ -841,45 +841,40 @@ pub(crate) fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {
     let mut urls = Vec::new();
     for (name, svc) in &handle.services {
         for (cport, hport) in &svc.ports {
+            let at = crate::docker::ports().at(*hport);
             let (what, url) = match (name.as_str(), cport) {
-                (_, 1025) => ("SMTP".to_string(), format!("smtp://127.0.0.1:{hport}")),
+                (_, 1025) => ("SMTP".to_string(), format!("smtp://{at}")),
                 ("proxy", 443) => (
                     "the app through the TLS proxy (trust .harness/ca/ca.pem)".to_string(),
-                    format!("https://127.0.0.1:{hport}/"),
+                    format!("https://{at}/"),
                 ),
                 ("proxy", _) => (
                     "the app through the proxy (plain HTTP)".to_string(),
-                    format!("http://127.0.0.1:{hport}/"),
+                    format!("http://{at}/"),
                 ),
                 ("app", _) => (
                     "the app directly (Apache + Passenger)".to_string(),
-                    format!("http://127.0.0.1:{hport}/"),
+                    format!("http://{at}/"),
                 ),
                 ("mailpit", 8025) => (
                     "Mailpit UI and API".to_string(),
-                    format!("http://127.0.0.1:{hport}/mailpit/"),
+                    format!("http://{at}/mailpit/"),
                 ),
                 ("geoip", _) if tls => (
                     "GeoIP2 web service mock over TLS (certificate names `geoip`)".to_string(),
-                    format!("https://127.0.0.1:{hport}/"),
+                    format!("https://{at}/"),
                 ),
                 ("geoip", _) => (
                     "GeoIP2 web service mock".to_string(),
-                    format!("http://127.0.0.1:{hport}/"),
+                    format!("http://{at}/"),
                 ),
-                ("netcup", _) => (
-                    "Netcup DNS API mock".to_string(),
-                    format!("http://127.0.0.1:{hport}/"),
-                ),
+                ("netcup", _) => ("Netcup DNS API mock".to_string(), format!("http://{at}/")),
                 (PLAYWRIGHT_SERVER, _) => (
                     "Playwright server: chromium.connect() from a suite on this machine"
                         .to_string(),
-                    format!("ws://127.0.0.1:{hport}{PLAYWRIGHT_SERVER_PATH}"),
+                    format!("ws://{at}{PLAYWRIGHT_SERVER_PATH}"),
                 ),
-                _ => (
-                    format!("port {cport}"),
-                    format!("http://127.0.0.1:{hport}/"),
-                ),
+                _ => (format!("port {cport}"), format!("http://{at}/")),
             };
             urls.push(ServiceUrl {
                 service: name.clone(),

@@ -10,14 +10,129 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 /// Files of `root` (relative paths, `/`-separated) that land in the container folder `target`.
-/// `target`'s last component is part of the archive, so a volume mounted there is chowned too:
+/// `target` itself is part of the archive, so a volume mounted there is chowned too:
 /// everything belongs to `owner` (uid, gid), the user the job runs as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upload {
     pub target: String,
     pub root: PathBuf,
+    /// Files, and folders as `sub/dir/` (so empty ones arrive too).
     pub files: Arc<Vec<String>>,
     pub owner: (u32, u32),
+    /// The one file's name in the container, when it differs (a file bind mount).
+    pub rename: Option<String>,
+}
+
+impl Upload {
+    /// A bind mount's content, sent through the Engine API instead: the folder's files and
+    /// folders (a missing folder arrives empty), or the one file under its container name.
+    /// Works with a remote engine, which sees none of this machine's paths.
+    pub fn of_bind(source: &Path, target: &str, owner: (u32, u32)) -> std::io::Result<Upload> {
+        if source.is_file() {
+            let (parent, name) = match target.trim_end_matches('/').rsplit_once('/') {
+                Some(("", name)) => ("/".to_string(), name.to_string()),
+                Some((parent, name)) => (parent.to_string(), name.to_string()),
+                None => ("/".to_string(), target.to_string()),
+            };
+            let file = source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(Upload {
+                target: parent,
+                root: source.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                rename: (file != name).then_some(name),
+                files: Arc::new(vec![file]),
+                owner,
+            });
+        }
+        let mut files = Vec::new();
+        if source.is_dir() {
+            for entry in walkdir::WalkDir::new(source)
+                .min_depth(1)
+                .sort_by_file_name()
+            {
+                let entry = entry.map_err(std::io::Error::other)?;
+                let rel = entry
+                    .path()
+                    .strip_prefix(source)
+                    .map_err(std::io::Error::other)?
+                    .to_string_lossy()
+                    .into_owned();
+                if entry.file_type().is_dir() {
+                    files.push(format!("{rel}/"));
+                } else {
+                    files.push(rel);
+                }
+            }
+        }
+        Ok(Upload {
+            target: target.to_string(),
+            root: source.to_path_buf(),
+            files: Arc::new(files),
+            owner,
+            rename: None,
+        })
+    }
+}
+
+/// Unpacks what the Engine API's archive download of a container folder gave (`name/…`) into
+/// `dest`, without the top folder. The container wrote it, so it is untrusted: only plain
+/// files and folders, each path made of normal parts, and nothing is written through a link.
+pub fn unpack_download(tar_bytes: &[u8], dest: &Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(dest)?;
+    let mut archive = tar::Archive::new(tar_bytes);
+    let mut total = 0;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let mut parts = path.components();
+        parts.next();
+        let rel: PathBuf = parts.collect();
+        if rel.as_os_str().is_empty()
+            || !rel
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            continue;
+        }
+        let out = dest.join(&rel);
+        // Every folder on the way is a real folder of ours, not a link.
+        let mut at = dest.to_path_buf();
+        let mut ok = true;
+        for c in rel.parent().into_iter().flat_map(Path::components) {
+            at.push(c);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| !m.is_dir()) {
+                ok = false;
+                break;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&out)?,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if let Some(parent) = out.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                if std::fs::symlink_metadata(&out).is_ok_and(|m| !m.is_file()) {
+                    continue;
+                }
+                let _ = std::fs::remove_file(&out);
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&out)?;
+                total += std::io::copy(&mut entry, &mut file)?;
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(total)
 }
 
 /// What went wrong while the archive was written (the upload itself reports its own errors).
@@ -64,14 +179,12 @@ impl std::io::Write for ChannelWriter {
 }
 
 impl Upload {
-    /// The folder the archive is extracted into, and the name of `target` inside it.
+    /// The folder the archive is extracted into, and `target`'s path inside it. Always the
+    /// root: the engine creates missing parent folders (root-owned, 0755) but refuses to
+    /// extract into a folder that does not exist, and only `target` itself gets an entry, so
+    /// no existing parent changes owner or mode.
     fn split_target(&self) -> (String, String) {
-        let t = self.target.trim_end_matches('/');
-        match t.rsplit_once('/') {
-            Some(("", name)) => ("/".into(), name.into()),
-            Some((parent, name)) => (parent.into(), name.into()),
-            None => ("/".into(), t.into()),
-        }
+        ("/".into(), self.target.trim_matches('/').to_string())
     }
 
     /// Starts writing the archive; returns where to extract it, the stream of its bytes, and
@@ -121,7 +234,10 @@ fn write_archive(
     let (uid, gid) = upload.owner;
     let mut dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     dirs.insert(String::new());
-    for f in upload.files.iter() {
+    for d in upload.files.iter().filter_map(|f| f.strip_suffix('/')) {
+        dirs.insert(d.to_string());
+    }
+    for f in upload.files.iter().filter(|f| !f.ends_with('/')) {
         let mut acc = String::new();
         for part in f
             .split('/')
@@ -155,14 +271,14 @@ fn write_archive(
             .map_err(fail(&upload.root.join(d)))?;
     }
     let mut total = 0;
-    for f in upload.files.iter() {
+    for f in upload.files.iter().filter(|f| !f.ends_with('/')) {
         let path = upload.root.join(f);
         let meta = std::fs::symlink_metadata(&path).map_err(fail(&path))?;
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         h.set_uid(uid as u64);
         h.set_gid(gid as u64);
-        let dest = format!("{name}/{f}");
+        let dest = format!("{name}/{}", upload.rename.as_deref().unwrap_or(f));
         if meta.file_type().is_symlink() {
             let link = std::fs::read_link(&path).map_err(fail(&path))?;
             h.set_size(0);
@@ -199,6 +315,7 @@ mod tests {
             root: d.path().to_path_buf(),
             files: Arc::new(vec!["a/b/x.py".into(), "link.py".into(), "run.sh".into()]),
             owner: (1234, 2345),
+            rename: None,
         };
         assert_eq!(up.split_target(), ("/".to_string(), "repo".to_string()));
         let mut buf = Vec::new();

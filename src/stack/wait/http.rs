@@ -55,10 +55,11 @@ pub(super) async fn wait(
     }
 }
 
-/// The status code of one plain HTTP/1.1 GET to 127.0.0.1 (the only address we talk to).
+/// The status code of one plain HTTP/1.1 GET to a published port, where the engine publishes
+/// (127.0.0.1 for a local engine: the only addresses we talk to are our own containers').
 pub async fn get_status(port: u16, path: &str) -> std::io::Result<u16> {
     within_deadline(async {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let stream = TcpStream::connect((crate::docker::ports().host.as_str(), port)).await?;
         status_of_get(stream, path, "localhost").await
     })
     .await
@@ -141,7 +142,7 @@ pub async fn get_status_tls(
     name: &rustls_pki_types::ServerName<'static>,
 ) -> std::io::Result<u16> {
     within_deadline(async {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        let tcp = TcpStream::connect((crate::docker::ports().host.as_str(), port)).await?;
         let stream = connector.connect(name.clone(), tcp).await?;
         let host = match name {
             rustls_pki_types::ServerName::DnsName(d) => d.as_ref().to_string(),

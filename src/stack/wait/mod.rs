@@ -72,7 +72,7 @@ pub struct Target<'a> {
     pub docker: &'a Docker,
     pub service: &'a str,
     pub container: &'a str,
-    /// Container port → host port on 127.0.0.1.
+    /// Container port → host port on the engine's address (`docker::ports`).
     pub ports: &'a BTreeMap<u16, u16>,
 }
 
