@@ -132,6 +132,7 @@ fn service(config: &Config, image: &str, app: &Path) -> Result<ServiceSpec, Fail
         wait: WaitSpec::Started,
         timeout: BOOT_TIMEOUT,
         uploads: Vec::new(),
+        stays: Vec::new(),
     })
 }
 

@@ -65,6 +65,7 @@ mod tests {
                 wait: WaitSpec::Started,
                 timeout: std::time::Duration::from_secs(1),
                 uploads: vec![],
+                stays: vec![],
             },
         )
     }

@@ -279,6 +279,9 @@ pub(crate) async fn plan_launch(
     apply_aliases(config, &mut stack)?;
     if let Some(app) = stack.services.get_mut("app") {
         app.environment = config.app_env(Target::Local)?.over(&app.environment);
+        // The app's folder (its database included) is the app's own during the run; nothing
+        // reads it afterwards, so it is not copied back.
+        app.stays.push("/srv/app".into());
     }
     Ok(LaunchPlan {
         run,

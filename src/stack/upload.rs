@@ -186,51 +186,70 @@ impl Upload {
     fn split_target(&self) -> (String, String) {
         ("/".into(), self.target.trim_matches('/').to_string())
     }
+}
 
-    /// Starts writing the archive; returns where to extract it, the stream of its bytes, and
-    /// the writer's outcome (check it after the upload: an unreadable file ends the stream
-    /// early).
-    pub fn stream(
-        &self,
-    ) -> (
-        String,
-        impl futures_util::Stream<Item = Bytes> + Send + 'static,
-        tokio::task::JoinHandle<Result<u64, ArchiveError>>,
-    ) {
-        let (parent, name) = self.split_target();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let upload = self.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter {
-                tx,
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let n = write_archive(&upload, &name, &mut w)?;
-            w.send().map_err(|source| ArchiveError {
-                path: upload.root.clone(),
-                source,
-            })?;
-            Ok(n)
+/// Starts writing one archive of several uploads, each at its full path, to be extracted at the
+/// container's root: one extraction by the engine instead of one per folder (each costs the
+/// engine a process of its own). Returns the stream of its bytes and the writer's outcome.
+pub fn stream_all(
+    uploads: Vec<Upload>,
+) -> (
+    impl futures_util::Stream<Item = Bytes> + Send + 'static,
+    tokio::task::JoinHandle<Result<u64, ArchiveError>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut tar = tar::Builder::new(ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
-        });
-        (parent, stream, writer)
-    }
+        tar.mode(tar::HeaderMode::Complete);
+        let mut n = 0;
+        for up in &uploads {
+            let (_, name) = up.split_target();
+            n += append_upload(&mut tar, up, &name)?;
+        }
+        let fail = |source| ArchiveError {
+            path: uploads.first().map(|u| u.root.clone()).unwrap_or_default(),
+            source,
+        };
+        let mut w = tar.into_inner().map_err(fail)?;
+        w.send().map_err(fail)?;
+        Ok(n)
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    (stream, writer)
 }
 
 /// Writes `upload`'s files below `name/` as a tar archive; returns the bytes of file content.
+#[cfg(test)]
 fn write_archive(
     upload: &Upload,
     name: &str,
     out: &mut impl std::io::Write,
 ) -> Result<u64, ArchiveError> {
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Complete);
+    let n = append_upload(&mut tar, upload, name)?;
+    tar.finish().map_err(|source| ArchiveError {
+        path: upload.root.clone(),
+        source,
+    })?;
+    Ok(n)
+}
+
+/// Appends `upload`'s files below `name/`; returns the bytes of file content.
+fn append_upload<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    upload: &Upload,
+    name: &str,
+) -> Result<u64, ArchiveError> {
     let fail = |path: &Path| {
         let path = path.to_path_buf();
         move |source| ArchiveError { path, source }
     };
-    let mut tar = tar::Builder::new(out);
-    tar.mode(tar::HeaderMode::Complete);
     let (uid, gid) = upload.owner;
     let mut dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     dirs.insert(String::new());
@@ -289,7 +308,6 @@ fn write_archive(
             total += meta.len();
         }
     }
-    tar.finish().map_err(fail(&upload.root))?;
     Ok(total)
 }
 

@@ -93,6 +93,9 @@ pub struct ServiceSpec {
     /// Files copied in after the container is created and before it starts (not a compose
     /// key: harness adds them, e.g. the test job's copy of the tree).
     pub uploads: Vec<super::upload::Upload>,
+    /// Container folders of writable bind mounts that nothing reads after the run, so they are
+    /// not copied back (not a compose key: the app's root, which only the app itself uses).
+    pub stays: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1059,6 +1062,7 @@ fn resolve(
         wait,
         timeout,
         uploads: Vec::new(),
+        stays: Vec::new(),
     })
 }
 
