@@ -92,10 +92,14 @@ pub struct Unreachable {
 
 impl From<Unreachable> for Failure {
     fn from(e: Unreachable) -> Failure {
-        Failure::new(Exit::Environment, e.to_string()).hint(
+        let hint = if e.endpoint.starts_with("unix://") {
             "start the Docker daemon, or point DOCKER_HOST at a running one \
-             (e.g. unix:///var/run/docker.sock); the user needs access to its socket",
-        )
+             (e.g. unix:///var/run/docker.sock); the user needs access to its socket"
+        } else {
+            "check that the engine answers there (`docker version` with the same DOCKER_HOST, \
+             DOCKER_TLS_VERIFY and DOCKER_CERT_PATH), or unset DOCKER_HOST for the local socket"
+        };
+        Failure::new(Exit::Environment, e.to_string()).hint(hint)
     }
 }
 
@@ -122,9 +126,9 @@ async fn negotiated(limit: Duration) -> Result<Docker, Unreachable> {
     };
     if endpoint.starts_with("ssh://") {
         return Err(unreachable(
-            "ssh:// engines are not supported: harness would need the docker CLI on both ends; \
-             expose the engine on tcp:// with TLS and set DOCKER_HOST=tcp://HOST:2376, \
-             DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH (docs/scale.md)"
+            "ssh:// engines are not supported yet; expose the engine on tcp:// with TLS \
+             (dockerd --tlsverify) and set DOCKER_HOST=tcp://HOST:2376, DOCKER_TLS_VERIFY=1 and \
+             DOCKER_CERT_PATH (docs/scale.md)"
                 .into(),
         ));
     }

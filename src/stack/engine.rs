@@ -554,7 +554,7 @@ impl Engine {
     }
 
     /// Brings back what the run's containers wrote into folders that were bind mounts (the
-    /// report, the proxy's log, the app and its database, the state): the Engine API's archive
+    /// report, the proxy's log, the state; not a service's `stays`): the Engine API's archive
     /// download of each, unpacked over the host folder. Call it before the run is removed.
     pub async fn read_back(&self, handle: &StackHandle) -> Result<(), StackError> {
         let downloads = handle.services.values().flat_map(|svc| {
