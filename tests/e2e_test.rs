@@ -134,6 +134,19 @@ impl Example {
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
+    /// The ledger holds a red run with one failed test, and nothing of the project is left in
+    /// Docker.
+    fn red_run_recorded_and_nothing_left(&self) -> Outcome {
+        let runs = self.runs();
+        ensure(
+            runs.iter()
+                .any(|r| r["outcome"] == "red" && r["failed"] == 1),
+            || format!("no red run in the ledger: {runs:?}"),
+        )?;
+        let left = self.left_behind();
+        ensure(left.is_empty(), || format!("left behind: {left:?}"))
+    }
+
     fn left_behind(&self) -> Vec<String> {
         resources_with(&format!("harness.root={}", self.root().display()))
     }
@@ -303,14 +316,7 @@ fn a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1() -> Out
         format!("trace mode {:o}", mode(trace.path()))
     })?;
 
-    let runs = ex.runs();
-    ensure(
-        runs.iter()
-            .any(|r| r["outcome"] == "red" && r["failed"] == 1),
-        || format!("no red run in the ledger: {runs:?}"),
-    )?;
-    let left = ex.left_behind();
-    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+    ex.red_run_recorded_and_nothing_left()
 }
 
 const SLEEPING: &str = r#"import time
@@ -484,16 +490,7 @@ fn workers_run_one_merged_suite_green_then_red_and_leave_nothing() -> Outcome {
         html.contains(&format!("../{second}/report/artifacts/")),
         || "report does not link the second worker's trace".into(),
     )?;
-    let runs = ex.runs();
-    ensure(
-        runs.iter()
-            .any(|r| r["outcome"] == "red" && r["failed"] == 1),
-        || format!("no red run in the ledger: {runs:?}"),
-    )?;
-    let left = ex.left_behind();
-    ensure(left.is_empty(), || {
-        format!("left behind after red: {left:?}")
-    })
+    ex.red_run_recorded_and_nothing_left()
 }
 
 fn tiny_test(name: &str) -> String {

@@ -174,21 +174,16 @@ pub fn drill(
             std::future::pending(),
         )
         .await?;
-        let (finished, ()) = super::finish(
-            &engine,
-            &launch,
-            suite.handle,
-            false,
-            reporter,
-            &phases,
-            || (),
-        )
-        .await?;
+        let (finished, ()) =
+            super::finish(&engine, &launch, suite, false, reporter, &phases, || ()).await?;
         let Finished {
-            images, collected, ..
+            images,
+            collected,
+            exit_code,
+            ..
         } = finished;
         let judged = judge(
-            suite.exit_code,
+            exit_code,
             collected.suite.as_ref(),
             &collected.session,
             &selected.selection,

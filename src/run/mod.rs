@@ -482,7 +482,8 @@ async fn run_suites(
         .await?;
         return Ok(vec![one]);
     }
-    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The first worker to fail: its error is the run's, and it stops the others.
+    let (stop, stopped) = tokio::sync::watch::channel(None::<usize>);
     let timings: Vec<Timings> = launches.iter().map(|_| Timings::default()).collect();
     let runs =
         launches
@@ -496,11 +497,13 @@ async fn run_suites(
                 async move {
                     let label = format!("w{}", i + 1);
                     let r = run_suite(engine, launch, job, reporter, t, Some(&label), async move {
-                        let _ = stopped.wait_for(|s| *s).await;
+                        let _ = stopped.wait_for(Option::is_some).await;
                     })
                     .await;
                     if r.is_err() {
-                        stop.send_replace(true);
+                        stop.send_if_modified(|first| {
+                            first.is_none() && first.replace(i).is_none()
+                        });
                     }
                     r
                 }
@@ -513,8 +516,9 @@ async fn run_suites(
         return Ok(results.into_iter().flatten().collect());
     }
     // A worker that finished before another failed still has its stack: remove it too.
-    let mut first_error: Option<Failure> = None;
-    for r in results {
+    let first = stop.borrow().expect("a worker failed");
+    let (mut cause, mut interrupted) = (None, None);
+    for (i, r) in results.into_iter().enumerate() {
         match r {
             Ok(done) => {
                 if let Err(e) = done.handle.down().await {
@@ -523,23 +527,15 @@ async fn run_suites(
                     });
                 }
             }
-            Err(e) => {
-                let stopped = stack::StackError::Stopped.to_string();
-                let better = match &first_error {
-                    None => true,
-                    // The cause, not the workers stopped because of it; an interrupt wins.
-                    Some(f) => {
-                        e.exit == Exit::Interrupted && f.exit != Exit::Interrupted
-                            || f.message == stopped && e.message != stopped
-                    }
-                };
-                if better {
-                    first_error = Some(e);
-                }
-            }
+            // An interrupt wins over the first failure.
+            Err(e) if e.exit == Exit::Interrupted => interrupted = Some(e),
+            Err(e) if i == first => cause = Some(e),
+            Err(_) => {}
         }
     }
-    Err(first_error.expect("a worker failed"))
+    Err(interrupted
+        .or(cause)
+        .expect("the first failed worker has an error"))
 }
 
 /// Starts the stack with the job, lets pytest go once every service is ready, and follows it
@@ -626,56 +622,42 @@ async fn finish_all<T>(
 ) -> Result<(Finished, T), Failure> {
     let mut suites = suites.into_iter();
     let first = suites.next().expect("one suite per launch");
-    let first_code = first.exit_code;
     // The other workers' phases are the same steps at the same time: not counted again.
     let scratch = Timings::default();
     let rest = futures_util::future::join_all(launches[1..].iter().zip(suites).map(|(l, s)| {
-        let code = s.exit_code;
         let scratch = &scratch;
         async move {
-            finish(engine, l, s.handle, keep, reporter, scratch, || ())
+            finish(engine, l, s, keep, reporter, scratch, || ())
                 .await
-                .map(|(f, ())| (l, f, code))
+                .map(|(f, ())| (l, f))
         }
     }));
     let (first, rest) = tokio::join!(
-        finish(
-            engine,
-            &launches[0],
-            first.handle,
-            keep,
-            reporter,
-            phases,
-            also
-        ),
+        finish(engine, &launches[0], first, keep, reporter, phases, also),
         rest
     );
-    let (mut finished, extra) = first?;
-    finished.exit_code = first_code;
+    let (finished, extra) = first?;
     if launches.len() == 1 {
         return Ok((finished, extra));
     }
-    let mut parts = vec![workers::Part {
-        run_id: launches[0].run.id.clone(),
-        run_dir: launches[0].run_dir.clone(),
-        collected: finished.collected,
-        exit_code: first_code,
-    }];
+    let part = |l: &stack::Launch, f: Finished| workers::Part {
+        run_id: l.run.id.clone(),
+        run_dir: l.run_dir.clone(),
+        collected: f.collected,
+        exit_code: f.exit_code,
+    };
+    let (images, kept) = (finished.images.clone(), finished.kept.clone());
+    let mut parts = vec![part(&launches[0], finished)];
     for r in rest {
-        let (l, f, code) = r?;
-        parts.push(workers::Part {
-            run_id: l.run.id.clone(),
-            run_dir: l.run_dir.clone(),
-            collected: f.collected,
-            exit_code: code,
-        });
+        let (l, f) = r?;
+        parts.push(part(l, f));
     }
     let codes: Vec<i64> = parts.iter().map(|p| p.exit_code).collect();
     let collected = tokio::task::block_in_place(|| workers::merge(parts))?;
     Ok((
         Finished {
-            images: finished.images,
-            kept: finished.kept,
+            images,
+            kept,
             collected,
             exit_code: workers::exit_code(&codes),
         },
@@ -688,12 +670,13 @@ async fn finish_all<T>(
 async fn finish<T>(
     engine: &stack::Engine,
     launch: &stack::Launch,
-    handle: StackHandle,
+    suite: SuiteRun,
     keep: bool,
     reporter: &dyn Reporter,
     phases: &Timings,
     also: impl FnOnce() -> T,
 ) -> Result<(Finished, T), Failure> {
+    let SuiteRun { exit_code, handle } = suite;
     let run_id = launch.run.id.clone();
     let images = engine.image_ids(&run_id).await.unwrap_or_default();
     // What the job and the proxy wrote comes back before the containers go; a failure still
@@ -736,7 +719,7 @@ async fn finish<T>(
             images,
             kept,
             collected,
-            exit_code: 0,
+            exit_code,
         },
         extra,
     ))
