@@ -5,6 +5,7 @@
 //! front (`BEGIN IMMEDIATE`) instead of upgrading a read lock, which could fail with SQLITE_BUSY
 //! regardless of the timeout. A damaged file is reported and left alone: it is the only copy of
 //! that history, so harness never recreates it.
+mod details;
 mod record;
 mod remote;
 pub mod signing;
@@ -17,6 +18,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 
 use crate::error::{Exit, Failure};
 use crate::model::timestamp::Timestamp;
+pub use details::{MAX_ROUTES_PER_RUN, RouteRow, RunDetails, TestRow, TestStatus};
 pub use record::{EnvDigest, Origin, Outcome, RunRecord, SCHEMA, Selection, StoredRun};
 pub use remote::{
     BackupKind, BackupRecord, DrillRecord, LiveRecord, RollbackOutcome, RollbackRecord,
@@ -59,6 +61,8 @@ pub enum LedgerError {
     },
     #[error("{} is not a record harness kept for the ledger: {why}", path.display())]
     Unrecorded { path: PathBuf, why: String },
+    #[error("the run ledger {} holds no run {id}", path.display())]
+    NoSuchRun { path: PathBuf, id: i64 },
 }
 
 impl From<LedgerError> for Failure {
@@ -77,6 +81,9 @@ impl From<LedgerError> for Failure {
             LedgerError::Sqlite { hint, .. } => (*hint).into(),
             LedgerError::Io { .. } => {
                 "check that .harness/ is writable and the disk is not full".into()
+            }
+            LedgerError::NoSuchRun { .. } => {
+                "`harness runs` lists the recorded runs and their ids".into()
             }
             LedgerError::Unrecorded { path, .. } => format!(
                 "harness wrote it when a deploy or rollback could not be recorded; move it out of \
@@ -232,6 +239,27 @@ CREATE TABLE builds (
     recorded_at_ms     INTEGER NOT NULL
 );
 ALTER TABLE runs ADD COLUMN fingerprint_scheme INTEGER;
+"#,
+    // A run's details for its history (`ledger::details`): each test's result and duration, and
+    // the proxy log's routes. Not part of the signed record; imported runs have none.
+    r#"
+CREATE TABLE run_tests (
+    run_id             INTEGER NOT NULL REFERENCES runs (id),
+    test               TEXT NOT NULL,         -- junit classname::name
+    status             TEXT NOT NULL CHECK (status IN ('passed', 'failed', 'error', 'skipped')),
+    duration_ms        INTEGER NOT NULL,
+    PRIMARY KEY (run_id, test)
+) WITHOUT ROWID;
+CREATE TABLE run_routes (
+    run_id             INTEGER NOT NULL REFERENCES runs (id),
+    method             TEXT NOT NULL,
+    path               TEXT NOT NULL,         -- query dropped, as run::proxylog groups it
+    count              INTEGER NOT NULL,
+    median_ms          REAL NOT NULL,
+    p95_ms             REAL NOT NULL,
+    max_ms             REAL NOT NULL,
+    PRIMARY KEY (run_id, method, path)
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -559,6 +587,14 @@ impl Ledger {
             "SELECT * FROM (SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1) ORDER BY id"
         );
         self.query_runs(&sql, [n as i64])
+    }
+
+    /// How many runs the ledger holds.
+    pub fn run_count(&self) -> Result<usize, LedgerError> {
+        self.conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as usize)
+            .map_err(|e| self.err(e))
     }
 
     fn query_runs(

@@ -604,3 +604,128 @@ fn a_file_in_unrecorded_that_is_not_a_record_is_named_and_left() {
     assert!(e.to_string().contains("deploy-1-1.json"), "{e}");
     assert!(bad.exists());
 }
+
+fn test_row(test: &str, status: TestStatus, duration_ms: u64) -> TestRow {
+    TestRow {
+        test: test.into(),
+        status,
+        duration_ms,
+    }
+}
+
+fn route_row(path: &str, p95_ms: f64) -> RouteRow {
+    RouteRow {
+        method: "GET".into(),
+        path: path.into(),
+        count: 3,
+        median_ms: p95_ms / 2.0,
+        p95_ms,
+        max_ms: p95_ms * 2.0,
+    }
+}
+
+/// A ledger of the schema before run details (6 migrations) with a run in it: opening it adds
+/// the tables, the run stays, and details recorded for it read back as they went in.
+#[test]
+fn a_ledger_from_before_run_details_is_migrated_and_details_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = path_in(dir.path());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let before = MIGRATIONS.len() - 1;
+    let run = record(4);
+    {
+        let mut conn = Connection::open(&path).unwrap();
+        for sql in &MIGRATIONS[..before] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", before as i64)
+            .unwrap();
+        let tx = conn.transaction().unwrap();
+        insert_run(&tx, &run, Origin::Local).unwrap();
+        tx.commit().unwrap();
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('run_tests', 'run_routes')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0, "the previous schema has no details");
+    }
+    let mut l = Ledger::open(&path).unwrap();
+    assert_eq!(l.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    let stored = l.runs().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].record, run);
+    let id = stored[0].id;
+    assert_eq!(l.run_details(id).unwrap(), RunDetails::default());
+
+    let details = RunDetails {
+        tests: vec![
+            test_row("test_b::test_<script>\"x\"", TestStatus::Failed, 2_500),
+            test_row("test_a::test_ok", TestStatus::Passed, 120),
+            test_row("test_a::test_skip", TestStatus::Skipped, 0),
+            test_row("test_a::test_setup", TestStatus::Error, 30),
+        ],
+        routes: vec![route_row("/slow", 900.0), route_row("/fast", 10.5)],
+    };
+    l.record_run_details(id, &details).unwrap();
+    let mut want = details.clone();
+    want.tests.sort_by(|a, b| a.test.cmp(&b.test));
+    assert_eq!(l.run_details(id).unwrap(), want);
+    // Recording again replaces, never duplicates.
+    l.record_run_details(id, &details).unwrap();
+    assert_eq!(l.run_details(id).unwrap(), want);
+    assert_eq!(l.test_rows_since(id).unwrap().len(), 4);
+    assert_eq!(l.test_rows_since(id + 1).unwrap().len(), 0);
+    assert_eq!(l.route_rows_since(0).unwrap().len(), 2);
+    drop(l);
+    // And it survives a reopen.
+    let l = Ledger::open(&path).unwrap();
+    assert_eq!(l.run_details(id).unwrap(), want);
+}
+
+#[test]
+fn details_keep_the_worst_result_of_a_test_reported_twice_and_at_most_100_routes() {
+    let (_d, mut l) = fresh();
+    let id = l.record_run(&record(1)).unwrap();
+    let details = RunDetails {
+        tests: vec![
+            test_row("t::rerun", TestStatus::Failed, 100),
+            test_row("t::rerun", TestStatus::Passed, 50),
+            test_row("t::twice", TestStatus::Skipped, 0),
+            test_row("t::twice", TestStatus::Error, 7),
+        ],
+        routes: (0..150)
+            .map(|i| route_row(&format!("/r{i}"), 1000.0 - f64::from(i)))
+            .collect(),
+    };
+    l.record_run_details(id, &details).unwrap();
+    let got = l.run_details(id).unwrap();
+    assert_eq!(
+        got.tests,
+        vec![
+            test_row("t::rerun", TestStatus::Failed, 150),
+            test_row("t::twice", TestStatus::Error, 7),
+        ]
+    );
+    assert_eq!(got.routes.len(), MAX_ROUTES_PER_RUN);
+    assert_eq!(got.routes[0].path, "/r0");
+    assert_eq!(got.routes[99].path, "/r99");
+}
+
+#[test]
+fn details_of_a_run_that_is_not_there_are_refused() {
+    let (_d, mut l) = fresh();
+    let e = l
+        .record_run_details(
+            42,
+            &RunDetails {
+                tests: vec![test_row("t::x", TestStatus::Passed, 1)],
+                routes: Vec::new(),
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(e, LedgerError::NoSuchRun { id: 42, .. }), "{e:?}");
+    assert!(l.test_rows_since(0).unwrap().is_empty());
+}
