@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod gatekeeper;
 pub mod git;
+pub mod history;
 pub mod images;
 pub mod init;
 pub mod ledger;

@@ -28,6 +28,7 @@ const ORDER: &[&str] = &[
     "ledger",
     "gate",
     "gatekeeper",
+    "history",
     "stack",
     "remote",
     "parity",
