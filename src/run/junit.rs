@@ -51,6 +51,24 @@ impl Counts {
 }
 
 impl SuiteResult {
+    /// Each case as the ledger keeps it for the run history: its key, status and duration.
+    pub fn ledger_rows(&self) -> Vec<crate::ledger::TestRow> {
+        use crate::ledger::TestStatus;
+        self.cases
+            .iter()
+            .map(|c| crate::ledger::TestRow {
+                test: c.key(),
+                status: match c.status {
+                    CaseStatus::Passed => TestStatus::Passed,
+                    CaseStatus::Failed => TestStatus::Failed,
+                    CaseStatus::Error => TestStatus::Error,
+                    CaseStatus::Skipped => TestStatus::Skipped,
+                },
+                duration_ms: (c.seconds.max(0.0) * 1000.0).round() as u64,
+            })
+            .collect()
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for case in &self.cases {
@@ -226,6 +244,26 @@ E       AssertionError</failure></testcase>
         assert!(
             s.cases[4].details.is_none(),
             "system-out is not a failure text"
+        );
+    }
+
+    #[test]
+    fn ledger_rows_keep_key_status_and_milliseconds() {
+        use crate::ledger::TestStatus;
+        let rows = parse(SAMPLE).unwrap().ledger_rows();
+        let got: Vec<(&str, TestStatus, u64)> = rows
+            .iter()
+            .map(|r| (r.test.as_str(), r.status, r.duration_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("test_admin::test_login", TestStatus::Passed, 1500),
+                ("test_admin::test_broken", TestStatus::Failed, 2000),
+                ("sub.test_dns::test_skip", TestStatus::Skipped, 1),
+                ("test_mail::test_setup_fails", TestStatus::Error, 100),
+                ("test_mail::test_ok", TestStatus::Passed, 200),
+            ]
         );
     }
 

@@ -418,10 +418,34 @@ pub fn test(
             run_dir: &run_dir,
         });
         crate::fsutil::write_private(&report_path, html.as_bytes())?;
-        let ledger_id = match crate::gatekeeper::open_ledger(&root)
-            .and_then(|mut l| l.record_run(&record).map_err(Failure::from))
-        {
-            Ok(id) => Some(id),
+        let ledger_id = match crate::gatekeeper::open_ledger(&root).and_then(|mut l| {
+            let id = l.record_run(&record).map_err(Failure::from)?;
+            Ok((l, id))
+        }) {
+            Ok((mut l, id)) => {
+                // The run's tests and routes for the history page, then the page itself: both
+                // are extras, so a failure is a warning and the run stands as recorded.
+                let details = crate::ledger::RunDetails {
+                    tests: collected
+                        .suite
+                        .as_ref()
+                        .map(|s| s.ledger_rows())
+                        .unwrap_or_default(),
+                    routes: collected.routes.iter().map(|r| r.ledger_row()).collect(),
+                };
+                let refreshed = l
+                    .record_run_details(id, &details)
+                    .map_err(Failure::from)
+                    .and_then(|()| crate::history::refresh_with(&l, &root));
+                if let Err(e) = refreshed {
+                    reporter.event(&Event::Warning {
+                        message: format!(
+                            "the run history (.harness/history.html) was not updated: {e}"
+                        ),
+                    });
+                }
+                Some(id)
+            }
             Err(e) => {
                 reporter.event(&Event::Warning {
                     message: format!("the run could not be recorded in the ledger: {e}"),

@@ -21,6 +21,20 @@ pub struct RouteStats {
     pub upstream_median_ms: Option<f64>,
 }
 
+impl RouteStats {
+    /// The route as the ledger keeps it for the run history.
+    pub fn ledger_row(&self) -> crate::ledger::RouteRow {
+        crate::ledger::RouteRow {
+            method: self.method.clone(),
+            path: self.path.clone(),
+            count: self.count as u64,
+            median_ms: self.median_ms,
+            p95_ms: self.p95_ms,
+            max_ms: self.max_ms,
+        }
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct Line {
     method: String,
