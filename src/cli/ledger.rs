@@ -10,9 +10,21 @@ use crate::error::{Exit, Failure};
 pub struct RunsArgs {
     #[command(subcommand)]
     pub action: Option<RunsAction>,
-    /// Only the newest N runs (still listed oldest first).
+    /// Only the newest N runs (still listed oldest first). With --html and --flaky: the
+    /// newest N runs they look at (default 500).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Write the run history, one static HTML page (no script, nothing loaded from elsewhere),
+    /// to FILE (default .harness/history.html, which `harness test` also refreshes after each
+    /// run) and print its path. It shows each run's time and outcome, each test's durations,
+    /// flaky tests, tests that got slower and the slowest routes.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, conflicts_with = "flaky")]
+    pub html: Option<Option<PathBuf>>,
+    /// List flaky tests: tests that failed (or errored) and passed in runs of the same code
+    /// fingerprint, with those runs (--json: [{test, code_fingerprint, failed_runs,
+    /// passed_runs}]).
+    #[arg(long)]
+    pub flaky: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +106,31 @@ pub struct GateArgs {
 pub(super) fn runs(ctx: &Ctx, args: &RunsArgs) -> Result<Exit, Failure> {
     use crate::gatekeeper as gk;
     match &args.action {
+        None if args.html.is_some() => {
+            let ledger = gk::open_ledger(&ctx.root())?;
+            let path = match args.html.clone().flatten() {
+                Some(file) => file,
+                None => crate::history::page_path(&ctx.root()),
+            };
+            let window = Some(args.limit.unwrap_or(crate::history::DEFAULT_WINDOW));
+            crate::history::write_page(&ledger, &path, window)?;
+            if ctx.json() {
+                print_json(&serde_json::json!({ "html": path }));
+            } else {
+                println!("{}", path.display());
+            }
+        }
+        None if args.flaky => {
+            let ledger = gk::open_ledger(&ctx.root())?;
+            let window = Some(args.limit.unwrap_or(crate::history::DEFAULT_WINDOW));
+            let history = crate::history::load(&ledger, window)?;
+            let flaky = crate::history::flaky(&history);
+            if ctx.json() {
+                print_json(&flaky);
+            } else {
+                print!("{}", flaky_table(&history, &flaky));
+            }
+        }
         None => {
             let ledger = gk::open_ledger(&ctx.root())?;
             let runs = match args.limit {
@@ -195,6 +232,55 @@ pub(super) fn runs(ctx: &Ctx, args: &RunsArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(Exit::Success)
+}
+
+/// `runs --flaky` for a terminal: one line per test and code fingerprint, or why there are none.
+fn flaky_table(history: &crate::history::History, flaky: &[crate::history::Flaky]) -> String {
+    let looked = if history.total_runs > history.runs.len() {
+        format!(
+            "the newest {} of {} runs",
+            history.runs.len(),
+            history.total_runs
+        )
+    } else {
+        format!("{} run(s)", history.runs.len())
+    };
+    if flaky.is_empty() {
+        return format!(
+            "no flaky tests in {looked}: no test both failed and passed on the same code\n"
+        );
+    }
+    let ids = |ids: &[i64]| {
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let width = flaky
+        .iter()
+        .map(|f| f.test.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let mut out = format!(
+        "{} flaky test(s) in {looked} (failed and passed on the same code fingerprint):\n\
+         {:<width$}  {:<12}  {:<16}  {}\n",
+        flaky.len(),
+        "TEST",
+        "CODE",
+        "FAILED IN RUNS",
+        "PASSED IN RUNS"
+    );
+    for f in flaky {
+        out.push_str(&format!(
+            "{:<width$}  {:<12}  {:<16}  {}\n",
+            f.test,
+            f.code_fingerprint.get(..12).unwrap_or(&f.code_fingerprint),
+            ids(&f.failed_runs),
+            ids(&f.passed_runs)
+        ));
+    }
+    out
 }
 
 pub(super) fn gate(ctx: &Ctx, args: &GateArgs) -> Result<Exit, Failure> {

@@ -147,9 +147,10 @@ pub enum Command {
     /// indexes and triggers. [parity] allow in harness.toml lists the differences that are
     /// expected. Exit 0 when only allowed differences remain, 1 naming every other one.
     Parity(ParityArgs),
-    /// List recorded test runs; export one as a portable record; import records.
+    /// List recorded test runs and their history; export one as a portable record; import records.
     ///
-    /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts).
+    /// Without a subcommand: the runs in .harness/ledger.db, oldest first (--json for scripts);
+    /// --html writes the run history page, --flaky lists the flaky tests.
     /// CI exports and signs a green run (`runs export ID --sign KEY`); the deployer imports it
     /// (`runs import FILE`) and it counts for the gate when the key is in [gate] trusted_keys.
     /// See docs/gate.md.
