@@ -2,7 +2,7 @@
 # What `harness test` adds to pytest's own time: total wall time (hyperfine) minus the time pytest
 # reports for its session (junit.xml, via `--json`'s pytest_seconds), per run.
 #
-#   benches/test_overhead.sh [PROJECT]          (default examples/flask-app; RUNS=5)
+#   benches/test_overhead.sh [PROJECT]          (default examples/flask-app; RUNS=5; LEDGER_RUNS=N)
 #
 # Precondition (the issue's "images baked and wheels cached"): one warm-up run first bakes any
 # missing image, fills the wheel cache and the test venv volume. The measured runs use
@@ -17,6 +17,30 @@ export HARNESS_OFFLINE=1
 
 echo "warm-up run (images, wheels, test venv, package)" >&2
 "$bin" --project "$project" test --with-mocks >/dev/null 2>&1
+
+# LEDGER_RUNS=200: the ledger holds at least that many runs before the measured ones (copies of
+# the newest run, its tests and routes too), so what a run adds to a long history is measured.
+if [ -n "${LEDGER_RUNS:-}" ]; then
+  python3 - "$project/.harness/ledger.db" "$LEDGER_RUNS" <<'PY'
+import secrets, sqlite3, sys
+db, want = sys.argv[1], int(sys.argv[2])
+c = sqlite3.connect(db)
+have = c.execute("SELECT count(*) FROM runs").fetchone()[0]
+cols = [r[1] for r in c.execute("PRAGMA table_info(runs)") if r[1] not in ("id", "uid")]
+newest = c.execute("SELECT max(id) FROM runs").fetchone()[0]
+tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+for _ in range(max(0, want - have)):
+    cur = c.execute(f"INSERT INTO runs (uid, {', '.join(cols)}) SELECT ?, {', '.join(cols)} FROM runs WHERE id = ?",
+                    (secrets.token_hex(16), newest))
+    for t in ("run_tests", "run_routes"):
+        if t in tables:
+            tc = [r[1] for r in c.execute(f"PRAGMA table_info({t})") if r[1] != "run_id"]
+            c.execute(f"INSERT INTO {t} (run_id, {', '.join(tc)}) SELECT ?, {', '.join(tc)} FROM {t} WHERE run_id = ?",
+                      (cur.lastrowid, newest))
+c.commit()
+print(f"ledger: {c.execute('SELECT count(*) FROM runs').fetchone()[0]} runs", file=sys.stderr)
+PY
+fi
 
 hyperfine --runs "$runs" --export-json "$out/hyperfine.json" \
   --command-name "harness test --with-mocks --skip-build" \

@@ -26,3 +26,4 @@ pub mod requirements;
 pub mod run;
 pub mod stack;
 pub mod tls;
+pub mod watch;

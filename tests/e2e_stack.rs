@@ -20,6 +20,10 @@ fn main() {
         "stack",
         vec![
             (
+                "up_watch_follows_a_template_a_view_a_broken_import_and_its_fix",
+                up_watch_follows_a_template_a_view_a_broken_import_and_its_fix,
+            ),
+            (
                 "up_with_mocks_brings_every_service_to_ready_and_urls_answer",
                 up_with_mocks_brings_every_service_to_ready_and_urls_answer,
             ),
@@ -333,6 +337,148 @@ impl Drop for Spawned {
 }
 
 // ---- cases ----------------------------------------------------------------------------------
+
+/// An app whose view module reads its template at import (as Flask caches templates): both
+/// need a restart to show an edit.
+const WSGI_WATCHED: &str = r#"import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "src"))
+import view
+
+def application(environ, start_response):
+    body = view.render().encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"#;
+
+fn view_py(marker: &str) -> String {
+    format!(
+        "import os\nHERE = os.path.dirname(os.path.abspath(__file__))\n\
+         with open(os.path.join(HERE, 'templates', 'page.html')) as f:\n    TEMPLATE = f.read()\n\n\
+         def render():\n    return TEMPLATE.replace('{{{{view}}}}', '{marker}')\n"
+    )
+}
+
+/// Lines a child writes, collected by a thread as they come.
+fn collect_lines(
+    r: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = seen.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+            let mut s = out.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    seen
+}
+
+fn up_watch_follows_a_template_a_view_a_broken_import_and_its_fix() -> Outcome {
+    let p = Project::new(WSGI_WATCHED, "");
+    let src = p.root().join("src");
+    std::fs::create_dir_all(src.join("templates"))?;
+    std::fs::write(src.join("templates/page.html"), "template-v1 {{view}}")?;
+    std::fs::write(src.join("view.py"), view_py("view-v1"))?;
+    // No --skip-build: the prebuilt zip lacks src/, and watch starts from the sources.
+    let mut child = p
+        .harness()
+        .args(["up", "--watch", "--no-tls"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = collect_lines(child.stdout.take().unwrap());
+    let stderr = collect_lines(child.stderr.take().unwrap());
+    let child = Spawned(Some(child));
+    let said = |what: &str| stderr.lock().unwrap().contains(what);
+    let mut proxy = String::new();
+    wait_for("the proxy's URL", Duration::from_secs(180), || {
+        let out = stdout.lock().unwrap();
+        if let Some(line) = out.lines().find(|l| l.trim_start().starts_with("proxy")) {
+            proxy = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+        }
+        !proxy.is_empty()
+    })
+    .map_err(|e| {
+        format!(
+            "{e:?}; stdout {}; stderr {}",
+            stdout.lock().unwrap(),
+            stderr.lock().unwrap()
+        )
+    })?;
+    wait_for("watch to start", Duration::from_secs(30), || {
+        said("watching ")
+    })?;
+    ensure(said("stat throttle is 0"), || {
+        "watch does not say the throttle is 0".into()
+    })?;
+    let page = || get(&proxy).map(|(code, body)| (code, body.trim().to_string()));
+    let serves = |want: &str| page().is_ok_and(|(c, b)| c == 200 && b == want);
+    let step = |what: &str, want: &str| -> Outcome {
+        wait_for(what, Duration::from_secs(20), || serves(want)).map_err(|e| {
+            Failed::from(format!(
+                "{e:?}: the page is {:?}; stderr:\n{}",
+                page().ok(),
+                stderr.lock().unwrap()
+            ))
+        })
+    };
+    step("the first page", "template-v1 view-v1")?;
+
+    std::fs::write(src.join("templates/page.html"), "template-v2 {{view}}")?;
+    step("the edited template", "template-v2 view-v1")?;
+
+    std::fs::write(src.join("view.py"), view_py("view-v2"))?;
+    step("the edited view", "template-v2 view-v2")?;
+
+    std::fs::write(
+        src.join("view.py"),
+        format!("import does_not_exist_watch_e2e\n{}", view_py("view-x")),
+    )?;
+    wait_for(
+        "the import error's traceback",
+        Duration::from_secs(20),
+        || said("No module named 'does_not_exist_watch_e2e'"),
+    )
+    .map_err(|e| format!("{e:?}; stderr:\n{}", stderr.lock().unwrap()))?;
+    ensure(page().is_ok_and(|(c, _)| c == 500), || {
+        format!("a broken import answers {:?}", page().ok())
+    })?;
+
+    std::fs::write(src.join("view.py"), view_py("view-v3"))?;
+    step("the fixed view", "template-v2 view-v3")?;
+
+    std::fs::create_dir_all(src.join("static"))?;
+    std::fs::write(src.join("static/site.css"), "body{}")?;
+    wait_for("a static push", Duration::from_secs(20), || {
+        said("static: no restart")
+    })?;
+    std::fs::write(p.root().join("harness.toml").as_path(), {
+        let mut t = std::fs::read_to_string(p.root().join("harness.toml"))?;
+        t.push_str("\n# touched\n");
+        t
+    })?;
+    wait_for("the restart-up notice", Duration::from_secs(20), || {
+        said("harness.toml changed: restart `harness up --watch`")
+    })?;
+
+    child.signal(libc::SIGINT);
+    let o = child.output()?;
+    ensure(o.status.code() == Some(0), || {
+        format!(
+            "Ctrl-C ends watch with {:?}; stderr:\n{}",
+            o.status,
+            stderr.lock().unwrap()
+        )
+    })?;
+    let left = resources_with(&p.root_label());
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
 
 fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     let p = Project::new(WSGI_OK, "");

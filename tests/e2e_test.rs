@@ -27,8 +27,8 @@ fn main() {
                 example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing,
             ),
             (
-                "a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1",
-                a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1,
+                "failing_tests_make_the_run_red_and_each_is_explained_by_its_own_app_log_console_and_screenshot",
+                failing_tests_make_the_run_red_and_each_is_explained_by_its_own_app_log_console_and_screenshot,
             ),
             (
                 "sigint_during_the_suite_exits_130_removes_the_stack_and_records_aborted",
@@ -134,13 +134,13 @@ impl Example {
         serde_json::from_slice(&out.stdout).unwrap_or_default()
     }
 
-    /// The ledger holds a red run with one failed test, and nothing of the project is left in
+    /// The ledger holds a red run with `failed` failed tests, and nothing of the project is left in
     /// Docker.
-    fn red_run_recorded_and_nothing_left(&self) -> Outcome {
+    fn red_run_recorded_and_nothing_left(&self, failed: u64) -> Outcome {
         let runs = self.runs();
         ensure(
             runs.iter()
-                .any(|r| r["outcome"] == "red" && r["failed"] == 1),
+                .any(|r| r["outcome"] == "red" && r["failed"] == failed),
             || format!("no red run in the ledger: {runs:?}"),
         )?;
         let left = self.left_behind();
@@ -269,6 +269,28 @@ fn example_suite_with_mocks_is_green_reported_recorded_and_leaves_nothing() -> O
     ensure(v["parity"] == "clean", || {
         format!("parity: {}", v["parity"])
     })?;
+    // Every request carries the proxy's X-Request-Id in the log, for the failure sections.
+    ensure(
+        access.contains("\"request_id\":\"") && access.contains("\"msec\":"),
+        || format!("no request ids or times in the proxy log:\n{access}"),
+    )?;
+
+    // The run refreshed the history page with its tests; nothing is flaky after one run.
+    let history = ex.root().join(".harness/history.html");
+    let page =
+        std::fs::read_to_string(&history).map_err(|e| format!("{}: {e}", history.display()))?;
+    ensure(mode(&history) == 0o600, || {
+        format!("history mode {:o}", mode(&history))
+    })?;
+    ensure(
+        page.contains("test_admin_login") && page.contains("<svg"),
+        || "history.html lacks the run's tests or its charts".into(),
+    )?;
+    let flaky = ex.run(&["--json", "runs", "--flaky"]);
+    ensure(
+        flaky.status.success() && text(&flaky.stdout).trim() == "[]",
+        || describe(&flaky),
+    )?;
 
     let left = ex.left_behind();
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
@@ -281,14 +303,58 @@ def test_the_login_page_says_something_it_does_not(page):
     assert page.title() == "a title this app never had"
 "#;
 
-fn a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1() -> Outcome {
+/// Two routes the app's copy gets, each failing with its own message.
+const BOOM_ROUTES: &str = r#"
+
+# Added by the e2e test: two routes that fail on purpose, each with its own message.
+@application.route("/boom/<name>")
+def _boom(name):
+    raise RuntimeError(f"boom {name} on purpose")
+"#;
+
+const BOOM_TESTS: &str = r#"import os
+
+def _hit(page, name):
+    page.goto(os.environ["UI_BASE_URL"] + "/admin/login")
+    status = page.evaluate("n => fetch('/boom/' + n).then(r => r.status)", name)
+    assert status == 200, f"/boom/{name} answered {status}"
+
+def test_alpha_route(page):
+    _hit(page, "alpha")
+
+def test_beta_route(page):
+    _hit(page, "beta")
+"#;
+
+/// The report's cell of one test: from its name to its result badge (the cell holds the
+/// failure's message, traceback, attachments and evidence).
+fn report_row<'a>(html: &'a str, test: &str) -> Result<&'a str, Failed> {
+    let start = html
+        .find(&format!("<code>{test}"))
+        .ok_or_else(|| format!("the report has no row for {test}"))?;
+    let rest = &html[start..];
+    let end = rest
+        .find("</td><td><span class=\"badge")
+        .ok_or_else(|| format!("the row of {test} has no result"))?;
+    Ok(&rest[..end])
+}
+
+fn failing_tests_make_the_run_red_and_each_is_explained_by_its_own_app_log_console_and_screenshot()
+-> Outcome {
     let ex = Example::new();
-    ex.write_tests(&[("test_zz_failing.py", FAILING)]);
-    ex.keep_only_tests(&["test_tls_proxy.py", "test_zz_failing.py"]);
+    ex.write_tests(&[
+        ("test_zz_failing.py", FAILING),
+        ("test_zz_boom.py", BOOM_TESTS),
+    ]);
+    ex.keep_only_tests(&["test_tls_proxy.py", "test_zz_failing.py", "test_zz_boom.py"]);
+    let entry = ex.root().join("passenger_wsgi.py");
+    let mut wsgi = std::fs::read_to_string(&entry)?;
+    wsgi.push_str(BOOM_ROUTES);
+    std::fs::write(&entry, wsgi)?;
     let o = ex.run(&["--json", "test", "--with-mocks"]);
     ensure(o.status.code() == Some(1), || describe(&o))?;
     let v = outcome(&o)?;
-    ensure(v["outcome"] == "red" && v["failed"] == 1, || describe(&o))?;
+    ensure(v["outcome"] == "red" && v["failed"] == 3, || describe(&o))?;
     ensure(v["passed"].as_u64().unwrap_or(0) >= 1, || describe(&o))?;
     let run_dir = PathBuf::from(v["run_dir"].as_str().unwrap());
     let html = std::fs::read_to_string(run_dir.join("report.html"))?;
@@ -303,9 +369,34 @@ fn a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1() -> Out
     ensure(html.contains("data:image/png;base64,"), || {
         "report has no embedded screenshot".into()
     })?;
+    ensure(
+        html.contains("title=\"open full size\"><img class=\"shot\""),
+        || "the screenshot is not a thumbnail linking to the full size".into(),
+    )?;
     ensure(html.contains("trace.zip"), || {
         "report links no trace".into()
     })?;
+    // Each 500 is explained in its own test's section: the app's traceback of that request
+    // (from the app's log, by time), the proxy's request with its X-Request-Id, and the
+    // console error of the page; never the other test's.
+    for (mine, other) in [("alpha", "beta"), ("beta", "alpha")] {
+        let row = report_row(&html, &format!("test_zz_boom::test_{mine}_route"))?;
+        ensure(
+            row.contains(&format!("RuntimeError: boom {mine} on purpose")),
+            || format!("the {mine} section lacks its traceback:\n{row}"),
+        )?;
+        ensure(!row.contains(&format!("boom {other} on purpose")), || {
+            format!("the {mine} section holds the {other} traceback:\n{row}")
+        })?;
+        ensure(
+            row.contains("<code>console.error</code>") && row.contains(&format!("/boom/{mine}")),
+            || format!("the {mine} section lacks the page's console error:\n{row}"),
+        )?;
+        ensure(
+            row.contains(&format!("GET /boom/{mine}</code></td><td>500</td>")),
+            || format!("the {mine} section lacks the proxy's 500:\n{row}"),
+        )?;
+    }
     // Traces can hold typed passwords: 0600 like the report.
     let trace = walkdir::WalkDir::new(run_dir.join("report/artifacts"))
         .into_iter()
@@ -316,7 +407,7 @@ fn a_failing_test_file_makes_the_run_red_with_its_screenshot_and_exit_1() -> Out
         format!("trace mode {:o}", mode(trace.path()))
     })?;
 
-    ex.red_run_recorded_and_nothing_left()
+    ex.red_run_recorded_and_nothing_left(3)
 }
 
 const SLEEPING: &str = r#"import time
@@ -490,7 +581,7 @@ fn workers_run_one_merged_suite_green_then_red_and_leave_nothing() -> Outcome {
         html.contains(&format!("../{second}/report/artifacts/")),
         || "report does not link the second worker's trace".into(),
     )?;
-    ex.red_run_recorded_and_nothing_left()
+    ex.red_run_recorded_and_nothing_left(1)
 }
 
 fn tiny_test(name: &str) -> String {

@@ -33,6 +33,7 @@ const ORDER: &[&str] = &[
     "remote",
     "parity",
     "run",
+    "watch",
     "deploy",
     "env_report",
     "ci",

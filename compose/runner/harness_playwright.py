@@ -11,7 +11,8 @@ suite starts, however it starts it:
   ``firefox`` and ``webkit`` fail with one line that says what the image has.
 * Every browser context, launched or connected (``chromium.connect(ws)``), is recorded: a
   trace per test, kept only when the test fails, and a screenshot of each open page at the
-  failure, written beside pytest-playwright's artifacts so the report shows them.
+  failure, written beside pytest-playwright's artifacts so the report shows them. Its pages'
+  console errors, uncaught errors and failed requests are noted per test.
 
 Tracing a context the suite traces itself still works: its ``tracing.start()`` becomes a no-op
 on the recording that already runs, and its ``tracing.stop(path=...)`` saves that recording to
@@ -90,8 +91,76 @@ def _free_path(out_dir: str, stem: str, ext: str) -> str:
         n += 1
 
 
+# What the current test's pages reported; emptied when a test starts (`test_started`).
+_browser_events: list[dict] = []
+# Per test: enough to explain a failure, not a log of a chatty page.
+MAX_EVENTS = 50
+MAX_TEXT = 2000
+
+
+def _note(kind: str, text: str, url: str) -> None:
+    if len(_browser_events) < MAX_EVENTS:
+        _browser_events.append({"kind": kind, "text": (text or "")[:MAX_TEXT], "url": url or ""})
+
+
+def _page_url(page) -> str:
+    try:
+        return page.url if page is not None else ""
+    except Exception:
+        return ""
+
+
+def _on_console(message) -> None:
+    try:
+        if message.type != "error":
+            return
+        location = message.location or {}
+        url = location.get("url") or _page_url(message.page)
+        _note("console.error", message.text, url)
+    except Exception:
+        pass
+
+
+def _on_web_error(web_error) -> None:
+    try:
+        error = web_error.error
+        text = getattr(error, "message", None) or str(error)
+        _note("pageerror", text, _page_url(web_error.page))
+    except Exception:
+        pass
+
+
+def _on_request_failed(request) -> None:
+    try:
+        _note("requestfailed", f"{request.method} {request.url}: {request.failure}", request.url)
+    except Exception:
+        pass
+
+
+def _listen(context) -> None:
+    """Listens for what the context's pages report, once per context. Implementation objects
+    emit the same events the public API does (console messages subscribe on first listener)."""
+    if getattr(context, "_harness_listening", False):
+        return
+    context._harness_listening = True
+    try:
+        context.on("console", _on_console)
+        context.on("weberror", _on_web_error)
+        context.on("requestfailed", _on_request_failed)
+    except Exception:
+        pass
+
+
+def take_browser_events() -> list[dict]:
+    events = list(_browser_events)
+    _browser_events.clear()
+    return events
+
+
 async def _record(context) -> None:
-    """Starts the trace of a new context. A context someone already traces is left to them."""
+    """Starts the trace of a new context and listens to its pages. A context someone already
+    traces is left to them."""
+    _listen(context)
     tracing = context.tracing
     try:
         await _ORIG["tracing_start"](tracing, screenshots=True, snapshots=True, sources=False)
@@ -235,6 +304,7 @@ def test_started() -> None:
     for path in _pending:
         _remove(path)
     _pending.clear()
+    _browser_events.clear()
     for context in _live_contexts():
         tracing = context.tracing
         tracing._harness_captured = False

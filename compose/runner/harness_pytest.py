@@ -8,7 +8,9 @@ It never changes what the suite does; it watches and writes down:
   a run as complete only when nothing was left out.
 * /report/harness-tests.jsonl: one line per test with the JUnit names, the outcome, and the
   artifacts it left (pytest-playwright's, and harness_playwright's screenshots and traces for
-  browsers the suite started itself), so the HTML report can show them next to the failure.
+  browsers the suite started itself), its start and end time, and what its pages reported
+  (console errors, page errors, failed requests), so the HTML report can show them, and the
+  app's log lines of that time, next to the failure.
 
 It registers the `mocks` marker, and in a run without --with-mocks (HARNESS_WITH_MOCKS=0)
 deselects those tests.
@@ -74,6 +76,7 @@ class _Recorder:
         self.before: dict[str, set[str]] = {}
         self.outcome: dict[str, str] = {}
         self.duration: dict[str, float] = {}
+        self.started: dict[str, float] = {}
         self.deselected = 0
         self.by_mocks = 0
         self.collected = 0
@@ -112,6 +115,7 @@ class _Recorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid, location):
         self.before[nodeid] = _files_under(ARTIFACTS)
+        self.started[nodeid] = time.time()
         self.outcome[nodeid] = "passed"
         self.duration[nodeid] = 0.0
         harness_playwright.test_started()
@@ -148,7 +152,9 @@ class _Recorder:
             "outcome": outcome,
             "duration": round(self.duration.pop(nodeid, 0.0), 3),
             "artifacts": [os.path.relpath(p, REPORT_DIR) for p in new],
+            "started_at": self.started.pop(nodeid, None),
             "finished_at": time.time(),
+            "browser": harness_playwright.take_browser_events(),
         }
         with open(SIDECAR, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")

@@ -21,6 +21,16 @@ pub struct UpArgs {
     /// seed command and its files, SQL, env, state file as the last seed left it).
     #[arg(long, conflicts_with = "skip_build")]
     pub reseed: bool,
+    /// Stay in the foreground and push edits into the running app: files of [package] sources,
+    /// entry_point and extra_files that change are copied into the app's folder (only those;
+    /// vendor/ and the database stay), and any change but static/ files restarts the app
+    /// through tmp/restart.txt. This run's Passenger checks that file on every request (stat
+    /// throttle 0; `harness test` and production keep 10 s). A change that breaks the app's
+    /// import prints its traceback here; the next good save recovers. harness.toml, the
+    /// requirements and the SQL files are not pushed: watch says to restart `up`. Ctrl-C stops
+    /// watching and removes the run.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +140,7 @@ pub(super) fn up(ctx: &Ctx, args: &UpArgs) -> Result<Exit, Failure> {
         skip_build: args.skip_build,
         reseed: args.reseed,
         keep: true,
+        watch: args.watch,
     };
     let up = crate::stack::up(config, &request, ctx.reporter)?;
     if ctx.json() {
@@ -144,7 +155,14 @@ pub(super) fn up(ctx: &Ctx, args: &UpArgs) -> Result<Exit, Failure> {
             None => println!("  credentials  (the package has no state file)"),
         }
         println!("  logs         {}", up.run_dir.join("logs").display());
-        println!("  stop with    harness down --run {}", up.run_id);
+        if args.watch {
+            println!("  stop with    Ctrl-C (removes the run)");
+        } else {
+            println!("  stop with    harness down --run {}", up.run_id);
+        }
+    }
+    if args.watch {
+        crate::watch::watch(config, &up, ctx.reporter)?;
     }
     Ok(Exit::Success)
 }

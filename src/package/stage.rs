@@ -187,42 +187,59 @@ const KEEP_IN_MEMORY: u64 = 1 << 20;
 /// nothing else; tested here, in the stack and in the boot check like every other packaged byte.
 pub const WRITE_PAUSE: &str = include_str!("write_pause.py");
 
-pub fn stage(
-    config: &Config,
-    files: &[SourceFile],
-    build_dir: &Path,
-) -> Result<Vec<Staged>, Failure> {
-    let allowed = globs(
+/// The globs of `[package] allow_secrets`, for [`packaged_bytes`].
+pub fn allowed_secrets(config: &Config) -> GlobSet {
+    globs(
         config
             .package
             .allow_secrets
             .iter()
             .map(|s| s.get_ref().as_str()),
-    );
+    )
+}
+
+/// A source file's bytes as the package holds them: the entry point of a package with a
+/// database gets the write pause, and a file that looks like a secret is refused. `up --watch`
+/// pushes edits through this too, so a running app never gets what a build would refuse.
+pub fn packaged_bytes(
+    config: &Config,
+    allowed: &GlobSet,
+    f: &SourceFile,
+) -> Result<Vec<u8>, Failure> {
+    let mut bytes = std::fs::read(&f.disk).map_err(|e| {
+        Failure::new(
+            Exit::Environment,
+            format!("cannot read {}: {e}", f.disk.display()),
+        )
+    })?;
+    if config.package.database.is_some() && f.zip_path == config.package.entry_point.to {
+        bytes.extend_from_slice(WRITE_PAUSE.as_bytes());
+    }
+    if !allowed.is_match(&f.zip_path)
+        && let Some(why) = looks_secret(&f.zip_path, &bytes)
+    {
+        return Err(Failure::new(
+            Exit::BadInput,
+            format!("refusing to package `{}` ({}): {why}", f.zip_path, f.disk.display()),
+        )
+        .hint(format!(
+            "remove it from the sources, exclude it ([package] exclude), or if it is meant to ship add \"{}\" to [package] allow_secrets",
+            f.zip_path
+        )));
+    }
+    Ok(bytes)
+}
+
+pub fn stage(
+    config: &Config,
+    files: &[SourceFile],
+    build_dir: &Path,
+) -> Result<Vec<Staged>, Failure> {
+    let allowed = allowed_secrets(config);
     let mut made = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(files.len());
     for f in files {
-        let mut bytes = std::fs::read(&f.disk).map_err(|e| {
-            Failure::new(
-                Exit::Environment,
-                format!("cannot read {}: {e}", f.disk.display()),
-            )
-        })?;
-        if config.package.database.is_some() && f.zip_path == config.package.entry_point.to {
-            bytes.extend_from_slice(WRITE_PAUSE.as_bytes());
-        }
-        if !allowed.is_match(&f.zip_path)
-            && let Some(why) = looks_secret(&f.zip_path, &bytes)
-        {
-            return Err(Failure::new(
-                Exit::BadInput,
-                format!("refusing to package `{}` ({}): {why}", f.zip_path, f.disk.display()),
-            )
-            .hint(format!(
-                "remove it from the sources, exclude it ([package] exclude), or if it is meant to ship add \"{}\" to [package] allow_secrets",
-                f.zip_path
-            )));
-        }
+        let bytes = packaged_bytes(config, &allowed, f)?;
         let dest = build_dir.join(&f.zip_path);
         let parent = dest.parent().expect("file has a parent").to_path_buf();
         if made.insert(parent.clone()) {

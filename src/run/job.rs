@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::evidence::{self, BrowserEvent};
 use super::junit::{self, SuiteResult};
 use super::proxylog::{self, RouteStats};
 use super::report::Attachments;
@@ -277,7 +278,18 @@ struct SidecarLine {
     name: String,
     #[serde(default)]
     artifacts: Vec<String>,
+    #[serde(default)]
+    started_at: Option<f64>,
+    #[serde(default)]
+    finished_at: Option<f64>,
+    #[serde(default)]
+    browser: Vec<BrowserEvent>,
 }
+
+/// The app's output with times, fetched from the engine after a red run (`finish`).
+pub const APP_TIMED_LOG: &str = "app.timed.log";
+/// The `*.log` files of the app's own folder, fetched with it (`a__b.log` for `a/b.log`).
+pub const APP_LOG_FILES: &str = "app-files";
 
 /// Makes every file the job wrote readable only by the user (traces and screenshots can hold
 /// typed passwords), then reads junit.xml, the plugin's files and the proxy log.
@@ -294,15 +306,59 @@ pub fn collect(run_dir: &Path) -> Result<Collected, Failure> {
         Err(_) => None,
     };
 
+    let log = std::fs::read_to_string(run_dir.join("proxy-log/access.jsonl")).unwrap_or_default();
+    let failed: std::collections::BTreeSet<String> = suite
+        .iter()
+        .flat_map(|s| &s.cases)
+        .filter(|c| {
+            matches!(
+                c.status,
+                junit::CaseStatus::Failed | junit::CaseStatus::Error
+            )
+        })
+        .map(|c| c.key())
+        .collect();
+    // Read only when something failed: a green run pays nothing for the failure evidence.
+    let (app_lines, requests) = if failed.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let logs = run_dir.join("logs");
+        let app = std::fs::read_to_string(logs.join(APP_TIMED_LOG)).unwrap_or_default();
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(logs.join(APP_LOG_FILES))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                let name = entry.file_name().to_string_lossy().replace("__", "/");
+                files.extend(evidence::parse_app_log(&name, &text));
+            }
+        }
+        (
+            evidence::merge_lines(evidence::parse_timed_log(&app), files),
+            evidence::parse_proxy_log(&log),
+        )
+    };
+
     let mut attachments: BTreeMap<String, Attachments> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(report_dir.join("harness-tests.jsonl")) {
         for line in text.lines() {
             let Ok(l) = serde_json::from_str::<SidecarLine>(line) else {
                 continue;
             };
-            let entry = attachments
-                .entry(format!("{}::{}", l.classname, l.name))
-                .or_default();
+            let key = format!("{}::{}", l.classname, l.name);
+            let entry = attachments.entry(key.clone()).or_default();
+            entry.browser.extend(l.browser);
+            if let (true, Some(start), Some(end)) =
+                (failed.contains(&key), l.started_at, l.finished_at)
+            {
+                entry.server = Some(evidence::during(
+                    evidence::Window { start, end },
+                    &app_lines,
+                    &requests,
+                ));
+            }
             for a in l.artifacts {
                 let rel = format!("report/{a}");
                 if a.ends_with(".png") {
@@ -329,8 +385,7 @@ pub fn collect(run_dir: &Path) -> Result<Collected, Failure> {
         .collect();
     page_screenshots.sort();
 
-    let log = std::fs::read_to_string(run_dir.join("proxy-log/access.jsonl")).unwrap_or_default();
-    let (routes, _unreadable) = proxylog::slowest_routes(&log, 15);
+    let (routes, _unreadable) = proxylog::slowest_routes(&log, crate::ledger::MAX_ROUTES_PER_RUN);
     let browser = std::fs::read_to_string(report_dir.join("chromium-version.txt"))
         .ok()
         .map(|s| s.trim().to_string())

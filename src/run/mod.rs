@@ -7,6 +7,7 @@
 //! volumes, and the ledger records how the run ended.
 use crate::model::pytest_args as args;
 mod drill;
+pub(crate) mod evidence;
 pub(crate) mod job;
 mod junit;
 mod proxylog;
@@ -707,6 +708,9 @@ async fn finish<T>(
     // lets the teardown run first.
     let t = Phase::start(reporter, "collect");
     let read_back = engine.read_back(&handle).await;
+    if exit_code != 0 {
+        save_timed_app_log(engine, &handle, &launch.logs_dir).await;
+    }
     let t_down = Phase::start(reporter, "teardown");
     let kept = keep.then(|| stack::urls_of(&handle, !launch.no_tls));
     let teardown = (!keep).then(|| tokio::spawn(handle.down()));
@@ -747,6 +751,52 @@ async fn finish<T>(
         },
         extra,
     ))
+}
+
+/// After a red run, the app's output with the engine's time per line, so the report can put
+/// each failed test's lines beside it (`evidence`). Best effort: without it the report only
+/// lacks those lines.
+async fn save_timed_app_log(engine: &stack::Engine, handle: &stack::StackHandle, logs_dir: &Path) {
+    let Some(app) = handle.service("app") else {
+        return;
+    };
+    if let Ok(text) = engine.timed_log(app).await {
+        let _ = crate::fsutil::write_private(&logs_dir.join(job::APP_TIMED_LOG), text.as_bytes());
+    }
+    // Apps that log to a file in their own folder (Python's FileHandler, as the example
+    // does) keep their tracebacks out of Passenger's output: those files come too, their
+    // last MiB each.
+    let find = [
+        "find",
+        "/srv/app",
+        "-maxdepth",
+        "2",
+        "-type",
+        "f",
+        "-name",
+        "*.log",
+        "-not",
+        "-path",
+        "/srv/app/vendor/*",
+    ];
+    let Ok((0, listing)) = engine.exec(&app.container_id, None, &find).await else {
+        return;
+    };
+    let dir = logs_dir.join(job::APP_LOG_FILES);
+    for path in listing
+        .lines()
+        .filter(|p| p.starts_with("/srv/app/"))
+        .take(10)
+    {
+        let name = path["/srv/app/".len()..].replace('/', "__");
+        if let Ok((0, text)) = engine
+            .exec(&app.container_id, None, &["tail", "-c", "1048576", path])
+            .await
+            && crate::fsutil::create_private_dir(&dir).is_ok()
+        {
+            let _ = crate::fsutil::write_private(&dir.join(name), text.as_bytes());
+        }
+    }
 }
 
 /// The local package: reused when `--skip-build` and it is fresh, built otherwise. The bool
@@ -927,9 +977,12 @@ fn judge(
 
 /// Records a run that ended early; returns a note for the message (the ledger id, or why not).
 fn record_run(root: &Path, record: &RunRecord) -> String {
-    match crate::gatekeeper::open_ledger(root)
-        .and_then(|mut l| l.record_run(record).map_err(Failure::from))
-    {
+    match crate::gatekeeper::open_ledger(root).and_then(|mut l| {
+        let id = l.record_run(record).map_err(Failure::from)?;
+        // The history shows aborted and infra runs too; its refresh never fails the record.
+        let _ = crate::history::refresh_with(&l, root);
+        Ok(id)
+    }) {
         Ok(id) => format!(" (ledger run {id})"),
         Err(e) => format!(" (not recorded: {e})"),
     }

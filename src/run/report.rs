@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use super::evidence::{BrowserEvent, ServerSide};
 use super::junit::{CaseStatus, SuiteResult};
 use super::proxylog::RouteStats;
 use crate::ledger::{Outcome, Selection};
@@ -21,6 +22,10 @@ pub struct Attachments {
     pub screenshots: Vec<String>,
     pub traces: Vec<String>,
     pub other: Vec<String>,
+    /// What the test's pages reported (console errors, page errors, failed requests).
+    pub browser: Vec<BrowserEvent>,
+    /// For a failed test: what the app and the proxy did while it ran.
+    pub server: Option<ServerSide>,
 }
 
 pub struct ReportData<'a> {
@@ -119,10 +124,15 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 pre{background:#1d2330;color:#e6e9ef;padding:10px;border-radius:4px;overflow:auto;max-height:360px;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}
 .msg{font-weight:600;color:#8c1d18;margin:4px 0}
 details summary{cursor:pointer}
-img.shot{max-width:min(100%,520px);border:1px solid #dde1e6;margin-top:6px}
+img.shot{max-width:min(100%,320px);border:1px solid #dde1e6;margin-top:6px;cursor:zoom-in}
+.ev{margin-top:8px}.ev ul{margin:4px 0;padding-left:20px}table.reqs{margin-top:4px}tr.bad td{color:#8c1d18}
 code{font-size:12px;word-break:break-all}
 .warn{background:#fff4e5;border:1px solid #f0c36d;padding:8px 12px;border-radius:4px}
 "#;
+
+/// The report lists the slowest of the run's routes; the ledger keeps them all (up to
+/// `ledger::MAX_ROUTES_PER_RUN`) for the run history.
+const REPORT_ROUTES: usize = 15;
 
 pub fn render(d: &ReportData) -> String {
     let mut h = String::new();
@@ -236,10 +246,12 @@ pub fn render(d: &ReportData) -> String {
                     for s in &a.screenshots {
                         match embed_png(&d.run_dir.join(s)) {
                             Some(uri) => {
+                                // The thumbnail is the link: a click opens the file full size.
                                 let _ = write!(
                                     h,
-                                    "<div>screenshot <a href=\"{}\">{}</a><br><img class=\"shot\" \
-                                     alt=\"screenshot of the failed test\" src=\"{uri}\"></div>",
+                                    "<div class=\"shotbox\">screenshot <a href=\"{}\">{}</a><br>\
+                                     <a href=\"{0}\" title=\"open full size\"><img class=\"shot\" \
+                                     alt=\"screenshot of the failed test\" src=\"{uri}\"></a></div>",
                                     href(s),
                                     esc(s)
                                 );
@@ -257,6 +269,9 @@ pub fn render(d: &ReportData) -> String {
                     for o in &a.other {
                         let _ =
                             write!(h, "<div>file: <a href=\"{}\">{}</a></div>", href(o), esc(o));
+                    }
+                    if c.status != CaseStatus::Passed {
+                        explain(&mut h, a);
                     }
                 }
                 let _ = write!(
@@ -302,7 +317,15 @@ pub fn render(d: &ReportData) -> String {
     }
 
     // Routes.
-    let _ = write!(h, "<section><h2>Slowest routes (proxy access log)</h2>");
+    let _ = write!(
+        h,
+        "<section><h2>Slowest routes (proxy access log{})</h2>",
+        if d.routes.len() > REPORT_ROUTES {
+            format!(", {REPORT_ROUTES} of {}", d.routes.len())
+        } else {
+            String::new()
+        }
+    );
     if d.routes.is_empty() {
         let _ = write!(h, "<p>No requests were logged by the proxy.</p>");
     } else {
@@ -312,7 +335,7 @@ pub fn render(d: &ReportData) -> String {
              <th class=\"num\">median</th><th class=\"num\">p95</th><th class=\"num\">max</th>\
              <th class=\"num\">app median</th></tr>"
         );
-        for r in d.routes {
+        for r in d.routes.iter().take(REPORT_ROUTES) {
             let _ = write!(
                 h,
                 "<tr><td><code>{} {}</code></td><td class=\"num\">{}</td><td>{}</td>\
@@ -457,6 +480,71 @@ pub fn render(d: &ReportData) -> String {
 }
 
 /// A PNG as a data URI, so the report stays one file. Big images (over 4 MB) are only linked.
+/// A failed test's evidence from outside pytest: what its pages reported, the requests the
+/// proxy served while it ran, and the app's output of that time.
+fn explain(h: &mut String, a: &Attachments) {
+    if !a.browser.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"ev\"><b>browser</b>: {} console errors, page errors and failed requests<ul>",
+            a.browser.len()
+        );
+        for e in &a.browser {
+            let _ = write!(h, "<li><code>{}</code> {}", esc(&e.kind), esc(&e.text));
+            if !e.url.is_empty() && !e.text.contains(&e.url) {
+                let _ = write!(h, " <small>at {}</small>", esc(&e.url));
+            }
+            let _ = write!(h, "</li>");
+        }
+        let _ = write!(h, "</ul></div>");
+    }
+    let Some(server) = &a.server else {
+        return;
+    };
+    if !server.requests.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"ev\"><b>requests through the proxy while the test ran</b> ({})\
+             <table class=\"reqs\"><tr><th>request</th><th>status</th><th class=\"num\">time</th>\
+             <th>X-Request-Id</th></tr>",
+            server.requests.len()
+        );
+        for r in &server.requests {
+            let _ = write!(
+                h,
+                "<tr{}><td><code>{} {}</code></td><td>{}</td><td class=\"num\">{:.0} ms</td>\
+                 <td><code>{}</code></td></tr>",
+                if r.status >= 500 {
+                    " class=\"bad\""
+                } else {
+                    ""
+                },
+                esc(&r.method),
+                esc(&r.uri),
+                r.status,
+                r.ms,
+                esc(&r.request_id)
+            );
+        }
+        let _ = write!(h, "</table></div>");
+    }
+    if server.app_lines.is_empty() {
+        let _ = write!(
+            h,
+            "<div class=\"ev\"><b>app log</b>: nothing while the test ran</div>"
+        );
+    } else {
+        let _ = write!(
+            h,
+            "<details class=\"ev\" open><summary><b>app log while the test ran</b> ({} lines; \
+             Apache, Passenger and the app's own output; all of it in <code>logs/app.log</code>)\
+             </summary><pre class=\"applog\">{}</pre></details>",
+            server.app_lines.len(),
+            esc(&server.app_lines.join("\n"))
+        );
+    }
+}
+
 fn embed_png(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.len() > 4 * 1024 * 1024 {
@@ -510,6 +598,23 @@ mod tests {
                 screenshots: vec![shot.into()],
                 traces: vec!["report/artifacts/test-x/trace.zip".into()],
                 other: vec![],
+                browser: vec![crate::run::evidence::BrowserEvent {
+                    kind: "console.error".into(),
+                    text: "Failed to load resource: <500>".into(),
+                    url: "https://app.localtest.me/boom".into(),
+                }],
+                server: Some(crate::run::evidence::ServerSide {
+                    app_lines: vec!["RuntimeError: boom <alpha>".into()],
+                    requests: vec![crate::run::evidence::Request {
+                        start: 1.0,
+                        end: 1.1,
+                        method: "GET".into(),
+                        uri: "/boom?x=<1>".into(),
+                        status: 500,
+                        ms: 100.0,
+                        request_id: "0123456789abcdef".into(),
+                    }],
+                }),
             },
         )]);
         let images = BTreeMap::from([("app".to_string(), "sha256:abc".to_string())]);
@@ -558,6 +663,13 @@ mod tests {
         assert!(html.contains("assert &lt;b&gt; == 1"));
         assert!(html.contains("Traceback &amp; more"));
         assert!(html.contains("data:image/png;base64,"));
+        // The thumbnail links to the full-size file.
+        assert!(html.contains(&format!(
+            "<a href=\"{shot}\" title=\"open full size\"><img class=\"shot\""
+        )));
+        assert!(html.contains("<code>console.error</code> Failed to load resource: &lt;500&gt;"));
+        assert!(html.contains("RuntimeError: boom &lt;alpha&gt;"));
+        assert!(html.contains("GET /boom?x=&lt;1&gt;") && html.contains("0123456789abcdef"));
         assert!(html.contains("href=\"report/artifacts/test-x/trace.zip\""));
         assert!(html.contains("mode 0600"));
         assert!(html.find("test_bad").unwrap() < html.find("test_ok").unwrap());

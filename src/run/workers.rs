@@ -99,7 +99,7 @@ pub(super) fn merge(parts: Vec<Part>) -> Result<Collected, Failure> {
             }
         }
     }
-    merged.routes = proxylog::slowest_routes(&logs, 15).0;
+    merged.routes = proxylog::slowest_routes(&logs, crate::ledger::MAX_ROUTES_PER_RUN).0;
     if !junit_texts.is_empty() {
         let text = merged_junit(&junit_texts);
         let path = primary.join("report/junit.xml");

@@ -587,6 +587,96 @@ impl Engine {
         try_join_all(downloads).await.map(|_| ())
     }
 
+    /// A service's whole output so far, each line led by the engine's RFC 3339 receive time
+    /// (`docker logs --timestamps`): what a failure report needs to put the app's lines beside
+    /// the test that was running. Passenger's copy of the app's output carries no time itself.
+    pub async fn timed_log(&self, svc: &RunningService) -> Result<String, StackError> {
+        self.timed_log_of(&svc.container_id, &svc.name).await
+    }
+
+    /// [`Engine::timed_log`] of a container by id; `name` is for the message.
+    pub async fn timed_log_of(&self, container_id: &str, name: &str) -> Result<String, StackError> {
+        let mut stream = self.docker.logs(
+            container_id,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                ..Default::default()
+            }),
+        );
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(docker_err(format!("read the log of {name}")))?;
+            bytes.extend_from_slice(&chunk.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Extracts a tar archive into a running container at `dest` (a folder that exists).
+    pub async fn put_archive(
+        &self,
+        container_id: &str,
+        dest: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), StackError> {
+        self.docker
+            .upload_to_container(
+                container_id,
+                Some(bollard::query_parameters::UploadToContainerOptions {
+                    path: dest.into(),
+                    ..Default::default()
+                }),
+                bollard::body_full(bytes::Bytes::from(archive)),
+            )
+            .await
+            .map_err(docker_err(format!("copy files into {dest}")))
+    }
+
+    /// Runs `argv` (no shell) in a running container as `user`; its exit code and output.
+    pub async fn exec(
+        &self,
+        container_id: &str,
+        user: Option<&str>,
+        argv: &[&str],
+    ) -> Result<(i64, String), StackError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let action = || format!("run {} in the container", argv.first().unwrap_or(&""));
+        let exec = self
+            .docker
+            .create_exec(
+                container_id,
+                CreateExecOptions {
+                    cmd: Some(argv.iter().map(|a| a.to_string()).collect()),
+                    user: user.map(str::to_string),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(docker_err(action()))?;
+        let mut text = Vec::new();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(docker_err(action()))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                text.extend_from_slice(&chunk.into_bytes());
+            }
+        }
+        let code = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(docker_err(action()))?
+            .exit_code
+            .unwrap_or(-1);
+        Ok((code, String::from_utf8_lossy(&text).into_owned()))
+    }
+
     /// Writes one file into a running container (its folder must exist).
     pub async fn put_file(
         &self,

@@ -17,13 +17,13 @@ pub mod wait;
 pub use compose::ServiceSpec;
 pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
+pub use run::{
+    AppContainer, DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down,
+    logs, status, up,
+};
 pub(crate) use run::{
     AppSource, Launch, LaunchRequest, connect, guarded, identify, interrupted, materialize,
     plan_launch, playwright_server_url, project_root, runtime, service_env, start_stack, urls_of,
-};
-pub use run::{
-    DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down, logs, status,
-    up,
 };
 pub use upload::Upload;
 

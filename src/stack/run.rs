@@ -70,6 +70,9 @@ pub struct UpRequest {
     pub reseed: bool,
     /// `up` keeps the stack; `test` (later) tears it down unless `--keep`.
     pub keep: bool,
+    /// `up --watch`: Passenger checks tmp/restart.txt on every request (stat throttle 0)
+    /// instead of production's every 10 s, so a pushed edit restarts the app at once.
+    pub watch: bool,
 }
 
 /// What `up` started: everything the user needs to reach and stop it.
@@ -80,6 +83,17 @@ pub struct UpOutcome {
     pub state_file: Option<PathBuf>,
     pub urls: Vec<ServiceUrl>,
     pub elapsed_ms: u128,
+    /// The app's container and its published HTTP port: where `up --watch` pushes edits.
+    #[serde(skip)]
+    pub app: Option<AppContainer>,
+}
+
+/// The running app of a run, as `up --watch` reaches it.
+#[derive(Debug, Clone)]
+pub struct AppContainer {
+    pub container_id: String,
+    /// The host port of the app's port 80 (Apache, without the proxy).
+    pub port: u16,
 }
 
 /// One address a run publishes (on 127.0.0.1 for a local engine; `docker::ports`).
@@ -143,14 +157,35 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
                 keep: req.keep,
                 test_job: false,
                 playwright_server: config.test.playwright_server_env().is_some(),
-                vars: BTreeMap::new(),
+                vars: if req.watch {
+                    BTreeMap::from([(WATCH_THROTTLE_VAR.to_string(), "0".to_string())])
+                } else {
+                    BTreeMap::new()
+                },
             },
             reporter,
         )
         .await?;
+        if req.watch {
+            reporter.event(&Event::Note {
+                message: "watch: Passenger's stat throttle is 0 for this run (production and \
+                          `harness test` keep 10 s), so an edit restarts the app on the next request"
+                    .into(),
+            });
+        }
         let default_zip = project_root(config).join(".harness/dist/local/deploy.zip");
-        let (zip, state_file) = if req.skip_build && default_zip.is_file() {
-            (default_zip, project_root(config).join(STATE_FILE))
+        // Watch pushes what changes after it starts, so it must start from the sources as
+        // they are: it reuses the package only when its inputs are unchanged, as `test` does.
+        let fresh = if req.watch && req.skip_build {
+            crate::package::fresh::reusable(config, Target::Local)?
+                .map(|m| (m.zip, m.state_file))
+        } else if req.skip_build && default_zip.is_file() {
+            Some((default_zip, project_root(config).join(STATE_FILE)))
+        } else {
+            None
+        };
+        let (zip, state_file) = if let Some(reused) = fresh {
+            reused
         } else {
             let request = crate::package::BuildRequest {
                 reseed: req.reseed,
@@ -178,9 +213,18 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
             state_file: launch.state_copy.clone(),
             urls: urls_of(&handle, !launch.no_tls),
             elapsed_ms: start.elapsed().as_millis(),
+            app: handle.service("app").and_then(|svc| {
+                Some(AppContainer {
+                    container_id: svc.container_id.clone(),
+                    port: *svc.ports.get(&80)?,
+                })
+            }),
         })
     })
 }
+
+/// The compose variable base.yml gives the app as PASSENGER_STAT_THROTTLE_RATE.
+const WATCH_THROTTLE_VAR: &str = "HARNESS_STAT_THROTTLE";
 
 /// Connects to the daemon as a timed phase, so a missing one fails first and fast (exit 3).
 pub(crate) async fn connect(reporter: &dyn Reporter) -> Result<Engine, Failure> {

@@ -29,8 +29,8 @@ pub fn cases() -> Vec<crate::support::Case> {
             app_restarts_a_failed_start,
         ),
         (
-            "thirty_app_containers_started_at_once_under_load_all_answer",
-            thirty_apps_under_load,
+            "twelve_app_containers_started_at_once_under_load_all_answer",
+            twelve_apps_under_load,
         ),
         ("app_starts_sshd_when_asked", app_sshd),
         ("proxy_nginx_t_passes_on_rendered_config", proxy_nginx_t),
@@ -395,11 +395,13 @@ fn app_restarts_a_failed_start() -> TestResult {
     })
 }
 
-/// Issue 17, finding 18: a fresh app container that never answered. 30 containers start at
+/// Issue 17, finding 18: a fresh app container that never answered. 12 containers start at
 /// once while two busy loops and a stream of short processes load the machine; each must answer
-/// within 60 s. The run reports how many never did.
-fn thirty_apps_under_load() -> TestResult {
-    const N: usize = 30;
+/// within 60 s. The run reports how many never did. (30 containers took 77 to 89 s of CI's 20
+/// minutes; the entrypoint's restart of a crashed start is shown deterministically by the test
+/// above, so this one only has to load the machine.)
+fn twelve_apps_under_load() -> TestResult {
+    const N: usize = 12;
     let img = image("app")?;
     let dir = app_dir(WSGI_PID)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -416,7 +418,7 @@ fn thirty_apps_under_load() -> TestResult {
             }
         }));
     }
-    let result = scoped("app_thirty", |s| async move {
+    let result = scoped("app_twelve", |s| async move {
         let started = Instant::now();
         let mut ids = Vec::new();
         for _ in 0..N {

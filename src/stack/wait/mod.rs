@@ -6,6 +6,7 @@
 mod exit;
 mod healthcheck;
 mod http;
+pub use http::get_status;
 mod log;
 
 use std::collections::BTreeMap;
