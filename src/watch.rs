@@ -83,7 +83,7 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Change {
 }
 
 /// The files a push cannot apply: the config, the requirements (vendor/), the database's SQL
-/// and the seed's own files. Relative to nothing: absolute paths.
+/// and the local target's env files. Absolute paths.
 fn restart_only_files(config: &Config) -> BTreeSet<PathBuf> {
     let mut files = BTreeSet::from([config.file.clone()]);
     if let Some(reqs) = &config.package.requirements {
@@ -94,6 +94,12 @@ fn restart_only_files(config: &Config) -> BTreeSet<PathBuf> {
     if let Some(db) = &config.package.database {
         for s in db.get_ref().sql.iter().chain(&db.get_ref().demo_sql) {
             files.insert(config.path(s.get_ref()));
+        }
+    }
+    // The app's environment is set when its container starts.
+    if let Some(env_files) = &config.target(crate::model::target::Target::Local).env_file {
+        for (path, _) in env_files.get_ref().items() {
+            files.insert(config.path(path));
         }
     }
     files
@@ -596,12 +602,16 @@ mod tests {
             dir.path().join("harness.toml"),
             "[package]\nsources = [{ from = \"src\", to = \"\" }]\n\
              entry_point = { from = \"src/wsgi.py\", to = \"passenger_wsgi.py\" }\n\
-             requirements = \"requirements.txt\"\n",
+             requirements = \"requirements.txt\"\n\n\
+             [targets.local]\nenv_file = [\".env.defaults\", { path = \".env\", required = false }]\n",
         )
         .unwrap();
         let config = crate::config::Config::load(dir.path(), None).unwrap();
         let only = restart_only_files(&config);
         assert!(only.contains(&config.path("requirements.txt")));
+        assert!(
+            only.contains(&config.path(".env.defaults")) && only.contains(&config.path(".env"))
+        );
         assert!(only.contains(&config.file));
         let roots = watch_roots(&config, &only);
         let root = config.root.clone();

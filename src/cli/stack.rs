@@ -26,7 +26,7 @@ pub struct UpArgs {
     /// vendor/ and the database stay), and any change but static/ files restarts the app
     /// through tmp/restart.txt. This run's Passenger checks that file on every request (stat
     /// throttle 0; `harness test` and production keep 10 s). A change that breaks the app's
-    /// import prints its traceback here; the next good save recovers. harness.toml, the
+    /// import prints its traceback here; the next good save recovers. harness.toml, the env files,
     /// requirements and the SQL files are not pushed: watch says to restart `up`. Ctrl-C stops
     /// watching and removes the run.
     #[arg(long)]
