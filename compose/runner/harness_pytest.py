@@ -35,6 +35,19 @@ SESSION = os.path.join(REPORT_DIR, "harness-session.json")
 NARROWING = ("ignore", "ignore_glob", "deselect")
 
 
+GO_FILE = os.path.join(REPORT_DIR, ".harness-go")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """Holds the session until every service of the stack answers (harness creates the go
+    file then). pytest, its plugins and the root conftest were imported meanwhile, while the app
+    warmed up; sessionstart hooks, collection and the tests come after, as they would against
+    a running server. First among the sessionstart hooks, so junitxml's clock starts after it."""
+    while not os.path.exists(GO_FILE):
+        time.sleep(0.02)
+
+
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "mocks: needs the mock services (harness test --with-mocks)"

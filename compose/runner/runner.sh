@@ -8,9 +8,9 @@
 #   as the host user: Chromium's NSS database trusts the run's CA, then pytest runs in the
 #                     project folder of /repo, the job's own writable copy of the tree;
 #                     afterwards what the run wrote there is copied to /report/tree/.
-# The job starts together with the app and the mocks; once prepared it says "ready" and waits
-# for harness to create /report/.harness-go (every other service is ready then), so its own
-# start-up is hidden behind theirs.
+# The job starts together with the app and the mocks; once prepared it says "ready" and starts
+# pytest, whose session waits (harness_pytest.py) for harness to create /report/.harness-go
+# (every other service is ready then), so its own start-up is hidden behind theirs.
 # Exit codes: pytest's own, or 90 when the job could not be prepared (an infrastructure failure,
 # not a test result).
 set -eu
@@ -67,13 +67,14 @@ fi
 chromium --version > /report/chromium-version.txt 2>/dev/null || true
 mkdir -p "${SCREENSHOT_DIR:-/report/screenshots}"
 echo "harness-runner: ready"
-while [ ! -e /report/.harness-go ]; do
-    sleep 0.05
-done
 marker=/tmp/harness-started
 touch "$marker"
 cd "$workdir"
 set +e
+# pytest starts now; the harness plugin holds the session at its start until harness creates
+# /report/.harness-go, so Python's and pytest's own start-up (imports, plugins, the root
+# conftest) overlap the app's warm-up, and nothing of the suite's session runs before the stack
+# answers.
 /venv/env/bin/python -m pytest "$@"
 code=$?
 set -e

@@ -1,6 +1,7 @@
 //! The history as one static HTML page: inline CSS and SVG, no script, nothing loaded from
 //! anywhere (a Content-Security-Policy says so to the browser too). Every string that comes from
-//! the ledger goes through [`esc`].
+//! the ledger goes through `model::html::esc`.
+use crate::model::html::esc;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -14,22 +15,6 @@ pub const SPARK_POINTS: usize = 60;
 pub const TABLE_RUNS: usize = 50;
 /// The routes the route table lists.
 pub const TABLE_ROUTES: usize = 30;
-
-/// Text as HTML text or attribute value (also inside inline SVG).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `850 ms`, `12.3 s`, `2m 05s`.
 pub fn fmt_ms(ms: f64) -> String {

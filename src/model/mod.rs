@@ -5,6 +5,7 @@ pub mod allow;
 pub mod build;
 pub mod duration;
 pub mod gate;
+pub mod html;
 pub mod keys;
 pub mod metadata;
 pub mod pytest_args;

@@ -3,6 +3,7 @@
 //! parity of the package, and the run's fingerprints and images. A pure function of
 //! [`ReportData`]; the caller writes it with mode 0600 (traces and screenshots can show typed
 //! passwords, and the report links them).
+use crate::model::html::esc;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -62,21 +63,6 @@ pub struct ReportData<'a> {
     pub phases: &'a [(&'static str, Duration)],
     /// Where relative attachment paths start (the run directory), to embed screenshots.
     pub run_dir: &'a Path,
-}
-
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A relative path as an `href`: each segment percent-encoded where needed.
