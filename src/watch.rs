@@ -302,10 +302,13 @@ async fn follow(
             ev = rx.recv() => match ev { Some(ev) => ev, None => return Ok(()) },
             _ = &mut stop => return Ok(()),
         };
+        let mut paths: BTreeSet<PathBuf> = relevant(first.paths).collect();
+        if paths.is_empty() {
+            continue;
+        }
         let saved_at = Instant::now();
-        let mut paths: BTreeSet<PathBuf> = first.paths.into_iter().collect();
         while let Ok(Some(ev)) = tokio::time::timeout(SETTLE, rx.recv()).await {
-            paths.extend(ev.paths);
+            paths.extend(relevant(ev.paths));
         }
         let touched: Vec<&PathBuf> = paths.iter().filter(|p| restart_only.contains(*p)).collect();
         for p in &touched {
@@ -391,6 +394,20 @@ async fn follow(
             }),
         }
     }
+}
+
+/// Paths that can change what is packaged: not harness's own folder (a project packaged from
+/// its root would otherwise wake watch with every log line of the run), git's, or Python's
+/// caches, which the build always leaves out.
+fn relevant(paths: Vec<PathBuf>) -> impl Iterator<Item = PathBuf> {
+    paths.into_iter().filter(|p| {
+        !p.components().any(|c| {
+            matches!(
+                c.as_os_str().to_str(),
+                Some(".harness" | ".git" | "__pycache__")
+            )
+        })
+    })
 }
 
 fn describe(change: &Change) -> String {
@@ -527,6 +544,25 @@ mod tests {
         assert_eq!(c.written, vec!["app.py", "new.py"]);
         assert_eq!(c.removed, vec!["old.py"]);
         assert!(diff(&after, &after).is_empty());
+    }
+
+    #[test]
+    fn events_in_harness_git_and_cache_folders_are_not_changes() {
+        let kept: Vec<PathBuf> = relevant(vec![
+            "/p/.harness/runs/x/logs/app.log".into(),
+            "/p/.git/index".into(),
+            "/p/src/__pycache__/a.cpython-311.pyc".into(),
+            "/p/src/app.py".into(),
+            "/p/src/.harnessy/x".into(),
+        ])
+        .collect();
+        assert_eq!(
+            kept,
+            vec![
+                PathBuf::from("/p/src/app.py"),
+                PathBuf::from("/p/src/.harnessy/x")
+            ]
+        );
     }
 
     #[test]

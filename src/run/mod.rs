@@ -707,12 +707,22 @@ async fn finish<T>(
     // What the job and the proxy wrote comes back before the containers go; a failure still
     // lets the teardown run first.
     let t = Phase::start(reporter, "collect");
-    let read_back = engine.read_back(&handle).await;
     if exit_code != 0 {
+        // Before anything goes: the app's output is the failure's evidence.
         save_timed_app_log(engine, &handle, &launch.logs_dir).await;
     }
     let t_down = Phase::start(reporter, "teardown");
+    // The services with nothing to bring back go while the others' folders are downloaded.
+    let (read_back, early) = tokio::join!(engine.read_back(&handle), async {
+        if keep {
+            Ok(0)
+        } else {
+            engine.remove_services_without_outputs(&handle).await
+        }
+    });
     let kept = keep.then(|| stack::urls_of(&handle, !launch.no_tls));
+    // A failed early removal is retried by `down`, which removes whatever is left by label.
+    let _ = early;
     let teardown = (!keep).then(|| tokio::spawn(handle.down()));
     let collected = tokio::task::block_in_place(|| job::collect(&launch.run_dir))?;
     let extra = tokio::task::block_in_place(also);

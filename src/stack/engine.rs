@@ -1011,6 +1011,58 @@ impl Engine {
         Ok(containers.is_empty() && networks.is_empty())
     }
 
+    /// Saves a container's whole output into `logs_dir/<service>.log`, then removes it.
+    async fn remove_container_keeping_log(
+        &self,
+        cid: &str,
+        service: &str,
+        logs_dir: Option<&Path>,
+    ) -> Result<(), StackError> {
+        if let Some(dir) = logs_dir
+            && dir.is_dir()
+        {
+            save_logs(&self.docker, cid, &dir.join(format!("{service}.log"))).await;
+        }
+        self.docker
+            .remove_container(
+                cid,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .or_else(not_found)
+            .map_err(docker_err(format!("remove container {service}")))
+    }
+
+    /// Removes the run's containers that have nothing to bring back (no writable folder that
+    /// was a bind mount: the app, the mocks), while `read_back` downloads from the others, so
+    /// less of the teardown is left once the results are in. The rest goes with `down`.
+    pub async fn remove_services_without_outputs(
+        &self,
+        handle: &StackHandle,
+    ) -> Result<usize, StackError> {
+        let removals = handle
+            .services
+            .values()
+            .filter(|svc| svc.outputs.is_empty())
+            .map(|svc| {
+                self.remove_container_keeping_log(
+                    &svc.container_id,
+                    &svc.name,
+                    Some(&handle.logs_dir),
+                )
+            });
+        let mut removed = 0;
+        for r in join_all(removals).await {
+            r?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     async fn remove_run_pass(
         &self,
         id: &str,
@@ -1025,23 +1077,8 @@ impl Engine {
                 .as_ref()
                 .and_then(|l| l.get(LABEL_SERVICE).cloned())
                 .unwrap_or_else(|| cid.clone());
-            if let Some(dir) = logs_dir
-                && dir.is_dir()
-            {
-                save_logs(&self.docker, &cid, &dir.join(format!("{service}.log"))).await;
-            }
-            self.docker
-                .remove_container(
-                    &cid,
-                    Some(RemoveContainerOptions {
-                        force: true,
-                        v: true,
-                        ..Default::default()
-                    }),
-                )
+            self.remove_container_keeping_log(&cid, &service, logs_dir)
                 .await
-                .or_else(not_found)
-                .map_err(docker_err(format!("remove container {service}")))
         });
         let mut removed = 0;
         for r in join_all(removals).await {
