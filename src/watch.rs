@@ -169,13 +169,8 @@ fn archive(
                 format!("{at}/{part}")
             };
             if dirs.insert(at.clone()) {
-                let mut h = tar::Header::new_gnu();
+                let mut h = header(owner, 0o755, 0, now_secs());
                 h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_uid(owner.0.into());
-                h.set_gid(owner.1.into());
-                h.set_size(0);
-                h.set_mtime(now_secs());
                 tar.append_data(&mut h, format!("{at}/"), std::io::empty())
                     .map_err(io)?;
             }
@@ -186,27 +181,28 @@ fn archive(
         let Some(f) = files.get(path) else { continue };
         let bytes = stage::packaged_bytes(config, &allowed, f)?;
         add_dirs(&mut tar, path)?;
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(f.mode);
-        h.set_uid(owner.0.into());
-        h.set_gid(owner.1.into());
-        h.set_size(bytes.len() as u64);
-        h.set_mtime(now_secs());
+        let mut h = header(owner, f.mode, bytes.len() as u64, now_secs());
         tar.append_data(&mut h, path, bytes.as_slice())
             .map_err(io)?;
     }
     if let Some(mtime) = restart_mtime {
         add_dirs(&mut tar, "tmp/restart.txt")?;
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_uid(owner.0.into());
-        h.set_gid(owner.1.into());
-        h.set_size(0);
-        h.set_mtime(mtime);
+        let mut h = header(owner, 0o644, 0, mtime);
         tar.append_data(&mut h, "tmp/restart.txt", std::io::empty())
             .map_err(io)?;
     }
     tar.into_inner().map_err(io)
+}
+
+/// A tar header of a file the app's owner owns.
+fn header(owner: (u32, u32), mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(mode);
+    h.set_uid(owner.0.into());
+    h.set_gid(owner.1.into());
+    h.set_size(size);
+    h.set_mtime(mtime);
+    h
 }
 
 fn now_secs() -> u64 {

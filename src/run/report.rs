@@ -256,7 +256,7 @@ pub fn render(d: &ReportData) -> String {
                         let _ =
                             write!(h, "<div>file: <a href=\"{}\">{}</a></div>", href(o), esc(o));
                     }
-                    if c.status != CaseStatus::Passed {
+                    if matches!(c.status, CaseStatus::Failed | CaseStatus::Error) {
                         explain(&mut h, a);
                     }
                 }
