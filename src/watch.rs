@@ -19,10 +19,8 @@ use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Reporter};
 use crate::package::stage::{self, SourceFile};
-use crate::stack::{AppContainer, Engine};
+use crate::stack::{APP_ROOT, AppContainer, Engine};
 
-/// Where base.yml mounts the package in the app container.
-const APP_ROOT: &str = "/srv/app";
 /// Events closer than this are one change (an editor's write, rename and chmod of one save).
 const SETTLE: Duration = Duration::from_millis(40);
 /// How long a restarted app may take to answer before watch stops waiting for it.

@@ -25,8 +25,8 @@ pub const IMAGE_ENV: &str = "HARNESS_IMAGE_APP";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The service's name: its container is `<project>-boot-check`.
 const SERVICE: &str = "boot-check";
-/// Where the app image's Apache serves the app from.
-const APP_ROOT: &str = "/srv/app";
+// Where the app image's Apache serves the app from, as in the stack.
+use crate::stack::APP_ROOT;
 
 /// The app image: `HARNESS_IMAGE_APP`, else what the images module resolves (present locally,
 /// pulled, or baked from the offline recipe), exactly as the stack's app service gets it.

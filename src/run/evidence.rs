@@ -167,27 +167,13 @@ pub fn merge_lines(mut lines: Vec<TimedLine>, more: Vec<TimedLine>) -> Vec<Timed
     lines
 }
 
-#[derive(Deserialize)]
-struct ProxyLine {
-    #[serde(default)]
-    msec: Option<f64>,
-    method: String,
-    uri: String,
-    status: u16,
-    request_time: f64,
-    #[serde(default)]
-    request_id: String,
-    #[serde(default)]
-    agent: String,
-}
-
 /// The proxy's access log (`harness_json`), without the stack's readiness probes. Lines from
 /// before `msec` was logged are skipped: they cannot be placed in time.
 pub fn parse_proxy_log(jsonl: &str) -> Vec<Request> {
     jsonl
         .lines()
-        .filter_map(|l| serde_json::from_str::<ProxyLine>(l).ok())
-        .filter(|l| l.agent != crate::stack::wait::PROBE_USER_AGENT)
+        .filter_map(|l| serde_json::from_str::<super::proxylog::Line>(l).ok())
+        .filter(|l| !l.is_probe())
         .filter_map(|l| {
             let end = l.msec?;
             Some(Request {

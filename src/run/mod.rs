@@ -776,9 +776,10 @@ async fn save_timed_app_log(engine: &stack::Engine, handle: &stack::StackHandle,
     // Apps that log to a file in their own folder (Python's FileHandler, as the example
     // does) keep their tracebacks out of Passenger's output: those files come too, their
     // last MiB each.
+    let vendor = format!("{}/vendor/*", stack::APP_ROOT);
     let find = [
         "find",
-        "/srv/app",
+        stack::APP_ROOT,
         "-maxdepth",
         "2",
         "-type",
@@ -787,18 +788,19 @@ async fn save_timed_app_log(engine: &stack::Engine, handle: &stack::StackHandle,
         "*.log",
         "-not",
         "-path",
-        "/srv/app/vendor/*",
+        &vendor,
     ];
     let Ok((0, listing)) = engine.exec(&app.container_id, None, &find).await else {
         return;
     };
     let dir = logs_dir.join(job::APP_LOG_FILES);
-    for path in listing
+    let prefix = format!("{}/", stack::APP_ROOT);
+    let files = listing
         .lines()
-        .filter(|p| p.starts_with("/srv/app/"))
-        .take(10)
-    {
-        let name = path["/srv/app/".len()..].replace('/', "__");
+        .filter_map(|path| Some((path, path.strip_prefix(&prefix)?)))
+        .take(10);
+    for (path, rel) in files {
+        let name = rel.replace('/', "__");
         if let Ok((0, text)) = engine
             .exec(&app.container_id, None, &["tail", "-c", "1048576", path])
             .await

@@ -35,16 +35,30 @@ impl RouteStats {
     }
 }
 
+/// One line of the `harness_json` access log; `evidence` reads the same lines for a failed
+/// test's requests.
 #[derive(serde::Deserialize)]
-struct Line {
-    method: String,
-    uri: String,
-    status: u16,
-    request_time: f64,
+pub(super) struct Line {
+    /// When the request ended (absent in logs from before it was logged).
+    #[serde(default)]
+    pub msec: Option<f64>,
+    pub method: String,
+    pub uri: String,
+    pub status: u16,
+    pub request_time: f64,
     #[serde(default)]
     upstream_response_time: String,
     #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
     agent: String,
+}
+
+impl Line {
+    /// The stack's own readiness probes, which no report counts.
+    pub(super) fn is_probe(&self) -> bool {
+        self.agent == PROBE_USER_AGENT
+    }
 }
 
 /// The `limit` routes with the highest p95, then the highest max, of the requests the suite made
@@ -55,7 +69,7 @@ pub fn slowest_routes(jsonl: &str, limit: usize) -> (Vec<RouteStats>, usize) {
     let mut unreadable = 0;
     for raw in jsonl.lines().filter(|l| !l.trim().is_empty()) {
         match serde_json::from_str::<Line>(raw) {
-            Ok(line) if line.agent == PROBE_USER_AGENT => {}
+            Ok(line) if line.is_probe() => {}
             Ok(line) => {
                 let path = line.uri.split('?').next().unwrap_or("").to_string();
                 groups

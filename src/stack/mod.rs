@@ -18,8 +18,8 @@ pub use compose::ServiceSpec;
 pub use engine::{Engine, RunningService, ServiceState, StackHandle};
 pub use owner::Owner;
 pub use run::{
-    AppContainer, DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome, UpRequest, down,
-    logs, status, up,
+    APP_ROOT, AppContainer, DownRequest, LogsRequest, ServiceUrl, StatusRequest, UpOutcome,
+    UpRequest, down, logs, status, up,
 };
 pub(crate) use run::{
     AppSource, Launch, LaunchRequest, connect, guarded, identify, interrupted, materialize,

@@ -223,6 +223,9 @@ pub fn up(config: &Config, req: &UpRequest, reporter: &dyn Reporter) -> Result<U
     })
 }
 
+/// Where compose/base.yml mounts the run's package in the app container.
+pub const APP_ROOT: &str = "/srv/app";
+
 /// The compose variable base.yml gives the app as PASSENGER_STAT_THROTTLE_RATE.
 const WATCH_THROTTLE_VAR: &str = "HARNESS_STAT_THROTTLE";
 
@@ -325,7 +328,7 @@ pub(crate) async fn plan_launch(
         app.environment = config.app_env(Target::Local)?.over(&app.environment);
         // The app's folder (its database included) is the app's own during the run; nothing
         // reads it afterwards, so it is not copied back.
-        app.stays.push("/srv/app".into());
+        app.stays.push(APP_ROOT.into());
     }
     Ok(LaunchPlan {
         run,
