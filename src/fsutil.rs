@@ -220,6 +220,12 @@ pub fn normalize_lexically(path: &Path) -> PathBuf {
     out
 }
 
+/// The user and group harness runs as: who owns what a run's containers write.
+pub fn host_ids() -> (u32, u32) {
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

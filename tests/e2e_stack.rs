@@ -44,6 +44,10 @@ fn main() {
                 kept_stack_survives_a_later_status_until_down,
             ),
             (
+                "vendor_comes_from_a_compiled_read_only_cache_filled_once_then_reused",
+                vendor_comes_from_a_compiled_read_only_cache_filled_once_then_reused,
+            ),
+            (
                 "two_ups_at_once_both_ready_with_different_ports_and_package_copies",
                 two_ups_at_once_both_ready_with_different_ports_and_package_copies,
             ),
@@ -522,8 +526,21 @@ fn up_with_mocks_brings_every_service_to_ready_and_urls_answer() -> Outcome {
     ensure(text(&out.stdout) == "200", || {
         format!("geoip over TLS: {}", describe(&out))
     })?;
-    ensure(up.run_dir.join("app/passenger_wsgi.py").is_file(), || {
-        "the run has no extracted package".into()
+    // The package went from the zip into the run's own volume, not through a host copy.
+    let package = docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=harness.run={}", up.run_id),
+        "--filter",
+        "name=app-package",
+    ]);
+    ensure(package.ends_with("_app-package"), || {
+        format!("the run has no package volume: {package:?}")
+    })?;
+    ensure(!up.run_dir.join("app").exists(), || {
+        "the package was extracted on the host too".into()
     })?;
     let state = up.run_dir.join("state/deployment_state_local.json");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state)?.permissions());
@@ -630,6 +647,139 @@ fn kept_stack_survives_a_later_status_until_down() -> Outcome {
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
 }
 
+/// Reports where its vendored module came from: the value it holds, whether its bytecode
+/// exists and matches the source (Python's own check: the source's mtime and size in the
+/// header), and whether the app could write into vendor/.
+const WSGI_VENDOR: &str = r#"import json, os, struct, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
+import e2evendor as v
+
+def application(environ, start_response):
+    if environ.get("PATH_INFO") == "/vendor":
+        try:
+            open(os.path.join(os.path.dirname(v.__file__), "written.txt"), "w").close()
+            writable = True
+        except OSError:
+            writable = False
+        fresh = False
+        if os.path.exists(v.__cached__):
+            with open(v.__cached__, "rb") as f:
+                head = f.read(16)
+            st = os.stat(v.__file__)
+            mtime, size = struct.unpack("<II", head[8:16])
+            fresh = mtime == int(st.st_mtime) & 0xFFFFFFFF and size == st.st_size
+        body = json.dumps({"value": v.VALUE, "pyc_fresh": fresh, "writable": writable}).encode()
+    else:
+        body = b'{"status": "ok"}'
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"#;
+
+fn vendor_comes_from_a_compiled_read_only_cache_filled_once_then_reused() -> Outcome {
+    let p = Project::new(WSGI_VENDOR, "");
+    // A value no other run has, so this test owns its cache key; and a vendored file that is
+    // not Python (wheels ship such test data), which must not fail the fill.
+    let token = format!(
+        "e2e-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos()
+    );
+    let zip_path = p.dir.path().join(".harness/dist/local/deploy.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path)?);
+    let opts = zip::write::SimpleFileOptions::default();
+    for (name, text) in [
+        ("passenger_wsgi.py", WSGI_VENDOR.to_string()),
+        (
+            "vendor/e2evendor/__init__.py",
+            format!("VALUE = {token:?}\n"),
+        ),
+        (
+            "vendor/e2evendor/testdata/broken.py",
+            "def (:\n".to_string(),
+        ),
+    ] {
+        zip.start_file(name, opts)?;
+        std::io::Write::write_all(&mut zip, text.as_bytes())?;
+    }
+    zip.finish()?;
+
+    let mut cache_volumes = Vec::new();
+    let result = (|| {
+        let o = p.run(&["--json", "up", "--skip-build"]);
+        let first = text(&o.stderr);
+        ensure(first.contains("compiled into a cache"), || {
+            format!("the first run did not fill the cache: {}", describe(&o))
+        })?;
+        let up = parse_up(&o)?;
+        let app = container_of(&up.run_id, "app")?;
+        let mounts = docker(&["inspect", &app, "--format", "{{json .Mounts}}"]);
+        let mounts: serde_json::Value = serde_json::from_str(&mounts)?;
+        let vendor = mounts
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["Destination"] == "/srv/app/vendor")
+            .ok_or_else(|| format!("no vendor mount: {mounts}"))?;
+        ensure(vendor["RW"] == false, || {
+            format!("vendor is writable: {vendor}")
+        })?;
+        let data = vendor["Name"].as_str().unwrap_or_default().to_string();
+        cache_volumes.push(data.clone());
+        // The index volume names the data volume; both outlive the run.
+        let index = docker(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            &format!(
+                "label=harness.vendor.data={}",
+                data.trim_start_matches("harness-cache-")
+            ),
+        ]);
+        cache_volumes.push(index.clone());
+        ensure(index.starts_with("harness-cache-vendor-"), || {
+            format!("no index for {data}: {index:?}")
+        })?;
+        let (code, body) = get(&format!("{}vendor", url_of(&up, "app")?))?;
+        let seen: serde_json::Value = serde_json::from_str(&body)?;
+        ensure(
+            code == 200
+                && seen["value"] == token.as_str()
+                && seen["pyc_fresh"] == true
+                && seen["writable"] == false,
+            || format!("first run /vendor: {code} {body}"),
+        )?;
+        let o = p.run(&["down"]);
+        ensure(o.status.success(), || describe(&o))?;
+
+        // The next run finds the cache: nothing is copied or compiled again.
+        let o = p.run(&["--json", "up", "--skip-build"]);
+        ensure(!text(&o.stderr).contains("compiled into a cache"), || {
+            format!("the second run filled the cache again: {}", describe(&o))
+        })?;
+        let up = parse_up(&o)?;
+        let (code, body) = get(&format!("{}vendor", url_of(&up, "app")?))?;
+        let seen: serde_json::Value = serde_json::from_str(&body)?;
+        ensure(
+            code == 200 && seen["value"] == token.as_str() && seen["pyc_fresh"] == true,
+            || format!("second run /vendor: {code} {body}"),
+        )?;
+        let o = p.run(&["down"]);
+        ensure(o.status.success(), || describe(&o))?;
+        let left = docker(&["volume", "ls", "-q", "--filter", &format!("name={data}")]);
+        ensure(left == data, || {
+            format!("the cache did not outlive `down`: {left:?}")
+        })
+    })();
+    for v in &cache_volumes {
+        docker(&["volume", "rm", "-f", v]);
+    }
+    result
+}
+
 fn two_ups_at_once_both_ready_with_different_ports_and_package_copies() -> Outcome {
     let p = Project::new(WSGI_OK, "");
     let a = p.spawn(&["--json", "up", "--skip-build"]);
@@ -638,11 +788,15 @@ fn two_ups_at_once_both_ready_with_different_ports_and_package_copies() -> Outco
     let (a, b) = (parse_up(&a)?, parse_up(&b)?);
     ensure(a.run_id != b.run_id, || "same run id".into())?;
     ensure(a.run_dir != b.run_dir, || "same run dir".into())?;
-    ensure(
-        a.run_dir.join("app/passenger_wsgi.py").is_file()
-            && b.run_dir.join("app/passenger_wsgi.py").is_file(),
-        || "a package copy is missing".into(),
-    )?;
+    // Each run has its own copy of the package, in its own volume.
+    for up in [&a, &b] {
+        let app = container_of(&up.run_id, "app")?;
+        let mounts = docker(&["inspect", &app, "--format", "{{json .Mounts}}"]);
+        ensure(
+            mounts.contains(&format!("harness-{}_app-package", up.run_id)),
+            || format!("run {}: app mounts {mounts}", up.run_id),
+        )?;
+    }
     let (pa, pb) = (url_of(&a, "proxy")?, url_of(&b, "proxy")?);
     ensure(pa != pb, || format!("same proxy URL {pa}"))?;
     for up in [&a, &b] {

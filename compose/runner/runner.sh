@@ -78,6 +78,9 @@ set +e
 /venv/env/bin/python -m pytest "$@"
 code=$?
 set -e
+# harness removes the other services once it reads this (job::EXIT_LINE): what follows needs
+# none of them.
+echo "harness-runner: pytest exited $code"
 /venv/env/bin/python /harness/harvest.py /repo "$marker" /report/tree /report/harness-tree.json \
     || echo "harness-runner: could not copy what the run wrote into the tree" >&2
 exit "$code"

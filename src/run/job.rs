@@ -30,6 +30,38 @@ const CACHE_MOUNT: &str = "/pytest-cache";
 pub const SERVICE: &str = "playwright";
 /// Created in the report folder once every service is ready; the runner waits for it.
 pub const GO_FILE: &str = ".harness-go";
+/// What the runner prints once pytest has exited, before it copies what the run wrote
+/// (compose/runner/runner.sh): the other services are not needed after it.
+pub const EXIT_LINE: &str = "harness-runner: pytest exited ";
+
+/// Finds [`EXIT_LINE`] in the job's output as it streams in (a chunk may end mid-line) and
+/// gives pytest's exit code.
+#[derive(Default)]
+pub struct ExitLine {
+    line: Vec<u8>,
+}
+
+impl ExitLine {
+    pub fn feed(&mut self, bytes: &[u8]) -> Option<i64> {
+        let mut found = None;
+        for &b in bytes {
+            if b == b'\n' {
+                if let Some(code) = self
+                    .line
+                    .strip_prefix(EXIT_LINE.as_bytes())
+                    .and_then(|rest| std::str::from_utf8(rest).ok())
+                    .and_then(|rest| rest.trim().parse().ok())
+                {
+                    found = Some(code);
+                }
+                self.line.clear();
+            } else if self.line.len() < 128 {
+                self.line.push(b);
+            }
+        }
+        found
+    }
+}
 
 /// The job as it will run.
 pub struct Job {
@@ -204,13 +236,15 @@ pub fn prepare(launch: &mut Launch, input: &JobInput) -> Result<Job, Failure> {
     spec.environment
         .extend(builtin_env(workdir, input.playwright_server_env.as_deref()));
     spec.environment = input.env.over(&spec.environment);
-    let (uid, gid) = super::host_ids();
+    let (uid, gid) = crate::fsutil::host_ids();
     spec.uploads.push(crate::stack::Upload {
         target: TREE_MOUNT.into(),
-        root: tree.root.clone(),
-        files: std::sync::Arc::new(tree.files.clone()),
+        source: crate::stack::upload::Source::Files {
+            root: tree.root.clone(),
+            files: std::sync::Arc::new(tree.files.clone()),
+            rename: None,
+        },
         owner: (uid, gid),
-        rename: None,
     });
     let args = pytest_args(
         input.selected,
@@ -502,5 +536,19 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_exit_line_is_found_across_chunks_and_nowhere_else() {
+        let mut e = ExitLine::default();
+        assert_eq!(
+            e.feed(b"24 passed in 3.1s\nharness-runner: pytest ex"),
+            None
+        );
+        assert_eq!(e.feed(b"ited 1\nmore"), Some(1));
+        let mut e = ExitLine::default();
+        assert_eq!(e.feed(b"print('harness-runner: pytest exited 0')\n"), None);
+        assert_eq!(e.feed(b"harness-runner: pytest exited x\n"), None);
+        assert_eq!(e.feed(b"harness-runner: pytest exited 0\n"), Some(0));
     }
 }

@@ -84,11 +84,16 @@ pub struct TestOutcome {
 struct SuiteRun {
     exit_code: i64,
     handle: StackHandle,
+    /// Service → image id, read while the suite ran (the containers go first at the end).
+    images: BTreeMap<String, String>,
+    /// Started when the job said pytest exited, before its container stopped: the app's
+    /// evidence after a red run, then the removal of the services with nothing to bring back.
+    early_teardown: Option<tokio::task::JoinHandle<Result<usize, stack::StackError>>>,
 }
 
 /// The compose variables the test job's files (test.yml, tls-test.yml, mocks-test.yml) need.
 pub(crate) fn job_vars(config: &Config, no_tls: bool) -> BTreeMap<String, String> {
-    let (uid, gid) = host_ids();
+    let (uid, gid) = crate::fsutil::host_ids();
     let scheme = if no_tls { "http" } else { "https" };
     // Per run: Mailpit's API is protected like a real one behind a proxy would be.
     let mailpit_password = hex::encode(rand::random::<[u8; 12]>());
@@ -111,11 +116,6 @@ fn suite_timeout() -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(3600))
-}
-
-fn host_ids() -> (u32, u32) {
-    // SAFETY: getuid/getgid cannot fail and touch no memory.
-    unsafe { (libc::getuid(), libc::getgid()) }
 }
 
 /// What the job needs that can be checked before Docker is asked for anything: the suite as
@@ -591,7 +591,16 @@ async fn run_suite(
                 job.args_display()
             ),
         });
+        let exited = std::sync::Mutex::new((job::ExitLine::default(), None));
         let forward = |bytes: &[u8]| {
+            let mut exited = exited.lock().expect("exit line lock");
+            if exited.1.is_none()
+                && let Some(code) = exited.0.feed(bytes)
+                && !launch.run.keep
+            {
+                exited.1 = Some(early_teardown(engine, &handle, &launch.logs_dir, code));
+            }
+            drop(exited);
             let bytes = match &prefixer {
                 Some(p) => p.feed(bytes),
                 None => bytes.to_vec(),
@@ -603,6 +612,10 @@ async fn run_suite(
         let svc = handle
             .service(job::SERVICE)
             .ok_or_else(|| stack::StackError::Plan("the playwright job did not start".into()))?;
+        let images = tokio::spawn({
+            let (engine, id) = (engine.clone(), launch.run.id.clone());
+            async move { engine.image_ids(&id).await.unwrap_or_default() }
+        });
         // Through the Engine API, as the job's /report is no host folder.
         engine
             .put_file(svc, &format!("/report/{}", job::GO_FILE), b"")
@@ -614,7 +627,14 @@ async fn run_suite(
             reporter.event(&Event::SuiteOutput { bytes: rest });
         }
         t.finish_into(phases, format!("pytest exited {exit_code}"));
-        Ok(SuiteRun { exit_code, handle })
+        let images = images.await.unwrap_or_default();
+        let early_teardown = exited.into_inner().expect("exit line lock").1;
+        Ok(SuiteRun {
+            exit_code,
+            handle,
+            images,
+            early_teardown,
+        })
     };
     stack::guarded(engine, &launch.run, &launch.logs_dir, reporter, async {
         tokio::select! {
@@ -701,29 +721,57 @@ async fn finish<T>(
     phases: &Timings,
     also: impl FnOnce() -> T,
 ) -> Result<(Finished, T), Failure> {
-    let SuiteRun { exit_code, handle } = suite;
+    let SuiteRun {
+        exit_code,
+        handle,
+        images,
+        early_teardown,
+    } = suite;
     let run_id = launch.run.id.clone();
-    let images = engine.image_ids(&run_id).await.unwrap_or_default();
     // What the job and the proxy wrote comes back before the containers go; a failure still
     // lets the teardown run first.
     let t = Phase::start(reporter, "collect");
-    if exit_code != 0 {
-        // Before anything goes: the app's output is the failure's evidence.
-        save_timed_app_log(engine, &handle, &launch.logs_dir).await;
+    let mut removals = Vec::new();
+    match early_teardown {
+        Some(task) => removals.push(task),
+        None => {
+            if exit_code != 0 {
+                // Before anything goes: the app's output is the failure's evidence.
+                save_timed_app_log(engine, handle.service("app"), &launch.logs_dir).await;
+            }
+            if !keep {
+                removals.push(engine.remove_services_soon(&handle, |s| s.outputs.is_empty()));
+            }
+        }
     }
     let t_down = Phase::start(reporter, "teardown");
-    // The services with nothing to bring back go while the others' folders are downloaded.
-    let (read_back, early) = tokio::join!(engine.read_back(&handle), async {
-        if keep {
-            Ok(0)
-        } else {
-            engine.remove_services_without_outputs(&handle).await
-        }
-    });
+    // The services with nothing to bring back go while the others' folders are downloaded,
+    // each of those as soon as its folders are back; the network and volumes last.
+    let backs = handle
+        .services
+        .values()
+        .filter(|s| !s.outputs.is_empty())
+        .map(|svc| async {
+            let r = engine.read_back(svc).await;
+            let removal =
+                (!keep).then(|| engine.remove_services_soon(&handle, |s| s.name == svc.name));
+            (r, removal)
+        });
+    let mut read_back = Ok(());
+    for (r, removal) in futures_util::future::join_all(backs).await {
+        read_back = read_back.and(r);
+        removals.extend(removal);
+    }
     let kept = keep.then(|| stack::urls_of(&handle, !launch.no_tls));
-    // A failed early removal is retried by `down`, which removes whatever is left by label.
-    let _ = early;
-    let teardown = (!keep).then(|| tokio::spawn(handle.down()));
+    let teardown = (!keep).then(|| {
+        tokio::spawn(async move {
+            // A failed removal is retried by `down`, which removes whatever is left by label.
+            for task in removals {
+                let _ = task.await;
+            }
+            handle.down().await
+        })
+    });
     let collected = tokio::task::block_in_place(|| job::collect(&launch.run_dir))?;
     let extra = tokio::task::block_in_place(also);
     t.finish_into(
@@ -763,11 +811,36 @@ async fn finish<T>(
     ))
 }
 
+/// Once pytest has exited (the job's last step, copying what the run wrote, needs no other
+/// service): after a red run the app's evidence, then the services with nothing to bring back
+/// go, while the job's container is still finishing.
+fn early_teardown(
+    engine: &stack::Engine,
+    handle: &stack::StackHandle,
+    logs_dir: &Path,
+    pytest_exit: i64,
+) -> tokio::task::JoinHandle<Result<usize, stack::StackError>> {
+    let (evidence_engine, app, logs_dir) = (
+        engine.clone(),
+        handle.service("app").cloned(),
+        logs_dir.to_path_buf(),
+    );
+    engine.remove_services_soon_after(handle, |s| s.outputs.is_empty(), async move {
+        if pytest_exit != 0 {
+            save_timed_app_log(&evidence_engine, app.as_ref(), &logs_dir).await;
+        }
+    })
+}
+
 /// After a red run, the app's output with the engine's time per line, so the report can put
 /// each failed test's lines beside it (`evidence`). Best effort: without it the report only
 /// lacks those lines.
-async fn save_timed_app_log(engine: &stack::Engine, handle: &stack::StackHandle, logs_dir: &Path) {
-    let Some(app) = handle.service("app") else {
+async fn save_timed_app_log(
+    engine: &stack::Engine,
+    app: Option<&stack::RunningService>,
+    logs_dir: &Path,
+) {
+    let Some(app) = app else {
         return;
     };
     if let Ok(text) = engine.timed_log(app).await {

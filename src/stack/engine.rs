@@ -32,7 +32,7 @@ pub(crate) const LABEL_MARKER: &str = "harness.marker";
 /// A connection to the Docker daemon, with the API version negotiated.
 #[derive(Clone)]
 pub struct Engine {
-    docker: Docker,
+    pub(super) docker: Docker,
 }
 
 /// One started container of a run.
@@ -359,8 +359,7 @@ impl Engine {
         // before removal), so a remote engine, which sees none of this machine's paths, runs
         // the same stack.
         let binds = bind_mounts();
-        // SAFETY: getuid/getgid cannot fail and touch no memory.
-        let owner = unsafe { (libc::getuid(), libc::getgid()) };
+        let owner = crate::fsutil::host_ids();
         let mut uploads = Vec::new();
         let mut outputs = Vec::new();
         let mut mounts = Vec::new();
@@ -505,13 +504,13 @@ impl Engine {
             .map_err(docker_err(format!("create container {name}")))?;
         if !uploads.is_empty() {
             let t = Instant::now();
-            let files: usize = uploads.iter().map(|u| u.files.len()).sum();
             let targets: Vec<String> = uploads.iter().map(|u| u.target.clone()).collect();
-            let bytes = self.upload(&created.id, &name, uploads).await?;
+            let sent = self.upload(&created.id, &name, uploads).await?;
             reporter.event(&Event::Note {
                 message: format!(
-                    "copied   {files} files ({:.1} MB) into {}:{} in {} ms",
-                    bytes as f64 / 1e6,
+                    "copied   {} files ({:.1} MB) into {}:{} in {} ms",
+                    sent.files,
+                    sent.bytes as f64 / 1e6,
                     spec.name,
                     targets.join(","),
                     t.elapsed().as_millis()
@@ -553,36 +552,34 @@ impl Engine {
         })
     }
 
-    /// Brings back what the run's containers wrote into folders that were bind mounts (the
-    /// report, the proxy's log, the state; not a service's `stays`): the Engine API's archive
-    /// download of each, unpacked over the host folder. Call it before the run is removed.
-    pub async fn read_back(&self, handle: &StackHandle) -> Result<(), StackError> {
-        let downloads = handle.services.values().flat_map(|svc| {
-            svc.outputs.iter().map(move |(target, source)| async move {
-                let action = || format!("copy {}:{target} back", svc.name);
-                let mut stream = self.docker.download_from_container(
-                    &svc.container_id,
-                    Some(bollard::query_parameters::DownloadFromContainerOptions {
-                        path: target.clone(),
-                    }),
-                );
-                let mut bytes = Vec::new();
-                while let Some(chunk) = stream.next().await {
-                    bytes.extend_from_slice(&chunk.map_err(docker_err(action()))?);
-                }
-                let dest = source.clone();
-                tokio::task::spawn_blocking(move || super::upload::unpack_download(&bytes, &dest))
-                    .await
-                    .map_err(|e| StackError::Docker {
-                        action: action(),
-                        reason: e.to_string(),
-                    })?
-                    .map_err(|e| StackError::Docker {
-                        action: action(),
-                        reason: e.to_string(),
-                    })?;
-                Ok::<(), StackError>(())
-            })
+    /// Brings back what a service wrote into folders that were bind mounts (the job's report
+    /// and state, the proxy's log; not a service's `stays`): the Engine API's archive download
+    /// of each, unpacked over the host folder. Call it before the container is removed.
+    pub async fn read_back(&self, svc: &RunningService) -> Result<(), StackError> {
+        let downloads = svc.outputs.iter().map(|(target, source)| async move {
+            let action = || format!("copy {}:{target} back", svc.name);
+            let mut stream = self.docker.download_from_container(
+                &svc.container_id,
+                Some(bollard::query_parameters::DownloadFromContainerOptions {
+                    path: target.clone(),
+                }),
+            );
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                bytes.extend_from_slice(&chunk.map_err(docker_err(action()))?);
+            }
+            let dest = source.clone();
+            tokio::task::spawn_blocking(move || super::upload::unpack_download(&bytes, &dest))
+                .await
+                .map_err(|e| StackError::Docker {
+                    action: action(),
+                    reason: e.to_string(),
+                })?
+                .map_err(|e| StackError::Docker {
+                    action: action(),
+                    reason: e.to_string(),
+                })?;
+            Ok::<(), StackError>(())
         });
         try_join_all(downloads).await.map(|_| ())
     }
@@ -715,12 +712,12 @@ impl Engine {
 
     /// Copies the uploads' files into the created (not yet started) container `id`, as one
     /// archive; returns the bytes of file content sent.
-    async fn upload(
+    pub(super) async fn upload(
         &self,
         id: &str,
         name: &str,
         uploads: Vec<super::Upload>,
-    ) -> Result<u64, StackError> {
+    ) -> Result<super::upload::Sent, StackError> {
         let (stream, writer) = super::upload::stream_all(uploads);
         let options = bollard::query_parameters::UploadToContainerOptions {
             path: "/".into(),
@@ -1037,30 +1034,46 @@ impl Engine {
             .map_err(docker_err(format!("remove container {service}")))
     }
 
-    /// Removes the run's containers that have nothing to bring back (no writable folder that
-    /// was a bind mount: the app, the mocks), while `read_back` downloads from the others, so
-    /// less of the teardown is left once the results are in. The rest goes with `down`.
-    pub async fn remove_services_without_outputs(
+    /// Removes the containers of `handle`'s services that `which` picks, each log saved first,
+    /// in a task of its own: the teardown starts with the services that have nothing to bring
+    /// back (the app, the mocks) while `read_back` downloads from the others, and each of those
+    /// follows as soon as its folders are back. What fails here is left to `down`, which
+    /// removes whatever is left by label.
+    pub fn remove_services_soon(
         &self,
         handle: &StackHandle,
-    ) -> Result<usize, StackError> {
-        let removals = handle
+        which: impl Fn(&RunningService) -> bool,
+    ) -> tokio::task::JoinHandle<Result<usize, StackError>> {
+        self.remove_services_soon_after(handle, which, std::future::ready(()))
+    }
+
+    /// [`Engine::remove_services_soon`] once `first` is done (it runs in the same task).
+    pub fn remove_services_soon_after(
+        &self,
+        handle: &StackHandle,
+        which: impl Fn(&RunningService) -> bool,
+        first: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<usize, StackError>> {
+        let engine = self.clone();
+        let logs = handle.logs_dir.clone();
+        let targets: Vec<(String, String)> = handle
             .services
             .values()
-            .filter(|svc| svc.outputs.is_empty())
-            .map(|svc| {
-                self.remove_container_keeping_log(
-                    &svc.container_id,
-                    &svc.name,
-                    Some(&handle.logs_dir),
-                )
-            });
-        let mut removed = 0;
-        for r in join_all(removals).await {
-            r?;
-            removed += 1;
-        }
-        Ok(removed)
+            .filter(|svc| which(svc))
+            .map(|svc| (svc.container_id.clone(), svc.name.clone()))
+            .collect();
+        tokio::spawn(async move {
+            first.await;
+            let removals = targets
+                .iter()
+                .map(|(cid, name)| engine.remove_container_keeping_log(cid, name, Some(&logs)));
+            let mut removed = 0;
+            for r in join_all(removals).await {
+                r?;
+                removed += 1;
+            }
+            Ok(removed)
+        })
     }
 
     async fn remove_run_pass(
@@ -1085,28 +1098,38 @@ impl Engine {
             r?;
             removed += 1;
         }
-        let networks = self.networks_with(&filters).await?;
-        for n in networks {
-            let name = n.id.or(n.name).unwrap_or_default();
-            self.docker
-                .remove_network(&name)
-                .await
-                .or_else(not_found)
-                .map_err(docker_err(format!("remove network {name}")))?;
-            removed += 1;
-        }
-        let volumes = self.volumes_with(filters).await?;
-        let removals = volumes.iter().map(|v| async move {
-            self.docker
-                .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
-                .await
-                .or_else(not_found)
-                .map_err(docker_err(format!("remove volume {}", v.name)))
-        });
-        for r in join_all(removals).await {
-            r?;
-            removed += 1;
-        }
+        // Once the containers are gone, the network and the volumes go side by side.
+        let networks = async {
+            let mut n_removed = 0;
+            for n in self.networks_with(&filters).await? {
+                let name = n.id.or(n.name).unwrap_or_default();
+                self.docker
+                    .remove_network(&name)
+                    .await
+                    .or_else(not_found)
+                    .map_err(docker_err(format!("remove network {name}")))?;
+                n_removed += 1;
+            }
+            Ok::<usize, StackError>(n_removed)
+        };
+        let volumes = async {
+            let volumes = self.volumes_with(filters.clone()).await?;
+            let removals = volumes.iter().map(|v| async move {
+                self.docker
+                    .remove_volume(&v.name, Some(RemoveVolumeOptions { force: true }))
+                    .await
+                    .or_else(not_found)
+                    .map_err(docker_err(format!("remove volume {}", v.name)))
+            });
+            let mut v_removed = 0;
+            for r in join_all(removals).await {
+                r?;
+                v_removed += 1;
+            }
+            Ok::<usize, StackError>(v_removed)
+        };
+        let (n, v) = tokio::join!(networks, volumes);
+        removed += n? + v?;
         Ok(removed)
     }
 }
@@ -1157,7 +1180,7 @@ async fn save_logs(docker: &Docker, container: &str, file: &Path) {
 /// `HARNESS_BIND_MOUNTS=1`: bind-mount host paths, as harness did before it sent them through
 /// the Engine API. Only a local engine can serve that; the remote-engine test sets it to show
 /// that bind mounts are what breaks there.
-fn bind_mounts() -> bool {
+pub(super) fn bind_mounts() -> bool {
     std::env::var("HARNESS_BIND_MOUNTS").is_ok_and(|v| v == "1")
 }
 
@@ -1176,6 +1199,6 @@ fn run_volume(run: &RunIdentity, name: &str) -> String {
     format!("{}_{name}", run.project)
 }
 
-fn cache_volume(name: &str) -> String {
+pub(super) fn cache_volume(name: &str) -> String {
     format!("harness-cache-{name}")
 }

@@ -12,6 +12,7 @@ pub mod plan;
 mod run;
 pub mod sweep;
 pub mod upload;
+mod vendor;
 pub mod wait;
 
 pub use compose::ServiceSpec;
@@ -26,6 +27,7 @@ pub(crate) use run::{
     plan_launch, playwright_server_url, project_root, runtime, service_env, start_stack, urls_of,
 };
 pub use upload::Upload;
+pub(crate) use vendor::{VENDOR, VendorSet};
 
 use crate::error::{Exit, Failure};
 

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 
-use super::compose::{self, Source};
+use super::compose::{self, MountSpec, Source};
 use super::engine::RunSummary;
-use super::{Engine, RunIdentity, StackError, StackHandle};
+use super::{Engine, RunIdentity, StackError, StackHandle, Upload, VENDOR, VendorSet, upload};
 use crate::config::Config;
 use crate::error::{Exit, Failure};
 use crate::events::{Event, Phase, Reporter};
@@ -292,6 +292,10 @@ pub(crate) struct Launch {
     /// harness.toml names the probe; without that, an app with no /version route is only noted.
     pub version_given: bool,
     pub health_path: String,
+    /// The package the app's folder is copied from, straight from the zip at the start (see
+    /// `app_from_package`); `None` when the run directory holds the extracted copy instead
+    /// (a backup, bind mounts, or an override that mounts the app's folder elsewhere too).
+    pub app_package: Option<PathBuf>,
 }
 
 /// Resolves the images and reads the compose files (built-in, then the project's overrides).
@@ -517,11 +521,22 @@ pub(crate) fn materialize(
 ) -> Result<Launch, Failure> {
     let root = project_root(config);
     let run_dir = plan.run_dir;
+    let app_package = match source {
+        AppSource::Package(zip) if streams_app(&plan.stack, &run_dir.join("app")) => {
+            Some(zip.to_path_buf())
+        }
+        _ => None,
+    };
     let state_copy = crate::events::phase(reporter, "prepare", || {
-        prepare_run_dir(config, &run_dir, source, state_file).map(|s| {
+        prepare_run_dir(config, &run_dir, source, app_package.is_none(), state_file).map(|s| {
+            let how = if app_package.is_some() {
+                "copied from the zip at the start"
+            } else {
+                "extracted"
+            };
             (
                 s,
-                format!("{} ({} extracted)", run_dir.display(), source.what()),
+                format!("{} ({} {how})", run_dir.display(), source.what()),
             )
         })
     })?;
@@ -538,8 +553,129 @@ pub(crate) fn materialize(
         version: config.stack.version_probe(),
         version_given: config.stack.version_given(),
         health_path: config.stack.health_path.clone(),
+        app_package,
     })
 }
+
+/// Whether the app's folder can go from the zip straight into the app container: only the
+/// app mounts the run's package folder (an override may mount it into another service too,
+/// which needs the host copy), and the engine is not told to bind-mount host folders.
+fn streams_app(stack: &compose::Stack, app_dir: &Path) -> bool {
+    let mounts_app_dir = |spec: &compose::ServiceSpec| {
+        spec.mounts
+            .iter()
+            .any(|m| matches!(m, MountSpec::Bind { source, .. } if source == app_dir))
+    };
+    !super::engine::bind_mounts()
+        && stack.services.get("app").is_some_and(|app| {
+            app.mounts.iter().any(|m| {
+                matches!(m, MountSpec::Bind { source, target, .. }
+                    if source == app_dir && target == APP_ROOT)
+            })
+        })
+        && stack
+            .services
+            .values()
+            .filter(|s| s.name != "app")
+            .all(|s| !mounts_app_dir(s))
+}
+
+/// The launch's stack with the app's folder coming from the package zip: a run volume filled
+/// from the zip's entries, and `vendor/` from its cache volume (read-only, compiled once; see
+/// `vendor`). Without a usable cache, `vendor/` is copied with the rest.
+async fn app_from_package(
+    engine: &Engine,
+    launch: &Launch,
+    zip: &Path,
+    reporter: &dyn Reporter,
+) -> compose::Stack {
+    let mut stack = launch.stack.clone();
+    let Some(app) = stack.services.get_mut("app") else {
+        return stack;
+    };
+    let owner = crate::fsutil::host_ids();
+    for m in app.mounts.iter_mut() {
+        if matches!(m, MountSpec::Bind { target, .. } if target == APP_ROOT) {
+            *m = MountSpec::Volume {
+                name: APP_VOLUME.into(),
+                target: APP_ROOT.into(),
+                read_only: false,
+            };
+        }
+    }
+    stack.volumes.insert(APP_VOLUME.into(), false);
+    let mut part = upload::ZipPart::All;
+    if std::env::var("HARNESS_VENDOR_CACHE").as_deref() != Ok("0") {
+        match VendorSet::of(zip, &app.image, owner) {
+            Ok(Some(set)) => {
+                let t = Instant::now();
+                match engine
+                    .vendor_volume(&launch.run, zip, &app.image, &set, owner)
+                    .await
+                {
+                    Ok(v) => {
+                        if v.filled {
+                            reporter.event(&Event::Note {
+                                message: format!(
+                                    "vendor   {} files ({:.1} MB) copied and compiled into a cache \
+                                     volume in {:.1} s; runs with the same vendor files reuse it",
+                                    set.files,
+                                    set.bytes as f64 / 1e6,
+                                    t.elapsed().as_secs_f64()
+                                ),
+                            });
+                        }
+                        app.mounts.push(MountSpec::Volume {
+                            name: v.name.clone(),
+                            target: format!("{APP_ROOT}/{}", VENDOR.trim_end_matches('/')),
+                            read_only: true,
+                        });
+                        stack.volumes.insert(v.name, true);
+                        part = upload::ZipPart::Without(VENDOR.into());
+                    }
+                    Err(e) => reporter.event(&Event::Note {
+                        message: format!(
+                            "vendor   no cache volume ({e}); vendor/ is copied with the app"
+                        ),
+                    }),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => reporter.event(&Event::Note {
+                message: format!(
+                    "vendor   cannot read {}: {e}; vendor/ is copied with the app",
+                    zip.display()
+                ),
+            }),
+        }
+    }
+    app.uploads.push(Upload {
+        target: APP_ROOT.into(),
+        source: upload::Source::Zip {
+            path: zip.to_path_buf(),
+            part,
+        },
+        owner,
+    });
+    stack
+}
+
+/// One file of the run's package: from the zip, or from the run directory's extracted copy.
+fn package_file(launch: &Launch, name: &str) -> Option<Vec<u8>> {
+    match &launch.app_package {
+        Some(zip) => {
+            let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).ok()?).ok()?;
+            let mut entry = archive.by_name(name).ok()?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).ok()?;
+            Some(bytes)
+        }
+        None => std::fs::read(launch.run_dir.join("app").join(name)).ok(),
+    }
+}
+
+/// The run volume that holds the app's folder when it comes from the zip.
+const APP_VOLUME: &str = "app-package";
 
 /// Once the stack is ready: the app must show the build of the package it runs, as `[stack]
 /// version` tells (the probe the boot check, deploy, rollback and status use too), asked
@@ -550,8 +686,7 @@ pub(crate) async fn identify(
     launch: &Launch,
     reporter: &dyn Reporter,
 ) -> Result<(), StackError> {
-    let info = std::fs::read(launch.run_dir.join("app/build_info.json"))
-        .ok()
+    let info = package_file(launch, "build_info.json")
         .and_then(|b| crate::model::build::BuildInfo::parse(&b).ok());
     let (Some(info), Some(port)) = (
         info,
@@ -618,8 +753,16 @@ pub(crate) async fn start_stack(
     reporter: &dyn Reporter,
 ) -> Result<StackHandle, StackError> {
     let t = Phase::start(reporter, "stack");
+    let streamed;
+    let stack = match &launch.app_package {
+        Some(zip) => {
+            streamed = app_from_package(engine, launch, zip, reporter).await;
+            &streamed
+        }
+        None => &launch.stack,
+    };
     let h = engine
-        .start(&launch.run, &launch.stack, &launch.logs_dir, reporter)
+        .start(&launch.run, stack, &launch.logs_dir, reporter)
         .await?;
     t.finish(format!("{} services ready", h.services.len()));
     Ok(h)
@@ -825,14 +968,20 @@ fn prepare_run_dir(
     config: &Config,
     run_dir: &Path,
     source: AppSource,
+    extract: bool,
     state: &Path,
 ) -> Result<Option<PathBuf>, Failure> {
     let app_dir = run_dir.join("app");
-    std::fs::create_dir_all(&app_dir).map_err(io_fail(format!("create {}", app_dir.display())))?;
     std::fs::create_dir_all(run_dir.join("logs"))
         .map_err(io_fail(format!("create {}/logs", run_dir.display())))?;
+    if extract {
+        std::fs::create_dir_all(&app_dir)
+            .map_err(io_fail(format!("create {}", app_dir.display())))?;
+    }
     match source {
-        AppSource::Package(zip) => extract_zip(zip, &app_dir)?,
+        AppSource::Package(zip) if extract => extract_zip(zip, &app_dir)?,
+        // Opened now, so a missing or broken package fails before anything starts.
+        AppSource::Package(zip) => drop(check_zip(zip)?),
         AppSource::Backup(tarball) => {
             crate::package::backup::extract(config, tarball, &app_dir)?;
         }
@@ -860,20 +1009,7 @@ fn prepare_run_dir(
 }
 
 fn extract_zip(zip: &Path, app_dir: &Path) -> Result<(), Failure> {
-    let file = std::fs::File::open(zip).map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!("cannot open the package {}: {e}", zip.display()),
-        )
-        .hint("run `harness build --local`, or drop --skip-build")
-    })?;
-    let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-        Failure::new(
-            Exit::BadInput,
-            format!("{} is not a readable zip: {e}", zip.display()),
-        )
-        .hint("rebuild it with `harness build --local`")
-    })?;
+    let mut archive = check_zip(zip)?;
     archive.extract(app_dir).map_err(|e| {
         Failure::new(
             Exit::Environment,
@@ -885,6 +1021,25 @@ fn extract_zip(zip: &Path, app_dir: &Path) -> Result<(), Failure> {
         )
     })?;
     Ok(())
+}
+
+/// Opens the package: a missing or unreadable one is bad input.
+fn check_zip(zip: &Path) -> Result<zip::ZipArchive<std::fs::File>, Failure> {
+    let file = std::fs::File::open(zip).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("cannot open the package {}: {e}", zip.display()),
+        )
+        .hint("run `harness build --local`, or drop --skip-build")
+    })?;
+    let archive = zip::ZipArchive::new(file).map_err(|e| {
+        Failure::new(
+            Exit::BadInput,
+            format!("{} is not a readable zip: {e}", zip.display()),
+        )
+        .hint("rebuild it with `harness build --local`")
+    })?;
+    Ok(archive)
 }
 
 pub(crate) fn urls_of(handle: &StackHandle, tls: bool) -> Vec<ServiceUrl> {

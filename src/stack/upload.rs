@@ -9,18 +9,52 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-/// Files of `root` (relative paths, `/`-separated) that land in the container folder `target`.
+/// What lands in the container folder `target`, from a host folder or straight from a zip.
 /// `target` itself is part of the archive, so a volume mounted there is chowned too:
 /// everything belongs to `owner` (uid, gid), the user the job runs as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Upload {
     pub target: String,
-    pub root: PathBuf,
-    /// Files, and folders as `sub/dir/` (so empty ones arrive too).
-    pub files: Arc<Vec<String>>,
+    pub source: Source,
     pub owner: (u32, u32),
-    /// The one file's name in the container, when it differs (a file bind mount).
-    pub rename: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Files of `root` (relative paths, `/`-separated; folders as `sub/dir/`, so empty ones
+    /// arrive too). `rename`: the one file's name in the container, when it differs (a file
+    /// bind mount).
+    Files {
+        root: PathBuf,
+        files: Arc<Vec<String>>,
+        rename: Option<String>,
+    },
+    /// The entries of a package zip, as they are (modes and times), without the host
+    /// extracting them first.
+    Zip { path: PathBuf, part: ZipPart },
+}
+
+/// Which entries of a zip an upload carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ZipPart {
+    All,
+    /// All but the ones under this folder (`vendor/`).
+    Without(String),
+    /// Only the ones under this folder, which is the upload's target.
+    Only(String),
+}
+
+impl ZipPart {
+    /// Where entry `name` goes below the target, if it goes at all.
+    fn place<'a>(&self, name: &'a str) -> Option<&'a str> {
+        match self {
+            ZipPart::All => Some(name),
+            ZipPart::Without(folder) => (!name.starts_with(folder.as_str())).then_some(name),
+            ZipPart::Only(folder) => name
+                .strip_prefix(folder.as_str())
+                .filter(|rest| !rest.is_empty()),
+        }
+    }
 }
 
 impl Upload {
@@ -40,9 +74,11 @@ impl Upload {
                 .unwrap_or_default();
             return Ok(Upload {
                 target: parent,
-                root: source.parent().unwrap_or(Path::new("/")).to_path_buf(),
-                rename: (file != name).then_some(name),
-                files: Arc::new(vec![file]),
+                source: Source::Files {
+                    root: source.parent().unwrap_or(Path::new("/")).to_path_buf(),
+                    rename: (file != name).then_some(name),
+                    files: Arc::new(vec![file]),
+                },
                 owner,
             });
         }
@@ -68,10 +104,12 @@ impl Upload {
         }
         Ok(Upload {
             target: target.to_string(),
-            root: source.to_path_buf(),
-            files: Arc::new(files),
+            source: Source::Files {
+                root: source.to_path_buf(),
+                files: Arc::new(files),
+                rename: None,
+            },
             owner,
-            rename: None,
         })
     }
 }
@@ -145,6 +183,20 @@ pub struct ArchiveError {
 
 const CHUNK: usize = 256 * 1024;
 
+/// What an archive carried: its files (folders not counted) and their bytes of content.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Sent {
+    fn add_assign(&mut self, other: Sent) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+    }
+}
+
 /// A `Write` that hands full chunks to the upload; a closed receiver (the upload failed) ends
 /// the writing with an error.
 struct ChannelWriter {
@@ -186,6 +238,14 @@ impl Upload {
     fn split_target(&self) -> (String, String) {
         ("/".into(), self.target.trim_matches('/').to_string())
     }
+
+    /// The host path the files come from, for messages.
+    fn origin(&self) -> PathBuf {
+        match &self.source {
+            Source::Files { root, .. } => root.clone(),
+            Source::Zip { path, .. } => path.clone(),
+        }
+    }
 }
 
 /// Starts writing one archive of several uploads, each at its full path, to be extracted at the
@@ -195,7 +255,7 @@ pub fn stream_all(
     uploads: Vec<Upload>,
 ) -> (
     impl futures_util::Stream<Item = Bytes> + Send + 'static,
-    tokio::task::JoinHandle<Result<u64, ArchiveError>>,
+    tokio::task::JoinHandle<Result<Sent, ArchiveError>>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let writer = tokio::task::spawn_blocking(move || {
@@ -204,13 +264,13 @@ pub fn stream_all(
             buf: Vec::with_capacity(CHUNK),
         });
         tar.mode(tar::HeaderMode::Complete);
-        let mut n = 0;
+        let mut n = Sent::default();
         for up in &uploads {
             let (_, name) = up.split_target();
             n += append_upload(&mut tar, up, &name)?;
         }
         let fail = |source| ArchiveError {
-            path: uploads.first().map(|u| u.root.clone()).unwrap_or_default(),
+            path: uploads.first().map(Upload::origin).unwrap_or_default(),
             source,
         };
         let mut w = tar.into_inner().map_err(fail)?;
@@ -229,41 +289,49 @@ fn write_archive(
     upload: &Upload,
     name: &str,
     out: &mut impl std::io::Write,
-) -> Result<u64, ArchiveError> {
+) -> Result<Sent, ArchiveError> {
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Complete);
     let n = append_upload(&mut tar, upload, name)?;
     tar.finish().map_err(|source| ArchiveError {
-        path: upload.root.clone(),
+        path: upload.origin(),
         source,
     })?;
     Ok(n)
 }
 
-/// Appends `upload`'s files below `name/`; returns the bytes of file content.
+/// Appends `upload`'s files below `name/`.
 fn append_upload<W: std::io::Write>(
     tar: &mut tar::Builder<W>,
     upload: &Upload,
     name: &str,
-) -> Result<u64, ArchiveError> {
-    let fail = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| ArchiveError { path, source }
-    };
-    let (uid, gid) = upload.owner;
-    let mut dirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    dirs.insert(String::new());
-    for d in upload.files.iter().filter_map(|f| f.strip_suffix('/')) {
-        dirs.insert(d.to_string());
+) -> Result<Sent, ArchiveError> {
+    match &upload.source {
+        Source::Files {
+            root,
+            files,
+            rename,
+        } => append_files(tar, root, files, rename.as_deref(), upload.owner, name),
+        Source::Zip { path, part } => append_zip(tar, path, part, upload.owner, name),
     }
-    for f in upload.files.iter().filter(|f| !f.ends_with('/')) {
+}
+
+fn fail(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError {
+    let path = path.to_path_buf();
+    move |source| ArchiveError { path, source }
+}
+
+/// Every folder the entries need, the top one (`""`) included: a folder entry (`sub/dir/`)
+/// counts itself and its parents, a file only its parents.
+fn folders_of<'a>(entries: impl Iterator<Item = &'a str>) -> std::collections::BTreeSet<String> {
+    let mut dirs = std::collections::BTreeSet::from([String::new()]);
+    for e in entries {
+        let folder = match e.strip_suffix('/') {
+            Some(d) => d,
+            None => e.rsplit_once('/').map_or("", |(parent, _)| parent),
+        };
         let mut acc = String::new();
-        for part in f
-            .split('/')
-            .collect::<Vec<_>>()
-            .split_last()
-            .map_or(&[][..], |(_, d)| d)
-        {
+        for part in folder.split('/').filter(|p| !p.is_empty()) {
             if !acc.is_empty() {
                 acc.push('/');
             }
@@ -271,9 +339,19 @@ fn append_upload<W: std::io::Write>(
             dirs.insert(acc.clone());
         }
     }
-    // Folders first, each owned by the user: the archive creates them, so the user can write
-    // into every one (pytest-cov writes .coverage beside its config).
-    for d in &dirs {
+    dirs
+}
+
+/// Folders first, each owned by the user: the archive creates them, so the user can write
+/// into every one (pytest-cov writes .coverage beside its config).
+fn append_folders<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    dirs: &std::collections::BTreeSet<String>,
+    (uid, gid): (u32, u32),
+    name: &str,
+    origin: &Path,
+) -> Result<(), ArchiveError> {
+    for d in dirs {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_mode(0o755);
@@ -287,17 +365,30 @@ fn append_upload<W: std::io::Write>(
             format!("{name}/{d}/")
         };
         tar.append_data(&mut h, &path, std::io::empty())
-            .map_err(fail(&upload.root.join(d)))?;
+            .map_err(fail(&origin.join(d)))?;
     }
-    let mut total = 0;
-    for f in upload.files.iter().filter(|f| !f.ends_with('/')) {
-        let path = upload.root.join(f);
+    Ok(())
+}
+
+fn append_files<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Path,
+    files: &[String],
+    rename: Option<&str>,
+    (uid, gid): (u32, u32),
+    name: &str,
+) -> Result<Sent, ArchiveError> {
+    let dirs = folders_of(files.iter().map(String::as_str));
+    append_folders(tar, &dirs, (uid, gid), name, root)?;
+    let mut total = Sent::default();
+    for f in files.iter().filter(|f| !f.ends_with('/')) {
+        let path = root.join(f);
         let meta = std::fs::symlink_metadata(&path).map_err(fail(&path))?;
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
         h.set_uid(uid as u64);
         h.set_gid(gid as u64);
-        let dest = format!("{name}/{}", upload.rename.as_deref().unwrap_or(f));
+        let dest = format!("{name}/{}", rename.unwrap_or(f));
         if meta.file_type().is_symlink() {
             let link = std::fs::read_link(&path).map_err(fail(&path))?;
             h.set_size(0);
@@ -305,10 +396,104 @@ fn append_upload<W: std::io::Write>(
         } else {
             let file = std::fs::File::open(&path).map_err(fail(&path))?;
             tar.append_data(&mut h, &dest, file).map_err(fail(&path))?;
-            total += meta.len();
+            total.bytes += meta.len();
         }
+        total.files += 1;
     }
     Ok(total)
+}
+
+/// A package's entries straight from its zip: folders owned by the user, files with the mode
+/// and time the zip gives (the time `unzip` would give them on the server), no host copy.
+fn append_zip<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    zip_path: &Path,
+    part: &ZipPart,
+    (uid, gid): (u32, u32),
+    name: &str,
+) -> Result<Sent, ArchiveError> {
+    let file = std::fs::File::open(zip_path).map_err(fail(zip_path))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?;
+    let mut names = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let entry = zip
+            .by_index_raw(i)
+            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?;
+        let n = entry
+            .name()
+            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?
+            .into_owned();
+        // The zip is a package harness built, but a name that leaves the folder is refused
+        // rather than trusted to the engine's extraction.
+        if entry.enclosed_name().is_none() || n.starts_with('/') {
+            return Err(fail(zip_path)(std::io::Error::other(format!(
+                "entry {n:?} leaves the package folder"
+            ))));
+        }
+        if let Some(placed) = part.place(&n)
+            && (entry.is_dir() || entry.is_file())
+        {
+            names.push(placed.to_string());
+        }
+    }
+    append_folders(
+        tar,
+        &folders_of(names.iter().map(String::as_str)),
+        (uid, gid),
+        name,
+        zip_path,
+    )?;
+    let mut total = Sent::default();
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?;
+        let n = entry
+            .name()
+            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?
+            .into_owned();
+        let Some(placed) = part.place(&n).filter(|_| entry.is_file()) else {
+            continue;
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(entry.unix_mode().unwrap_or(0o644) & 0o7777);
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
+        h.set_size(entry.size());
+        h.set_mtime(entry.last_modified().map_or(ZIP_EPOCH, unix_time));
+        let size = entry.size();
+        tar.append_data(&mut h, format!("{name}/{placed}"), &mut entry)
+            .map_err(fail(&zip_path.join(&n)))?;
+        total += Sent {
+            files: 1,
+            bytes: size,
+        };
+    }
+    Ok(total)
+}
+
+/// 1980-01-01T00:00:00Z, the time every entry of a package carries.
+const ZIP_EPOCH: u64 = 315_532_800;
+
+/// A zip entry's time (no zone: taken as UTC, as the build wrote it) in Unix seconds.
+fn unix_time(t: zip::DateTime) -> u64 {
+    let secs = civil_to_unix(
+        [t.year(), t.month().into(), t.day().into()].map(i64::from),
+        [t.hour(), t.minute(), t.second()].map(i64::from),
+    );
+    secs.max(0) as u64
+}
+
+/// Unix seconds of a UTC date and time (Howard Hinnant's days-from-civil).
+pub(super) fn civil_to_unix([y, m, d]: [i64; 3], [hh, mm, ss]: [i64; 3]) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    days * 86_400 + hh * 3600 + mm * 60 + ss
 }
 
 #[cfg(test)]
@@ -330,14 +515,22 @@ mod tests {
         std::os::unix::fs::symlink("a/b/x.py", d.path().join("link.py")).unwrap();
         let up = Upload {
             target: "/repo".into(),
-            root: d.path().to_path_buf(),
-            files: Arc::new(vec!["a/b/x.py".into(), "link.py".into(), "run.sh".into()]),
+            source: Source::Files {
+                root: d.path().to_path_buf(),
+                files: Arc::new(vec!["a/b/x.py".into(), "link.py".into(), "run.sh".into()]),
+                rename: None,
+            },
             owner: (1234, 2345),
-            rename: None,
         };
         assert_eq!(up.split_target(), ("/".to_string(), "repo".to_string()));
         let mut buf = Vec::new();
-        assert_eq!(write_archive(&up, "repo", &mut buf).unwrap(), 16);
+        assert_eq!(
+            write_archive(&up, "repo", &mut buf).unwrap(),
+            Sent {
+                files: 3,
+                bytes: 16
+            }
+        );
         let mut ar = tar::Archive::new(&buf[..]);
         let entries: Vec<(String, u64, u32, tar::EntryType)> = ar
             .entries()
@@ -368,5 +561,148 @@ mod tests {
         assert!(entries.iter().all(|e| e.1 == 1234));
         assert_eq!(entries[5].2, 0o755);
         assert_eq!(entries[4].3, tar::EntryType::Symlink);
+    }
+
+    fn zip_of(dir: &Path, entries: &[(&str, &[u8], u32)]) -> PathBuf {
+        let path = dir.join("deploy.zip");
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        for (name, bytes, mode) in entries {
+            let opts = zip::write::SimpleFileOptions::default()
+                .unix_permissions(*mode)
+                .last_modified_time(zip::DateTime::default());
+            if name.ends_with('/') {
+                w.add_directory(*name, opts).unwrap();
+            } else {
+                w.start_file(*name, opts).unwrap();
+                std::io::Write::write_all(&mut w, bytes).unwrap();
+            }
+        }
+        w.finish().unwrap();
+        path
+    }
+
+    /// An archive entry: path, uid, mode, mtime, content.
+    type Entry = (String, u64, u32, u64, Vec<u8>);
+
+    fn listing(upload: &Upload, name: &str) -> (Sent, Vec<Entry>) {
+        let mut buf = Vec::new();
+        let sent = write_archive(upload, name, &mut buf).unwrap();
+        let mut ar = tar::Archive::new(&buf[..]);
+        let entries = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut bytes).unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.uid().unwrap(),
+                    h.mode().unwrap() & 0o7777,
+                    h.mtime().unwrap(),
+                    bytes,
+                )
+            })
+            .collect();
+        (sent, entries)
+    }
+
+    #[test]
+    fn a_zip_goes_in_as_it_is_with_owned_folders_and_its_vendor_part_alone_or_left_out() {
+        let d = tempfile::tempdir().unwrap();
+        let zip = zip_of(
+            d.path(),
+            &[
+                ("passenger_wsgi.py", b"app = 1\n", 0o644),
+                ("bin/run.sh", b"#!/bin/sh\n", 0o755),
+                ("tmp/", b"", 0o755),
+                ("vendor/flask/__init__.py", b"x = 1\n", 0o644),
+            ],
+        );
+        let upload = |part| Upload {
+            target: "/srv/app".into(),
+            source: Source::Zip {
+                path: zip.clone(),
+                part,
+            },
+            owner: (1000, 1001),
+        };
+        let (sent, all) = listing(&upload(ZipPart::All), "srv/app");
+        assert_eq!(
+            sent,
+            Sent {
+                files: 3,
+                bytes: 24
+            }
+        );
+        let names: Vec<&str> = all.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "srv/app/",
+                "srv/app/bin/",
+                "srv/app/tmp/",
+                "srv/app/vendor/",
+                "srv/app/vendor/flask/",
+                "srv/app/passenger_wsgi.py",
+                "srv/app/bin/run.sh",
+                "srv/app/vendor/flask/__init__.py",
+            ]
+        );
+        assert!(all.iter().all(|e| e.1 == 1000));
+        // Files keep the zip's mode and time (1980-01-01, what unzip gives on the server).
+        let run = all.iter().find(|e| e.0.ends_with("run.sh")).unwrap();
+        assert_eq!(
+            (run.2, run.3, run.4.as_slice()),
+            (0o755, 315_532_800, &b"#!/bin/sh\n"[..])
+        );
+        let app = all.iter().find(|e| e.0.ends_with("wsgi.py")).unwrap();
+        assert_eq!(app.2, 0o644);
+
+        let (sent, without) = listing(&upload(ZipPart::Without("vendor/".into())), "srv/app");
+        assert_eq!(sent.files, 2);
+        assert!(
+            without.iter().all(|e| !e.0.contains("vendor")),
+            "{without:?}"
+        );
+
+        let (sent, only) = listing(&upload(ZipPart::Only("vendor/".into())), "srv/app/vendor");
+        assert_eq!(sent, Sent { files: 1, bytes: 6 });
+        let names: Vec<&str> = only.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "srv/app/vendor/",
+                "srv/app/vendor/flask/",
+                "srv/app/vendor/flask/__init__.py"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_zip_entry_that_leaves_the_folder_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let zip = zip_of(d.path(), &[("../evil.py", b"x", 0o644)]);
+        let up = Upload {
+            target: "/srv/app".into(),
+            source: Source::Zip {
+                path: zip,
+                part: ZipPart::All,
+            },
+            owner: (0, 0),
+        };
+        let err = write_archive(&up, "srv/app", &mut Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("leaves the package folder"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn zip_times_convert_to_unix_seconds() {
+        assert_eq!(unix_time(zip::DateTime::default()), 315_532_800);
+        let t = zip::DateTime::from_date_and_time(2026, 12, 7, 5, 1, 12).unwrap();
+        assert_eq!(unix_time(t), 1_796_619_672);
     }
 }
