@@ -491,17 +491,7 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await
-            .map_err(docker_err(format!("create container {name}")))?;
+        let created = self.create_named(&name, body).await?;
         if !uploads.is_empty() {
             let t = Instant::now();
             let targets: Vec<String> = uploads.iter().map(|u| u.target.clone()).collect();
@@ -550,6 +540,24 @@ impl Engine {
             ports,
             outputs,
         })
+    }
+
+    /// Creates (does not start) the container `name`.
+    pub(super) async fn create_named(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<bollard::models::ContainerCreateResponse, StackError> {
+        self.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(docker_err(format!("create container {name}")))
     }
 
     /// Brings back what a service wrote into folders that were bind mounts (the job's report

@@ -412,18 +412,13 @@ fn append_zip<W: std::io::Write>(
     (uid, gid): (u32, u32),
     name: &str,
 ) -> Result<Sent, ArchiveError> {
+    let zip_err = |e: zip::result::ZipError| fail(zip_path)(std::io::Error::other(e));
     let file = std::fs::File::open(zip_path).map_err(fail(zip_path))?;
-    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?;
+    let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(zip_err)?;
     let mut names = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
-        let entry = zip
-            .by_index_raw(i)
-            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?;
-        let n = entry
-            .name()
-            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?
-            .into_owned();
+        let entry = zip.by_index_raw(i).map_err(zip_err)?;
+        let n = entry.name().map_err(zip_err)?.into_owned();
         // The zip is a package harness built, but a name that leaves the folder is refused
         // rather than trusted to the engine's extraction.
         if entry.enclosed_name().is_none() || n.starts_with('/') {
@@ -446,13 +441,8 @@ fn append_zip<W: std::io::Write>(
     )?;
     let mut total = Sent::default();
     for i in 0..zip.len() {
-        let mut entry = zip
-            .by_index(i)
-            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?;
-        let n = entry
-            .name()
-            .map_err(|e| fail(zip_path)(std::io::Error::other(e)))?
-            .into_owned();
+        let mut entry = zip.by_index(i).map_err(zip_err)?;
+        let n = entry.name().map_err(zip_err)?.into_owned();
         let Some(placed) = part.place(&n).filter(|_| entry.is_file()) else {
             continue;
         };

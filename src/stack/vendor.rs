@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    StartContainerOptions, WaitContainerOptions,
+    ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
+    WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -222,12 +222,8 @@ impl Engine {
         labels.insert(LABEL_SERVICE.into(), "vendor-cache".into());
         let target = format!("{}/vendor", super::APP_ROOT);
         let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name.clone()),
-                    ..Default::default()
-                }),
+            .create_named(
+                &name,
                 ContainerCreateBody {
                     image: Some(image.to_string()),
                     entrypoint: Some(vec!["python3".into(), "-c".into(), COMPILE.into()]),
@@ -247,8 +243,7 @@ impl Engine {
                     ..Default::default()
                 },
             )
-            .await
-            .map_err(docker_err(format!("create container {name}")))?;
+            .await?;
         let result = async {
             self.upload(
                 &created.id,
