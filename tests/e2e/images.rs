@@ -29,6 +29,10 @@ pub fn cases() -> Vec<crate::support::Case> {
             app_restarts_a_failed_start,
         ),
         (
+            "app_starts_again_when_apache_listens_but_never_answers",
+            app_restarts_a_hung_start,
+        ),
+        (
             "twelve_app_containers_started_at_once_under_load_all_answer",
             twelve_apps_under_load,
         ),
@@ -391,6 +395,79 @@ fn app_restarts_a_failed_start() -> TestResult {
         s.stop(&id, 10).await?;
         let (code, _) = s.wait_exit(&id, Duration::from_secs(5)).await?;
         ensure!(code == 0, "exit {code} after docker stop");
+        Ok(())
+    })
+}
+
+/// Stands in for `apache2 -D FOREGROUND`. Its first start binds port 80 and the entrypoint's
+/// probe port and never answers, with a child holding the sockets too: Apache hung between its
+/// two configuration passes, as seen under load (its agents may hold the port). Later starts
+/// serve.
+const FAKE_HUNG_APACHE: &str = r#"#!/usr/bin/python3
+import http.server, os, socket, threading, time
+marker = "/tmp/fake-apache-first-start"
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    held = []
+    for host, port in (("0.0.0.0", 80), ("127.0.0.1", 8079)):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(16)
+        held.append(s)
+    if os.fork() == 0:
+        time.sleep(3600)
+        os._exit(0)
+    time.sleep(3600)
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"served by the second start"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+class Server(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+
+probe = Server(("127.0.0.1", 8079), Handler)
+threading.Thread(target=probe.serve_forever, daemon=True).start()
+Server(("0.0.0.0", 80), Handler).serve_forever()
+"#;
+
+/// Session 10's CI saw an app container whose Apache bound port 80 and then never served: the
+/// entrypoint took the listening socket for a finished start. Now only an answer on its probe
+/// vhost counts; a start without one is killed with everything it started (a child that kept
+/// port 80 would fail the next start) and started again. Before, this container never answered.
+fn app_restarts_a_hung_start() -> TestResult {
+    let img = image("app")?;
+    let dir = app_dir(WSGI_PID)?;
+    std::fs::write(dir.path().join("fake-apache2"), FAKE_HUNG_APACHE).ctx("write fake apache")?;
+    scoped("app_restart_hung", |s| async move {
+        let mut spec = app_spec(img, dir.path(), 10);
+        spec.env.push("HARNESS_APACHE_START_TIMEOUT=3".into());
+        spec.entrypoint = Some(vec!["/bin/sh".into(), "-c".into()]);
+        spec.cmd = Some(vec![
+            "install -m 755 /srv/app/fake-apache2 /usr/sbin/apache2 && \
+             exec /usr/local/bin/harness-app-entrypoint"
+                .into(),
+        ]);
+        let id = s.start(&spec).await?;
+        let port = s.host_port(&id, "80/tcp").await?;
+        let (status, body) = wait_http(port, "/", Duration::from_secs(30)).await?;
+        let logs = s.logs(&id).await;
+        ensure!(
+            status == 200 && body.contains("served by the second start"),
+            "status {status}: {body}\n{logs}"
+        );
+        ensure!(
+            logs.contains("Apache does not answer after 3 s") && logs.contains("starting it again"),
+            "the entrypoint did not say it started a hung Apache again:\n{logs}"
+        );
         Ok(())
     })
 }

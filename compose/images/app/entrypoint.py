@@ -8,20 +8,28 @@ Why not exec Apache: about one start in a few hundred under load (seen on the CI
 compile ran), Apache dies between its two configuration passes, when Passenger shuts down the agent
 it started in the first pass: "terminate called after throwing an instance of
 'boost::wrapexcept<boost::lock_error>' ... mutex lock failed in pthread_mutex_lock: Invalid
-argument". The container then never answers. So this script stays PID 1: it starts Apache, and
-when Apache exits before it listens on port 80 it starts it again (up to three times, saying so
-on stderr). Once Apache listens, the script only forwards signals (SIGTERM from `docker stop`
-reaches Apache at once), reaps orphaned processes as PID 1 must, and exits with Apache's status.
+argument". The container then never answers. Rarer still, it hangs there instead, with port 80
+already bound (Apache binds in its first pass). So this script stays PID 1: it starts Apache in a
+process group of its own, and until a worker answers on an internal, Passenger-free vhost
+(127.0.0.1:8079, which proves both passes are done, where a listening socket does not), a start
+that exits or takes longer than HARNESS_APACHE_START_TIMEOUT seconds (15) is killed with its
+whole group and started again (up to three times, saying so on stderr). Once Apache answers, the
+script only forwards signals (SIGTERM from `docker stop` reaches Apache at once), reaps orphaned
+processes as PID 1 must, and exits with Apache's status.
 """
 import os
 import pwd
 import grp
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 VHOST = "/etc/apache2/sites-enabled/harness-app.conf"
+# Apache itself serves this vhost (no Passenger, no app): its answer means the workers serve.
+PROBE_PORT = 8079
+PROBE_ROOT = "/var/www/harness-probe"
 
 # Variables that describe the container, Apache or this script, never the app. Everything else in
 # the environment reaches the app unless HARNESS_APP_ENV names the variables to pass explicitly.
@@ -88,6 +96,7 @@ def render(app_root, throttle):
         "PassengerDisableSecurityUpdateCheck on",
         "PassengerDisableAnonymousTelemetry on",
         "ServerName localhost",
+        f"Listen 127.0.0.1:{PROBE_PORT}",
     ]
     if uid == 0:
         # Passenger refuses to switch to root; with switching off the app runs as the user Passenger
@@ -118,6 +127,19 @@ def render(app_root, throttle):
         # SetEnv variables to the app process's environment.
         lines.append(f"    SetEnv {name} {quoted}")
     lines.append("</VirtualHost>")
+    os.makedirs(PROBE_ROOT, exist_ok=True)
+    with open(os.path.join(PROBE_ROOT, "ok"), "w") as f:
+        f.write("ok\n")
+    lines += [
+        f"<VirtualHost 127.0.0.1:{PROBE_PORT}>",
+        "    ServerName localhost",
+        "    PassengerEnabled off",
+        f"    DocumentRoot {PROBE_ROOT}",
+        f"    <Directory {PROBE_ROOT}>",
+        "        Require all granted",
+        "    </Directory>",
+        "</VirtualHost>",
+    ]
     with open(VHOST, "w") as f:
         f.write("\n".join(lines) + "\n")
     return user
@@ -153,40 +175,38 @@ def apache_env():
 
 
 START_ATTEMPTS = 3
-# How long one start may take before it counts as hung (Passenger's first start included).
-START_TIMEOUT = 30.0
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGWINCH)
 
 
-def listening(pid, port=80):
-    """Whether process `pid` holds a socket listening on `port` (IPv4 or IPv6), from /proc: a
-    port someone else holds does not count."""
-    want = f":{port:04X}"
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 9 and fields[1].endswith(want) and fields[3] == "0A":
-                        inodes.add(fields[9])
-        except OSError:
-            pass
-    if not inodes:
-        return False
+def start_timeout():
+    """How long one start may take before it counts as hung (Apache's two passes, not the app)."""
+    raw = os.environ.get("HARNESS_APACHE_START_TIMEOUT", "15")
     try:
-        fds = os.listdir(f"/proc/{pid}/fd")
+        return max(1.0, float(raw))
+    except ValueError:
+        fail(f"HARNESS_APACHE_START_TIMEOUT must be a number of seconds, got {raw!r}")
+
+
+def answers():
+    """Whether Apache's workers answer on the probe vhost: any HTTP status line counts."""
+    try:
+        with socket.create_connection(("127.0.0.1", PROBE_PORT), timeout=1) as s:
+            s.settimeout(1)
+            s.sendall(b"GET /ok HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return s.recv(16).startswith(b"HTTP/")
     except OSError:
         return False
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            return True
-    return False
+
+
+def kill_group(apache):
+    """Apache and everything it started (Passenger's agents may hold port 80 too)."""
+    try:
+        os.killpg(apache.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while apache.returncode is None:
+        reap(apache)
+        time.sleep(0.05)
 
 
 def reap(apache):
@@ -216,37 +236,36 @@ def run_apache(env):
 
     for s in FORWARDED:
         signal.signal(s, forward)
+    limit = start_timeout()
     for attempt in range(1, START_ATTEMPTS + 1):
-        apache = subprocess.Popen(["/usr/sbin/apache2", "-D", "FOREGROUND"], env=env)
+        apache = subprocess.Popen(["/usr/sbin/apache2", "-D", "FOREGROUND"], env=env,
+                                  start_new_session=True)
         current[0] = apache
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + limit
         up = False
+        what = None
         while apache.returncode is None and not stopping:
             reap(apache)
-            if apache.returncode is None and listening(apache.pid):
+            if apache.returncode is None and answers():
                 up = True
                 break
             if time.monotonic() > deadline:
-                print(f"harness-app-entrypoint: Apache does not listen on port 80 after "
-                      f"{START_TIMEOUT:.0f} s (attempt {attempt} of {START_ATTEMPTS})",
-                      file=sys.stderr, flush=True)
-                apache.kill()
-                while apache.returncode is None:
-                    reap(apache)
-                    time.sleep(0.05)
+                what = f"does not answer after {limit:.0f} s; killed it and what it started"
                 break
             time.sleep(0.05)
         if up or stopping:
             break
+        # What the failed start left (Passenger's agents) must not hold port 80 for the next.
+        kill_group(apache)
         code = apache.returncode
+        what = what or f"exited during start-up (status {code})"
         if attempt < START_ATTEMPTS:
-            print(f"harness-app-entrypoint: Apache exited during start-up (status {code}; "
-                  f"attempt {attempt} of {START_ATTEMPTS}); starting it again",
-                  file=sys.stderr, flush=True)
+            print(f"harness-app-entrypoint: Apache {what} (attempt {attempt} of "
+                  f"{START_ATTEMPTS}); starting it again", file=sys.stderr, flush=True)
             time.sleep(1)
         else:
-            print(f"harness-app-entrypoint: Apache did not start in {START_ATTEMPTS} attempts; "
-                  "its own messages are above", file=sys.stderr, flush=True)
+            print(f"harness-app-entrypoint: Apache {what}; it did not start in {START_ATTEMPTS} "
+                  "attempts, its own messages are above", file=sys.stderr, flush=True)
             return (128 - code if code < 0 else code) or 1
     apache = current[0]
     while apache.returncode is None:
