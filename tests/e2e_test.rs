@@ -51,6 +51,10 @@ fn main() {
                 keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it,
             ),
             (
+                "bind_mounts_give_the_same_green_run_with_the_jobs_own_exit_code",
+                bind_mounts_give_the_same_green_run_with_the_jobs_own_exit_code,
+            ),
+            (
                 "a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted",
                 a_test_file_that_cannot_be_imported_makes_the_run_red_not_interrupted,
             ),
@@ -670,6 +674,28 @@ fn keep_leaves_the_stack_up_and_says_how_to_reach_and_stop_it() -> Outcome {
     let down = ex.run(&["down", "--run", &run_id]);
     ensure(down.status.success(), || describe(&down))?;
     let left = resources_with(&format!("harness.run={run_id}"));
+    ensure(left.is_empty(), || format!("left behind: {left:?}"))
+}
+
+/// `HARNESS_BIND_MOUNTS=1` mounts host folders instead of uploading and downloading, so the
+/// job has no output to bring back; the teardown that starts once pytest has exited must still
+/// wait for the job's own exit (it once removed the job too, and a green suite became "exit 137").
+fn bind_mounts_give_the_same_green_run_with_the_jobs_own_exit_code() -> Outcome {
+    let ex = Example::new();
+    ex.keep_only_tests(&[]);
+    ex.write_tests(&[("test_one.py", &tiny_test("one"))]);
+    let o = ex
+        .harness()
+        .env("HARNESS_BIND_MOUNTS", "1")
+        .args(["--json", "test"])
+        .output()?;
+    ensure(o.status.code() == Some(0), || describe(&o))?;
+    let v = outcome(&o)?;
+    ensure(v["outcome"] == "green" && v["passed"] == 1, || describe(&o))?;
+    let run_dir = PathBuf::from(v["run_dir"].as_str().unwrap_or_default());
+    let junit = std::fs::read_to_string(run_dir.join("report/junit.xml"))?;
+    ensure(junit.contains("test_one"), || format!("junit: {junit}"))?;
+    let left = ex.left_behind();
     ensure(left.is_empty(), || format!("left behind: {left:?}"))
 }
 

@@ -825,7 +825,10 @@ fn early_teardown(
         handle.service("app").cloned(),
         logs_dir.to_path_buf(),
     );
-    engine.remove_services_soon_after(handle, |s| s.outputs.is_empty(), async move {
+    // Never the job itself, even where its /report is a host folder (HARNESS_BIND_MOUNTS=1) and
+    // so no output to bring back: it is still running, and its exit code is the run's result.
+    let done = |s: &stack::RunningService| s.outputs.is_empty() && s.name != job::SERVICE;
+    engine.remove_services_soon_after(handle, done, async move {
         if pytest_exit != 0 {
             save_timed_app_log(&evidence_engine, app.as_ref(), &logs_dir).await;
         }
