@@ -772,7 +772,32 @@ fn vendor_comes_from_a_compiled_read_only_cache_filled_once_then_reused() -> Out
         let left = docker(&["volume", "ls", "-q", "--filter", &format!("name={data}")]);
         ensure(left == data, || {
             format!("the cache did not outlive `down`: {left:?}")
-        })
+        })?;
+
+        // HARNESS_VENDOR_CACHE=0: vendor/ is copied into the run's own package volume, as
+        // before the cache, and the cache is neither used nor filled.
+        let o = p
+            .harness()
+            .env("HARNESS_VENDOR_CACHE", "0")
+            .args(["--json", "up", "--skip-build"])
+            .output()?;
+        ensure(!text(&o.stderr).contains("compiled into a cache"), || {
+            format!("the opted-out run filled the cache: {}", describe(&o))
+        })?;
+        let up = parse_up(&o)?;
+        let app = container_of(&up.run_id, "app")?;
+        let mounts = docker(&["inspect", &app, "--format", "{{json .Mounts}}"]);
+        ensure(!mounts.contains("/srv/app/vendor"), || {
+            format!("the opted-out run mounts a vendor cache: {mounts}")
+        })?;
+        let (code, body) = get(&format!("{}vendor", url_of(&up, "app")?))?;
+        let seen: serde_json::Value = serde_json::from_str(&body)?;
+        ensure(
+            code == 200 && seen["value"] == token.as_str() && seen["writable"] == true,
+            || format!("opted-out run /vendor: {code} {body}"),
+        )?;
+        let o = p.run(&["down"]);
+        ensure(o.status.success(), || describe(&o))
     })();
     for v in &cache_volumes {
         docker(&["volume", "rm", "-f", v]);
