@@ -230,6 +230,11 @@ pub struct StackConfig {
     /// app and its suite already use. They also join the run's TLS leaf.
     #[serde(default)]
     pub aliases: BTreeMap<String, Spanned<Vec<String>>>,
+    /// Whether `up` and `test` mount the package's `vendor/` from a read-only cache volume,
+    /// compiled once per vendor set (docs/test.md, "The app's folder"). `false` for an app
+    /// that writes into its own `vendor/`: it is then copied with the rest, writable.
+    #[serde(default = "default_true")]
+    pub vendor_cache: bool,
 }
 
 impl Default for StackConfig {
@@ -241,6 +246,7 @@ impl Default for StackConfig {
             version: None,
             compose_overrides: Vec::new(),
             aliases: BTreeMap::new(),
+            vendor_cache: true,
         }
     }
 }
@@ -521,6 +527,10 @@ fn default_platforms() -> Vec<String> {
 fn default_fqdn() -> String {
     "app.localtest.me".into()
 }
+fn default_true() -> bool {
+    true
+}
+
 fn default_health() -> String {
     "/health".into()
 }
@@ -1811,6 +1821,15 @@ entry_point = { from = "passenger_wsgi.py", to = "passenger_wsgi.py" }
         );
         let e = parse(&format!("{MINIMAL}[test]\nenv = {{ \"1X\" = \"1\" }}\n")).unwrap_err();
         assert!(e.message.contains("not a variable name"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_vendor_cache_is_on_unless_turned_off() {
+        assert!(parse(MINIMAL).unwrap().stack.vendor_cache);
+        let off = parse(&format!("{MINIMAL}[stack]\nvendor_cache = false\n")).unwrap();
+        assert!(!off.stack.vendor_cache);
+        let e = parse(&format!("{MINIMAL}[stack]\nvendor_cache = \"no\"\n")).unwrap_err();
+        assert!(e.message.contains("expected a boolean"), "{}", e.message);
     }
 
     #[test]

@@ -653,6 +653,9 @@ fn kept_stack_survives_a_later_status_until_down() -> Outcome {
 const WSGI_VENDOR: &str = r#"import json, os, struct, sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
 import e2evendor as v
+if os.environ.get("E2E_WRITE_VENDOR"):
+    # As some libraries do at import: write next to their own sources.
+    open(os.path.join(os.path.dirname(v.__file__), "import-time.txt"), "w").close()
 
 def application(environ, start_response):
     if environ.get("PATH_INFO") == "/vendor":
@@ -796,6 +799,36 @@ fn vendor_comes_from_a_compiled_read_only_cache_filled_once_then_reused() -> Out
             code == 200 && seen["value"] == token.as_str() && seen["writable"] == true,
             || format!("opted-out run /vendor: {code} {body}"),
         )?;
+        let o = p.run(&["down"]);
+        ensure(o.status.success(), || describe(&o))?;
+
+        // An app that writes into its vendor/ at import cannot start on the read-only cache:
+        // the failure names the way out, and `[stack] vendor_cache = false` is that way.
+        let toml = p.dir.path().join("harness.toml");
+        let writes = std::fs::read_to_string(&toml)?.replace(
+            "DEPLOYMENT_TARGET = \"local\"",
+            "DEPLOYMENT_TARGET = \"local\", E2E_WRITE_VENDOR = \"1\"",
+        );
+        std::fs::write(&toml, &writes)?;
+        let o = p
+            .harness()
+            .env("HARNESS_APP_TIMEOUT", "6s")
+            .args(["up", "--skip-build"])
+            .output()?;
+        let err = text(&o.stderr);
+        ensure(
+            o.status.code() == Some(3)
+                && err.contains("Read-only file system")
+                && err.contains("vendor_cache = false"),
+            || format!("an app writing into the cache: {}", describe(&o)),
+        )?;
+        std::fs::write(&toml, format!("{writes}\n[stack]\nvendor_cache = false\n"))?;
+        let o = p.run(&["--json", "up", "--skip-build"]);
+        let up = parse_up(&o)?;
+        let (code, body) = get(&format!("{}vendor", url_of(&up, "app")?))?;
+        ensure(code == 200 && body.contains("\"writable\": true"), || {
+            format!("with vendor_cache = false: {code} {body}")
+        })?;
         let o = p.run(&["down"]);
         ensure(o.status.success(), || describe(&o))
     })();

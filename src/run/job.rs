@@ -304,6 +304,9 @@ pub struct Collected {
     pub browser: Option<String>,
     pub session: Session,
     pub written: Written,
+    /// A red run's app log shows a write into the read-only vendor cache failing
+    /// (`stack::writes_into_cache`).
+    pub wrote_into_vendor_cache: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -374,6 +377,9 @@ pub fn collect(run_dir: &Path) -> Result<Collected, Failure> {
             evidence::parse_proxy_log(&log),
         )
     };
+    let wrote_into_vendor_cache = app_lines
+        .iter()
+        .any(|l| crate::stack::writes_into_cache(&l.text));
 
     let mut attachments: BTreeMap<String, Attachments> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(report_dir.join("harness-tests.jsonl")) {
@@ -441,6 +447,7 @@ pub fn collect(run_dir: &Path) -> Result<Collected, Failure> {
         browser,
         session,
         written,
+        wrote_into_vendor_cache,
     })
 }
 

@@ -419,6 +419,14 @@ pub fn test(
             run_dir: &run_dir,
         });
         crate::fsutil::write_private(&report_path, html.as_bytes())?;
+        if collected.wrote_into_vendor_cache {
+            reporter.event(&Event::Warning {
+                message: format!(
+                    "a failure may be the test run's own: {}",
+                    stack::WRITES_INTO_CACHE_HINT
+                ),
+            });
+        }
         let ledger_id = match crate::gatekeeper::open_ledger(&root).and_then(|mut l| {
             let id = l.record_run(&record).map_err(Failure::from)?;
             Ok((l, id))

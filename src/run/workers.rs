@@ -51,6 +51,7 @@ pub(super) fn merge(parts: Vec<Part>) -> Result<Collected, Failure> {
         browser: None,
         session: Session::default(),
         written: Default::default(),
+        wrote_into_vendor_cache: false,
     };
     let mut seconds: f64 = 0.0;
     for (i, part) in parts.into_iter().enumerate() {
@@ -88,6 +89,7 @@ pub(super) fn merge(parts: Vec<Part>) -> Result<Collected, Failure> {
                 f
             }));
         merged.browser = merged.browser.or(c.browser);
+        merged.wrote_into_vendor_cache |= c.wrote_into_vendor_cache;
         let s = c.session;
         merged.session.collected += s.collected;
         merged.session.ran += s.ran;

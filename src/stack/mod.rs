@@ -27,7 +27,7 @@ pub(crate) use run::{
     plan_launch, playwright_server_url, project_root, runtime, service_env, start_stack, urls_of,
 };
 pub use upload::Upload;
-pub(crate) use vendor::{VENDOR, VendorSet};
+pub(crate) use vendor::{VENDOR, VendorSet, WRITES_INTO_CACHE_HINT, writes_into_cache};
 
 use crate::error::{Exit, Failure};
 
@@ -130,6 +130,9 @@ impl From<StackError> for Failure {
                 "bake the images with `harness images --bake`, or set HARNESS_IMAGE_<SERVICE> \
                  to an image that exists (`docker images`)",
             ),
+            StackError::Wait(w) if w.logs.iter().any(|l| writes_into_cache(l)) => {
+                Failure::new(Exit::Environment, message).hint(WRITES_INTO_CACHE_HINT)
+            }
             StackError::Wait(_) => Failure::new(Exit::Environment, message).hint(
                 "the service's own log lines are above; all logs are under .harness/runs/<id>/logs/",
             ),

@@ -296,6 +296,8 @@ pub(crate) struct Launch {
     /// `app_from_package`); `None` when the run directory holds the extracted copy instead
     /// (a backup, bind mounts, or an override that mounts the app's folder elsewhere too).
     pub app_package: Option<PathBuf>,
+    /// `[stack] vendor_cache`, unless `HARNESS_VENDOR_CACHE=0` turns it off for one command.
+    pub vendor_cache: bool,
 }
 
 /// Resolves the images and reads the compose files (built-in, then the project's overrides).
@@ -554,6 +556,8 @@ pub(crate) fn materialize(
         version_given: config.stack.version_given(),
         health_path: config.stack.health_path.clone(),
         app_package,
+        vendor_cache: config.stack.vendor_cache
+            && std::env::var("HARNESS_VENDOR_CACHE").as_deref() != Ok("0"),
     })
 }
 
@@ -605,7 +609,7 @@ async fn app_from_package(
     }
     stack.volumes.insert(APP_VOLUME.into(), false);
     let mut part = upload::ZipPart::All;
-    if std::env::var("HARNESS_VENDOR_CACHE").as_deref() != Ok("0") {
+    if launch.vendor_cache {
         match VendorSet::of(zip, &app.image, owner) {
             Ok(Some(set)) => {
                 let t = Instant::now();

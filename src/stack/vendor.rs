@@ -34,6 +34,20 @@ use super::{Engine, LABEL_CACHE, LABEL_SERVICE, RunIdentity, StackError, docker_
 
 /// The folder of a package that the cache holds.
 pub const VENDOR: &str = "vendor/";
+
+/// What to do when the app writes into its `vendor/` ([`writes_into_cache`]).
+pub const WRITES_INTO_CACHE_HINT: &str = "the app writes into its own vendor/, which `up` and \
+     `test` mount read-only from a compiled cache; set `vendor_cache = false` under [stack] in \
+     harness.toml (or HARNESS_VENDOR_CACHE=0 for one command) to give it a writable copy \
+     (docs/test.md, \"The app's folder\")";
+
+/// Whether an app's log line is a write into the read-only cache failing: Python's
+/// `OSError: [Errno 30] Read-only file system: '/srv/app/vendor/…'`. Production's `vendor/` is
+/// writable, so such a failure is the test run's own and must say how to turn the cache off.
+pub fn writes_into_cache(line: &str) -> bool {
+    line.contains("Read-only file system")
+        && line.contains(&format!("{}/{VENDOR}", super::APP_ROOT))
+}
 /// Data volumes carry their key here; index volumes carry the data volume's name.
 const LABEL_VENDOR: &str = "harness.vendor";
 const LABEL_VENDOR_DATA: &str = "harness.vendor.data";
@@ -370,6 +384,23 @@ fn created_secs(at: Option<&str>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_into_the_cache_is_told_from_other_read_only_errors() {
+        for line in [
+            "OSError: [Errno 30] Read-only file system: '/srv/app/vendor/ply/parsetab.py'",
+            "App 81 output: PermissionError: [Errno 30] Read-only file system: '/srv/app/vendor/x'",
+        ] {
+            assert!(writes_into_cache(line), "{line}");
+        }
+        for line in [
+            "OSError: [Errno 30] Read-only file system: '/srv/app/data/app.db'",
+            "GET /srv/app/vendor/ 404",
+            "",
+        ] {
+            assert!(!writes_into_cache(line), "{line}");
+        }
+    }
 
     fn package(dir: &Path, files: &[(&str, &[u8])]) -> std::path::PathBuf {
         let path = dir.join("deploy.zip");
