@@ -15,6 +15,9 @@ runs=${RUNS:-5}
 out=$(mktemp -d)
 export HARNESS_OFFLINE=1
 
+# Before the warm-up's half minute, not after it.
+command -v hyperfine >/dev/null || { echo "needs hyperfine: apt-get install hyperfine" >&2; exit 2; }
+
 echo "warm-up run (images, wheels, test venv, package)" >&2
 "$bin" --project "$project" test --with-mocks >/dev/null 2>&1
 
