@@ -88,7 +88,15 @@ struct SuiteRun {
     images: BTreeMap<String, String>,
     /// Started when the job said pytest exited, before its container stopped: the app's
     /// evidence after a red run, then the removal of the services with nothing to bring back.
-    early_teardown: Option<tokio::task::JoinHandle<Result<usize, stack::StackError>>>,
+    early_teardown: Option<EarlyTeardown>,
+}
+
+/// What starts once the job says pytest exited (`early_teardown`).
+struct EarlyTeardown {
+    /// The app's evidence after a red run; `job::collect` reads it, so it is awaited before.
+    evidence: futures_util::future::Shared<futures_util::future::BoxFuture<'static, ()>>,
+    /// The removal of the services with nothing to bring back, once the evidence is saved.
+    removal: tokio::task::JoinHandle<Result<usize, stack::StackError>>,
 }
 
 /// The compose variables the test job's files (test.yml, tls-test.yml, mocks-test.yml) need.
@@ -740,8 +748,12 @@ async fn finish<T>(
     // lets the teardown run first.
     let t = Phase::start(reporter, "collect");
     let mut removals = Vec::new();
+    let mut evidence = None;
     match early_teardown {
-        Some(task) => removals.push(task),
+        Some(early) => {
+            evidence = Some(early.evidence);
+            removals.push(early.removal);
+        }
         None => {
             if exit_code != 0 {
                 // Before anything goes: the app's output is the failure's evidence.
@@ -780,6 +792,9 @@ async fn finish<T>(
             handle.down().await
         })
     });
+    if let Some(saved) = evidence {
+        saved.await;
+    }
     let collected = tokio::task::block_in_place(|| job::collect(&launch.run_dir))?;
     let extra = tokio::task::block_in_place(also);
     t.finish_into(
@@ -827,7 +842,7 @@ fn early_teardown(
     handle: &stack::StackHandle,
     logs_dir: &Path,
     pytest_exit: i64,
-) -> tokio::task::JoinHandle<Result<usize, stack::StackError>> {
+) -> EarlyTeardown {
     let (evidence_engine, app, logs_dir) = (
         engine.clone(),
         handle.service("app").cloned(),
@@ -836,11 +851,15 @@ fn early_teardown(
     // Never the job itself, even where its /report is a host folder (HARNESS_BIND_MOUNTS=1) and
     // so no output to bring back: it is still running, and its exit code is the run's result.
     let done = |s: &stack::RunningService| s.outputs.is_empty() && s.name != job::SERVICE;
-    engine.remove_services_soon_after(handle, done, async move {
+    let evidence = futures_util::FutureExt::shared(futures_util::FutureExt::boxed(async move {
         if pytest_exit != 0 {
             save_timed_app_log(&evidence_engine, app.as_ref(), &logs_dir).await;
         }
-    })
+    }));
+    EarlyTeardown {
+        removal: engine.remove_services_soon_after(handle, done, evidence.clone()),
+        evidence,
+    }
 }
 
 /// After a red run, the app's output with the engine's time per line, so the report can put
