@@ -797,21 +797,25 @@ impl Engine {
             });
         }
         // The log stream ends when the container stops; its state holds the exit code.
-        let mut waits = self.docker.wait_container(
-            &svc.container_id,
-            None::<bollard::query_parameters::WaitContainerOptions>,
-        );
+        self.exit_code(&svc.container_id, &svc.name).await
+    }
+
+    /// The exit code of container `id` (called `what` in errors), once it has stopped.
+    pub(super) async fn exit_code(&self, id: &str, what: &str) -> Result<i64, StackError> {
+        let mut waits = self
+            .docker
+            .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
         match waits.next().await {
             Some(Ok(r)) => Ok(r.status_code),
             // bollard reports a non-zero exit as an error carrying the code.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(docker_err(format!("wait for {}", svc.name))(e)),
+            Some(Err(e)) => Err(docker_err(format!("wait for {what}"))(e)),
             None => {
                 let inspected = self
                     .docker
-                    .inspect_container(&svc.container_id, None::<InspectContainerOptions>)
+                    .inspect_container(id, None::<InspectContainerOptions>)
                     .await
-                    .map_err(docker_err(format!("inspect {}", svc.name)))?;
+                    .map_err(docker_err(format!("inspect {what}")))?;
                 Ok(inspected.state.and_then(|s| s.exit_code).unwrap_or(-1))
             }
         }
@@ -1075,12 +1079,7 @@ impl Engine {
             let removals = targets
                 .iter()
                 .map(|(cid, name)| engine.remove_container_keeping_log(cid, name, Some(&logs)));
-            let mut removed = 0;
-            for r in join_all(removals).await {
-                r?;
-                removed += 1;
-            }
-            Ok(removed)
+            removed_count(join_all(removals).await)
         })
     }
 
@@ -1101,11 +1100,7 @@ impl Engine {
             self.remove_container_keeping_log(&cid, &service, logs_dir)
                 .await
         });
-        let mut removed = 0;
-        for r in join_all(removals).await {
-            r?;
-            removed += 1;
-        }
+        let mut removed = removed_count(join_all(removals).await)?;
         // Once the containers are gone, the network and the volumes go side by side.
         let networks = async {
             let mut n_removed = 0;
@@ -1129,12 +1124,7 @@ impl Engine {
                     .or_else(not_found)
                     .map_err(docker_err(format!("remove volume {}", v.name)))
             });
-            let mut v_removed = 0;
-            for r in join_all(removals).await {
-                r?;
-                v_removed += 1;
-            }
-            Ok::<usize, StackError>(v_removed)
+            removed_count(join_all(removals).await)
         };
         let (n, v) = tokio::join!(networks, volumes);
         removed += n? + v?;
@@ -1205,6 +1195,11 @@ fn bind_volume_name(service: &str, target: &str) -> String {
 
 fn run_volume(run: &RunIdentity, name: &str) -> String {
     format!("{}_{name}", run.project)
+}
+
+/// How many removals succeeded, or the first error among them (all were tried).
+fn removed_count<T>(results: Vec<Result<T, StackError>>) -> Result<usize, StackError> {
+    results.into_iter().try_fold(0, |n, r| r.map(|_| n + 1))
 }
 
 pub(super) fn cache_volume(name: &str) -> String {

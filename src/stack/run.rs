@@ -609,49 +609,17 @@ async fn app_from_package(
     }
     stack.volumes.insert(APP_VOLUME.into(), false);
     let mut part = upload::ZipPart::All;
-    if launch.vendor_cache {
-        match VendorSet::of(zip, &app.image, owner) {
-            Ok(Some(set)) => {
-                let t = Instant::now();
-                match engine
-                    .vendor_volume(&launch.run, zip, &app.image, &set, owner)
-                    .await
-                {
-                    Ok(v) => {
-                        if v.filled {
-                            reporter.event(&Event::Note {
-                                message: format!(
-                                    "vendor   {} files ({:.1} MB) copied and compiled into a cache \
-                                     volume in {:.1} s; runs with the same vendor files reuse it",
-                                    set.files,
-                                    set.bytes as f64 / 1e6,
-                                    t.elapsed().as_secs_f64()
-                                ),
-                            });
-                        }
-                        app.mounts.push(MountSpec::Volume {
-                            name: v.name.clone(),
-                            target: format!("{APP_ROOT}/{}", VENDOR.trim_end_matches('/')),
-                            read_only: true,
-                        });
-                        stack.volumes.insert(v.name, true);
-                        part = upload::ZipPart::Without(VENDOR.into());
-                    }
-                    Err(e) => reporter.event(&Event::Note {
-                        message: format!(
-                            "vendor   no cache volume ({e}); vendor/ is copied with the app"
-                        ),
-                    }),
-                }
-            }
-            Ok(None) => {}
-            Err(e) => reporter.event(&Event::Note {
-                message: format!(
-                    "vendor   cannot read {}: {e}; vendor/ is copied with the app",
-                    zip.display()
-                ),
-            }),
-        }
+    if launch.vendor_cache
+        && let Some(volume) =
+            cached_vendor(engine, &launch.run, zip, &app.image, owner, reporter).await
+    {
+        app.mounts.push(MountSpec::Volume {
+            name: volume.clone(),
+            target: format!("{APP_ROOT}/{}", VENDOR.trim_end_matches('/')),
+            read_only: true,
+        });
+        stack.volumes.insert(volume, true);
+        part = upload::ZipPart::Without(VENDOR.into());
     }
     app.uploads.push(Upload {
         target: APP_ROOT.into(),
@@ -662,6 +630,51 @@ async fn app_from_package(
         owner,
     });
     stack
+}
+
+/// The cache volume that holds the package's `vendor/` for the app image `image`, filled now
+/// when this is the first run with these vendor files; `None`, said why, when the package has
+/// no `vendor/` or there is no usable cache (then `vendor/` is copied with the app).
+async fn cached_vendor(
+    engine: &Engine,
+    run: &RunIdentity,
+    zip: &Path,
+    image: &str,
+    owner: (u32, u32),
+    reporter: &dyn Reporter,
+) -> Option<String> {
+    let note = |message: String| reporter.event(&Event::Note { message });
+    let set = match VendorSet::of(zip, image, owner) {
+        Ok(set) => set?,
+        Err(e) => {
+            note(format!(
+                "vendor   cannot read {}: {e}; vendor/ is copied with the app",
+                zip.display()
+            ));
+            return None;
+        }
+    };
+    let t = Instant::now();
+    match engine.vendor_volume(run, zip, image, &set, owner).await {
+        Ok(v) => {
+            if v.filled {
+                note(format!(
+                    "vendor   {} files ({:.1} MB) copied and compiled into a cache volume in \
+                     {:.1} s; runs with the same vendor files reuse it",
+                    set.files,
+                    set.bytes as f64 / 1e6,
+                    t.elapsed().as_secs_f64()
+                ));
+            }
+            Some(v.name)
+        }
+        Err(e) => {
+            note(format!(
+                "vendor   no cache volume ({e}); vendor/ is copied with the app"
+            ));
+            None
+        }
+    }
 }
 
 /// One file of the run's package: from the zip, or from the run directory's extracted copy.

@@ -467,23 +467,16 @@ fn append_zip<W: std::io::Write>(
 /// 1980-01-01T00:00:00Z, the time every entry of a package carries.
 const ZIP_EPOCH: u64 = 315_532_800;
 
-/// A zip entry's time (no zone: taken as UTC, as the build wrote it) in Unix seconds.
+/// A zip entry's time (no zone: taken as UTC, as the build wrote it) in Unix seconds; the
+/// package's own epoch when the zip holds no valid date.
 fn unix_time(t: zip::DateTime) -> u64 {
-    let secs = civil_to_unix(
-        [t.year(), t.month().into(), t.day().into()].map(i64::from),
-        [t.hour(), t.minute(), t.second()].map(i64::from),
-    );
-    secs.max(0) as u64
-}
-
-/// Unix seconds of a UTC date and time (Howard Hinnant's days-from-civil).
-pub(super) fn civil_to_unix([y, m, d]: [i64; 3], [hh, mm, ss]: [i64; 3]) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    days * 86_400 + hh * 3600 + mm * 60 + ss
+    let date = time::Month::try_from(t.month())
+        .and_then(|m| time::Date::from_calendar_date(t.year().into(), m, t.day()));
+    let clock = time::Time::from_hms(t.hour(), t.minute(), t.second());
+    match (date, clock) {
+        (Ok(d), Ok(c)) => u64::try_from(d.with_time(c).assume_utc().unix_timestamp()).unwrap_or(0),
+        _ => ZIP_EPOCH,
+    }
 }
 
 #[cfg(test)]

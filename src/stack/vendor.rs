@@ -24,9 +24,7 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions, StartContainerOptions,
-    WaitContainerOptions,
 };
-use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::upload::{Source, Upload, ZipPart};
@@ -48,6 +46,7 @@ pub fn writes_into_cache(line: &str) -> bool {
     line.contains("Read-only file system")
         && line.contains(&format!("{}/{VENDOR}", super::APP_ROOT))
 }
+
 /// Data volumes carry their key here; index volumes carry the data volume's name.
 const LABEL_VENDOR: &str = "harness.vendor";
 const LABEL_VENDOR_DATA: &str = "harness.vendor.data";
@@ -61,7 +60,7 @@ const FILL_LIMIT: Duration = Duration::from_secs(300);
 /// (some wheels ship test data that is not valid Python) is skipped as Python itself would at
 /// import; anything else (a full disk) fails the fill.
 const COMPILE: &str = "import compileall, sys\n\
-compileall.compile_dir('/srv/app/vendor', quiet=2, workers=0)\n\
+compileall.compile_dir(sys.argv[1], quiet=2, workers=0)\n\
 sys.exit(0)\n";
 
 /// A package's vendor files, by key.
@@ -240,7 +239,12 @@ impl Engine {
                 &name,
                 ContainerCreateBody {
                     image: Some(image.to_string()),
-                    entrypoint: Some(vec!["python3".into(), "-c".into(), COMPILE.into()]),
+                    entrypoint: Some(vec![
+                        "python3".into(),
+                        "-c".into(),
+                        COMPILE.into(),
+                        target.clone(),
+                    ]),
                     user: Some(format!("{}:{}", owner.0, owner.1)),
                     labels: Some(labels),
                     network_disabled: Some(true),
@@ -276,23 +280,14 @@ impl Engine {
                 .start_container(&created.id, None::<StartContainerOptions>)
                 .await
                 .map_err(docker_err(format!("start container {name}")))?;
-            let mut waits = self
-                .docker
-                .wait_container(&created.id, None::<WaitContainerOptions>);
-            let status = match tokio::time::timeout(FILL_LIMIT, waits.next()).await {
-                Err(_) => Err(format!(
-                    "compiling vendor/ took over {} s",
-                    FILL_LIMIT.as_secs()
-                )),
-                Ok(Some(Ok(r))) if r.status_code == 0 => Ok(()),
-                Ok(Some(Ok(r))) => Err(format!("the compiler exited {}", r.status_code)),
-                Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError {
-                    code, ..
-                }))) => Err(format!("the compiler exited {code}")),
-                Ok(Some(Err(e))) => Err(e.to_string()),
-                Ok(None) => Err("the engine did not report the compiler's end".into()),
-            };
-            status.map_err(|reason| StackError::Docker {
+            let reason =
+                match tokio::time::timeout(FILL_LIMIT, self.exit_code(&created.id, &name)).await {
+                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Ok(code)) => format!("the compiler exited {code}"),
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => format!("compiling vendor/ took over {} s", FILL_LIMIT.as_secs()),
+                };
+            Err(StackError::Docker {
                 action: "compile vendor/ into its cache".into(),
                 reason,
             })
@@ -369,16 +364,12 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Unix seconds of the engine's RFC 3339 `CreatedAt` (`2026-12-07T05:01:12Z`; a fraction or
-/// zone offset is ignored); `None` when it does not parse.
+/// Unix seconds of the engine's RFC 3339 `CreatedAt` (`2026-12-07T05:01:12Z`, with a fraction or
+/// a zone offset too); `None` when it does not parse.
 fn created_secs(at: Option<&str>) -> Option<u64> {
-    let at = at?;
-    let num = |r: std::ops::Range<usize>| at.get(r)?.parse::<i64>().ok();
-    let secs = super::upload::civil_to_unix(
-        [num(0..4)?, num(5..7)?, num(8..10)?],
-        [num(11..13)?, num(14..16)?, num(17..19)?],
-    );
-    u64::try_from(secs).ok()
+    let t =
+        time::OffsetDateTime::parse(at?, &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(t.unix_timestamp()).ok()
 }
 
 #[cfg(test)]
